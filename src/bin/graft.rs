@@ -1,0 +1,200 @@
+//! `graft`: the engine on the command line.
+//!
+//! - `graft classify IMAGE... [--json]`: ImageNet top-5 for each image.
+//! - `graft import-weights --pth FILE --out-dir DIR ...`: converts a legacy PyTorch checkpoint
+//!   to safetensors and writes the model manifest next to it (used by `cargo xtask setup`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use candle_core::Device;
+use clap::{Parser, Subcommand};
+use graft::classify::{ImageNetClassifier, Prediction};
+use graft::manifest::{ModelManifest, WeightsSource};
+use graft::preprocess::decode_image;
+use graft::weights::{legacy_pth_to_safetensors, sha256_hex};
+use graft::{GraftError, Result};
+use serde::Serialize;
+
+const DEFAULT_MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static/models");
+const MANIFEST_FILE: &str = "mobilenet_v2.json";
+
+#[derive(Parser)]
+#[command(name = "graft", about = "Graft: transfer learning with Candle", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the ImageNet top-5 of each image.
+    Classify {
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// One JSON document on stdout instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Folder holding mobilenet_v2.json, its weights and labels (`cargo xtask setup` fills it).
+        #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
+        model_dir: PathBuf,
+    },
+    /// Convert MobileNetV2's legacy .pth checkpoint to safetensors and write its manifest.
+    ImportWeights {
+        #[arg(long)]
+        pth: PathBuf,
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// The registry package the checkpoint came from (recorded in the manifest).
+        #[arg(long)]
+        package: String,
+        /// The checkpoint's path inside that package.
+        #[arg(long)]
+        package_file: String,
+        #[arg(long, default_value = "BSD-3-Clause (torchvision)")]
+        license: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
+        Command::Classify {
+            images,
+            json,
+            model_dir,
+        } => classify(&images, json, &model_dir),
+        Command::ImportWeights {
+            pth,
+            out_dir,
+            package,
+            package_file,
+            license,
+        } => import_weights(&pth, &out_dir, package, package_file, license).map(|()| true),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("graft: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| GraftError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    String::from_utf8(read(path)?).map_err(|_| GraftError::Manifest(format!("{} is not UTF-8", path.display())))
+}
+
+fn load_classifier(model_dir: &Path) -> Result<ImageNetClassifier> {
+    let manifest_path = model_dir.join(MANIFEST_FILE);
+    if !manifest_path.exists() {
+        return Err(GraftError::Manifest(format!(
+            "{} not found: run `cargo xtask setup` first",
+            manifest_path.display()
+        )));
+    }
+    let manifest = ModelManifest::from_json(&read_text(&manifest_path)?)?;
+    let weights = read(&model_dir.join(&manifest.weights))?;
+    let labels = read_text(&model_dir.join(&manifest.labels))?;
+    ImageNetClassifier::load(&manifest, weights, &labels, &Device::Cpu)
+}
+
+#[derive(Serialize)]
+struct FileResult {
+    file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top5: Option<Vec<Prediction>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Classifies each image; returns `false` when any of them failed.
+fn classify(images: &[PathBuf], json: bool, model_dir: &Path) -> Result<bool> {
+    let started = Instant::now();
+    let classifier = load_classifier(model_dir)?;
+    let loaded = started.elapsed();
+    let mut results = Vec::with_capacity(images.len());
+    let mut forward_time = std::time::Duration::ZERO;
+    for path in images {
+        let file = path.display().to_string();
+        let outcome = read(path)
+            .and_then(|bytes| decode_image(&file, &bytes))
+            .and_then(|image| {
+                let t = Instant::now();
+                let top = classifier.top_k(&[image], 5);
+                forward_time += t.elapsed();
+                top
+            });
+        results.push(match outcome {
+            Ok(mut top) => FileResult {
+                file,
+                top5: top.pop(),
+                error: None,
+            },
+            Err(e) => FileResult {
+                file,
+                top5: None,
+                error: Some(e.to_string()),
+            },
+        });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results).unwrap_or_default());
+    } else {
+        print_table(&results);
+    }
+    let ok = results.iter().filter(|r| r.error.is_none()).count();
+    eprintln!(
+        "graft: model loaded in {:.0} ms; {ok} image(s) classified, {:.0} ms per image",
+        loaded.as_secs_f64() * 1e3,
+        forward_time.as_secs_f64() * 1e3 / ok.max(1) as f64
+    );
+    for failed in results.iter().filter_map(|r| r.error.as_ref()) {
+        eprintln!("graft: {failed}");
+    }
+    Ok(ok == results.len())
+}
+
+fn print_table(results: &[FileResult]) {
+    for result in results {
+        let Some(top5) = &result.top5 else { continue };
+        println!("{}", result.file);
+        for p in top5 {
+            println!("  {:>6.2}%  {:>4}  {}", p.prob * 100.0, p.index, p.label);
+        }
+    }
+}
+
+fn import_weights(pth: &Path, out_dir: &Path, package: String, package_file: String, license: String) -> Result<()> {
+    let bytes = read(pth)?;
+    let name = pth.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let safetensors = legacy_pth_to_safetensors(&name, &bytes)?;
+    let weights_file = "mobilenet_v2.safetensors";
+    let write = |file: &str, data: &[u8]| {
+        let path = out_dir.join(file);
+        std::fs::write(&path, data).map_err(|source| GraftError::Io { path, source })
+    };
+    std::fs::create_dir_all(out_dir).map_err(|source| GraftError::Io {
+        path: out_dir.to_owned(),
+        source,
+    })?;
+    write(weights_file, &safetensors)?;
+    let source = WeightsSource {
+        package,
+        file: package_file,
+        sha256: sha256_hex(&bytes),
+        license,
+    };
+    let manifest = ModelManifest::mobilenet_v2(weights_file, safetensors.len() as u64, sha256_hex(&safetensors), source);
+    write(MANIFEST_FILE, manifest.to_json().as_bytes())?;
+    println!("{}", manifest.sha256);
+    Ok(())
+}

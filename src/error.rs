@@ -1,0 +1,54 @@
+//! The engine's one error type. Every failure a user can cause (a file, a weights file, an
+//! image) ends up here with a message that names what went wrong; the UI and the CLI show
+//! `Display` as is.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum GraftError {
+    #[error("could not read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{name} is not an image Graft can read (JPEG, PNG, WebP or GIF): {reason}")]
+    NotAnImage { name: String, reason: String },
+
+    #[error("{name} is too large ({width}x{height} pixels); the limit is {max_side} pixels a side")]
+    ImageTooLarge {
+        name: String,
+        width: u32,
+        height: u32,
+        max_side: u32,
+    },
+
+    #[error("{name} is empty (0 bytes)")]
+    EmptyFile { name: String },
+
+    #[error("weights file {name} is not a valid PyTorch legacy checkpoint: {reason}")]
+    BadCheckpoint { name: String, reason: String },
+
+    #[error("weights file {name} is truncated: {reason}")]
+    TruncatedWeights { name: String, reason: String },
+
+    #[error("checksum mismatch for {name}: expected sha256 {expected}, got {actual}")]
+    ChecksumMismatch {
+        name: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("weights do not fit the model: {0}")]
+    Weights(String),
+
+    #[error("model manifest is invalid: {0}")]
+    Manifest(String),
+
+    #[error("tensor computation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
+}
+
+pub type Result<T> = std::result::Result<T, GraftError>;

@@ -1,0 +1,12 @@
+//! Graft's engine: pretrained image backbones in Candle, their input transform, their
+//! weights (legacy PyTorch checkpoints to safetensors), and classification. No web
+//! dependencies: it builds natively (the `graft` CLI) and for wasm32 (the browser worker).
+
+pub mod classify;
+pub mod error;
+pub mod manifest;
+pub mod model;
+pub mod preprocess;
+pub mod weights;
+
+pub use error::{GraftError, Result};

@@ -1,0 +1,9 @@
+//! Networks: backbones (feature extractors) and heads, built from `VarBuilder`s whose
+//! prefixes match the checkpoint names.
+
+pub mod conv_bn;
+pub mod head;
+pub mod mobilenet_v2;
+
+pub use head::LinearHead;
+pub use mobilenet_v2::MobileNetV2;

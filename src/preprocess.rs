@@ -1,0 +1,317 @@
+//! Image decoding and the backbone's input transform, shared by the CLI and the browser.
+//!
+//! `bytes -> RGB8` : decode JPEG/PNG/WebP/GIF (first frame), apply the EXIF orientation,
+//! composite any alpha channel on white.
+//! `RGB8 (H, W) -> f32 (3, crop, crop)` : scale to [0, 1], resize so the shorter side is
+//! `resize_shorter` with antialiased bilinear filtering (the triangle filter widened by the
+//! downscale factor, as PIL's and torch's `antialias=True`, in float), centre-crop, then
+//! `(x - mean) / std` per channel. Only the cropped window is ever resampled, so a large
+//! photo costs one pass over its rows and a few megabytes.
+
+use std::io::Cursor;
+
+use candle_core::{Device, Tensor};
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+
+use crate::error::{GraftError, Result};
+
+/// Largest accepted side, in pixels; anything larger is refused before decoding.
+pub const MAX_SIDE: u32 = 10_000;
+/// Largest accepted pixel count (a 50 MP photo decodes to 200 MB of RGBA).
+pub const MAX_PIXELS: u64 = 50_000_000;
+
+/// How a backbone wants its input.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputSpec {
+    /// The shorter side is resized to this before the crop.
+    pub resize_shorter: u32,
+    /// Side of the square centre crop fed to the network.
+    pub crop: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl InputSpec {
+    /// torchvision's ImageNet transform (MobileNetV2, ResNet, ...).
+    pub fn imagenet() -> Self {
+        Self {
+            resize_shorter: 256,
+            crop: 224,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        }
+    }
+}
+
+/// Decodes an image file's bytes into upright RGB. `name` labels errors.
+pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage> {
+    if bytes.is_empty() {
+        return Err(GraftError::EmptyFile { name: name.into() });
+    }
+    let not_image = |reason: String| GraftError::NotAnImage {
+        name: name.into(),
+        reason,
+    };
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| not_image(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(not_image("unrecognised file format".into()));
+    }
+    // The size check below replaces the crate's allocation limit, so that a huge image gets
+    // its own message instead of a generic decoding error.
+    reader.no_limits();
+    let mut decoder = reader.into_decoder().map_err(|e| not_image(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    if width.max(height) > MAX_SIDE || width as u64 * height as u64 > MAX_PIXELS {
+        return Err(GraftError::ImageTooLarge {
+            name: name.into(),
+            width,
+            height,
+            max_side: MAX_SIDE,
+        });
+    }
+    if width == 0 || height == 0 {
+        return Err(not_image("the image has no pixels".into()));
+    }
+    let orientation = decoder.orientation().ok();
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| not_image(e.to_string()))?;
+    if let Some(orientation) = orientation {
+        image.apply_orientation(orientation);
+    }
+    Ok(flatten_on_white(image))
+}
+
+fn flatten_on_white(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.into_rgb8();
+    }
+    let rgba = image.into_rgba8();
+    let mut rgb = RgbImage::new(rgba.width(), rgba.height());
+    for (out, px) in rgb.pixels_mut().zip(rgba.pixels()) {
+        let alpha = px[3] as f32 / 255.0;
+        for c in 0..3 {
+            out[c] = (px[c] as f32 * alpha + 255.0 * (1.0 - alpha)).round() as u8;
+        }
+    }
+    rgb
+}
+
+/// Taps of a 1-D antialiased bilinear resampling: for each output pixel, the first input
+/// index and the normalised weights from there on.
+#[derive(Debug)]
+struct Taps {
+    start: Vec<usize>,
+    weights: Vec<Vec<f32>>,
+}
+
+/// Output pixels `range` of resampling `in_size` to `out_size` (torch's `_upsample_bilinear2d_aa`).
+fn bilinear_aa_taps(in_size: usize, out_size: usize, range: std::ops::Range<usize>) -> Taps {
+    let scale = in_size as f64 / out_size as f64;
+    let (support, inv_scale) = if scale >= 1.0 { (scale, 1.0 / scale) } else { (1.0, 1.0) };
+    let mut taps = Taps {
+        start: Vec::with_capacity(range.len()),
+        weights: Vec::with_capacity(range.len()),
+    };
+    for i in range {
+        let center = scale * (i as f64 + 0.5);
+        let lo = ((center - support + 0.5).max(0.0)) as usize;
+        let hi = ((center + support + 0.5) as usize).min(in_size);
+        let mut w: Vec<f64> = (lo..hi)
+            .map(|j| {
+                let x = (j as f64 - center + 0.5) * inv_scale;
+                (1.0 - x.abs()).max(0.0)
+            })
+            .collect();
+        let total: f64 = w.iter().sum();
+        if total > 0.0 {
+            w.iter_mut().for_each(|v| *v /= total);
+        }
+        taps.start.push(lo);
+        taps.weights.push(w.into_iter().map(|v| v as f32).collect());
+    }
+    taps
+}
+
+/// The resized size (height, width) whose shorter side is `shorter`, torchvision's rounding.
+fn resized_size(height: usize, width: usize, shorter: usize) -> (usize, usize) {
+    if width <= height {
+        ((shorter as f64 * height as f64 / width as f64) as usize, shorter)
+    } else {
+        (shorter, (shorter as f64 * width as f64 / height as f64) as usize)
+    }
+}
+
+/// Applies `spec` to an RGB image: returns `3 * crop * crop` floats, channel-major (CHW).
+pub fn image_to_chw(image: &RgbImage, spec: &InputSpec) -> Vec<f32> {
+    let (in_h, in_w) = (image.height() as usize, image.width() as usize);
+    let crop = spec.crop as usize;
+    let (out_h, out_w) = resized_size(in_h, in_w, spec.resize_shorter as usize);
+    let top = ((out_h as f64 - crop as f64) / 2.0).round().max(0.0) as usize;
+    let left = ((out_w as f64 - crop as f64) / 2.0).round().max(0.0) as usize;
+    let rows = bilinear_aa_taps(in_h, out_h, top..(top + crop).min(out_h));
+    let cols = bilinear_aa_taps(in_w, out_w, left..(left + crop).min(out_w));
+    let pixels = image.as_raw();
+
+    // Horizontal pass over the input rows the vertical taps need: (in_h, crop, 3).
+    let first_row = rows.start.first().copied().unwrap_or(0);
+    let last_row = rows
+        .start
+        .iter()
+        .zip(&rows.weights)
+        .map(|(s, w)| s + w.len())
+        .max()
+        .unwrap_or(0);
+    let mut horizontal = vec![0f32; (last_row - first_row) * cols.start.len() * 3];
+    for y in first_row..last_row {
+        let src = &pixels[y * in_w * 3..(y + 1) * in_w * 3];
+        let dst_row = &mut horizontal[(y - first_row) * cols.start.len() * 3..];
+        for (x, (&start, weights)) in cols.start.iter().zip(&cols.weights).enumerate() {
+            let mut acc = [0f32; 3];
+            for (k, &w) in weights.iter().enumerate() {
+                let p = &src[(start + k) * 3..(start + k) * 3 + 3];
+                for c in 0..3 {
+                    acc[c] += w * (p[c] as f32 / 255.0);
+                }
+            }
+            dst_row[x * 3..x * 3 + 3].copy_from_slice(&acc);
+        }
+    }
+
+    // Vertical pass and normalisation, written channel-major.
+    let (out_rows, out_cols) = (rows.start.len(), cols.start.len());
+    let mut out = vec![0f32; 3 * crop * crop];
+    for (y, (&start, weights)) in rows.start.iter().zip(&rows.weights).enumerate() {
+        for x in 0..out_cols {
+            let mut acc = [0f32; 3];
+            for (k, &w) in weights.iter().enumerate() {
+                let p = &horizontal[((start + k - first_row) * out_cols + x) * 3..][..3];
+                for c in 0..3 {
+                    acc[c] += w * p[c];
+                }
+            }
+            for c in 0..3 {
+                out[c * crop * crop + y * crop + x] = (acc[c] - spec.mean[c]) / spec.std[c];
+            }
+        }
+    }
+    debug_assert!(out_rows <= crop && out_cols <= crop);
+    out
+}
+
+/// Decodes and transforms a batch of image files into a `(N, 3, crop, crop)` tensor.
+pub fn images_to_tensor(images: &[RgbImage], spec: &InputSpec, device: &Device) -> Result<Tensor> {
+    let crop = spec.crop as usize;
+    let mut data = Vec::with_capacity(images.len() * 3 * crop * crop);
+    for image in images {
+        data.extend(image_to_chw(image, spec));
+    }
+    Ok(Tensor::from_vec(data, (images.len(), 3, crop, crop), device)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taps_sum_to_one_and_stay_in_bounds() {
+        for (input, output) in [(500, 256), (256, 256), (28, 256), (1000, 3), (7, 5)] {
+            let taps = bilinear_aa_taps(input, output, 0..output);
+            for (start, w) in taps.start.iter().zip(&taps.weights) {
+                assert!(start + w.len() <= input);
+                let sum: f32 = w.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{input}->{output}: {sum}");
+            }
+        }
+    }
+
+    #[test]
+    fn identity_size_copies_pixels() {
+        let taps = bilinear_aa_taps(10, 10, 0..10);
+        for (i, (start, w)) in taps.start.iter().zip(&taps.weights).enumerate() {
+            let value: f32 = w.iter().enumerate().map(|(k, w)| w * (start + k) as f32).sum();
+            assert!((value - i as f32).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn resized_size_follows_torchvision() {
+        assert_eq!(resized_size(300, 451, 256), (256, 384));
+        assert_eq!(resized_size(512, 512, 256), (256, 256));
+        assert_eq!(resized_size(28, 28, 256), (256, 256));
+        assert_eq!(resized_size(640, 480, 256), (341, 256));
+    }
+
+    #[test]
+    fn constant_image_normalises_to_constant() {
+        let image = RgbImage::from_pixel(317, 211, image::Rgb([255, 0, 128]));
+        let spec = InputSpec::imagenet();
+        let chw = image_to_chw(&image, &spec);
+        assert_eq!(chw.len(), 3 * 224 * 224);
+        let expect = [
+            (1.0 - 0.485) / 0.229,
+            (0.0 - 0.456) / 0.224,
+            (128.0 / 255.0 - 0.406) / 0.225,
+        ];
+        for c in 0..3 {
+            for v in &chw[c * 224 * 224..(c + 1) * 224 * 224] {
+                assert!((v - expect[c]).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_bytes_are_typed_errors() {
+        assert!(matches!(decode_image("a.png", b""), Err(GraftError::EmptyFile { .. })));
+        assert!(matches!(
+            decode_image("notes.txt", b"hello, this is text"),
+            Err(GraftError::NotAnImage { .. })
+        ));
+        // A PNG signature followed by garbage.
+        let broken = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDRgarbage";
+        assert!(matches!(decode_image("b.png", broken), Err(GraftError::NotAnImage { .. })));
+    }
+
+    #[test]
+    fn huge_image_is_refused_before_decoding() {
+        // A valid PNG header claiming 20000 x 20000 pixels, with no pixel data at all.
+        let mut png = Vec::new();
+        png.extend_from_slice(b"\x89PNG\r\n\x1a\n");
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&20000u32.to_be_bytes());
+        ihdr.extend_from_slice(&20000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        // The decoder reads the header chunks up to the first IDAT, which may be empty.
+        png.extend_from_slice(&0u32.to_be_bytes());
+        png.extend_from_slice(b"IDAT");
+        png.extend_from_slice(&crc32(b"IDAT").to_be_bytes());
+        assert!(matches!(
+            decode_image("huge.png", &png),
+            Err(GraftError::ImageTooLarge { width: 20000, .. })
+        ));
+    }
+
+    #[test]
+    fn transparent_pixels_become_white() {
+        let mut image = image::RgbaImage::new(2, 1);
+        image.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
+        image.put_pixel(1, 0, image::Rgba([10, 20, 30, 255]));
+        let rgb = flatten_on_white(DynamicImage::ImageRgba8(image));
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
+        assert_eq!(rgb.get_pixel(1, 0).0, [10, 20, 30]);
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+}

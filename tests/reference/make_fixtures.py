@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Writes the small reference fixtures the Rust tests compare against.
+
+Run with Debian's python3 (python3-torch, python3-torchvision, python3-pil):
+
+    /usr/bin/python3 tests/reference/make_fixtures.py --pth .cache/weights/mobilenet_v2-b0353104.pth
+
+Outputs (committed, all small):
+  tests/fixtures/tiny_legacy.pth        a legacy-format checkpoint exercising strides, offsets, dtypes
+  tests/fixtures/tiny_legacy.json       the values the Rust reader must find in it
+  tests/fixtures/mobilenet_v2_reference.json   PyTorch logits for real photos
+
+Preprocessing here is the engine's documented algorithm (ARCHITECTURE.md): decode, apply EXIF
+orientation, composite alpha on white, scale to [0,1], resize the shorter side to 256 with
+antialiased bilinear filtering (float, like PIL's BILINEAR but without 8-bit rounding), centre
+crop 224, normalise with ImageNet mean/std.
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from PIL import Image, ImageOps
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "fixtures")
+MEAN = [0.485, 0.456, 0.406]
+STD = [0.229, 0.224, 0.225]
+
+# Real photos from Debian packages (python3-skimage, opencv-doc); not committed. PNGs decode
+# to identical pixels everywhere, so they test the model to 1e-3; JPEG decoders differ by a
+# level here and there (libjpeg-turbo here, zune-jpeg in the engine), so the JPEGs test the
+# whole path end to end with a looser bound.
+PHOTOS = [
+    "/usr/lib/python3/dist-packages/skimage/data/chelsea.png",
+    "/usr/lib/python3/dist-packages/skimage/data/coffee.png",
+    "/usr/lib/python3/dist-packages/skimage/data/astronaut.png",
+    "/usr/share/doc/opencv-doc/examples/data/chicky_512.png",
+    "/usr/share/doc/opencv-doc/examples/data/baboon.jpg",
+    "/usr/share/doc/opencv-doc/examples/data/orange.jpg",
+]
+
+
+def tiny_legacy():
+    """A checkpoint with a plain tensor, a transposed view, an offset view, ints and a scalar."""
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6) / 8.0 - 1.0
+    sd = {
+        "plain": base.clone(),
+        "transposed": base.t(),  # non-contiguous: strides (1, 6)
+        "offset_view": base[1:3, 2:5],  # shares storage with an offset
+        "counts": torch.tensor([3, -7, 1 << 40], dtype=torch.int64),
+        "scalar": torch.tensor(2.5, dtype=torch.float32),
+        "halves": torch.tensor([0.5, -2.0, 65504.0], dtype=torch.float16),
+    }
+    path = os.path.join(FIXTURES, "tiny_legacy.pth")
+    torch.save(sd, path, _use_new_zipfile_serialization=False)
+    expected = {
+        name: {
+            "dtype": str(t.dtype).replace("torch.", ""),
+            "shape": list(t.shape),
+            "values": t.contiguous().flatten().tolist(),
+        }
+        for name, t in sd.items()
+    }
+    with open(os.path.join(FIXTURES, "tiny_legacy.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+
+
+def load_rgb(path):
+    img = ImageOps.exif_transpose(Image.open(path))
+    if img.mode in ("RGBA", "LA", "P"):
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    return img.convert("RGB")
+
+
+def preprocess(path, resize=256, crop=224):
+    img = load_rgb(path)
+    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float()[None] / 255.0
+    h, w = x.shape[2], x.shape[3]
+    if w <= h:
+        size = (int(resize * h / w), resize)
+    else:
+        size = (resize, int(resize * w / h))
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    top = int(round((size[0] - crop) / 2.0))
+    left = int(round((size[1] - crop) / 2.0))
+    x = x[:, :, top : top + crop, left : left + crop]
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def reference_logits(pth):
+    model = torchvision.models.mobilenet_v2()
+    model.load_state_dict(torch.load(pth, map_location="cpu"))
+    model.eval()
+    out = []
+    for path in PHOTOS:
+        x = preprocess(path)
+        with torch.no_grad():
+            logits = model(x)[0]
+        top5 = torch.topk(logits, 5).indices.tolist()
+        out.append(
+            {
+                "file": path,
+                "input_mean": float(x.mean()),
+                "input_corner": [float(v) for v in x[0, :, 0, 0]],
+                "top5": top5,
+                "top1_prob": float(torch.softmax(logits, 0)[top5[0]]),
+                "logits": [round(float(v), 6) for v in logits],
+            }
+        )
+        print(os.path.basename(path), top5, out[-1]["top1_prob"])
+    with open(os.path.join(FIXTURES, "mobilenet_v2_reference.json"), "w") as f:
+        json.dump({"model": "mobilenet_v2", "torch": torch.__version__, "images": out}, f)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pth", help="MobileNetV2 legacy .pth (from `cargo xtask setup`)")
+    args = parser.parse_args()
+    os.makedirs(FIXTURES, exist_ok=True)
+    tiny_legacy()
+    if args.pth:
+        reference_logits(args.pth)
