@@ -1,0 +1,8 @@
+//! Graft's web front end (Yew) and its model worker. The `graft-app` binary mounts the page;
+//! the `graft-worker` binary registers [`worker::GraftWorker`] inside a Web Worker.
+
+pub mod components;
+pub mod fetch;
+pub mod protocol;
+pub mod state;
+pub mod worker;

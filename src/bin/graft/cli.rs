@@ -57,7 +57,7 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Classify {
             images,

@@ -1,0 +1,13 @@
+//! The `graft` command line (see `cli.rs`). Native only: on wasm32 the binary is empty so
+//! that `cargo test --target wasm32-unknown-unknown` can build the package.
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}

@@ -1,0 +1,44 @@
+// Shared set-up for the end-to-end tests: Debian's Chromium, headless, on this closed network.
+import { chromium } from "playwright-core";
+
+export const BASE_URL = process.env.GRAFT_URL ?? "http://127.0.0.1:8080/";
+export const PHOTOS = {
+  chelsea: "/usr/lib/python3/dist-packages/skimage/data/chelsea.png",
+  coffee: "/usr/lib/python3/dist-packages/skimage/data/coffee.png",
+  baboon: "/usr/share/doc/opencv-doc/examples/data/baboon.jpg",
+};
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-dev-shm-usage",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-quic",
+      "--no-first-run",
+    ],
+  });
+}
+
+/** Opens the page and records uncaught errors and any request that leaves the origin. */
+export async function openGraft(browser) {
+  const page = await browser.newPage();
+  const problems = [];
+  const origin = new URL(BASE_URL).origin;
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+  });
+  page.on("request", (r) => {
+    const url = r.url();
+    if (!url.startsWith(origin) && !url.startsWith("blob:") && !url.startsWith("data:")) {
+      problems.push(`request outside the origin: ${url}`);
+    }
+  });
+  await page.goto(BASE_URL);
+  return { page, problems };
+}

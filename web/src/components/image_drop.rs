@@ -1,0 +1,77 @@
+//! Pick or drop one image file.
+
+use wasm_bindgen::JsCast;
+use web_sys::{DragEvent, File, HtmlInputElement};
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub struct ImageDropProps {
+    pub on_file: Callback<File>,
+    pub disabled: bool,
+}
+
+#[function_component(ImageDrop)]
+pub fn image_drop(props: &ImageDropProps) -> Html {
+    let input_ref = use_node_ref();
+    let dragging = use_state(|| false);
+
+    let on_change = {
+        let on_file = props.on_file.clone();
+        let input_ref = input_ref.clone();
+        Callback::from(move |_: Event| {
+            let Some(input) = input_ref.cast::<HtmlInputElement>() else { return };
+            if let Some(file) = input.files().and_then(|files| files.get(0)) {
+                on_file.emit(file);
+            }
+            // Picking the same file again must fire `change` again.
+            input.set_value("");
+        })
+    };
+    let on_drop = {
+        let on_file = props.on_file.clone();
+        let dragging = dragging.clone();
+        Callback::from(move |event: DragEvent| {
+            event.prevent_default();
+            dragging.set(false);
+            let file = event
+                .data_transfer()
+                .and_then(|transfer| transfer.files())
+                .and_then(|files| files.get(0));
+            if let Some(file) = file {
+                on_file.emit(file);
+            }
+        })
+    };
+    let on_drag_over = {
+        let dragging = dragging.clone();
+        Callback::from(move |event: DragEvent| {
+            event.prevent_default();
+            dragging.set(true);
+        })
+    };
+    let on_drag_leave = {
+        let dragging = dragging.clone();
+        Callback::from(move |_: DragEvent| dragging.set(false))
+    };
+    let open_picker = {
+        let input_ref = input_ref.clone();
+        Callback::from(move |event: KeyboardEvent| {
+            if event.key() == "Enter" || event.key() == " " {
+                if let Some(input) = input_ref.get().and_then(|n| n.dyn_into::<HtmlInputElement>().ok()) {
+                    input.click();
+                }
+            }
+        })
+    };
+
+    html! {
+        <label class={ classes!("drop-zone", dragging.then_some("dragging"), props.disabled.then_some("disabled")) }
+            ondrop={ on_drop } ondragover={ on_drag_over } ondragleave={ on_drag_leave }
+            tabindex="0" onkeydown={ open_picker }>
+            <input ref={ input_ref } type="file" accept="image/*" data-testid="image-input"
+                disabled={ props.disabled } onchange={ on_change } />
+            <span class="hint">{ "Drop a photo here, or click to choose one" }</span>
+            <span class="formats">{ "JPEG, PNG, WebP or GIF · it never leaves this computer" }</span>
+        </label>
+    }
+}

