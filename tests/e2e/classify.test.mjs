@@ -2,7 +2,7 @@
 // classified, a non-image gets a clear message and the page keeps working.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync, mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launch, openGraft, PHOTOS } from "./browser.mjs";
@@ -76,7 +76,6 @@ test("a non-image file gets a clear error and the page keeps working", async () 
   assert.match(message, /not an image/);
 
   // A truncated PNG: the header survives, the pixels do not.
-  const { readFileSync } = await import("node:fs");
   const broken = join(dir, "broken.png");
   writeFileSync(broken, readFileSync(PHOTOS.coffee).subarray(0, 2000));
   await page.setInputFiles('[data-testid="image-input"]', broken);

@@ -32,15 +32,17 @@ pub fn run(args: &[String]) -> Result {
     run_suites(&suites)
 }
 
+// Tests build in release so they share compiled dependencies with `import-weights` (native)
+// and with the site (wasm): Candle compiles once per target instead of twice.
 fn native() -> Result {
     util::run(Command::new("cargo")
-        .args(["test", "--package", "graft", "--package", "xtask"])
+        .args(["test", "--release", "--package", "graft", "--package", "xtask"])
         .env("GRAFT_REQUIRE_FIXTURES", "1"))
 }
 
 fn wasm() -> Result {
     util::run(Command::new("cargo")
-        .args(["test", "--package", "graft", "--target", "wasm32-unknown-unknown", "--test", "wasm"])
+        .args(["test", "--release", "--package", "graft", "--target", "wasm32-unknown-unknown", "--test", "wasm"])
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", wasm_bindgen_test_runner())
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
         .env("WASM_BINDGEN_TEST_TIMEOUT", "300"))
