@@ -55,8 +55,23 @@ test("loads the model with progress, names the backend, classifies chelsea as an
   assert.ok(Math.abs(probs[0] - 0.72) < 0.02, `Egyptian cat probability ${probs[0]}`);
   assert.ok(probs.every((p, i) => i === 0 || p <= probs[i - 1]), "probabilities are ranked");
 
-  const workerMillis = await page.locator(".predictions .timing").textContent();
-  console.log(`# model loaded in ${loadMillis} ms; chelsea classified in ${millis} ms (${workerMillis})`);
+  // Per-image time, once the engine is warm: the median of several runs (a figure, not a test).
+  const dir = mkdtempSync(join(tmpdir(), "graft-e2e-"));
+  const workerMillis = [];
+  for (let i = 1; i <= 6; i++) {
+    const copy = join(dir, `chelsea-${i}.png`);
+    writeFileSync(copy, readFileSync(PHOTOS.chelsea));
+    await classify(page, copy);
+    assert.equal((await topLabels(page))[0], "Egyptian cat");
+    const timing = await page.locator(".predictions .timing").textContent();
+    workerMillis.push(Number.parseFloat(timing));
+  }
+  workerMillis.sort((a, b) => a - b);
+  const median = (workerMillis[2] + workerMillis[3]) / 2;
+  console.log(
+    `# model loaded in ${loadMillis} ms; first image ${millis} ms from upload to result; ` +
+      `warm median ${median} ms per image in the worker (${workerMillis.join(", ")})`,
+  );
   assert.deepEqual(problems, []);
   await page.close();
 });
