@@ -1,16 +1,15 @@
 //! ImageNet classification with a pretrained backbone and its original head: the smoke path
 //! from image bytes to a top-k list, shared by the CLI and the browser worker.
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Module, Tensor};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use crate::embed::FeatureExtractor;
 use crate::error::{GraftError, Result};
 use crate::manifest::{parse_labels, ModelManifest};
-use crate::model::{LinearHead, MobileNetV2};
-use crate::preprocess::{images_to_tensor, InputSpec};
-use crate::weights::verify_sha256;
+use crate::model::LinearHead;
+use crate::preprocess::InputSpec;
 
 /// One ranked class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,39 +20,36 @@ pub struct Prediction {
 }
 
 pub struct ImageNetClassifier {
-    backbone: MobileNetV2,
+    extractor: FeatureExtractor,
     head: LinearHead,
     labels: Vec<String>,
-    input: InputSpec,
-    device: Device,
 }
 
 impl ImageNetClassifier {
     /// Checks `weights` against the manifest's sha256, then builds backbone and head.
     pub fn load(manifest: &ModelManifest, weights: Vec<u8>, labels: &str, device: &Device) -> Result<Self> {
-        verify_sha256(&manifest.weights, &weights, &manifest.sha256)?;
         let labels = parse_labels(labels, manifest.num_classes)?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, device)
-            .map_err(|e| GraftError::Weights(e.to_string()))?;
-        let backbone = MobileNetV2::load(vb.clone()).map_err(|e| GraftError::Weights(e.to_string()))?;
+        let (extractor, vb) = FeatureExtractor::load(manifest, weights, device)?;
         let head = LinearHead::load(manifest.feature_dim, manifest.num_classes, vb.pp("classifier").pp(1))
             .map_err(|e| GraftError::Weights(e.to_string()))?;
         Ok(Self {
-            backbone,
+            extractor,
             head,
             labels,
-            input: manifest.input.clone(),
-            device: device.clone(),
         })
     }
 
     pub fn input_spec(&self) -> &InputSpec {
-        &self.input
+        self.extractor.input_spec()
+    }
+
+    pub fn extractor(&self) -> &FeatureExtractor {
+        &self.extractor
     }
 
     /// Logits `(B, classes)` of a preprocessed batch `(B, 3, H, W)`.
     pub fn logits(&self, input: &Tensor) -> Result<Tensor> {
-        let features = self.backbone.forward_features(input)?;
+        let features = self.extractor.embed_tensor(input)?;
         Ok(self.head.forward(&features)?)
     }
 
@@ -62,8 +58,8 @@ impl ImageNetClassifier {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let input = images_to_tensor(images, &self.input, &self.device)?;
-        let probs = candle_nn::ops::softmax_last_dim(&self.logits(&input)?)?;
+        let features = self.extractor.embed(images)?;
+        let probs = candle_nn::ops::softmax_last_dim(&self.head.forward(&features)?)?;
         let probs: Vec<Vec<f32>> = probs.to_vec2()?;
         Ok(probs.iter().map(|p| self.rank(p, k)).collect())
     }

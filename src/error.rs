@@ -47,6 +47,12 @@ pub enum GraftError {
     #[error("model manifest is invalid: {0}")]
     Manifest(String),
 
+    #[error("cannot train: {0}")]
+    Training(String),
+
+    #[error("training diverged in epoch {epoch} (the loss is no longer a number); try a smaller learning rate")]
+    Diverged { epoch: usize },
+
     #[error("tensor computation failed: {0}")]
     Tensor(#[from] candle_core::Error),
 }

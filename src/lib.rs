@@ -3,10 +3,12 @@
 //! dependencies: it builds natively (the `graft` CLI) and for wasm32 (the browser worker).
 
 pub mod classify;
+pub mod embed;
 pub mod error;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;
+pub mod train;
 pub mod weights;
 
 pub use error::{GraftError, Result};

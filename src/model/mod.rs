@@ -3,7 +3,9 @@
 
 pub mod conv_bn;
 pub mod head;
+pub mod mlp_head;
 pub mod mobilenet_v2;
 
 pub use head::LinearHead;
+pub use mlp_head::{MlpHead, MlpHeadSpec};
 pub use mobilenet_v2::MobileNetV2;

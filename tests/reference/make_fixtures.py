@@ -9,6 +9,7 @@ Outputs (committed, all small):
   tests/fixtures/tiny_legacy.pth        a legacy-format checkpoint exercising strides, offsets, dtypes
   tests/fixtures/tiny_legacy.json       the values the Rust reader must find in it
   tests/fixtures/mobilenet_v2_reference.json   PyTorch logits for real photos
+  tests/fixtures/head_training_reference.json  AdamW steps of an MLP head (losses, weights)
 
 Preprocessing here is the engine's documented algorithm (ARCHITECTURE.md): decode, apply EXIF
 orientation, composite alpha on white, scale to [0,1], resize the shorter side to 256 with
@@ -69,6 +70,46 @@ def tiny_legacy():
         json.dump(expected, f, indent=1)
 
 
+def head_training():
+    """Five full-batch AdamW steps of Linear-ReLU-Linear on fixed data, dropout off."""
+    torch.manual_seed(0)
+    n, d, h, c = 12, 8, 5, 3
+    x = torch.randn(n, d)
+    y = torch.tensor([i % c for i in range(n)])
+    hidden, output = torch.nn.Linear(d, h), torch.nn.Linear(h, c)
+    params = {"hidden": hidden, "output": output}
+
+    def weights():
+        return {
+            f"{name}.{p}": getattr(layer, p).detach().tolist()
+            for name, layer in params.items()
+            for p in ("weight", "bias")
+        }
+
+    initial = weights()
+    opt = torch.optim.AdamW(
+        list(hidden.parameters()) + list(output.parameters()), lr=1e-2, weight_decay=0.01
+    )
+    losses = []
+    for _ in range(5):
+        loss = F.cross_entropy(output(torch.relu(hidden(x))), y)
+        losses.append(float(loss))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ref = {
+        "lr": 1e-2,
+        "weight_decay": 0.01,
+        "x": x.tolist(),
+        "y": y.tolist(),
+        "initial": initial,
+        "losses": losses,
+        "final": weights(),
+    }
+    with open(os.path.join(FIXTURES, "head_training_reference.json"), "w") as f:
+        json.dump(ref, f)
+
+
 def load_rgb(path):
     img = ImageOps.exif_transpose(Image.open(path))
     if img.mode in ("RGBA", "LA", "P"):
@@ -126,5 +167,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     os.makedirs(FIXTURES, exist_ok=True)
     tiny_legacy()
+    head_training()
     if args.pth:
         reference_logits(args.pth)

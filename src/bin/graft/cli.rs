@@ -1,6 +1,7 @@
 //! `graft`: the engine on the command line.
 //!
 //! - `graft classify IMAGE... [--json]`: ImageNet top-5 for each image.
+//! - `graft train DIR ...`: trains a head on an image folder (one subfolder per class).
 //! - `graft import-weights --pth FILE --out-dir DIR ...`: converts a legacy PyTorch checkpoint
 //!   to safetensors and writes the model manifest next to it (used by `cargo xtask setup`).
 
@@ -13,6 +14,7 @@ use clap::{Parser, Subcommand};
 use graft::classify::{ImageNetClassifier, Prediction};
 use graft::manifest::{ModelManifest, WeightsSource};
 use graft::preprocess::decode_image;
+use graft::train::TrainConfig;
 use graft::weights::{legacy_pth_to_safetensors, sha256_hex};
 use graft::{GraftError, Result};
 use serde::Serialize;
@@ -40,6 +42,31 @@ enum Command {
         #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
         model_dir: PathBuf,
     },
+    /// Train a classifier head on frozen MobileNetV2 features of DIR/<class>/<image> files.
+    Train {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        epochs: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// Hidden units of the head; 0 trains a linear head.
+        #[arg(long, default_value_t = 100)]
+        hidden: usize,
+        #[arg(long, default_value_t = 0.15)]
+        val_fraction: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// One JSON object per epoch, then a final one, on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Write the trained head's weights here (safetensors).
+        #[arg(long)]
+        save: Option<PathBuf>,
+        #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
+        model_dir: PathBuf,
+    },
     /// Convert MobileNetV2's legacy .pth checkpoint to safetensors and write its manifest.
     ImportWeights {
         #[arg(long)]
@@ -64,6 +91,29 @@ pub fn main() -> ExitCode {
             json,
             model_dir,
         } => classify(&images, json, &model_dir),
+        Command::Train {
+            dir,
+            epochs,
+            batch,
+            lr,
+            hidden,
+            val_fraction,
+            seed,
+            json,
+            save,
+            model_dir,
+        } => {
+            let config = TrainConfig {
+                epochs,
+                batch_size: batch,
+                learning_rate: lr,
+                hidden,
+                val_fraction,
+                seed,
+                ..TrainConfig::default()
+            };
+            crate::train::train(&dir, config, json, save.as_deref(), &model_dir).map(|()| true)
+        }
         Command::ImportWeights {
             pth,
             out_dir,
@@ -82,7 +132,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| GraftError::Io {
         path: path.to_owned(),
         source,
@@ -93,7 +143,7 @@ fn read_text(path: &Path) -> Result<String> {
     String::from_utf8(read(path)?).map_err(|_| GraftError::Manifest(format!("{} is not UTF-8", path.display())))
 }
 
-fn load_classifier(model_dir: &Path) -> Result<ImageNetClassifier> {
+pub(crate) fn load_classifier(model_dir: &Path) -> Result<ImageNetClassifier> {
     let manifest_path = model_dir.join(MANIFEST_FILE);
     if !manifest_path.exists() {
         return Err(GraftError::Manifest(format!(

@@ -1,0 +1,133 @@
+//! `graft train DIR`: the ImageFolder convention (DIR/<class>/<image>), embeddings from the
+//! frozen backbone, then the same head training the browser worker runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Tensor;
+use graft::preprocess::decode_image;
+use graft::train::{HeadTrainer, TrainConfig};
+use graft::{GraftError, Result};
+use serde_json::json;
+
+use crate::cli::{load_classifier, read};
+
+/// Images are embedded this many at a time.
+const EMBED_BATCH: usize = 16;
+
+fn io_error(path: &Path, source: std::io::Error) -> GraftError {
+    GraftError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Sorted subfolders (classes) and, in each, its sorted files.
+fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
+    let mut classes = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
+        let path = entry.map_err(|e| io_error(dir, e))?.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+            .map_err(|e| io_error(&path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        classes.push((name, files));
+    }
+    classes.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(classes)
+}
+
+pub fn train(dir: &Path, config: TrainConfig, json: bool, save: Option<&Path>, model_dir: &Path) -> Result<()> {
+    let classifier = load_classifier(model_dir)?;
+    let extractor = classifier.extractor();
+    let classes = list_classes(dir)?;
+    let class_names: Vec<String> = classes.iter().map(|(name, _)| name.clone()).collect();
+
+    let embed_started = Instant::now();
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    let mut skipped = 0usize;
+    let mut batch = Vec::with_capacity(EMBED_BATCH);
+    for (label, (_, files)) in classes.iter().enumerate() {
+        for file in files {
+            match read(file).and_then(|bytes| decode_image(&file.display().to_string(), &bytes)) {
+                Ok(image) => {
+                    batch.push(image);
+                    labels.push(label);
+                }
+                Err(e) => {
+                    eprintln!("graft: skipped: {e}");
+                    skipped += 1;
+                }
+            }
+            if batch.len() == EMBED_BATCH {
+                features.push(extractor.embed(&batch)?);
+                batch.clear();
+            }
+        }
+    }
+    if !batch.is_empty() {
+        features.push(extractor.embed(&batch)?);
+    }
+    if features.is_empty() {
+        return Err(GraftError::Training(format!("no images found under {}", dir.display())));
+    }
+    let features = Tensor::cat(&features, 0)?;
+    let embed_seconds = embed_started.elapsed().as_secs_f64();
+    let images = labels.len();
+
+    let train_started = Instant::now();
+    let mut trainer = HeadTrainer::new(features, labels, &class_names, config)?;
+    while !trainer.is_done() {
+        let epoch = trainer.run_epoch()?;
+        if json {
+            println!("{}", serde_json::to_string(&epoch).unwrap_or_default());
+        } else {
+            println!(
+                "epoch {:>3}  train loss {:.4} acc {:.3}  val loss {} acc {}",
+                epoch.epoch,
+                epoch.train_loss,
+                epoch.train_accuracy,
+                epoch.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
+                epoch.val_accuracy.map_or("-".into(), |v| format!("{v:.3}")),
+            );
+        }
+    }
+    let trained = trainer.finish()?;
+    let train_seconds = train_started.elapsed().as_secs_f64();
+    let report = &trained.report;
+    if let Some(path) = save {
+        std::fs::write(path, trained.to_safetensors()?).map_err(|e| io_error(path, e))?;
+    }
+    let per_class: serde_json::Map<String, serde_json::Value> = class_names
+        .iter()
+        .zip(&report.per_class_accuracy)
+        .map(|(name, acc)| (name.clone(), json!(acc)))
+        .collect();
+    let summary = json!({
+        "final": true,
+        "val_accuracy": report.val_accuracy,
+        "per_class_accuracy": per_class,
+        "confusion": report.confusion.counts,
+        "classes": class_names,
+        "images": images,
+        "skipped": skipped,
+        "train_images": report.train_samples,
+        "val_images": report.val_samples,
+        "best_epoch": report.best_epoch,
+        "embed_seconds": embed_seconds,
+        "train_seconds": train_seconds,
+    });
+    if json {
+        println!("{summary}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! The trainable classification head on frozen backbone features (feature extraction):
+//! `x (B, D) -> [Linear(D, H) -> ReLU -> Dropout(p)] -> Linear(H or D, C) -> logits (B, C)`.
+//! With `hidden = 0` it is a linear probe. Names: `hidden.{weight,bias}`, `output.{weight,bias}`.
+
+use candle_core::{Result, Tensor};
+use candle_nn::{Linear, Module, VarBuilder};
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MlpHeadSpec {
+    pub in_dim: usize,
+    /// Hidden units; 0 for a linear head.
+    pub hidden: usize,
+    pub classes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct MlpHead {
+    hidden: Option<Linear>,
+    output: Linear,
+}
+
+impl MlpHead {
+    pub fn load(spec: MlpHeadSpec, vb: VarBuilder) -> Result<Self> {
+        let (hidden, out_in) = if spec.hidden == 0 {
+            (None, spec.in_dim)
+        } else {
+            (Some(candle_nn::linear(spec.in_dim, spec.hidden, vb.pp("hidden"))?), spec.hidden)
+        };
+        let output = candle_nn::linear(out_in, spec.classes, vb.pp("output"))?;
+        Ok(Self { hidden, output })
+    }
+
+    /// Logits. `dropout_mask`, when training, multiplies the hidden activations (it already
+    /// holds `0` or `1 / (1 - p)`), so that the caller controls the randomness.
+    pub fn forward_with_mask(&self, x: &Tensor, dropout_mask: Option<&Tensor>) -> Result<Tensor> {
+        let x = match &self.hidden {
+            Some(hidden) => {
+                let h = hidden.forward(x)?.relu()?;
+                match dropout_mask {
+                    Some(mask) => (h * mask)?,
+                    None => h,
+                }
+            }
+            None => x.clone(),
+        };
+        self.output.forward(&x)
+    }
+
+    pub fn hidden_dim(&self) -> Option<usize> {
+        self.hidden.as_ref().map(|h| h.weight().dim(0).unwrap_or(0))
+    }
+}
+
+impl Module for MlpHead {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with_mask(x, None)
+    }
+}
