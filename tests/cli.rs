@@ -1,0 +1,108 @@
+//! The `graft` binary as a user runs it: classify (text, JSON, bad files) and train.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const CHELSEA: &str = "/usr/lib/python3/dist-packages/skimage/data/chelsea.png";
+const COFFEE: &str = "/usr/lib/python3/dist-packages/skimage/data/coffee.png";
+
+fn ready() -> bool {
+    common::require(common::model_dir().join("mobilenet_v2.json"), "run `cargo xtask setup`").is_some()
+        && common::require(PathBuf::from(CHELSEA), "install python3-skimage").is_some()
+}
+
+fn graft(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_graft")).args(args).output().unwrap()
+}
+
+#[test]
+fn classify_json_puts_egyptian_cat_first() {
+    if !ready() {
+        return;
+    }
+    let out = graft(&["classify", CHELSEA, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results[0]["file"], CHELSEA);
+    let top5 = results[0]["top5"].as_array().unwrap();
+    assert_eq!(top5.len(), 5);
+    assert_eq!(top5[0]["label"], "Egyptian cat");
+    assert_eq!(top5[0]["index"], 285);
+    assert!((top5[0]["prob"].as_f64().unwrap() - 0.72).abs() < 0.01);
+}
+
+#[test]
+fn bad_files_are_named_and_exit_non_zero() {
+    if !ready() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("graft-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not an image").unwrap();
+    let text = text.to_str().unwrap();
+    let out = graft(&["classify", CHELSEA, text, "/no/such/photo.jpg"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("notes.txt is not an image"), "{stderr}");
+    assert!(stderr.contains("/no/such/photo.jpg"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The good image is still classified.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Egyptian cat"));
+}
+
+#[test]
+fn train_prints_epochs_and_a_final_report() {
+    if !ready() {
+        return;
+    }
+    // Two classes of real photos, with a few crops of each as extra samples.
+    let dir = std::env::temp_dir().join(format!("graft-train-{}", std::process::id()));
+    for (class, photo) in [("cat", CHELSEA), ("coffee", COFFEE)] {
+        let folder = dir.join(class);
+        std::fs::create_dir_all(&folder).unwrap();
+        let image = image::open(photo).unwrap();
+        for i in 0..5u32 {
+            let crop = image.crop_imm(i * 20, i * 10, image.width() - 100, image.height() - 60);
+            crop.save(folder.join(format!("{i}.png"))).unwrap();
+        }
+    }
+    std::fs::write(dir.join("cat/broken.jpg"), b"not really a jpeg").unwrap();
+    let head = dir.join("head.safetensors");
+    let out = graft(&[
+        "train",
+        dir.to_str().unwrap(),
+        "--epochs",
+        "5",
+        "--val-fraction",
+        "0.2",
+        "--json",
+        "--save",
+        head.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    for (i, epoch) in lines[..5].iter().enumerate() {
+        assert_eq!(epoch["epoch"], i + 1);
+        for key in ["train_loss", "train_accuracy", "val_loss", "val_accuracy"] {
+            assert!(epoch[key].is_number(), "{key} in {epoch}");
+        }
+    }
+    let last = &lines[5];
+    assert_eq!(last["final"], true);
+    assert_eq!(last["classes"], serde_json::json!(["cat", "coffee"]));
+    assert_eq!(last["images"], 10);
+    assert_eq!(last["skipped"], 1);
+    assert_eq!(last["val_accuracy"], 1.0);
+    assert_eq!(last["per_class_accuracy"]["cat"], 1.0);
+    assert_eq!(last["confusion"], serde_json::json!([[1, 0], [0, 1]]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.jpg"));
+    assert!(head.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
