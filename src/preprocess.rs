@@ -82,6 +82,29 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage> {
     Ok(flatten_on_white(image))
 }
 
+/// An RGBA frame (a webcam capture drawn to a canvas) as RGB, alpha on white.
+pub fn image_from_rgba(name: &str, width: u32, height: u32, rgba: Vec<u8>) -> Result<RgbImage> {
+    if width.max(height) > MAX_SIDE {
+        return Err(GraftError::ImageTooLarge {
+            name: name.into(),
+            width,
+            height,
+            max_side: MAX_SIDE,
+        });
+    }
+    let image = image::RgbaImage::from_raw(width, height, rgba).ok_or_else(|| GraftError::NotAnImage {
+        name: name.into(),
+        reason: format!("the frame does not hold {width}x{height} RGBA pixels"),
+    })?;
+    if width == 0 || height == 0 {
+        return Err(GraftError::NotAnImage {
+            name: name.into(),
+            reason: "the frame has no pixels".into(),
+        });
+    }
+    Ok(flatten_on_white(DynamicImage::ImageRgba8(image)))
+}
+
 fn flatten_on_white(image: DynamicImage) -> RgbImage {
     if !image.color().has_alpha() {
         return image.into_rgb8();
@@ -302,6 +325,14 @@ mod tests {
         let rgb = flatten_on_white(DynamicImage::ImageRgba8(image));
         assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
         assert_eq!(rgb.get_pixel(1, 0).0, [10, 20, 30]);
+    }
+
+    #[test]
+    fn rgba_frames_are_checked_and_flattened() {
+        let frame = image_from_rgba("frame", 2, 1, vec![10, 20, 30, 255, 0, 0, 0, 0]).unwrap();
+        assert_eq!(frame.get_pixel(0, 0).0, [10, 20, 30]);
+        assert_eq!(frame.get_pixel(1, 0).0, [255, 255, 255]);
+        assert!(matches!(image_from_rgba("frame", 3, 3, vec![0; 8]), Err(GraftError::NotAnImage { .. })));
     }
 
     fn crc32(data: &[u8]) -> u32 {

@@ -21,6 +21,10 @@ async function topLabels(page) {
   return page.locator('[data-testid="top5"] li').evaluateAll((items) => items.map((li) => li.dataset.label));
 }
 
+async function openSmokePanel(page) {
+  await page.getByText("What does the pretrained model see?").click();
+}
+
 async function classify(page, file) {
   const started = Date.now();
   await page.setInputFiles('[data-testid="image-input"]', file);
@@ -44,6 +48,7 @@ test("loads the model with progress, names the backend, classifies chelsea as an
   const loadMillis = Date.now() - started;
   const backend = await page.locator('[data-testid="backend"]').textContent();
   assert.match(backend, /CPU|WebGPU/);
+  await openSmokePanel(page);
 
   const millis = await classify(page, PHOTOS.chelsea);
   const labels = await topLabels(page);
@@ -79,6 +84,7 @@ test("loads the model with progress, names the backend, classifies chelsea as an
 test("a non-image file gets a clear error and the page keeps working", async () => {
   const { page, problems } = await openGraft(browser);
   await page.locator('[data-ready="true"]').waitFor({ timeout: MODEL_TIMEOUT });
+  await openSmokePanel(page);
 
   const dir = mkdtempSync(join(tmpdir(), "graft-e2e-"));
   const notes = join(dir, "notes.txt");

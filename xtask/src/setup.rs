@@ -17,7 +17,7 @@ const WEIGHTS_SAFETENSORS_SHA256: &str = "be3534eab2a7ad16d91fbd299afdf63e12dd2a
 
 const BINARYEN_NPM: &str = "binaryen@132.0.0";
 /// Debian packages the tests use: the browser and its driver, and real photos.
-const TEST_APT_PACKAGES: [&str; 4] = ["chromium", "chromium-driver", "python3-skimage", "opencv-doc"];
+const TEST_APT_PACKAGES: [&str; 5] = ["chromium", "chromium-driver", "python3-skimage", "opencv-doc", "dataset-fashion-mnist"];
 
 pub fn tools_dir() -> PathBuf {
     root().join(".tools")

@@ -1,24 +1,31 @@
-//! The page: model status, image picker, ImageNet top 5 and errors. All computing happens
-//! in the worker (`GraftWorker`), reached through a reactor bridge.
+//! The page: model status; classes with their samples; training settings, live metrics;
+//! prediction; and the ImageNet smoke path. All computing happens in the worker
+//! (`GraftWorker`), reached through a reactor bridge.
 
 use std::rc::Rc;
 
 use gloo::file::{Blob, ObjectUrl};
 use web_sys::File;
 use yew::prelude::*;
-use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider};
+use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider, UseReactorBridgeHandle};
 
+use super::class_card::{ClassCard, ClassStateProp};
 use super::image_drop::ImageDrop;
+use super::metrics::Metrics;
 use super::model_status::ModelStatusBar;
+use super::predict_panel::PredictPanel;
 use super::top_predictions::TopPredictions;
-use crate::protocol::ToWorker;
-use crate::state::{Action, AppState, ChosenImage, ModelStatus};
+use super::train_panel::TrainPanel;
+use crate::protocol::{ClassSamples, ImageData, ToWorker};
+use crate::state::{next_id, Action, AppState, ChosenImage, ModelStatus, Picture, Sample, TrainStatus};
 use crate::worker::GraftWorker;
 
 /// The worker's wasm-bindgen script (`no-modules` output; gloo-worker loads it with
 /// `importScripts` and finds `graft-worker_bg.wasm` beside it), and the model manifest.
 const WORKER_PATH: &str = "graft-worker.js";
 const MANIFEST_URL: &str = "models/mobilenet_v2.json";
+
+type Worker = UseReactorBridgeHandle<GraftWorker>;
 
 /// `relative` resolved against the page's address. The worker runs from a `blob:` URL, so
 /// it cannot resolve relative URLs itself.
@@ -41,10 +48,50 @@ pub fn app() -> Html {
     }
 }
 
+/// Reads a file's bytes, then hands them to `send`; a read failure becomes a page error.
+fn read_then(file: &File, state: UseReducerHandle<AppState>, send: impl FnOnce(String, Vec<u8>) + 'static) {
+    let blob = Blob::from(file.clone());
+    let name = file.name();
+    wasm_bindgen_futures::spawn_local(async move {
+        match gloo::file::futures::read_as_bytes(&blob).await {
+            Ok(bytes) => send(name, bytes),
+            Err(e) => state.dispatch(Action::Error {
+                message: format!("{name} could not be read: {e}"),
+            }),
+        }
+    });
+}
+
+fn add_files(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64, files: Vec<File>) {
+    let samples: Vec<(Sample, File)> = files
+        .into_iter()
+        .map(|file| {
+            let sample = Sample {
+                id: next_id(),
+                picture: Picture::Object(Rc::new(ObjectUrl::from(Blob::from(file.clone())))),
+                embedded: false,
+            };
+            (sample, file)
+        })
+        .collect();
+    state.dispatch(Action::AddSamples {
+        class_id,
+        samples: samples.iter().map(|(s, _)| s.clone()).collect(),
+    });
+    for (sample, file) in samples {
+        let worker = worker.clone();
+        read_then(&file, state.clone(), move |file_name, bytes| {
+            worker.send(ToWorker::AddSample {
+                sample_id: sample.id,
+                image: ImageData::File { file_name, bytes },
+            })
+        });
+    }
+}
+
 #[function_component(Graft)]
 fn graft() -> Html {
     let state = use_reducer(AppState::default);
-    let next_request = use_mut_ref(|| 0u64);
     let worker = {
         let state = state.clone();
         use_reactor_bridge::<GraftWorker, _>(move |event| {
@@ -62,40 +109,108 @@ fn graft() -> Html {
         });
     }
 
-    let on_file = {
+    let on_smoke_file = {
         let state = state.clone();
         let worker = worker.clone();
         Callback::from(move |file: File| {
-            let request_id = {
-                let mut next = next_request.borrow_mut();
-                *next += 1;
-                *next
-            };
-            let blob = Blob::from(file.clone());
-            let file_name = file.name();
+            let request_id = next_id();
             state.dispatch(Action::Chose(ChosenImage {
                 request_id,
-                file_name: file_name.clone(),
-                preview_url: Rc::new(ObjectUrl::from(blob.clone())),
+                file_name: file.name(),
+                preview_url: Rc::new(ObjectUrl::from(Blob::from(file.clone()))),
             }));
-            let state = state.clone();
             let worker = worker.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                match gloo::file::futures::read_as_bytes(&blob).await {
-                    Ok(bytes) => worker.send(ToWorker::Classify {
-                        request_id,
-                        file_name,
-                        bytes,
-                    }),
-                    Err(e) => state.dispatch(Action::Error {
-                        message: format!("{file_name} could not be read: {e}"),
-                    }),
+            read_then(&file, state.clone(), move |file_name, bytes| {
+                worker.send(ToWorker::Classify {
+                    request_id,
+                    file_name,
+                    bytes,
+                })
+            });
+        })
+    };
+    let on_files = {
+        let (state, worker) = (state.clone(), worker.clone());
+        Callback::from(move |(class_id, files): (u64, Vec<File>)| add_files(&state, &worker, class_id, files))
+    };
+    let on_rename = {
+        let state = state.clone();
+        Callback::from(move |(class_id, name): (u64, String)| state.dispatch(Action::RenameClass { class_id, name }))
+    };
+    let on_delete = {
+        let (state, worker) = (state.clone(), worker.clone());
+        Callback::from(move |class_id: u64| {
+            if let Some(class) = state.classes.iter().find(|c| c.id == class_id) {
+                for sample in &class.samples {
+                    worker.send(ToWorker::RemoveSample { sample_id: sample.id });
                 }
+            }
+            state.dispatch(Action::DeleteClass { class_id });
+        })
+    };
+    let on_remove_sample = {
+        let (state, worker) = (state.clone(), worker.clone());
+        Callback::from(move |(class_id, sample_id): (u64, u64)| {
+            worker.send(ToWorker::RemoveSample { sample_id });
+            state.dispatch(Action::RemoveSample { class_id, sample_id });
+        })
+    };
+    let on_add_class = {
+        let state = state.clone();
+        Callback::from(move |_: MouseEvent| state.dispatch(Action::AddClass))
+    };
+    let on_settings = {
+        let state = state.clone();
+        Callback::from(move |settings| state.dispatch(Action::Settings(settings)))
+    };
+    let on_train = {
+        let (state, worker) = (state.clone(), worker.clone());
+        Callback::from(move |()| {
+            if let Some(message) = state.training_blocker() {
+                state.dispatch(Action::Error { message });
+                return;
+            }
+            let classes: Vec<ClassSamples> = state
+                .classes
+                .iter()
+                .map(|c| ClassSamples {
+                    name: c.name.clone(),
+                    sample_ids: c.samples.iter().map(|s| s.id).collect(),
+                })
+                .collect();
+            state.dispatch(Action::TrainingRequested {
+                class_names: classes.iter().map(|c| c.name.clone()).collect(),
+            });
+            worker.send(ToWorker::Train {
+                classes,
+                config: state.settings.clone(),
+            });
+        })
+    };
+    let on_stop = {
+        let worker = worker.clone();
+        Callback::from(move |()| worker.send(ToWorker::StopTraining))
+    };
+    let on_predict_file = {
+        let (state, worker) = (state.clone(), worker.clone());
+        Callback::from(move |file: File| {
+            let request_id = next_id();
+            state.dispatch(Action::PredictRequested {
+                request_id,
+                label: file.name(),
+            });
+            let worker = worker.clone();
+            read_then(&file, state.clone(), move |file_name, bytes| {
+                worker.send(ToWorker::Predict {
+                    request_id,
+                    image: ImageData::File { file_name, bytes },
+                })
             });
         })
     };
 
     let ready = matches!(state.model, ModelStatus::Ready { .. });
+    let trained = state.training.report.is_some() && state.train_status() != TrainStatus::Training;
     html! {
         <main class="graft">
             <header>
@@ -106,18 +221,40 @@ fn graft() -> Html {
             if let Some(message) = &state.error {
                 <div class="error" role="alert" data-testid="error">{ message }</div>
             }
-            <ImageDrop on_file={ on_file } disabled={ !ready } />
-            <div class="result" aria-busy={ state.busy.to_string() }>
-                if let (Some(chosen), Some(result)) = (&state.chosen, &state.result) {
-                    if !state.busy && state.error.is_none() {
-                        <img class="preview" src={ chosen.preview_url.to_string() } alt={ chosen.file_name.clone() } />
+            if !state.skipped.is_empty() {
+                <div class="warning" role="status" data-testid="skipped">
+                    { format!("{} file(s) skipped: {}", state.skipped.len(), state.skipped[0]) }
+                </div>
+            }
+            <section class="classes">
+                { for state.classes.iter().map(|class| html! {
+                    <ClassCard key={ class.id } class={ ClassStateProp(class.clone()) } on_rename={ on_rename.clone() }
+                        on_delete={ on_delete.clone() } on_files={ on_files.clone() }
+                        on_remove_sample={ on_remove_sample.clone() } disabled={ !ready } />
+                }) }
+                <button class="add-class" data-testid="add-class" onclick={ on_add_class }>{ "+ Add a class" }</button>
+            </section>
+            <TrainPanel settings={ state.settings.clone() } status={ state.train_status() }
+                pending_samples={ state.pending_samples() } on_settings={ on_settings }
+                on_train={ on_train } on_stop={ on_stop } disabled={ !ready } />
+            <Metrics training={ state.training.clone() } />
+            <PredictPanel class_names={ state.training.class_names.clone() } prediction={ state.prediction.clone() }
+                on_file={ on_predict_file } ready={ trained } stale={ state.training.stale } />
+            <details class="smoke">
+                <summary>{ "What does the pretrained model see? (ImageNet top 5)" }</summary>
+                <ImageDrop on_file={ on_smoke_file } disabled={ !ready } />
+                <div class="result" aria-busy={ state.busy.to_string() }>
+                    if let (Some(chosen), Some(result)) = (&state.chosen, &state.result) {
+                        if !state.busy && state.error.is_none() {
+                            <img class="preview" src={ chosen.preview_url.to_string() } alt={ chosen.file_name.clone() } />
+                        }
+                        <TopPredictions file_name={ result.file_name.clone() } top5={ result.top5.clone() } millis={ result.millis } />
                     }
-                    <TopPredictions file_name={ result.file_name.clone() } top5={ result.top5.clone() } millis={ result.millis } />
-                }
-                if state.busy {
-                    <p class="busy" data-testid="busy">{ "Classifying…" }</p>
-                }
-            </div>
+                    if state.busy {
+                        <p class="busy" data-testid="busy">{ "Classifying…" }</p>
+                    }
+                </div>
+            </details>
         </main>
     }
 }

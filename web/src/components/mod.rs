@@ -1,8 +1,12 @@
 //! The page's components.
 
 pub mod app;
+pub mod class_card;
 pub mod image_drop;
+pub mod metrics;
 pub mod model_status;
+pub mod predict_panel;
 pub mod top_predictions;
+pub mod train_panel;
 
 pub use app::App;

@@ -1,0 +1,117 @@
+//! One class: its editable name, sample count, a capped strip of thumbnails (removable),
+//! a multi-file picker and drop target, and a delete button.
+
+use web_sys::{DragEvent, File, HtmlInputElement};
+use yew::prelude::*;
+
+use crate::state::ClassState;
+
+/// Thumbnails shown per class: the newest ones; the count shows the rest.
+const THUMBNAILS_SHOWN: usize = 24;
+
+#[derive(Properties, PartialEq)]
+pub struct ClassCardProps {
+    pub class: ClassStateProp,
+    pub on_rename: Callback<(u64, String)>,
+    pub on_delete: Callback<u64>,
+    pub on_files: Callback<(u64, Vec<File>)>,
+    pub on_remove_sample: Callback<(u64, u64)>,
+    pub disabled: bool,
+}
+
+/// `ClassState` compared by identity and content that the card shows.
+#[derive(Clone)]
+pub struct ClassStateProp(pub ClassState);
+
+impl PartialEq for ClassStateProp {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        a.id == b.id
+            && a.name == b.name
+            && a.samples.len() == b.samples.len()
+            && a.samples.iter().zip(&b.samples).all(|(x, y)| x.id == y.id && x.embedded == y.embedded)
+    }
+}
+
+fn files_of(list: Option<web_sys::FileList>) -> Vec<File> {
+    let Some(list) = list else { return Vec::new() };
+    (0..list.length()).filter_map(|i| list.get(i)).collect()
+}
+
+#[function_component(ClassCard)]
+pub fn class_card(props: &ClassCardProps) -> Html {
+    let class = &props.class.0;
+    let class_id = class.id;
+    let upload_ref = use_node_ref();
+
+    let on_name = {
+        let on_rename = props.on_rename.clone();
+        Callback::from(move |e: InputEvent| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            on_rename.emit((class_id, input.value()));
+        })
+    };
+    let on_upload = {
+        let on_files = props.on_files.clone();
+        let upload_ref = upload_ref.clone();
+        Callback::from(move |_: Event| {
+            let Some(input) = upload_ref.cast::<HtmlInputElement>() else { return };
+            on_files.emit((class_id, files_of(input.files())));
+            input.set_value("");
+        })
+    };
+    let on_drop = {
+        let on_files = props.on_files.clone();
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            let files = files_of(e.data_transfer().and_then(|t| t.files()));
+            on_files.emit((class_id, files));
+        })
+    };
+    let on_delete = {
+        let on_delete = props.on_delete.clone();
+        let count = class.samples.len();
+        let name = class.name.clone();
+        Callback::from(move |_: MouseEvent| {
+            let confirmed = count == 0
+                || gloo::dialogs::confirm(&format!("Delete \"{name}\" and its {count} samples?"));
+            if confirmed {
+                on_delete.emit(class_id);
+            }
+        })
+    };
+    let pending = class.samples.iter().filter(|s| !s.embedded).count();
+    let shown = class.samples.iter().rev().take(THUMBNAILS_SHOWN);
+
+    html! {
+        <section class="class-card" data-testid="class-card" data-class-name={ class.name.clone() }
+            ondragover={ Callback::from(|e: DragEvent| e.prevent_default()) } ondrop={ on_drop }>
+            <header>
+                <input class="class-name" data-testid="class-name" value={ class.name.clone() }
+                    aria-label="Class name" oninput={ on_name } />
+                <button class="icon delete" data-testid="delete-class" title="Delete this class" onclick={ on_delete }>{ "✕" }</button>
+            </header>
+            <p class="count">
+                <span data-testid="sample-count">{ class.samples.len() }</span>{ " samples" }
+                if pending > 0 { <span class="pending">{ format!(" · embedding {pending}…") }</span> }
+            </p>
+            <div class="thumbnails">
+                { for shown.map(|sample| {
+                    let on_remove_sample = props.on_remove_sample.clone();
+                    let sample_id = sample.id;
+                    html! {
+                        <button class={ classes!("thumb", (!sample.embedded).then_some("pending")) } title="Remove this sample"
+                            onclick={ Callback::from(move |_| on_remove_sample.emit((class_id, sample_id))) }>
+                            <img src={ sample.picture.src() } alt="sample" />
+                        </button>
+                    }
+                }) }
+            </div>
+            <label class="upload">
+                <input ref={ upload_ref } type="file" accept="image/*" multiple=true data-testid="class-upload"
+                    disabled={ props.disabled } onchange={ on_upload } />
+                <span>{ "Upload images" }</span>
+            </label>
+        </section>
+    }
+}

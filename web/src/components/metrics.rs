@@ -1,0 +1,116 @@
+//! Live training metrics: loss and accuracy curves (SVG, labelled axes), validation accuracy,
+//! throughput and ETA, per-class accuracy and the confusion matrix with class names.
+
+use graft::train::EpochMetrics;
+use yew::prelude::*;
+
+use crate::state::TrainingView;
+
+#[derive(Properties, PartialEq)]
+pub struct MetricsProps {
+    pub training: TrainingView,
+}
+
+const W: f64 = 320.0;
+const H: f64 = 160.0;
+const PAD: f64 = 32.0;
+
+/// An SVG line chart of two series over epochs, with axes and a legend.
+fn chart(testid: &'static str, title: &str, y_label: &str, series: [(&'static str, &'static str, Vec<f32>); 2], y_max: Option<f32>) -> Html {
+    let n = series.iter().map(|s| s.2.len()).max().unwrap_or(0);
+    let top = y_max.unwrap_or_else(|| {
+        series.iter().flat_map(|s| s.2.iter().copied()).filter(|v| v.is_finite()).fold(0.0f32, f32::max) * 1.1
+    });
+    let top = if top > 0.0 { top } else { 1.0 } as f64;
+    let x = |i: usize| PAD + (W - PAD - 8.0) * if n > 1 { i as f64 / (n - 1) as f64 } else { 0.0 };
+    let y = |v: f32| H - PAD + 8.0 - (H - PAD) * (v as f64 / top).clamp(0.0, 1.0);
+    let lines = series.iter().map(|(name, color, values)| {
+        let points: String = values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1} ", x(i), y(*v))).collect();
+        html! { <polyline points={ points } fill="none" stroke={ *color } stroke-width="2"><title>{ *name }</title></polyline> }
+    });
+    let legend = series.iter().enumerate().map(|(i, (name, color, _))| html! {
+        <text x={ (PAD + 8.0 + i as f64 * 110.0).to_string() } y="12" fill={ *color } font-size="11">{ *name }</text>
+    });
+    html! {
+        <figure class="chart" data-testid={ testid }>
+            <svg viewBox={ format!("0 0 {W} {H}") } role="img" aria-label={ title.to_string() }>
+                <line x1={ PAD.to_string() } y1="16" x2={ PAD.to_string() } y2={ (H - PAD + 8.0).to_string() } stroke="#888" />
+                <line x1={ PAD.to_string() } y1={ (H - PAD + 8.0).to_string() } x2={ (W - 8.0).to_string() } y2={ (H - PAD + 8.0).to_string() } stroke="#888" />
+                <text x="2" y="24" font-size="10">{ format!("{top:.2}") }</text>
+                <text x="2" y={ (H - PAD + 8.0).to_string() } font-size="10">{ "0" }</text>
+                <text x={ (W / 2.0).to_string() } y={ (H - 4.0).to_string() } font-size="11" text-anchor="middle">{ format!("epoch (1–{n})") }</text>
+                <text x="10" y={ (H / 2.0).to_string() } font-size="11" transform={ format!("rotate(-90 10 {})", H / 2.0) } text-anchor="middle">{ y_label }</text>
+                { for lines }
+                { for legend }
+            </svg>
+            <figcaption>{ title }</figcaption>
+        </figure>
+    }
+}
+
+fn series(history: &[EpochMetrics], pick: fn(&EpochMetrics) -> Option<f32>) -> Vec<f32> {
+    history.iter().filter_map(pick).collect()
+}
+
+fn seconds(millis: f64) -> String {
+    format!("{:.1} s", millis / 1000.0)
+}
+
+#[function_component(Metrics)]
+pub fn metrics(props: &MetricsProps) -> Html {
+    let t = &props.training;
+    if t.history.is_empty() && t.report.is_none() {
+        return html! {};
+    }
+    let last = t.history.last();
+    let done = t.history.len();
+    let eta = if done > 0 && t.running {
+        seconds(t.elapsed_millis / done as f64 * t.epochs_planned.saturating_sub(done) as f64)
+    } else {
+        "–".into()
+    };
+    let val_accuracy = t
+        .report
+        .as_ref()
+        .map(|r| r.val_accuracy)
+        .or_else(|| last.and_then(|m| m.val_accuracy));
+    html! {
+        <section class="metrics">
+            <h2>{ "How it learns" }</h2>
+            <p class="numbers">
+                { "Validation accuracy: " }
+                <strong data-testid="val-accuracy">{ val_accuracy.map_or("–".into(), |a| format!("{:.1}%", a * 100.0)) }</strong>
+                { format!(" · epoch {done}/{} · {:.0} samples/s · elapsed {} · ETA {eta}", t.epochs_planned, t.samples_per_second, seconds(t.elapsed_millis)) }
+            </p>
+            if t.stale {
+                <p class="stale" data-testid="stale">{ "The data changed since training: train again to use it." }</p>
+            }
+            <div class="charts">
+                { chart("loss-chart", "Loss", "cross-entropy", [
+                    ("train loss", "#2f7d4f", series(&t.history, |m| Some(m.train_loss))),
+                    ("validation loss", "#c0572b", series(&t.history, |m| m.val_loss)),
+                ], None) }
+                { chart("accuracy-chart", "Accuracy", "accuracy", [
+                    ("train accuracy", "#2f7d4f", series(&t.history, |m| Some(m.train_accuracy))),
+                    ("validation accuracy", "#c0572b", series(&t.history, |m| m.val_accuracy)),
+                ], Some(1.0)) }
+            </div>
+            if let Some(report) = &t.report {
+                <h3>{ format!("Best epoch {} of {} · scored on {} validation samples", report.best_epoch, report.epochs_run, report.val_samples) }</h3>
+                <table class="confusion" data-testid="confusion-matrix">
+                    <caption>{ "Confusion matrix: rows are the true class, columns the prediction" }</caption>
+                    <thead><tr><th></th>{ for t.class_names.iter().map(|n| html! { <th scope="col">{ n }</th> }) }<th>{ "accuracy" }</th></tr></thead>
+                    <tbody>
+                        { for report.confusion.counts.iter().enumerate().map(|(i, row)| html! {
+                            <tr>
+                                <th scope="row">{ t.class_names.get(i).cloned().unwrap_or_default() }</th>
+                                { for row.iter().enumerate().map(|(j, c)| html! { <td class={ classes!((i == j).then_some("diagonal")) }>{ c }</td> }) }
+                                <td class="per-class" data-testid="class-accuracy">{ report.per_class_accuracy.get(i).copied().flatten().map_or("–".into(), |a| format!("{:.0}%", a * 100.0)) }</td>
+                            </tr>
+                        }) }
+                    </tbody>
+                </table>
+            }
+        </section>
+    }
+}

@@ -1,0 +1,56 @@
+//! Prediction with the trained head: classify an uploaded image; one confidence bar per class.
+
+use web_sys::{File, HtmlInputElement};
+use yew::prelude::*;
+
+use crate::state::PredictionView;
+
+#[derive(Properties, PartialEq)]
+pub struct PredictPanelProps {
+    pub class_names: Vec<String>,
+    pub prediction: Option<PredictionView>,
+    pub on_file: Callback<File>,
+    pub ready: bool,
+    pub stale: bool,
+}
+
+#[function_component(PredictPanel)]
+pub fn predict_panel(props: &PredictPanelProps) -> Html {
+    let input_ref = use_node_ref();
+    let on_change = {
+        let on_file = props.on_file.clone();
+        let input_ref = input_ref.clone();
+        Callback::from(move |_: Event| {
+            let Some(input) = input_ref.cast::<HtmlInputElement>() else { return };
+            if let Some(file) = input.files().and_then(|f| f.get(0)) {
+                on_file.emit(file);
+            }
+            input.set_value("");
+        })
+    };
+    html! {
+        <section class="predict-panel">
+            <h2>{ "Predict" }</h2>
+            if props.stale {
+                <p class="stale">{ "Model is stale: the classes changed since it was trained." }</p>
+            }
+            <label class="upload">
+                <input ref={ input_ref } type="file" accept="image/*" data-testid="predict-upload"
+                    disabled={ !props.ready } onchange={ on_change } />
+                <span>{ if props.ready { "Upload an image to classify" } else { "Train first, then upload an image" } }</span>
+            </label>
+            if let Some(p) = &props.prediction {
+                <p class="timing">{ format!("{} · {:.0} ms", p.label, p.millis) }</p>
+                <ul class="bars">
+                    { for props.class_names.iter().zip(&p.probs).map(|(name, prob)| html! {
+                        <li data-testid="prediction" data-class-name={ name.clone() } data-prob={ prob.to_string() }>
+                            <span class="label">{ name }</span>
+                            <span class="bar"><span style={ format!("width: {:.1}%", prob * 100.0) } /></span>
+                            <span class="prob">{ format!("{:.0}%", prob * 100.0) }</span>
+                        </li>
+                    }) }
+                </ul>
+            }
+        </section>
+    }
+}
