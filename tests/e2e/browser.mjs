@@ -20,6 +20,9 @@ export async function launch() {
       "--disable-sync",
       "--disable-quic",
       "--no-first-run",
+      // A fake camera that needs no permission prompt.
+      "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream",
     ],
   });
 }

@@ -5,4 +5,5 @@ pub mod components;
 pub mod fetch;
 pub mod protocol;
 pub mod state;
+pub mod webcam;
 pub mod worker;

@@ -4,8 +4,10 @@
 
 use std::rc::Rc;
 
+
 use gloo::file::{Blob, ObjectUrl};
-use web_sys::File;
+use gloo::timers::callback::Interval;
+use web_sys::{File, HtmlVideoElement, MediaStream};
 use yew::prelude::*;
 use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider, UseReactorBridgeHandle};
 
@@ -16,8 +18,10 @@ use super::model_status::ModelStatusBar;
 use super::predict_panel::PredictPanel;
 use super::top_predictions::TopPredictions;
 use super::train_panel::TrainPanel;
-use crate::protocol::{ClassSamples, ImageData, ToWorker};
+use super::webcam_panel::WebcamPanel;
+use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
 use crate::state::{next_id, Action, AppState, ChosenImage, ModelStatus, Picture, Sample, TrainStatus};
+use crate::webcam;
 use crate::worker::GraftWorker;
 
 /// The worker's wasm-bindgen script (`no-modules` output; gloo-worker loads it with
@@ -89,17 +93,49 @@ fn add_files(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64,
     }
 }
 
+/// Captures the current webcam frame into class `class_id`.
+fn add_frame(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64, video: &NodeRef) {
+    let Some((image, thumbnail)) = video.cast::<HtmlVideoElement>().and_then(|v| webcam::capture(&v)) else {
+        return;
+    };
+    let sample = Sample {
+        id: next_id(),
+        picture: Picture::Data(thumbnail.into()),
+        embedded: false,
+    };
+    let sample_id = sample.id;
+    state.dispatch(Action::AddSamples {
+        class_id,
+        samples: vec![sample],
+    });
+    worker.send(ToWorker::AddSample { sample_id, image });
+}
+
 #[function_component(Graft)]
 fn graft() -> Html {
     let state = use_reducer(AppState::default);
+    // A live prediction is in flight: the next frame waits for its answer.
+    let live_in_flight = use_mut_ref(|| false);
     let worker = {
         let state = state.clone();
+        let live_in_flight = live_in_flight.clone();
         use_reactor_bridge::<GraftWorker, _>(move |event| {
             if let ReactorEvent::Output(message) = event {
+                if matches!(message, FromWorker::Predicted { .. } | FromWorker::PredictFailed { .. }) {
+                    *live_in_flight.borrow_mut() = false;
+                }
                 state.dispatch(Action::Worker(message));
             }
         })
     };
+    let video_ref = use_node_ref();
+    let stream = use_mut_ref(|| None::<MediaStream>);
+    let camera_on = use_state(|| false);
+    let cameras = use_state(Vec::<webcam::Camera>::new);
+    let fps = use_state(|| 10u32);
+    let recording = use_state(|| None::<u64>);
+    let recorder = use_mut_ref(|| None::<Interval>);
+    let live = use_state(|| false);
     {
         let worker = worker.clone();
         use_effect_with((), move |_| {
@@ -209,6 +245,95 @@ fn graft() -> Html {
         })
     };
 
+    let open_camera = {
+        let (state, video_ref, stream, camera_on, cameras) =
+            (state.clone(), video_ref.clone(), stream.clone(), camera_on.clone(), cameras.clone());
+        Rc::new(move |device_id: Option<String>| {
+            let Some(video) = video_ref.cast::<HtmlVideoElement>() else { return };
+            let (state, stream, camera_on, cameras) = (state.clone(), stream.clone(), camera_on.clone(), cameras.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match webcam::open(&video, device_id.as_deref()).await {
+                    Ok(opened) => {
+                        if let Some(old) = stream.borrow_mut().replace(opened) {
+                            webcam::close(&old);
+                        }
+                        camera_on.set(true);
+                        cameras.set(webcam::cameras().await);
+                    }
+                    Err(message) => state.dispatch(Action::Error { message }),
+                }
+            });
+        })
+    };
+    let on_camera_toggle = {
+        let (stream, camera_on, live, open_camera) = (stream.clone(), camera_on.clone(), live.clone(), open_camera.clone());
+        Callback::from(move |()| {
+            if *camera_on {
+                if let Some(old) = stream.borrow_mut().take() {
+                    webcam::close(&old);
+                }
+                camera_on.set(false);
+                live.set(false);
+            } else {
+                open_camera(None);
+            }
+        })
+    };
+    let on_camera = {
+        let open_camera = open_camera.clone();
+        Callback::from(move |device_id: String| open_camera(Some(device_id)))
+    };
+    let on_fps = {
+        let fps = fps.clone();
+        Callback::from(move |value: u32| fps.set(value))
+    };
+    let on_record = {
+        let (state, worker, video_ref, fps, recording, recorder) =
+            (state.clone(), worker.clone(), video_ref.clone(), fps.clone(), recording.clone(), recorder.clone());
+        Callback::from(move |(class_id, start): (u64, bool)| {
+            if !start {
+                recorder.borrow_mut().take();
+                recording.set(None);
+                return;
+            }
+            if recorder.borrow().is_some() {
+                return;
+            }
+            let (state, worker, video_ref) = (state.clone(), worker.clone(), video_ref.clone());
+            add_frame(&state, &worker, class_id, &video_ref);
+            let interval = Interval::new(1000 / (*fps).max(1), move || add_frame(&state, &worker, class_id, &video_ref));
+            *recorder.borrow_mut() = Some(interval);
+            recording.set(Some(class_id));
+        })
+    };
+    let on_live = {
+        let live = live.clone();
+        Callback::from(move |on: bool| live.set(on))
+    };
+    {
+        // While live prediction is on, classify a frame whenever the previous answer is in.
+        let (worker, video_ref, in_flight) = (worker.clone(), video_ref.clone(), live_in_flight.clone());
+        use_effect_with(*live, move |live| {
+            let timer = live.then(|| {
+                *in_flight.borrow_mut() = false;
+                Interval::new(50, move || {
+                    if *in_flight.borrow() {
+                        return;
+                    }
+                    let Some((image, _)) = video_ref.cast::<HtmlVideoElement>().and_then(|v| webcam::capture(&v)) else {
+                        return;
+                    };
+                    *in_flight.borrow_mut() = true;
+                    worker.send(ToWorker::Predict {
+                        request_id: next_id(),
+                        image,
+                    });
+                })
+            });
+            move || drop(timer)
+        });
+    }
+
     let ready = matches!(state.model, ModelStatus::Ready { .. });
     let trained = state.training.report.is_some() && state.train_status() != TrainStatus::Training;
     html! {
@@ -226,11 +351,15 @@ fn graft() -> Html {
                     { format!("{} file(s) skipped: {}", state.skipped.len(), state.skipped[0]) }
                 </div>
             }
+            <WebcamPanel video_ref={ video_ref.clone() } camera_on={ *camera_on } cameras={ (*cameras).clone() }
+                fps={ *fps } live={ *live } can_predict={ trained } on_toggle={ on_camera_toggle }
+                on_camera={ on_camera } on_fps={ on_fps } on_live={ on_live } />
             <section class="classes">
                 { for state.classes.iter().map(|class| html! {
                     <ClassCard key={ class.id } class={ ClassStateProp(class.clone()) } on_rename={ on_rename.clone() }
                         on_delete={ on_delete.clone() } on_files={ on_files.clone() }
-                        on_remove_sample={ on_remove_sample.clone() } disabled={ !ready } />
+                        on_remove_sample={ on_remove_sample.clone() } on_record={ on_record.clone() }
+                        camera_on={ *camera_on } recording={ *recording == Some(class.id) } disabled={ !ready } />
                 }) }
                 <button class="add-class" data-testid="add-class" onclick={ on_add_class }>{ "+ Add a class" }</button>
             </section>

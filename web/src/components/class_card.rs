@@ -16,6 +16,10 @@ pub struct ClassCardProps {
     pub on_delete: Callback<u64>,
     pub on_files: Callback<(u64, Vec<File>)>,
     pub on_remove_sample: Callback<(u64, u64)>,
+    /// Start (`true`) or stop (`false`) recording webcam frames into this class.
+    pub on_record: Callback<(u64, bool)>,
+    pub camera_on: bool,
+    pub recording: bool,
     pub disabled: bool,
 }
 
@@ -80,6 +84,37 @@ pub fn class_card(props: &ClassCardProps) -> Html {
             }
         })
     };
+    let record = |start: bool| {
+        let on_record = props.on_record.clone();
+        move || on_record.emit((class_id, start))
+    };
+    let (start, stop) = (record(true), record(false));
+    let on_pointer_down = Callback::from(move |e: PointerEvent| {
+        e.prevent_default();
+        // Captured, the pointer keeps this button until it is released, even off its edge.
+        if let Some(button) = e.target_dyn_into::<web_sys::Element>() {
+            let _ = button.set_pointer_capture(e.pointer_id());
+        }
+        start();
+    });
+    let stop_pointer = {
+        let stop = stop.clone();
+        Callback::from(move |_: PointerEvent| stop())
+    };
+    let on_key_down = {
+        let start = record(true);
+        Callback::from(move |e: KeyboardEvent| {
+            if (e.key() == " " || e.key() == "Enter") && !e.repeat() {
+                e.prevent_default();
+                start();
+            }
+        })
+    };
+    let on_key_up = Callback::from(move |e: KeyboardEvent| {
+        if e.key() == " " || e.key() == "Enter" {
+            stop();
+        }
+    });
     let pending = class.samples.iter().filter(|s| !s.embedded).count();
     let shown = class.samples.iter().rev().take(THUMBNAILS_SHOWN);
 
@@ -107,6 +142,14 @@ pub fn class_card(props: &ClassCardProps) -> Html {
                     }
                 }) }
             </div>
+            <button class={ classes!("record", props.recording.then_some("recording")) } data-testid="record"
+                disabled={ props.disabled || !props.camera_on }
+                title={ if props.camera_on { "Hold to record webcam frames" } else { "Turn the camera on first" } }
+                onpointerdown={ on_pointer_down } onpointerup={ stop_pointer.clone() }
+                onpointercancel={ stop_pointer.clone() } onlostpointercapture={ stop_pointer }
+                onkeydown={ on_key_down } onkeyup={ on_key_up }>
+                { if props.recording { "● Recording…" } else { "Hold to record" } }
+            </button>
             <label class="upload">
                 <input ref={ upload_ref } type="file" accept="image/*" multiple=true data-testid="class-upload"
                     disabled={ props.disabled } onchange={ on_upload } />

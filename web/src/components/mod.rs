@@ -8,5 +8,6 @@ pub mod model_status;
 pub mod predict_panel;
 pub mod top_predictions;
 pub mod train_panel;
+pub mod webcam_panel;
 
 pub use app::App;

@@ -40,7 +40,13 @@ pub fn predict_panel(props: &PredictPanelProps) -> Html {
                 <span>{ if props.ready { "Upload an image to classify" } else { "Train first, then upload an image" } }</span>
             </label>
             if let Some(p) = &props.prediction {
-                <p class="timing">{ format!("{} · {:.0} ms", p.label, p.millis) }</p>
+                <p class="timing" data-testid="prediction-source">
+                    { if p.label == "webcam" {
+                        format!("webcam · {:.1} frames per second", 1000.0 / p.millis.max(1.0))
+                    } else {
+                        format!("{} · {:.0} ms", p.label, p.millis)
+                    } }
+                </p>
                 <ul class="bars">
                     { for props.class_names.iter().zip(&p.probs).map(|(name, prob)| html! {
                         <li data-testid="prediction" data-class-name={ name.clone() } data-prob={ prob.to_string() }>

@@ -1,0 +1,61 @@
+// Capturing examples with a (fake) webcam: hold Record, frames arrive in the class; then
+// train and predict live from the camera.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { launch, openGraft } from "./browser.mjs";
+
+let browser;
+before(async () => {
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+});
+
+async function holdRecord(page, card, millis) {
+  const record = card.locator('[data-testid="record"]');
+  await record.hover();
+  await page.mouse.down();
+  await page.waitForTimeout(millis);
+  await page.mouse.up();
+}
+
+test("holding Record captures webcam frames into the class, and live prediction runs", async () => {
+  const { page, problems } = await openGraft(browser);
+  await page.locator('[data-ready="true"]').waitFor({ timeout: 180_000 });
+  const cards = page.locator('[data-testid="class-card"]');
+  assert.ok(await cards.first().locator('[data-testid="record"]').isDisabled(), "Record needs the camera on");
+
+  await page.locator('[data-testid="camera-toggle"]').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="webcam-video"]')?.videoWidth > 0);
+
+  await holdRecord(page, cards.nth(0), 1200);
+  const first = Number(await cards.nth(0).locator('[data-testid="sample-count"]').textContent());
+  assert.ok(first >= 5 && first <= 20, `${first} frames in 1.2 s at 10 fps`);
+  // Releasing the button stops recording.
+  await page.waitForTimeout(400);
+  assert.equal(Number(await cards.nth(0).locator('[data-testid="sample-count"]').textContent()), first);
+
+  // Keyboard: Space held on the focused button records too.
+  await cards.nth(1).locator('[data-testid="record"]').focus();
+  await page.keyboard.down(" ");
+  await page.waitForTimeout(800);
+  await page.keyboard.up(" ");
+  assert.ok(Number(await cards.nth(1).locator('[data-testid="sample-count"]').textContent()) >= 3);
+
+  await page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: 120_000 });
+  await page.locator('[data-testid="epochs"]').fill("5");
+  await page.locator('[data-testid="epochs"]').press("Tab");
+  await page.locator('[data-testid="train"]').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="train-status"]')?.textContent === "done");
+
+  await page.locator('[data-testid="live-predict"]').click();
+  await page.waitForFunction(() =>
+    document.querySelector('[data-testid="prediction-source"]')?.textContent.includes("frames per second"),
+  );
+  const bars = await page.locator('[data-testid="prediction"]').count();
+  assert.equal(bars, 2);
+  await page.locator('[data-testid="live-predict"]').click();
+  assert.deepEqual(problems, []);
+  await page.close();
+});
