@@ -54,6 +54,8 @@ pub struct EpochMetrics {
     pub train_accuracy: f32,
     pub val_loss: Option<f32>,
     pub val_accuracy: Option<f32>,
+    /// Confusion on the validation split (the training split if there is none), this epoch.
+    pub confusion: Confusion,
 }
 
 /// The outcome of a run, scored with the kept (best) weights.
@@ -187,6 +189,7 @@ impl HeadTrainer {
             train_accuracy: train.confusion.accuracy(),
             val_loss: val.as_ref().map(|v| v.loss),
             val_accuracy: val.as_ref().map(|v| v.confusion.accuracy()),
+            confusion: val.map_or(train.confusion, |v| v.confusion),
         })
     }
 

@@ -2,7 +2,7 @@
 // (Fashion-MNIST from Debian), train, watch it learn, stop, predict unseen images.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,6 +48,33 @@ test("training is refused with a message naming the empty class", async () => {
   const error = page.locator('[data-testid="error"]');
   await error.waitFor();
   assert.match(await error.textContent(), /Class 1/);
+
+  // No fixed upper limit on classes: ten of them, one renamed, one deleted.
+  for (let i = 0; i < 8; i++) await page.locator('[data-testid="add-class"]').click();
+  const cards = page.locator('[data-testid="class-card"]');
+  assert.equal(await cards.count(), 10);
+  await cards.nth(9).locator('[data-testid="class-name"]').fill("Shoes");
+  await page.locator('[data-testid="class-card"][data-class-name="Shoes"]').waitFor();
+  await cards.nth(9).locator('[data-testid="delete-class"]').click();
+  assert.equal(await cards.count(), 9);
+
+  // Drag and drop: three images and a text file onto a class; the text file is skipped.
+  const dropped = files(trainDir, "Trouser")
+    .slice(0, 3)
+    .map((f) => [f.split("/").pop(), readFileSync(f).toString("base64"), "image/png"]);
+  dropped.push(["notes.txt", Buffer.from("not an image").toString("base64"), "text/plain"]);
+  const transfer = await page.evaluateHandle((items) => {
+    const dt = new DataTransfer();
+    for (const [name, b64, type] of items) {
+      dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type }));
+    }
+    return dt;
+  }, dropped);
+  await cards.nth(0).dispatchEvent("drop", { dataTransfer: transfer });
+  await page.locator('[data-testid="skipped"]').waitFor();
+  assert.match(await page.locator('[data-testid="skipped"]').textContent(), /1 file\(s\) skipped: notes\.txt/);
+  await page.waitForFunction(() => !document.querySelector(".class-card .pending"));
+  assert.equal(await cards.nth(0).locator('[data-testid="sample-count"]').textContent(), "3");
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -2,6 +2,7 @@
 //! the `graft-worker` binary registers [`worker::GraftWorker`] inside a Web Worker.
 
 pub mod components;
+pub mod dropped;
 pub mod fetch;
 pub mod protocol;
 pub mod state;

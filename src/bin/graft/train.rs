@@ -87,7 +87,14 @@ pub fn train(dir: &Path, config: TrainConfig, json: bool, save: Option<&Path>, m
     while !trainer.is_done() {
         let epoch = trainer.run_epoch()?;
         if json {
-            println!("{}", serde_json::to_string(&epoch).unwrap_or_default());
+            let line = json!({
+                "epoch": epoch.epoch,
+                "train_loss": epoch.train_loss,
+                "train_accuracy": epoch.train_accuracy,
+                "val_loss": epoch.val_loss,
+                "val_accuracy": epoch.val_accuracy,
+            });
+            println!("{line}");
         } else {
             println!(
                 "epoch {:>3}  train loss {:.4} acc {:.3}  val loss {} acc {}",

@@ -4,6 +4,7 @@
 use web_sys::{DragEvent, File, HtmlInputElement};
 use yew::prelude::*;
 
+use crate::dropped::Dropped;
 use crate::state::ClassState;
 
 /// Thumbnails shown per class: the newest ones; the count shows the rest.
@@ -68,8 +69,12 @@ pub fn class_card(props: &ClassCardProps) -> Html {
         let on_files = props.on_files.clone();
         Callback::from(move |e: DragEvent| {
             e.prevent_default();
-            let files = files_of(e.data_transfer().and_then(|t| t.files()));
-            on_files.emit((class_id, files));
+            let Some(transfer) = e.data_transfer() else { return };
+            let dropped = Dropped::take(&transfer);
+            let on_files = on_files.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                on_files.emit((class_id, dropped.files().await));
+            });
         })
     };
     let on_delete = {

@@ -56,6 +56,20 @@ fn seconds(millis: f64) -> String {
     format!("{:.1} s", millis / 1000.0)
 }
 
+/// The confusion to show: the final one (best weights) once done, else the latest epoch's.
+fn confusion_view(t: &TrainingView) -> Option<(String, Vec<Vec<u32>>, Vec<Option<f32>>)> {
+    if let Some(report) = &t.report {
+        let heading = format!(
+            "Best epoch {} of {} · scored on {} validation samples",
+            report.best_epoch, report.epochs_run, report.val_samples
+        );
+        return Some((heading, report.confusion.counts.clone(), report.per_class_accuracy.clone()));
+    }
+    let last = t.history.last()?;
+    let heading = format!("Epoch {} · validation", last.epoch);
+    Some((heading, last.confusion.counts.clone(), last.confusion.per_class_accuracy()))
+}
+
 #[function_component(Metrics)]
 pub fn metrics(props: &MetricsProps) -> Html {
     let t = &props.training;
@@ -95,17 +109,17 @@ pub fn metrics(props: &MetricsProps) -> Html {
                     ("validation accuracy", "#c0572b", series(&t.history, |m| m.val_accuracy)),
                 ], Some(1.0)) }
             </div>
-            if let Some(report) = &t.report {
-                <h3>{ format!("Best epoch {} of {} · scored on {} validation samples", report.best_epoch, report.epochs_run, report.val_samples) }</h3>
+            if let Some((heading, counts, per_class)) = confusion_view(t) {
+                <h3>{ heading }</h3>
                 <table class="confusion" data-testid="confusion-matrix">
                     <caption>{ "Confusion matrix: rows are the true class, columns the prediction" }</caption>
                     <thead><tr><th></th>{ for t.class_names.iter().map(|n| html! { <th scope="col">{ n }</th> }) }<th>{ "accuracy" }</th></tr></thead>
                     <tbody>
-                        { for report.confusion.counts.iter().enumerate().map(|(i, row)| html! {
+                        { for counts.iter().enumerate().map(|(i, row)| html! {
                             <tr>
                                 <th scope="row">{ t.class_names.get(i).cloned().unwrap_or_default() }</th>
                                 { for row.iter().enumerate().map(|(j, c)| html! { <td class={ classes!((i == j).then_some("diagonal")) }>{ c }</td> }) }
-                                <td class="per-class" data-testid="class-accuracy">{ report.per_class_accuracy.get(i).copied().flatten().map_or("–".into(), |a| format!("{:.0}%", a * 100.0)) }</td>
+                                <td class="per-class" data-testid="class-accuracy">{ per_class.get(i).copied().flatten().map_or("–".into(), |a| format!("{:.0}%", a * 100.0)) }</td>
                             </tr>
                         }) }
                     </tbody>

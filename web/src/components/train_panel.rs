@@ -27,33 +27,47 @@ fn status_text(status: TrainStatus, pending: usize) -> &'static str {
     }
 }
 
-/// A numeric setting input; `apply` writes a parsed value into the settings.
-fn number_input(
+#[derive(Properties, PartialEq)]
+struct SettingInputProps {
     testid: &'static str,
     label: &'static str,
-    value: String,
+    initial: String,
     step: &'static str,
-    settings: &TrainConfig,
-    on_settings: &Callback<TrainConfig>,
-    apply: fn(&mut TrainConfig, f64),
-) -> Html {
-    let settings = settings.clone();
-    let on_settings = on_settings.clone();
-    let on_change = Callback::from(move |e: Event| {
-        let input: HtmlInputElement = e.target_unchecked_into();
-        if let Ok(v) = input.value().trim().parse::<f64>() {
-            if v.is_finite() && v >= 0.0 {
-                let mut next = settings.clone();
-                apply(&mut next, v);
-                on_settings.emit(next);
+    on_value: Callback<f64>,
+}
+
+/// A numeric setting. It keeps its own text, so re-renders while training (every epoch) never
+/// overwrite what a person is typing; each valid number is passed on as it is typed.
+#[function_component(SettingInput)]
+fn setting_input(props: &SettingInputProps) -> Html {
+    let text = use_state(|| props.initial.clone());
+    let on_input = {
+        let (text, on_value) = (text.clone(), props.on_value.clone());
+        Callback::from(move |e: InputEvent| {
+            let value = e.target_unchecked_into::<HtmlInputElement>().value();
+            if let Ok(v) = value.trim().parse::<f64>() {
+                if v.is_finite() && v >= 0.0 {
+                    on_value.emit(v);
+                }
             }
-        }
-    });
+            text.set(value);
+        })
+    };
     html! {
-        <label class="setting">{ label }
-            <input type="number" data-testid={ testid } value={ value } step={ step } min="0" onchange={ on_change } />
+        <label class="setting">{ props.label }
+            <input type="number" data-testid={ props.testid } value={ (*text).clone() } step={ props.step } min="0" oninput={ on_input } />
         </label>
     }
+}
+
+/// Applies `update` to a copy of the settings and emits it.
+fn updater(settings: &TrainConfig, on_settings: &Callback<TrainConfig>, update: fn(&mut TrainConfig, f64)) -> Callback<f64> {
+    let (settings, on_settings) = (settings.clone(), on_settings.clone());
+    Callback::from(move |v| {
+        let mut next = settings.clone();
+        update(&mut next, v);
+        on_settings.emit(next);
+    })
 }
 
 #[function_component(TrainPanel)]
@@ -67,12 +81,18 @@ pub fn train_panel(props: &TrainPanelProps) -> Html {
         <section class="train-panel">
             <h2>{ "Train" }</h2>
             <div class="settings">
-                { number_input("epochs", "Epochs", s.epochs.to_string(), "1", s, cb, |c, v| c.epochs = (v as usize).max(1)) }
-                { number_input("batch", "Batch size", s.batch_size.to_string(), "1", s, cb, |c, v| c.batch_size = (v as usize).max(1)) }
-                { number_input("lr", "Learning rate", s.learning_rate.to_string(), "0.0001", s, cb, |c, v| c.learning_rate = v) }
-                { number_input("hidden", "Hidden units (0 = linear)", s.hidden.to_string(), "1", s, cb, |c, v| c.hidden = v as usize) }
-                { number_input("val-fraction", "Validation fraction", s.val_fraction.to_string(), "0.05", s, cb, |c, v| c.val_fraction = (v as f32).min(0.9)) }
-                { number_input("seed", "Seed", s.seed.to_string(), "1", s, cb, |c, v| c.seed = v as u64) }
+                <SettingInput testid="epochs" label="Epochs" initial={ s.epochs.to_string() } step="1"
+                    on_value={ updater(s, cb, |c, v| c.epochs = (v as usize).max(1)) } />
+                <SettingInput testid="batch" label="Batch size" initial={ s.batch_size.to_string() } step="1"
+                    on_value={ updater(s, cb, |c, v| c.batch_size = (v as usize).max(1)) } />
+                <SettingInput testid="lr" label="Learning rate" initial={ s.learning_rate.to_string() } step="0.0001"
+                    on_value={ updater(s, cb, |c, v| c.learning_rate = v) } />
+                <SettingInput testid="hidden" label="Hidden units (0 = linear)" initial={ s.hidden.to_string() } step="1"
+                    on_value={ updater(s, cb, |c, v| c.hidden = v as usize) } />
+                <SettingInput testid="val-fraction" label="Validation fraction" initial={ s.val_fraction.to_string() } step="0.05"
+                    on_value={ updater(s, cb, |c, v| c.val_fraction = (v as f32).min(0.9)) } />
+                <SettingInput testid="seed" label="Seed" initial={ s.seed.to_string() } step="1"
+                    on_value={ updater(s, cb, |c, v| c.seed = v as u64) } />
             </div>
             <div class="actions">
                 <button class="primary" data-testid="train" onclick={ on_train } disabled={ training || props.disabled }>{ "Train" }</button>
