@@ -8,7 +8,8 @@ export const PHOTOS = {
   baboon: "/usr/share/doc/opencv-doc/examples/data/baboon.jpg",
 };
 
-export async function launch() {
+/** Chromium, headless; `extraArgs` add flags (a fake-webcam clip, say). */
+export async function launch(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
@@ -23,6 +24,7 @@ export async function launch() {
       // A fake camera that needs no permission prompt.
       "--use-fake-device-for-media-stream",
       "--use-fake-ui-for-media-stream",
+      ...extraArgs,
     ],
   });
 }

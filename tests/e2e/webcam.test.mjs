@@ -2,11 +2,23 @@
 // train and predict live from the camera.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { launch, openGraft } from "./browser.mjs";
 
 let browser;
 before(async () => {
-  browser = await launch();
+  // The fake camera plays real images: Fashion-MNIST T-shirts, as a Y4M clip.
+  const dir = mkdtempSync(join(tmpdir(), "graft-webcam-"));
+  const script = (name) => new URL(`../reference/${name}`, import.meta.url).pathname;
+  const folder = spawnSync("/usr/bin/python3", [script("fashion_mnist_folder.py"), dir, "--per-class", "8", "--classes", "1"]);
+  assert.equal(folder.status, 0, String(folder.stderr));
+  const clip = join(dir, "clip.y4m");
+  const y4m = spawnSync("/usr/bin/python3", [script("make_y4m.py"), join(dir, "T-shirt"), clip]);
+  assert.equal(y4m.status, 0, String(y4m.stderr));
+  browser = await launch([`--use-file-for-fake-video-capture=${clip}`]);
 });
 after(async () => {
   await browser?.close();
