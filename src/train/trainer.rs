@@ -17,6 +17,8 @@ use super::rng::SplitMix64;
 use super::split::{stratified_split, Split};
 use crate::error::{GraftError, Result};
 use crate::model::{MlpHead, MlpHeadSpec};
+use crate::weights::legacy_pth::{RawTensor, StorageDtype};
+use crate::weights::tensors_to_safetensors;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -323,20 +325,16 @@ impl TrainedHead {
     /// The head's weights as safetensors bytes (`hidden.*`, `output.*`).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
         let data = self.varmap.data().lock().map_err(|_| poisoned())?;
-        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut tensors = Vec::with_capacity(data.len());
         for (name, var) in data.iter() {
             let values: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
-            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            tensors.push((name.clone(), var.dims().to_vec(), bytes));
+            tensors.push(RawTensor {
+                name: name.clone(),
+                dtype: StorageDtype::F32,
+                shape: var.dims().to_vec(),
+                data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            });
         }
-        let views = tensors
-            .iter()
-            .map(|(name, shape, bytes)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                    .map(|view| (name.clone(), view))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| GraftError::Weights(e.to_string()))?;
-        safetensors::serialize(views, None).map_err(|e| GraftError::Weights(e.to_string()))
+        tensors_to_safetensors(&tensors)
     }
 }

@@ -54,7 +54,8 @@ fn safetensors_dtype(dtype: StorageDtype) -> safetensors::Dtype {
     }
 }
 
-fn tensors_to_safetensors(tensors: &[RawTensor]) -> Result<Vec<u8>> {
+/// Serialises contiguous tensors to safetensors bytes.
+pub fn tensors_to_safetensors(tensors: &[RawTensor]) -> Result<Vec<u8>> {
     let views = tensors
         .iter()
         .map(|t| {

@@ -16,8 +16,17 @@ const WEIGHTS_PTH_SHA256: &str = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1a
 const WEIGHTS_SAFETENSORS_SHA256: &str = "be3534eab2a7ad16d91fbd299afdf63e12dd2a20062577a1b63d91f9ef6d1510";
 
 const BINARYEN_NPM: &str = "binaryen@132.0.0";
-/// Debian packages the tests use: the browser and its driver, and real photos.
-const TEST_APT_PACKAGES: [&str; 5] = ["chromium", "chromium-driver", "python3-skimage", "opencv-doc", "dataset-fashion-mnist"];
+/// Debian packages the tests use: the browser and its driver, real photos, Fashion-MNIST and
+/// the Python imaging the e2e tests use to turn it into image files and a webcam clip.
+const TEST_APT_PACKAGES: [&str; 7] = [
+    "chromium",
+    "chromium-driver",
+    "python3-skimage",
+    "python3-pil",
+    "python3-numpy",
+    "opencv-doc",
+    "dataset-fashion-mnist",
+];
 
 pub fn tools_dir() -> PathBuf {
     root().join(".tools")
