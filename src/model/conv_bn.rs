@@ -6,6 +6,8 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
 
+use super::depthwise::depthwise_conv3x3;
+
 /// Shape of one conv + BN unit.
 #[derive(Debug, Clone, Copy)]
 pub struct ConvBnSpec {
@@ -23,6 +25,8 @@ pub struct ConvBn {
     conv: Conv2d,
     bn: BatchNorm,
     relu6: bool,
+    /// `Some(stride)` for a depthwise 3x3 conv, run by [`depthwise_conv3x3`].
+    depthwise_stride: Option<usize>,
 }
 
 impl ConvBn {
@@ -43,17 +47,23 @@ impl ConvBn {
             conv_vb,
         )?;
         let bn = candle_nn::batch_norm(spec.out_channels, bn_eps, bn_vb)?;
+        let depthwise = spec.kernel == 3 && spec.groups > 1 && spec.groups == spec.in_channels;
         Ok(Self {
             conv,
             bn,
             relu6: spec.relu6,
+            depthwise_stride: depthwise.then_some(spec.stride),
         })
     }
 }
 
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.bn.forward_t(&self.conv.forward(x)?, false)?;
+        let conv = match self.depthwise_stride {
+            Some(stride) => depthwise_conv3x3(x, self.conv.weight(), stride)?,
+            None => self.conv.forward(x)?,
+        };
+        let y = self.bn.forward_t(&conv, false)?;
         if self.relu6 {
             y.clamp(0f32, 6f32)
         } else {

@@ -2,6 +2,7 @@
 //! prefixes match the checkpoint names.
 
 pub mod conv_bn;
+pub mod depthwise;
 pub mod head;
 pub mod mlp_head;
 pub mod mobilenet_v2;
