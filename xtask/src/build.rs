@@ -49,7 +49,7 @@ pub fn site() -> Result {
         }
         let bindgen_wasm = pkg.join(format!("{binary}_bg.wasm"));
         run(Command::new(wasm_opt())
-            .arg("-O3")
+            .arg("-O2")
             .args(WASM_FEATURES)
             .arg(&bindgen_wasm)
             .arg("-o")
