@@ -4,6 +4,7 @@
 pub mod components;
 pub mod dropped;
 pub mod fetch;
+pub mod file_input;
 pub mod protocol;
 pub mod state;
 pub mod webcam;

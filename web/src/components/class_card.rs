@@ -5,6 +5,7 @@ use web_sys::{DragEvent, File, HtmlInputElement};
 use yew::prelude::*;
 
 use crate::dropped::Dropped;
+use crate::file_input::take_files;
 use crate::state::ClassState;
 
 /// Thumbnails shown per class: the newest ones; the count shows the rest.
@@ -38,11 +39,6 @@ impl PartialEq for ClassStateProp {
     }
 }
 
-fn files_of(list: Option<web_sys::FileList>) -> Vec<File> {
-    let Some(list) = list else { return Vec::new() };
-    (0..list.length()).filter_map(|i| list.get(i)).collect()
-}
-
 #[function_component(ClassCard)]
 pub fn class_card(props: &ClassCardProps) -> Html {
     let class = &props.class.0;
@@ -59,11 +55,7 @@ pub fn class_card(props: &ClassCardProps) -> Html {
     let on_upload = {
         let on_files = props.on_files.clone();
         let upload_ref = upload_ref.clone();
-        Callback::from(move |_: Event| {
-            let Some(input) = upload_ref.cast::<HtmlInputElement>() else { return };
-            on_files.emit((class_id, files_of(input.files())));
-            input.set_value("");
-        })
+        Callback::from(move |_: Event| on_files.emit((class_id, take_files(&upload_ref))))
     };
     let on_drop = {
         let on_files = props.on_files.clone();

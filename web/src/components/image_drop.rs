@@ -4,6 +4,8 @@ use wasm_bindgen::JsCast;
 use web_sys::{DragEvent, File, HtmlInputElement};
 use yew::prelude::*;
 
+use crate::file_input::take_files;
+
 #[derive(Properties, PartialEq)]
 pub struct ImageDropProps {
     pub on_file: Callback<File>,
@@ -19,12 +21,9 @@ pub fn image_drop(props: &ImageDropProps) -> Html {
         let on_file = props.on_file.clone();
         let input_ref = input_ref.clone();
         Callback::from(move |_: Event| {
-            let Some(input) = input_ref.cast::<HtmlInputElement>() else { return };
-            if let Some(file) = input.files().and_then(|files| files.get(0)) {
+            if let Some(file) = take_files(&input_ref).into_iter().next() {
                 on_file.emit(file);
             }
-            // Picking the same file again must fire `change` again.
-            input.set_value("");
         })
     };
     let on_drop = {

@@ -1,8 +1,9 @@
 //! Prediction with the trained head: classify an uploaded image; one confidence bar per class.
 
-use web_sys::{File, HtmlInputElement};
+use web_sys::File;
 use yew::prelude::*;
 
+use crate::file_input::take_files;
 use crate::state::PredictionView;
 
 #[derive(Properties, PartialEq)]
@@ -21,11 +22,9 @@ pub fn predict_panel(props: &PredictPanelProps) -> Html {
         let on_file = props.on_file.clone();
         let input_ref = input_ref.clone();
         Callback::from(move |_: Event| {
-            let Some(input) = input_ref.cast::<HtmlInputElement>() else { return };
-            if let Some(file) = input.files().and_then(|f| f.get(0)) {
+            if let Some(file) = take_files(&input_ref).into_iter().next() {
                 on_file.emit(file);
             }
-            input.set_value("");
         })
     };
     html! {
