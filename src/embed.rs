@@ -8,12 +8,15 @@ use image::RgbImage;
 
 use crate::error::{GraftError, Result};
 use crate::manifest::ModelManifest;
-use crate::model::MobileNetV2;
+use crate::model::{FoldedMobileNetV2, MobileNetV2};
 use crate::preprocess::{images_to_tensor, InputSpec};
 use crate::weights::verify_sha256;
 
 pub struct FeatureExtractor {
+    /// The differentiable Candle model (fine-tuning, and the twin of `folded`).
     backbone: MobileNetV2,
+    /// The same weights folded for fast frozen inference: what `embed` runs.
+    folded: FoldedMobileNetV2,
     input: InputSpec,
     feature_dim: usize,
     device: Device,
@@ -27,8 +30,10 @@ impl FeatureExtractor {
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, device)
             .map_err(|e| GraftError::Weights(e.to_string()))?;
         let backbone = MobileNetV2::load(vb.clone()).map_err(|e| GraftError::Weights(e.to_string()))?;
+        let folded = FoldedMobileNetV2::new(&backbone).map_err(|e| GraftError::Weights(e.to_string()))?;
         let extractor = Self {
             backbone,
+            folded,
             input: manifest.input.clone(),
             feature_dim: manifest.feature_dim,
             device: device.clone(),
@@ -48,9 +53,24 @@ impl FeatureExtractor {
         &self.device
     }
 
-    /// Embeddings `(B, feature_dim)` of a preprocessed batch `(B, 3, H, W)`.
+    /// The Candle backbone, for training through it.
+    pub fn backbone(&self) -> &MobileNetV2 {
+        &self.backbone
+    }
+
+    /// The folded fast path (for profiling it).
+    pub fn folded(&self) -> &FoldedMobileNetV2 {
+        &self.folded
+    }
+
+    /// Embeddings `(B, feature_dim)` of a preprocessed batch `(B, 3, H, W)`, by the folded
+    /// fast path.
     pub fn embed_tensor(&self, input: &Tensor) -> Result<Tensor> {
-        Ok(self.backbone.forward_features(input)?)
+        if input.device().is_cpu() {
+            Ok(self.folded.forward_features(input)?)
+        } else {
+            Ok(self.backbone.forward_features(input)?)
+        }
     }
 
     /// Embeddings `(N, feature_dim)` of images.

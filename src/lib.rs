@@ -5,6 +5,7 @@
 pub mod classify;
 pub mod embed;
 pub mod error;
+pub mod kernels;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;

@@ -1,13 +1,17 @@
 //! The engine compiled to wasm32, run in headless Chromium by wasm-bindgen-test-runner
 //! (`cargo xtask test wasm`): weights reading, image decoding, preprocessing and a full
-//! MobileNetV2 forward pass, as the browser worker runs them.
+//! MobileNetV2 forward pass, as the browser worker runs them; and the SIMD128 kernels of the
+//! folded fast path (compiled only for wasm32) against their reference twins.
 #![cfg(target_arch = "wasm32")]
 
 use std::io::Cursor;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use graft::model::MobileNetV2;
+use graft::kernels::depthwise::{depthwise3x3, depthwise3x3_reference, DepthwiseShape};
+use graft::kernels::pointwise::{pointwise, pointwise_reference, PointwiseShape};
+use graft::kernels::{relu6, relu6_in_place};
+use graft::model::{FoldedMobileNetV2, MobileNetV2};
 use graft::preprocess::{decode_image, image_to_chw, InputSpec};
 use graft::weights::legacy_pth::read_legacy_pth;
 use graft::GraftError;
@@ -67,4 +71,65 @@ fn mobilenet_forward_in_wasm_is_batch_consistent() {
     assert!(diff < 1e-4, "batch of 2 vs single image: {diff}");
     let values: Vec<f32> = both.flatten_all().unwrap().to_vec1().unwrap();
     assert!(values.iter().all(|v| v.is_finite()));
+}
+
+/// `len` values from N(0, scale^2).
+fn random(len: usize, scale: f32) -> Vec<f32> {
+    Tensor::randn(0f32, scale, len, &Device::Cpu).unwrap().to_vec1().unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[wasm_bindgen_test]
+fn simd_depthwise_matches_its_twin() {
+    for (height, width, channels) in [(1, 1, 1), (5, 9, 17), (8, 8, 32), (7, 6, 48), (14, 14, 96)] {
+        for stride in [1, 2] {
+            let shape = DepthwiseShape { height, width, channels, stride };
+            let input = random(height * width * channels, 3.0);
+            let (taps, bias) = (random(9 * channels, 1.0), random(channels, 1.0));
+            let mut out = vec![f32::NAN; shape.out_height() * shape.out_width() * channels];
+            depthwise3x3(shape, &input, &taps, &bias, &mut out);
+            let diff = max_abs_diff(&out, &depthwise3x3_reference(shape, &input, &taps, &bias));
+            assert!(diff < 1e-5, "{shape:?}: {diff}");
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+fn simd_relu6_matches_the_scalar_one() {
+    for len in [0, 1, 3, 4, 5, 17, 64] {
+        let values = random(len, 8.0);
+        let mut simd = values.clone();
+        relu6_in_place(&mut simd);
+        let scalar: Vec<f32> = values.iter().map(|v| relu6(*v)).collect();
+        assert_eq!(simd, scalar, "length {len}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn pointwise_matches_its_twin_in_wasm() {
+    for (pixels, k, n) in [(7, 3, 5), (49, 160, 960), (196, 24, 144)] {
+        let shape = PointwiseShape { pixels, in_channels: k, out_channels: n };
+        let (input, weight, bias) = (random(pixels * k, 1.0), random(k * n, 1.0), random(n, 1.0));
+        let residual = random(pixels * n, 1.0);
+        let mut out = vec![f32::NAN; pixels * n];
+        pointwise(shape, &input, &weight, &bias, Some(&residual), true, &mut out);
+        let twin = pointwise_reference(shape, &input, &weight, &bias, Some(&residual), true);
+        assert!(max_abs_diff(&out, &twin) < 1e-3, "{shape:?}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn folded_backbone_matches_the_candle_one_in_wasm() {
+    let varmap = VarMap::new();
+    let model = MobileNetV2::load(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+    let folded = FoldedMobileNetV2::new(&model).unwrap();
+    let input = Tensor::randn(0f32, 1f32, (1, 3, 224, 224), &Device::Cpu).unwrap();
+    let ours: Vec<f32> = folded.forward_features(&input).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let twin: Vec<f32> = model.forward_features(&input).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let scale = twin.iter().fold(1f32, |m, v| m.max(v.abs()));
+    assert!(max_abs_diff(&ours, &twin) < 1e-4 * scale);
 }

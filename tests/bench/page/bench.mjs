@@ -1,0 +1,133 @@
+// Times Graft's wasm backbone and onnxruntime-web on the same inputs in this page and leaves
+// the figures in `window.benchResult` (read by tests/bench/browser.mjs).
+import * as ort from "./ort/ort.wasm.min.mjs";
+import init, { BenchBackbone, wasm_memory_bytes } from "./graft-bench-web.js";
+
+const SIZE = 224;
+const PER_IMAGE = 3 * SIZE * SIZE;
+const FEATURES = 1280;
+const BATCH8_ROUNDS = 3;
+const log = (line) => (document.getElementById("log").textContent += line + "\n");
+
+function summary(perImageMs) {
+  const ordered = [...perImageMs].sort((a, b) => a - b);
+  const at = (q) => ordered[Math.round((ordered.length - 1) * q)];
+  return { median_ms: at(0.5), p90_ms: at(0.9), runs: ordered.length };
+}
+
+/** Per-image milliseconds of `run(batchInput, batch)` over the inputs, after one warm-up batch. */
+async function timeBatches(inputs, batch, rounds, run) {
+  const count = Math.floor(inputs.length / PER_IMAGE / batch);
+  const slice = (i) => inputs.subarray(i * batch * PER_IMAGE, (i + 1) * batch * PER_IMAGE);
+  await run(slice(0), batch);
+  const times = [];
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < count; i++) {
+      const start = performance.now();
+      await run(slice(i), batch);
+      times.push((performance.now() - start) / batch);
+    }
+  }
+  return summary(times);
+}
+
+async function features(inputs, run) {
+  const count = inputs.length / PER_IMAGE;
+  const out = new Float32Array(count * FEATURES);
+  for (let i = 0; i < count; i++) {
+    out.set(await run(inputs.subarray(i * PER_IMAGE, (i + 1) * PER_IMAGE), 1), i * FEATURES);
+  }
+  return out;
+}
+
+function maxAbsDiff(a, b) {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+}
+
+async function bytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function graft(inputs) {
+  await init();
+  const memoryBefore = wasm_memory_bytes();
+  const manifest = await (await fetch("models/mobilenet_v2.json")).text();
+  const weights = await bytes(`models/${JSON.parse(manifest).weights}`);
+  let start = performance.now();
+  const model = new BenchBackbone(manifest, weights);
+  const loadMs = performance.now() - start;
+  const memoryLoaded = wasm_memory_bytes();
+  const fast = async (x, batch) => model.embed(x, batch, false);
+  const candle = async (x, batch) => model.embed(x, batch, true);
+  const result = {
+    engine: "graft-wasm",
+    threads: 1,
+    load_ms: loadMs,
+    batch1: await timeBatches(inputs, 1, 1, fast),
+    batch8: await timeBatches(inputs, 8, BATCH8_ROUNDS, fast),
+    features: await features(inputs, fast),
+    wasm_memory_bytes: { before_load: memoryBefore, after_load: memoryLoaded, after_forward: wasm_memory_bytes() },
+  };
+  result.profile_ms_per_image = JSON.parse(model.profile(inputs.subarray(0, 8 * PER_IMAGE), 8));
+  // The Candle path for reference: a few images are enough to see the gap.
+  result.candle_batch1 = await timeBatches(inputs.subarray(0, 8 * PER_IMAGE), 1, 1, candle);
+  return result;
+}
+
+async function onnxruntime(inputs, threads) {
+  ort.env.wasm.numThreads = threads;
+  ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
+  const model = await bytes("mobilenet_v2_features.onnx");
+  let start = performance.now();
+  const session = await ort.InferenceSession.create(model, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+  });
+  const loadMs = performance.now() - start;
+  const run = async (x, batch) => {
+    const feeds = { input: new ort.Tensor("float32", x, [batch, 3, SIZE, SIZE]) };
+    const out = await session.run(feeds);
+    return out.features.data;
+  };
+  return {
+    engine: "onnxruntime-web",
+    version: ort.env.versions?.web ?? "",
+    threads,
+    load_ms: loadMs,
+    batch1: await timeBatches(inputs, 1, 1, run),
+    batch8: await timeBatches(inputs, 8, BATCH8_ROUNDS, run),
+    features: await features(inputs, run),
+  };
+}
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  const threads = Number(params.get("threads") ?? "1");
+  const inputs = new Float32Array((await bytes("inputs.f32")).buffer);
+  const result = {
+    user_agent: navigator.userAgent,
+    cross_origin_isolated: self.crossOriginIsolated,
+    hardware_concurrency: navigator.hardwareConcurrency,
+    images: inputs.length / PER_IMAGE,
+  };
+  log(`${result.images} images, cross-origin isolated: ${result.cross_origin_isolated}`);
+  result.graft = params.has("skip-graft") ? null : await graft(inputs);
+  if (result.graft) log(`graft: ${JSON.stringify(result.graft.batch1)}`);
+  result.ort = await onnxruntime(inputs, threads);
+  log(`onnxruntime-web (${threads} threads): ${JSON.stringify(result.ort.batch1)}`);
+  if (result.graft) {
+    result.max_abs_feature_diff = maxAbsDiff(result.graft.features, result.ort.features);
+    result.graft.features = Array.from(result.graft.features.subarray(0, 8));
+  }
+  result.ort.features = Array.from(result.ort.features.subarray(0, 8));
+  window.benchResult = result;
+}
+
+main().catch((e) => {
+  log(`error: ${e.stack ?? e}`);
+  window.benchResult = { error: String(e.stack ?? e) };
+});

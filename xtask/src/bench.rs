@@ -1,0 +1,265 @@
+//! `cargo xtask bench`: MobileNetV2 feature extraction (224x224 -> 1280), Graft against the
+//! reference engines on the same inputs, same machine, same thread count.
+//!
+//! - Inputs: the first 24 photos of opencv-doc's samples, preprocessed once by the engine
+//!   (`graft-bench prepare`) into `.cache/bench/inputs.f32`; every engine reads that file.
+//! - Browser (headless Chromium, one page): Graft's wasm CPU path (SIMD128, one thread) and
+//!   onnxruntime-web (pinned in tests/bench/package.json, wasm EP, one thread, then its threaded
+//!   build with one thread per core), on an ONNX file exported from the app's own safetensors
+//!   (tests/bench/torch_reference.py).
+//! - Native: Graft (`graft-bench native`, one thread) and PyTorch CPU (Debian's python3-torch,
+//!   `torch.set_num_threads(1)`).
+//! - Outputs compared: Graft's features against each reference's (max |diff|).
+//!
+//! Prints a table and writes everything to `.cache/bench/results.json`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::build::{copy, copy_dir, wasm_binaries};
+use crate::setup::{apt_packages, build_tools, model_dir, test_tools};
+use crate::util::{root, run, Result};
+
+const PHOTOS_DIR: &str = "/usr/share/doc/opencv-doc/examples/data";
+const IMAGES: usize = 24;
+const BENCH_APT_PACKAGES: [&str; 2] = ["python3-torch", "python3-torchvision"];
+/// onnxruntime-web's files the page loads: the wasm-only bundle and its SIMD build.
+const ORT_FILES: [&str; 3] = ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"];
+const PYTHON: &str = "/usr/bin/python3";
+
+pub fn run_all() -> Result {
+    build_tools()?;
+    test_tools()?;
+    apt_packages(&BENCH_APT_PACKAGES)?;
+    let bench_js = root().join("tests/bench");
+    if !bench_js.join("node_modules/onnxruntime-web").exists() {
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&bench_js))?;
+    }
+    let dir = root().join(".cache/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+    prepare_inputs(&dir)?;
+    let weights = model_dir().join("mobilenet_v2.safetensors");
+    run(Command::new(PYTHON)
+        .arg("tests/bench/torch_reference.py")
+        .arg("export-onnx")
+        .arg("--weights")
+        .arg(&weights)
+        .arg("--out")
+        .arg(dir.join("mobilenet_v2_features.onnx")))?;
+
+    let graft_native = native_graft(&dir)?;
+    let pytorch = native_pytorch(&dir, &weights)?;
+    let browser = browser(&dir)?;
+    let native_diff = max_abs_diff(&dir.join("graft_native_features.f32"), &dir.join("torch_features.f32"))?;
+    let results = json!({
+        "images": IMAGES,
+        "browser": browser,
+        "native": { "graft": graft_native, "pytorch": pytorch, "max_abs_feature_diff": native_diff },
+    });
+    let out = dir.join("results.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&results).unwrap_or_default())
+        .map_err(|e| format!("could not write {}: {e}", out.display()))?;
+    println!("{}", table(&results));
+    println!("All figures: {}", out.display());
+    Ok(())
+}
+
+fn graft_bench() -> PathBuf {
+    root().join("target/release/graft-bench")
+}
+
+fn prepare_inputs(dir: &Path) -> Result {
+    run(Command::new("cargo").args(["build", "--release", "--package", "graft", "--bin", "graft-bench"]))?;
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(PHOTOS_DIR)
+        .map_err(|e| format!("could not list {PHOTOS_DIR}: {e}"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("png" | "jpg")))
+        .collect();
+    photos.sort();
+    photos.truncate(IMAGES + 16);
+    run(Command::new(graft_bench())
+        .args(["prepare", "--count", &IMAGES.to_string(), "--out"])
+        .arg(dir.join("inputs.f32"))
+        .args(&photos))
+}
+
+fn native_graft(dir: &Path) -> Result<Value> {
+    run(Command::new(graft_bench())
+        .args(["native", "--inputs"])
+        .arg(dir.join("inputs.f32"))
+        .arg("--model-dir")
+        .arg(model_dir())
+        .arg("--out")
+        .arg(dir.join("graft_native.json"))
+        .arg("--features")
+        .arg(dir.join("graft_native_features.f32"))
+        .stdout(Stdio::null()))?;
+    read_json(&dir.join("graft_native.json"))
+}
+
+fn native_pytorch(dir: &Path, weights: &Path) -> Result<Value> {
+    run(Command::new(PYTHON)
+        .args(["tests/bench/torch_reference.py", "time", "--threads", "1", "--weights"])
+        .arg(weights)
+        .arg("--inputs")
+        .arg(dir.join("inputs.f32"))
+        .arg("--out")
+        .arg(dir.join("torch.json"))
+        .arg("--features")
+        .arg(dir.join("torch_features.f32"))
+        .stdout(Stdio::null()))?;
+    read_json(&dir.join("torch.json"))
+}
+
+/// Builds the benchmark page (Graft's bench module, onnxruntime-web, the ONNX file, the
+/// inputs, the weights), serves it and drives it in headless Chromium.
+fn browser(dir: &Path) -> Result<Value> {
+    let site = dir.join("site");
+    if site.exists() {
+        std::fs::remove_dir_all(&site).map_err(|e| format!("could not clear {}: {e}", site.display()))?;
+    }
+    wasm_binaries(&[("graft-bench-web", "web")], &site)?;
+    copy_dir(&root().join("tests/bench/page"), &site)?;
+    copy_dir(&model_dir(), &site.join("models"))?;
+    let ort_dist = root().join("tests/bench/node_modules/onnxruntime-web/dist");
+    std::fs::create_dir_all(site.join("ort")).map_err(|e| e.to_string())?;
+    for file in ORT_FILES {
+        copy(&ort_dist.join(file), &site.join("ort").join(file))?;
+    }
+    for file in ["inputs.f32", "mobilenet_v2_features.onnx"] {
+        copy(&dir.join(file), &site.join(file))?;
+    }
+    let port = crate::serve::spawn(site)?;
+    let url = format!("http://127.0.0.1:{port}/");
+    eprintln!("xtask: $ node tests/bench/browser.mjs {url}");
+    let out = Command::new("node")
+        .arg("tests/bench/browser.mjs")
+        .arg(&url)
+        .current_dir(root())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("could not start node: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("the browser benchmark failed ({})", out.status));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("the browser benchmark printed no JSON: {e}"))
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn read_f32(path: &Path) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
+    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+fn max_abs_diff(a: &Path, b: &Path) -> Result<f64> {
+    let (a, b) = (read_f32(a)?, read_f32(b)?);
+    if a.len() != b.len() || a.is_empty() {
+        return Err(format!("feature files differ in length: {} and {}", a.len(), b.len()));
+    }
+    Ok(a.iter().zip(&b).map(|(x, y)| (x - y).abs() as f64).fold(0.0, f64::max))
+}
+
+/// `median / p90` of a timing summary.
+fn cell(timing: &Value) -> String {
+    match (timing["median_ms"].as_f64(), timing["p90_ms"].as_f64()) {
+        (Some(m), Some(p)) => format!("{m:7.1} / {p:5.1}"),
+        _ => "      -        ".into(),
+    }
+}
+
+fn ratio(ours: &Value, reference: &Value) -> String {
+    match (ours["median_ms"].as_f64(), reference["median_ms"].as_f64()) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:7.2}x        ", a / b),
+        _ => "      -        ".into(),
+    }
+}
+
+/// The summary table: per-image milliseconds (median / p90) at batch 1 and 8, and ratios.
+pub fn table(results: &Value) -> String {
+    let single = &results["browser"]["single"];
+    let threaded = &results["browser"]["threaded"];
+    let (graft_web, ort) = (&single["graft"], &single["ort"]);
+    let (graft_native, torch) = (&results["native"]["graft"]["fast"], &results["native"]["pytorch"]);
+    let mut rows = vec![
+        format!("{:<44} {:<16} {:<16}", "MobileNetV2 features, ms per image", "batch 1 med/p90", "batch 8 med/p90"),
+        row("browser  Graft wasm, 1 thread", &graft_web["batch1"], &graft_web["batch8"]),
+        row("browser  onnxruntime-web wasm, 1 thread", &ort["batch1"], &ort["batch8"]),
+        format!("{:<44} {} {}", "browser  ratio Graft / onnxruntime-web", ratio(&graft_web["batch1"], &ort["batch1"]), ratio(&graft_web["batch8"], &ort["batch8"])),
+    ];
+    if threaded["ort"].is_object() {
+        let label = format!("browser  onnxruntime-web wasm, {} threads", threaded["ort"]["threads"]);
+        rows.push(row(&label, &threaded["ort"]["batch1"], &threaded["ort"]["batch8"]));
+    }
+    rows.extend([
+        row("browser  Graft, Candle ops (before)", &graft_web["candle_batch1"], &Value::Null),
+        row("native   Graft, 1 thread", &graft_native["batch1"], &graft_native["batch8"]),
+        row(&format!("native   PyTorch {} CPU, 1 thread", torch["version"].as_str().unwrap_or("")), &torch["batch1"], &torch["batch8"]),
+        format!("{:<44} {} {}", "native   ratio Graft / PyTorch", ratio(&graft_native["batch1"], &torch["batch1"]), ratio(&graft_native["batch8"], &torch["batch8"])),
+        row("native   Graft, Candle ops (before)", &results["native"]["graft"]["candle"]["batch1"], &Value::Null),
+        format!(
+            "features: max |Graft - reference| = {:.2e} (browser, vs onnxruntime-web), {:.2e} (native, vs PyTorch)",
+            single["max_abs_feature_diff"].as_f64().unwrap_or(f64::NAN),
+            results["native"]["max_abs_feature_diff"].as_f64().unwrap_or(f64::NAN)
+        ),
+        format!(
+            "memory: Graft wasm linear memory {:.1} MB after load, {:.1} MB after batch-8 forward; native forward peak (batch 8, heap) {:.1} MB, PyTorch RSS growth {:.1} MB",
+            mb(&graft_web["wasm_memory_bytes"]["after_load"]),
+            mb(&graft_web["wasm_memory_bytes"]["after_forward"]),
+            mb(&results["native"]["graft"]["fast"]["peak_forward_bytes_batch8"]),
+            mb(&torch["peak_rss_growth_bytes"]),
+        ),
+    ]);
+    for (label, profile) in [
+        ("browser", &graft_web["profile_ms_per_image"]),
+        ("native ", &results["native"]["graft"]["fast"]["profile_ms_per_image"]),
+    ] {
+        if let Some(kinds) = profile.as_object() {
+            let parts: Vec<String> = kinds.iter().map(|(k, v)| format!("{k} {:.1}", v.as_f64().unwrap_or(f64::NAN))).collect();
+            rows.push(format!("profile {label} Graft, ms per image by unit: {}", parts.join(", ")));
+        }
+    }
+    rows.join("\n")
+}
+
+fn row(label: &str, batch1: &Value, batch8: &Value) -> String {
+    format!("{label:<44} {} {}", cell(batch1), cell(batch8))
+}
+
+fn mb(bytes: &Value) -> f64 {
+    bytes.as_f64().unwrap_or(f64::NAN) / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_shows_medians_and_their_ratios() {
+        let timing = |median: f64| json!({ "median_ms": median, "p90_ms": median + 1.0, "runs": 24 });
+        let results = json!({
+            "browser": { "single": {
+                "graft": { "batch1": timing(30.0), "batch8": timing(20.0) },
+                "ort": { "batch1": timing(40.0), "batch8": timing(40.0) },
+                "max_abs_feature_diff": 1e-5,
+            }, "threaded": null },
+            "native": {
+                "graft": { "fast": { "batch1": timing(10.0), "batch8": timing(9.0) } },
+                "pytorch": { "version": "1.13", "batch1": timing(20.0), "batch8": timing(18.0) },
+                "max_abs_feature_diff": 2e-5,
+            },
+        });
+        let text = table(&results);
+        let line = |start: &str| text.lines().find(|l| l.starts_with(start)).unwrap_or_default().to_string();
+        assert!(line("browser  ratio").contains("0.75x") && line("browser  ratio").contains("0.50x"), "{text}");
+        assert!(line("native   ratio").contains("0.50x"), "{text}");
+        assert!(line("browser  Graft wasm").contains("30.0 /  31.0"), "{text}");
+        assert!(text.contains("1.00e-5") && text.contains("2.00e-5"), "{text}");
+    }
+}
