@@ -31,3 +31,40 @@ pub fn im2col3x3(shape: DepthwiseShape, input: &[f32], cols: &mut [f32]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::test_util::random_vec;
+
+    /// The twin: each patch element read straight from its definition.
+    fn patch_value(input: &[f32], shape: DepthwiseShape, pixel: usize, column: usize) -> f32 {
+        let DepthwiseShape { height, width, channels: c, stride } = shape;
+        let (i, j) = (pixel / shape.out_width(), pixel % shape.out_width());
+        let (tap, ch) = (column / c, column % c);
+        let (y, x) = ((i * stride + tap / 3) as isize - 1, (j * stride + tap % 3) as isize - 1);
+        let inside = y >= 0 && x >= 0 && (y as usize) < height && (x as usize) < width;
+        if inside {
+            input[(y as usize * width + x as usize) * c + ch]
+        } else {
+            0.0
+        }
+    }
+
+    #[test]
+    fn every_patch_element_is_the_shifted_input_or_zero() {
+        for (height, width, channels) in [(1, 1, 1), (5, 7, 3), (8, 8, 2), (9, 4, 3)] {
+            for stride in [1, 2] {
+                let shape = DepthwiseShape { height, width, channels, stride };
+                let input = random_vec(height * width * channels, 7);
+                let pixels = shape.out_height() * shape.out_width();
+                let mut cols = vec![f32::NAN; pixels * 9 * channels];
+                im2col3x3(shape, &input, &mut cols);
+                for (index, value) in cols.iter().enumerate() {
+                    let expected = patch_value(&input, shape, index / (9 * channels), index % (9 * channels));
+                    assert_eq!(*value, expected, "{shape:?} element {index}");
+                }
+            }
+        }
+    }
+}

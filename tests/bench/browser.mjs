@@ -1,5 +1,7 @@
 // Drives the benchmark page in headless Chromium: once with onnxruntime-web on one thread
-// (Graft runs in that load too), once with its threaded build. Prints one JSON document.
+// (Graft runs in that load too), then, when the page is cross-origin isolated, with its own
+// default thread count and, if that is not every core, with one thread per core.
+// Prints one JSON document.
 // Usage: node tests/bench/browser.mjs URL
 import { launch } from "../e2e/browser.mjs";
 
@@ -28,10 +30,15 @@ const base = process.argv[2];
 const browser = await launch();
 try {
   const single = await runPage(browser, `${base}?threads=1`);
-  const threads = single.hardware_concurrency;
-  const threaded = single.cross_origin_isolated && threads > 1
-    ? await runPage(browser, `${base}?threads=${threads}&skip-graft`)
-    : null;
+  const cores = single.hardware_concurrency;
+  const threaded = [];
+  if (single.cross_origin_isolated) {
+    const byDefault = await runPage(browser, `${base}?threads=default&skip-graft`);
+    threaded.push(byDefault);
+    if (byDefault.ort.threads !== cores && cores > 1) {
+      threaded.push(await runPage(browser, `${base}?threads=${cores}&skip-graft`));
+    }
+  }
   console.log(JSON.stringify({ single, threaded }));
 } finally {
   await browser.close();

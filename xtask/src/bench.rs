@@ -5,7 +5,8 @@
 //!   (`graft-bench prepare`) into `.cache/bench/inputs.f32`; every engine reads that file.
 //! - Browser (headless Chromium, one page): Graft's wasm CPU path (SIMD128, one thread) and
 //!   onnxruntime-web (pinned in tests/bench/package.json, wasm EP, one thread, then its threaded
-//!   build with one thread per core), on an ONNX file exported from the app's own safetensors
+//!   build with its default thread count, and with one thread per core when that differs), on
+//!   an ONNX file exported from the app's own safetensors
 //!   (tests/bench/torch_reference.py).
 //! - Native: Graft (`graft-bench native`, one thread) and PyTorch CPU (Debian's python3-torch,
 //!   `torch.set_num_threads(1)`).
@@ -193,9 +194,11 @@ pub fn table(results: &Value) -> String {
         row("browser  onnxruntime-web wasm, 1 thread", &ort["batch1"], &ort["batch8"]),
         format!("{:<44} {} {}", "browser  ratio Graft / onnxruntime-web", ratio(&graft_web["batch1"], &ort["batch1"]), ratio(&graft_web["batch8"], &ort["batch8"])),
     ];
-    if threaded["ort"].is_object() {
-        let label = format!("browser  onnxruntime-web wasm, {} threads", threaded["ort"]["threads"]);
-        rows.push(row(&label, &threaded["ort"]["batch1"], &threaded["ort"]["batch8"]));
+    for run in threaded.as_array().into_iter().flatten() {
+        let ort = &run["ort"];
+        let which = if ort["default_threads"].as_bool() == Some(true) { " (its default)" } else { "" };
+        let label = format!("browser  onnxruntime-web wasm, {} thread(s){which}", ort["threads"]);
+        rows.push(row(&label, &ort["batch1"], &ort["batch8"]));
     }
     rows.extend([
         row("browser  Graft, Candle ops (before)", &graft_web["candle_batch1"], &Value::Null),
@@ -248,7 +251,7 @@ mod tests {
                 "graft": { "batch1": timing(30.0), "batch8": timing(20.0) },
                 "ort": { "batch1": timing(40.0), "batch8": timing(40.0) },
                 "max_abs_feature_diff": 1e-5,
-            }, "threaded": null },
+            }, "threaded": [{ "ort": { "threads": 2, "default_threads": true, "batch1": timing(15.0), "batch8": timing(12.0) } }] },
             "native": {
                 "graft": { "fast": { "batch1": timing(10.0), "batch8": timing(9.0) } },
                 "pytorch": { "version": "1.13", "batch1": timing(20.0), "batch8": timing(18.0) },
@@ -261,5 +264,6 @@ mod tests {
         assert!(line("native   ratio").contains("0.50x"), "{text}");
         assert!(line("browser  Graft wasm").contains("30.0 /  31.0"), "{text}");
         assert!(text.contains("1.00e-5") && text.contains("2.00e-5"), "{text}");
+        assert!(line("browser  onnxruntime-web wasm, 2 thread(s) (its default)").contains("15.0 /  16.0"), "{text}");
     }
 }
