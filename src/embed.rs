@@ -63,8 +63,8 @@ impl FeatureExtractor {
         &self.folded
     }
 
-    /// Embeddings `(B, feature_dim)` of a preprocessed batch `(B, 3, H, W)`, by the folded
-    /// fast path.
+    /// Embeddings `(B, feature_dim)` of a preprocessed batch `(B, 3, H, W)`: by the folded
+    /// fast path on the CPU, by the Candle model on other devices.
     pub fn embed_tensor(&self, input: &Tensor) -> Result<Tensor> {
         if input.device().is_cpu() {
             Ok(self.folded.forward_features(input)?)

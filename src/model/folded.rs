@@ -6,8 +6,9 @@
 //! `(B, 3, H, W) -> (B, 1280)`; inside, per image, `(H, W, C)` activations:
 //! stem `im2col 3x3/2 + product (27 -> 32), ReLU6` -> 17 x [pointwise expand + ReLU6] ->
 //! depthwise 3x3 + ReLU6 -> pointwise project (+ residual) -> pointwise 320 -> 1280 + ReLU6
-//! -> spatial mean. Built from the Candle model, which stays the differentiable path (and the
-//! reference twin, tests/folded_parity.rs and the tests below).
+//! -> spatial mean. Built from the Candle model, which stays the differentiable path and is
+//! the reference twin (the test below, natively, and tests/wasm.rs in Chromium); the PyTorch
+//! parity test (tests/mobilenet_parity.rs) runs through this path.
 
 use std::sync::Mutex;
 

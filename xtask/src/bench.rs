@@ -29,6 +29,8 @@ const BENCH_APT_PACKAGES: [&str; 2] = ["python3-torch", "python3-torchvision"];
 /// onnxruntime-web's files the page loads: the wasm-only bundle and its SIMD build.
 const ORT_FILES: [&str; 3] = ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"];
 const PYTHON: &str = "/usr/bin/python3";
+/// Width of the table's label column.
+const LABEL: usize = 50;
 
 pub fn run_all() -> Result {
     build_tools()?;
@@ -189,10 +191,10 @@ pub fn table(results: &Value) -> String {
     let (graft_web, ort) = (&single["graft"], &single["ort"]);
     let (graft_native, torch) = (&results["native"]["graft"]["fast"], &results["native"]["pytorch"]);
     let mut rows = vec![
-        format!("{:<44} {:<16} {:<16}", "MobileNetV2 features, ms per image", "batch 1 med/p90", "batch 8 med/p90"),
+        format!("{:<LABEL$} {:<16} {:<16}", "MobileNetV2 features, ms per image", "batch 1 med/p90", "batch 8 med/p90"),
         row("browser  Graft wasm, 1 thread", &graft_web["batch1"], &graft_web["batch8"]),
         row("browser  onnxruntime-web wasm, 1 thread", &ort["batch1"], &ort["batch8"]),
-        format!("{:<44} {} {}", "browser  ratio Graft / onnxruntime-web", ratio(&graft_web["batch1"], &ort["batch1"]), ratio(&graft_web["batch8"], &ort["batch8"])),
+        format!("{:<LABEL$} {} {}", "browser  ratio Graft / onnxruntime-web", ratio(&graft_web["batch1"], &ort["batch1"]), ratio(&graft_web["batch8"], &ort["batch8"])),
     ];
     for run in threaded.as_array().into_iter().flatten() {
         let ort = &run["ort"];
@@ -204,7 +206,7 @@ pub fn table(results: &Value) -> String {
         row("browser  Graft, Candle ops (before)", &graft_web["candle_batch1"], &Value::Null),
         row("native   Graft, 1 thread", &graft_native["batch1"], &graft_native["batch8"]),
         row(&format!("native   PyTorch {} CPU, 1 thread", torch["version"].as_str().unwrap_or("")), &torch["batch1"], &torch["batch8"]),
-        format!("{:<44} {} {}", "native   ratio Graft / PyTorch", ratio(&graft_native["batch1"], &torch["batch1"]), ratio(&graft_native["batch8"], &torch["batch8"])),
+        format!("{:<LABEL$} {} {}", "native   ratio Graft / PyTorch", ratio(&graft_native["batch1"], &torch["batch1"]), ratio(&graft_native["batch8"], &torch["batch8"])),
         row("native   Graft, Candle ops (before)", &results["native"]["graft"]["candle"]["batch1"], &Value::Null),
         format!(
             "features: max |Graft - reference| = {:.2e} (browser, vs onnxruntime-web), {:.2e} (native, vs PyTorch)",
@@ -232,7 +234,7 @@ pub fn table(results: &Value) -> String {
 }
 
 fn row(label: &str, batch1: &Value, batch8: &Value) -> String {
-    format!("{label:<44} {} {}", cell(batch1), cell(batch8))
+    format!("{label:<LABEL$} {} {}", cell(batch1), cell(batch8))
 }
 
 fn mb(bytes: &Value) -> f64 {

@@ -25,8 +25,7 @@ impl BenchBackbone {
     /// Features `(batch, 1280)`, flat, of preprocessed inputs `(batch, 3, S, S)`, flat; by the
     /// fast path, or by the Candle path when `candle` is set.
     pub fn embed(&self, input: &[f32], batch: usize, candle: bool) -> Result<Vec<f32>, JsError> {
-        let size = self.extractor.input_spec().crop as usize;
-        let x = Tensor::from_slice(input, (batch, 3, size, size), &Device::Cpu)?;
+        let x = self.batch(input, batch)?;
         let features = if candle {
             self.extractor.backbone().forward_features(&x)?
         } else {
@@ -37,8 +36,7 @@ impl BenchBackbone {
 
     /// `{"unit kind": milliseconds per image}` of the fast path over the inputs, as JSON.
     pub fn profile(&self, input: &[f32], batch: usize) -> Result<String, JsError> {
-        let size = self.extractor.input_spec().crop as usize;
-        let x = Tensor::from_slice(input, (batch, 3, size, size), &Device::Cpu)?;
+        let x = self.batch(input, batch)?;
         let performance = js_sys::global()
             .dyn_into::<web_sys::Window>()
             .ok()
@@ -49,6 +47,14 @@ impl BenchBackbone {
         let per_image: serde_json::Map<String, serde_json::Value> =
             totals.into_iter().map(|(kind, ms)| (kind.to_string(), (ms / batch as f64).into())).collect();
         Ok(serde_json::Value::Object(per_image).to_string())
+    }
+}
+
+impl BenchBackbone {
+    /// The flat inputs as a `(batch, 3, S, S)` tensor.
+    fn batch(&self, input: &[f32], batch: usize) -> Result<Tensor, JsError> {
+        let size = self.extractor.input_spec().crop as usize;
+        Ok(Tensor::from_slice(input, (batch, 3, size, size), &Device::Cpu)?)
     }
 }
 
