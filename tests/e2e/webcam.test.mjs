@@ -71,3 +71,36 @@ test("holding Record captures webcam frames into the class, and live prediction 
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+test("a class of 200 webcam frames is embedded while it is recorded", async () => {
+  const { page, problems } = await openGraft(browser);
+  await page.locator('[data-ready="true"]').waitFor({ timeout: 180_000 });
+  await page.locator('[data-testid="fps"]').fill("30");
+  await page.locator('[data-testid="fps"]').press("Tab");
+  await page.locator('[data-testid="camera-toggle"]').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="webcam-video"]')?.videoWidth > 0);
+  const card = page.locator('[data-testid="class-card"]').first();
+  const count = async () => Number(await card.locator('[data-testid="sample-count"]').textContent());
+
+  const started = Date.now();
+  const record = card.locator('[data-testid="record"]');
+  await record.hover();
+  await page.mouse.down();
+  await page.waitForFunction(
+    () => Number(document.querySelector('[data-testid="sample-count"]')?.textContent) >= 200,
+    null,
+    { timeout: 60_000, polling: 50 },
+  );
+  await page.mouse.up();
+  const released = Date.now();
+  const frames = await count();
+  await page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: 120_000, polling: 50 });
+  const drained = Date.now() - released;
+  console.log(
+    `# ${frames} webcam frames recorded in ${((released - started) / 1000).toFixed(1)} s at 30 fps; ` +
+      `the last embedded ${drained} ms after the button was released`,
+  );
+  assert.ok(frames >= 200);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
