@@ -198,8 +198,10 @@ pub fn table(results: &Value) -> String {
     ];
     for run in threaded.as_array().into_iter().flatten() {
         let ort = &run["ort"];
-        let which = if ort["default_threads"].as_bool() == Some(true) { " (its default)" } else { "" };
-        let label = format!("browser  onnxruntime-web wasm, {} thread(s){which}", ort["threads"]);
+        let threads = ort["threads"].as_u64().unwrap_or(0);
+        let plural = if threads == 1 { "" } else { "s" };
+        let which = if ort["default_threads"].as_bool() == Some(true) { ", default" } else { "" };
+        let label = format!("browser  onnxruntime-web wasm, {threads} thread{plural}{which}");
         rows.push(row(&label, &ort["batch1"], &ort["batch8"]));
     }
     rows.extend([
@@ -266,6 +268,6 @@ mod tests {
         assert!(line("native   ratio").contains("0.50x"), "{text}");
         assert!(line("browser  Graft wasm").contains("30.0 /  31.0"), "{text}");
         assert!(text.contains("1.00e-5") && text.contains("2.00e-5"), "{text}");
-        assert!(line("browser  onnxruntime-web wasm, 2 thread(s) (its default)").contains("15.0 /  16.0"), "{text}");
+        assert!(line("browser  onnxruntime-web wasm, 2 threads, default").contains("15.0 /  16.0"), "{text}");
     }
 }
