@@ -63,6 +63,11 @@ impl FeatureExtractor {
         &self.folded
     }
 
+    /// Threads the fast path spreads a batch's images over (every core by default, natively).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.folded.set_threads(threads);
+    }
+
     /// Embeddings `(B, feature_dim)` of a preprocessed batch `(B, 3, H, W)`: by the folded
     /// fast path on the CPU, by the Candle model on other devices.
     pub fn embed_tensor(&self, input: &Tensor) -> Result<Tensor> {

@@ -4,8 +4,9 @@
 //!   decode into one little-endian f32 file `(N, 3, 224, 224)`, the inputs every engine in the
 //!   benchmark runs on.
 //! - `graft-bench native --inputs FILE --out JSON --features FILE`: times the backbone's
-//!   forward pass (folded fast path and the Candle path) at batch 1 and 8, measures the heap
-//!   peak of one forward pass, and writes the fast path's features for the equality check.
+//!   forward pass (folded fast path on one thread and on every core, and the Candle path) at
+//!   batch 1 and 8, measures the heap peak of one forward pass and profiles it per kind of
+//!   unit, and writes the fast path's features for the equality check.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
@@ -141,7 +142,8 @@ mod native {
         let manifest_text = std::fs::read_to_string(model_dir.join("mobilenet_v2.json")).map_err(|e| e.to_string())?;
         let manifest = ModelManifest::from_json(&manifest_text).map_err(|e| e.to_string())?;
         let weights = std::fs::read(model_dir.join(&manifest.weights)).map_err(|e| e.to_string())?;
-        let (extractor, _) = FeatureExtractor::load(&manifest, weights, &Device::Cpu).map_err(|e| e.to_string())?;
+        let (mut extractor, _) = FeatureExtractor::load(&manifest, weights, &Device::Cpu).map_err(|e| e.to_string())?;
+        extractor.set_threads(1);
         let size = manifest.input.crop as usize;
         let data = read_f32(inputs)?;
         let images: Vec<Tensor> = data
@@ -174,7 +176,7 @@ mod native {
         let profile = extractor.folded().profile(&batch8, &clock).map_err(|e| e.to_string())?;
         let profile: serde_json::Map<String, serde_json::Value> =
             profile.into_iter().map(|(kind, ms)| (kind.to_string(), (ms / 8.0).into())).collect();
-        let report = json!({
+        let mut report = json!({
             "engine": "graft-native",
             "threads": 1,
             "images": images.len(),
@@ -188,6 +190,15 @@ mod native {
                 "batch1": time_batches(&images[..8], 1, &candle)?,
                 "peak_forward_bytes_batch8": candle_peak,
             },
+        });
+        // Natively the fast path spreads a batch's images over every core by default.
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        extractor.set_threads(cores);
+        let fast = |x: &Tensor| extractor.embed_tensor(x).expect("forward pass");
+        report["fast_all_cores"] = json!({
+            "threads": cores,
+            "batch1": time_batches(&images, 1, &fast)?,
+            "batch8": time_batches(&images, 8, &fast)?,
         });
         std::fs::write(out, serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         println!("{report}");

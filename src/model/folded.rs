@@ -1,6 +1,6 @@
 //! MobileNetV2 for frozen inference: batch norm folded into the convolutions, activations in
 //! NHWC, each unit one fused kernel from [`crate::kernels`], buffers reused across layers,
-//! images and calls.
+//! images and calls; natively, the images of a batch spread over every core.
 //!
 //! Same maths and shapes as [`MobileNetV2::forward_features`]:
 //! `(B, 3, H, W) -> (B, 1280)`; inside, per image, `(H, W, C)` activations:
@@ -49,23 +49,65 @@ struct FoldedBlock {
 #[derive(Debug)]
 pub struct FoldedMobileNetV2 {
     blocks: Vec<FoldedBlock>,
-    /// Spare activation buffers, kept between calls so that no layer allocates.
-    spare: Mutex<Vec<Vec<f32>>>,
+    /// Sets of spare activation buffers, one per concurrent caller, kept between calls so
+    /// that no layer allocates.
+    spare: Mutex<Vec<Vec<Vec<f32>>>>,
+    /// Threads the images of a batch are spread over.
+    threads: usize,
+}
+
+/// Every core natively; one on wasm32, where the module has no threads.
+fn default_threads() -> usize {
+    if cfg!(target_arch = "wasm32") {
+        1
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    }
 }
 
 impl FoldedMobileNetV2 {
     /// Folds every block of the Candle backbone (its current weights).
     pub fn new(backbone: &MobileNetV2) -> Result<Self> {
         let blocks = backbone.blocks().iter().map(fold_block).collect::<Result<_>>()?;
-        Ok(Self { blocks, spare: Mutex::new(Vec::new()) })
+        Ok(Self { blocks, spare: Mutex::new(Vec::new()), threads: default_threads() })
+    }
+
+    /// Spreads the images of a batch over `threads` threads (at least one; wasm32 keeps one).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = if cfg!(target_arch = "wasm32") { 1 } else { threads.max(1) };
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Pooled features `(B, 1280)` of an input batch `(B, 3, H, W)`.
     pub fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
-        let features = self.run_batch(x, None)?;
         let batch = x.dim(0)?;
+        let features = if self.threads > 1 && batch > 1 {
+            self.run_shares(x)?
+        } else {
+            self.run_batch(x, None)?
+        };
         let dim = features.len() / batch.max(1);
         Tensor::from_vec(features, (batch, dim), x.device())
+    }
+
+    /// The batch cut into one contiguous share of images per thread; features in input order.
+    fn run_shares(&self, x: &Tensor) -> Result<Vec<f32>> {
+        let batch = x.dim(0)?;
+        let share = batch.div_ceil(self.threads);
+        let parts: Vec<Result<Vec<f32>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..batch)
+                .step_by(share)
+                .map(|start| scope.spawn(move || self.run_batch(&x.narrow(0, start, share.min(batch - start))?, None)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(candle_core::Error::Msg("a feature thread panicked".into()))))
+                .collect()
+        });
+        Ok(parts.into_iter().collect::<Result<Vec<_>>>()?.concat())
     }
 
     /// Milliseconds spent per kind of unit over a forward pass of `x`, read from `clock`
@@ -85,13 +127,15 @@ impl FoldedMobileNetV2 {
             bail!("folded MobileNetV2: expected 3 input channels, got {channels}");
         }
         let pixels = x.flatten_all()?.to_vec1::<f32>()?;
-        let mut spare = self.spare.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default();
+        let mut spare = self.spare.lock().ok().and_then(|mut sets| sets.pop()).unwrap_or_default();
         let mut features = Vec::new();
         for image in pixels.chunks_exact(3 * height * width) {
             let input = Activation { data: chw_to_hwc(image, height, width, &mut spare), height, width, channels };
             features.extend(self.run_image(input, &mut spare, profile.as_deref_mut()));
         }
-        self.spare.lock().map(|mut s| *s = spare).ok();
+        if let Ok(mut sets) = self.spare.lock() {
+            sets.push(spare);
+        }
         Ok(features)
     }
 
@@ -266,7 +310,8 @@ mod tests {
     #[test]
     fn matches_the_candle_model_over_input_sizes() {
         let backbone = random_backbone();
-        let folded = FoldedMobileNetV2::new(&backbone).unwrap();
+        let mut folded = FoldedMobileNetV2::new(&backbone).unwrap();
+        folded.set_threads(1);
         for (batch, height, width) in [(2, 64, 64), (1, 45, 71), (1, 224, 224)] {
             let x = Tensor::randn(0f32, 1.0, (batch, 3, height, width), &Device::Cpu).unwrap();
             let ours = folded.forward_features(&x).unwrap();
@@ -275,6 +320,20 @@ mod tests {
             let scale = twin.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1.0);
             let diff = (ours - twin).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(diff < 1e-4 * scale, "{batch}x{height}x{width}: {diff} (scale {scale})");
+        }
+    }
+
+    #[test]
+    fn threads_share_a_batch_without_changing_its_features() {
+        let mut folded = FoldedMobileNetV2::new(&random_backbone()).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (7, 3, 40, 48), &Device::Cpu).unwrap();
+        folded.set_threads(1);
+        let alone: Vec<f32> = folded.forward_features(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        for threads in [2, 3, 8] {
+            folded.set_threads(threads);
+            let shared = folded.forward_features(&x).unwrap();
+            assert_eq!(shared.dims(), &[7, 1280]);
+            assert_eq!(shared.flatten_all().unwrap().to_vec1::<f32>().unwrap(), alone, "{threads} threads");
         }
     }
 }

@@ -8,8 +8,8 @@
 //!   build with its default thread count, and with one thread per core when that differs), on
 //!   an ONNX file exported from the app's own safetensors
 //!   (tests/bench/torch_reference.py).
-//! - Native: Graft (`graft-bench native`, one thread) and PyTorch CPU (Debian's python3-torch,
-//!   `torch.set_num_threads(1)`).
+//! - Native: Graft (`graft-bench native`) and PyTorch CPU (Debian's python3-torch,
+//!   `torch.set_num_threads`), one thread each, then every core each.
 //! - Outputs compared: Graft's features against each reference's (max |diff|).
 //!
 //! Prints a table and writes everything to `.cache/bench/results.json`.
@@ -53,13 +53,20 @@ pub fn run_all() -> Result {
         .arg(dir.join("mobilenet_v2_features.onnx")))?;
 
     let graft_native = native_graft(&dir)?;
-    let pytorch = native_pytorch(&dir, &weights)?;
+    let pytorch = native_pytorch(&dir, &weights, 1)?;
+    let cores = graft_native["fast_all_cores"]["threads"].as_u64().unwrap_or(1);
+    let pytorch_all_cores = if cores > 1 { native_pytorch(&dir, &weights, cores)? } else { Value::Null };
     let browser = browser(&dir)?;
     let native_diff = max_abs_diff(&dir.join("graft_native_features.f32"), &dir.join("torch_features.f32"))?;
     let results = json!({
         "images": IMAGES,
         "browser": browser,
-        "native": { "graft": graft_native, "pytorch": pytorch, "max_abs_feature_diff": native_diff },
+        "native": {
+            "graft": graft_native,
+            "pytorch": pytorch,
+            "pytorch_all_cores": pytorch_all_cores,
+            "max_abs_feature_diff": native_diff,
+        },
     });
     let out = dir.join("results.json");
     std::fs::write(&out, serde_json::to_string_pretty(&results).unwrap_or_default())
@@ -103,18 +110,22 @@ fn native_graft(dir: &Path) -> Result<Value> {
     read_json(&dir.join("graft_native.json"))
 }
 
-fn native_pytorch(dir: &Path, weights: &Path) -> Result<Value> {
+/// PyTorch on `threads` threads; its features go to `torch_features.f32` (one thread) or
+/// `torch_features_<threads>.f32`.
+fn native_pytorch(dir: &Path, weights: &Path, threads: u64) -> Result<Value> {
+    let suffix = if threads == 1 { String::new() } else { format!("_{threads}") };
+    let report = dir.join(format!("torch{suffix}.json"));
     run(Command::new(PYTHON)
-        .args(["tests/bench/torch_reference.py", "time", "--threads", "1", "--weights"])
+        .args(["tests/bench/torch_reference.py", "time", "--threads", &threads.to_string(), "--weights"])
         .arg(weights)
         .arg("--inputs")
         .arg(dir.join("inputs.f32"))
         .arg("--out")
-        .arg(dir.join("torch.json"))
+        .arg(&report)
         .arg("--features")
-        .arg(dir.join("torch_features.f32"))
+        .arg(dir.join(format!("torch_features{suffix}.f32")))
         .stdout(Stdio::null()))?;
-    read_json(&dir.join("torch.json"))
+    read_json(&report)
 }
 
 /// Builds the benchmark page (Graft's bench module, onnxruntime-web, the ONNX file, the
@@ -209,7 +220,23 @@ pub fn table(results: &Value) -> String {
         row("native   Graft, 1 thread", &graft_native["batch1"], &graft_native["batch8"]),
         row(&format!("native   PyTorch {} CPU, 1 thread", torch["version"].as_str().unwrap_or("")), &torch["batch1"], &torch["batch8"]),
         format!("{:<LABEL$} {} {}", "native   ratio Graft / PyTorch", ratio(&graft_native["batch1"], &torch["batch1"]), ratio(&graft_native["batch8"], &torch["batch8"])),
-        row("native   Graft, Candle ops (before)", &results["native"]["graft"]["candle"]["batch1"], &Value::Null),
+        row("native   Graft, Candle ops (before; all cores)", &results["native"]["graft"]["candle"]["batch1"], &Value::Null),
+    ]);
+    let (graft_cores, torch_cores) = (&results["native"]["graft"]["fast_all_cores"], &results["native"]["pytorch_all_cores"]);
+    if torch_cores.is_object() {
+        let threads = &torch_cores["threads"];
+        rows.extend([
+            row(&format!("native   Graft, {threads} threads (images in parallel)"), &graft_cores["batch1"], &graft_cores["batch8"]),
+            row(&format!("native   PyTorch CPU, {threads} threads"), &torch_cores["batch1"], &torch_cores["batch8"]),
+            format!(
+                "{:<LABEL$} {} {}",
+                format!("native   ratio Graft / PyTorch, {threads} threads"),
+                ratio(&graft_cores["batch1"], &torch_cores["batch1"]),
+                ratio(&graft_cores["batch8"], &torch_cores["batch8"])
+            ),
+        ]);
+    }
+    rows.extend([
         format!(
             "features: max |Graft - reference| = {:.2e} (browser, vs onnxruntime-web), {:.2e} (native, vs PyTorch)",
             single["max_abs_feature_diff"].as_f64().unwrap_or(f64::NAN),
