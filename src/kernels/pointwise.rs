@@ -60,9 +60,9 @@ pub fn pointwise(
 
 /// `out += lhs (m x k) * rhs (k x n)`, all row-major and contiguous.
 fn matmul_accumulate(m: usize, k: usize, n: usize, lhs: &[f32], rhs: &[f32], out: &mut [f32]) {
-    debug_assert!(lhs.len() == m * k && rhs.len() == k * n && out.len() == m * n);
-    // SAFETY: the three slices hold exactly m*k, k*n and m*n elements (checked by the caller
-    // and above), and the strides below describe those row-major matrices; `out` is unique.
+    assert!(lhs.len() == m * k && rhs.len() == k * n && out.len() == m * n, "matmul operands");
+    // SAFETY: the three slices hold exactly m*k, k*n and m*n elements (asserted just above),
+    // the strides below describe those row-major matrices, and `out` is borrowed uniquely.
     unsafe {
         gemm::gemm(
             m,
