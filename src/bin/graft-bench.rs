@@ -118,23 +118,27 @@ mod native {
         json!({ "median_ms": at(0.5), "p90_ms": at(0.9), "runs": per_image_ms.len() })
     }
 
+    /// A forward pass under test: features of a batch.
+    type Forward<'a> = &'a dyn Fn(&Tensor) -> Result<Tensor, String>;
+
     /// Times `forward` over the inputs in batches: per-image milliseconds of each batch,
     /// after one warm-up batch.
-    fn time_batches(inputs: &[Tensor], batch: usize, forward: &dyn Fn(&Tensor) -> Tensor) -> Result<serde_json::Value, String> {
+    fn time_batches(inputs: &[Tensor], batch: usize, forward: Forward) -> Result<serde_json::Value, String> {
         let batches: Vec<Tensor> = inputs
             .chunks(batch)
             .filter(|c| c.len() == batch)
             .map(|c| Tensor::cat(c, 0).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?;
-        forward(&batches[0]);
+        let first = batches.first().ok_or_else(|| format!("fewer inputs than one batch of {batch}"))?;
+        forward(first)?;
         let times = batches
             .iter()
             .map(|b| {
                 let start = Instant::now();
-                forward(b);
-                start.elapsed().as_secs_f64() * 1e3 / batch as f64
+                forward(b)?;
+                Ok(start.elapsed().as_secs_f64() * 1e3 / batch as f64)
             })
-            .collect();
+            .collect::<Result<_, String>>()?;
         Ok(summary(times))
     }
 
@@ -143,6 +147,9 @@ mod native {
         let manifest = ModelManifest::from_json(&manifest_text).map_err(|e| e.to_string())?;
         let weights = std::fs::read(model_dir.join(&manifest.weights)).map_err(|e| e.to_string())?;
         let (mut extractor, _) = FeatureExtractor::load(&manifest, weights, &Device::Cpu).map_err(|e| e.to_string())?;
+        // Natively the fast path spreads a batch's images over every core by default; the
+        // like-for-like figures use one thread, the all-core ones come last.
+        let cores = extractor.folded().threads();
         extractor.set_threads(1);
         let size = manifest.input.crop as usize;
         let data = read_f32(inputs)?;
@@ -150,23 +157,26 @@ mod native {
             .chunks_exact(3 * size * size)
             .map(|c| Tensor::from_slice(c, (1, 3, size, size), &Device::Cpu).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?;
-        let fast = |x: &Tensor| extractor.embed_tensor(x).expect("forward pass");
-        let candle = |x: &Tensor| extractor.backbone().forward_features(x).expect("forward pass");
+        if images.len() < 8 {
+            return Err(format!("{}: {} images, at least 8 needed", inputs.display(), images.len()));
+        }
+        let fast = |x: &Tensor| extractor.embed_tensor(x).map_err(|e| e.to_string());
+        let candle = |x: &Tensor| extractor.backbone().forward_features(x).map_err(|e| e.to_string());
 
         // Heap high-water mark of one batch-8 forward pass above what was live before it; the
         // fast path's first call, so its reused buffers are counted.
         let batch8 = Tensor::cat(&images[..8], 0).map_err(|e| e.to_string())?;
-        let peak = |forward: &dyn Fn(&Tensor) -> Tensor| {
+        let peak = |forward: Forward| -> Result<usize, String> {
             let base = LIVE.load(Relaxed);
             PEAK.store(base, Relaxed);
-            forward(&batch8);
-            PEAK.load(Relaxed) - base
+            forward(&batch8)?;
+            Ok(PEAK.load(Relaxed) - base)
         };
-        let (fast_peak, candle_peak) = (peak(&fast), peak(&candle));
+        let (fast_peak, candle_peak) = (peak(&fast)?, peak(&candle)?);
 
         let mut features = Vec::new();
         for image in &images {
-            features.extend(fast(image).flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())?);
+            features.extend(fast(image)?.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())?);
         }
         std::fs::write(features_out, features.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
             .map_err(|e| e.to_string())?;
@@ -191,10 +201,8 @@ mod native {
                 "peak_forward_bytes_batch8": candle_peak,
             },
         });
-        // Natively the fast path spreads a batch's images over every core by default.
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         extractor.set_threads(cores);
-        let fast = |x: &Tensor| extractor.embed_tensor(x).expect("forward pass");
+        let fast = |x: &Tensor| extractor.embed_tensor(x).map_err(|e| e.to_string());
         report["fast_all_cores"] = json!({
             "threads": cores,
             "batch1": time_batches(&images, 1, &fast)?,

@@ -59,7 +59,7 @@ async function graft(inputs) {
   const memoryBefore = wasm_memory_bytes();
   const manifest = await (await fetch("models/mobilenet_v2.json")).text();
   const weights = await bytes(`models/${JSON.parse(manifest).weights}`);
-  let start = performance.now();
+  const start = performance.now();
   const model = new BenchBackbone(manifest, weights);
   const loadMs = performance.now() - start;
   const memoryLoaded = wasm_memory_bytes();
@@ -85,7 +85,7 @@ async function onnxruntime(inputs, threads) {
   if (threads !== "default") ort.env.wasm.numThreads = Number(threads);
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
   const model = await bytes("mobilenet_v2_features.onnx");
-  let start = performance.now();
+  const start = performance.now();
   const session = await ort.InferenceSession.create(model, {
     executionProviders: ["wasm"],
     graphOptimizationLevel: "all",
