@@ -1,7 +1,7 @@
 //! Reading a file `<input>`.
 
-use web_sys::{File, HtmlInputElement};
-use yew::NodeRef;
+use web_sys::{Event, File, HtmlInputElement};
+use yew::{Callback, NodeRef};
 
 /// The files chosen in the input behind `input`. The input is then cleared, so that choosing
 /// the same file again fires `change` again.
@@ -15,4 +15,15 @@ pub fn take_files(input: &NodeRef) -> Vec<File> {
         .unwrap_or_default();
     input.set_value("");
     files
+}
+
+/// A `change` handler for a single-file input: emits the first chosen file, then clears the
+/// input (see [`take_files`]).
+pub fn emit_first_file(input: &NodeRef, on_file: &Callback<File>) -> Callback<Event> {
+    let (input, on_file) = (input.clone(), on_file.clone());
+    Callback::from(move |_: Event| {
+        if let Some(file) = take_files(&input).into_iter().next() {
+            on_file.emit(file);
+        }
+    })
 }

@@ -4,7 +4,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{DragEvent, File, HtmlInputElement};
 use yew::prelude::*;
 
-use crate::file_input::take_files;
+use crate::file_input::emit_first_file;
 
 #[derive(Properties, PartialEq)]
 pub struct ImageDropProps {
@@ -17,15 +17,7 @@ pub fn image_drop(props: &ImageDropProps) -> Html {
     let input_ref = use_node_ref();
     let dragging = use_state(|| false);
 
-    let on_change = {
-        let on_file = props.on_file.clone();
-        let input_ref = input_ref.clone();
-        Callback::from(move |_: Event| {
-            if let Some(file) = take_files(&input_ref).into_iter().next() {
-                on_file.emit(file);
-            }
-        })
-    };
+    let on_change = emit_first_file(&input_ref, &props.on_file);
     let on_drop = {
         let on_file = props.on_file.clone();
         let dragging = dragging.clone();

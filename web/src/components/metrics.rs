@@ -57,17 +57,31 @@ fn seconds(millis: f64) -> String {
 }
 
 /// The confusion to show: the final one (best weights) once done, else the latest epoch's.
-fn confusion_view(t: &TrainingView) -> Option<(String, Vec<Vec<u32>>, Vec<Option<f32>>)> {
+/// The confusion table to show: the final report's, else the latest epoch's.
+struct ConfusionView {
+    heading: String,
+    counts: Vec<Vec<u32>>,
+    per_class: Vec<Option<f32>>,
+}
+
+fn confusion_view(t: &TrainingView) -> Option<ConfusionView> {
     if let Some(report) = &t.report {
         let heading = format!(
             "Best epoch {} of {} · scored on {} validation samples",
             report.best_epoch, report.epochs_run, report.val_samples
         );
-        return Some((heading, report.confusion.counts.clone(), report.per_class_accuracy.clone()));
+        return Some(ConfusionView {
+            heading,
+            counts: report.confusion.counts.clone(),
+            per_class: report.per_class_accuracy.clone(),
+        });
     }
     let last = t.history.last()?;
-    let heading = format!("Epoch {} · validation", last.epoch);
-    Some((heading, last.confusion.counts.clone(), last.confusion.per_class_accuracy()))
+    Some(ConfusionView {
+        heading: format!("Epoch {} · validation", last.epoch),
+        counts: last.confusion.counts.clone(),
+        per_class: last.confusion.per_class_accuracy(),
+    })
 }
 
 #[function_component(Metrics)]
@@ -109,7 +123,7 @@ pub fn metrics(props: &MetricsProps) -> Html {
                     ("validation accuracy", "#c0572b", series(&t.history, |m| m.val_accuracy)),
                 ], Some(1.0)) }
             </div>
-            if let Some((heading, counts, per_class)) = confusion_view(t) {
+            if let Some(ConfusionView { heading, counts, per_class }) = confusion_view(t) {
                 <h3>{ heading }</h3>
                 <table class="confusion" data-testid="confusion-matrix">
                     <caption>{ "Confusion matrix: rows are the true class, columns the prediction" }</caption>

@@ -3,7 +3,7 @@
 use web_sys::File;
 use yew::prelude::*;
 
-use crate::file_input::take_files;
+use crate::file_input::emit_first_file;
 use crate::state::PredictionView;
 
 #[derive(Properties, PartialEq)]
@@ -18,15 +18,7 @@ pub struct PredictPanelProps {
 #[function_component(PredictPanel)]
 pub fn predict_panel(props: &PredictPanelProps) -> Html {
     let input_ref = use_node_ref();
-    let on_change = {
-        let on_file = props.on_file.clone();
-        let input_ref = input_ref.clone();
-        Callback::from(move |_: Event| {
-            if let Some(file) = take_files(&input_ref).into_iter().next() {
-                on_file.emit(file);
-            }
-        })
-    };
+    let on_change = emit_first_file(&input_ref, &props.on_file);
     html! {
         <section class="predict-panel">
             <h2>{ "Predict" }</h2>
