@@ -14,6 +14,10 @@ pub struct MetricsProps {
 const W: f64 = 320.0;
 const H: f64 = 160.0;
 const PAD: f64 = 32.0;
+/// The y axis runs from `AXIS_BOTTOM` (0) up to `PLOT_TOP` (the top value, labelled there), below
+/// the legend line.
+const AXIS_BOTTOM: f64 = H - PAD + 8.0;
+const PLOT_TOP: f64 = 24.0;
 
 /// An SVG line chart of two series over epochs, with axes and a legend.
 fn chart(testid: &'static str, title: &str, y_label: &str, series: [(&'static str, &'static str, Vec<f32>); 2], y_max: Option<f32>) -> Html {
@@ -23,7 +27,7 @@ fn chart(testid: &'static str, title: &str, y_label: &str, series: [(&'static st
     });
     let top = if top > 0.0 { top } else { 1.0 } as f64;
     let x = |i: usize| PAD + (W - PAD - 8.0) * if n > 1 { i as f64 / (n - 1) as f64 } else { 0.0 };
-    let y = |v: f32| H - PAD + 8.0 - (H - PAD) * (v as f64 / top).clamp(0.0, 1.0);
+    let y = |v: f32| AXIS_BOTTOM - (AXIS_BOTTOM - PLOT_TOP) * (v as f64 / top).clamp(0.0, 1.0);
     let lines = series.iter().map(|(name, color, values)| {
         let points: String = values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1} ", x(i), y(*v))).collect();
         html! { <polyline points={ points } fill="none" stroke={ *color } stroke-width="2"><title>{ *name }</title></polyline> }
@@ -34,10 +38,10 @@ fn chart(testid: &'static str, title: &str, y_label: &str, series: [(&'static st
     html! {
         <figure class="chart" data-testid={ testid }>
             <svg viewBox={ format!("0 0 {W} {H}") } role="img" aria-label={ title.to_string() }>
-                <line x1={ PAD.to_string() } y1="16" x2={ PAD.to_string() } y2={ (H - PAD + 8.0).to_string() } stroke="#888" />
-                <line x1={ PAD.to_string() } y1={ (H - PAD + 8.0).to_string() } x2={ (W - 8.0).to_string() } y2={ (H - PAD + 8.0).to_string() } stroke="#888" />
-                <text x="2" y="24" font-size="10">{ format!("{top:.2}") }</text>
-                <text x="2" y={ (H - PAD + 8.0).to_string() } font-size="10">{ "0" }</text>
+                <line x1={ PAD.to_string() } y1="16" x2={ PAD.to_string() } y2={ AXIS_BOTTOM.to_string() } stroke="#888" />
+                <line x1={ PAD.to_string() } y1={ AXIS_BOTTOM.to_string() } x2={ (W - 8.0).to_string() } y2={ AXIS_BOTTOM.to_string() } stroke="#888" />
+                <text x="2" y={ PLOT_TOP.to_string() } font-size="10">{ format!("{top:.2}") }</text>
+                <text x="2" y={ AXIS_BOTTOM.to_string() } font-size="10">{ "0" }</text>
                 <text x={ (W / 2.0).to_string() } y={ (H - 4.0).to_string() } font-size="11" text-anchor="middle">{ format!("epoch (1–{n})") }</text>
                 <text x="10" y={ (H / 2.0).to_string() } font-size="11" transform={ format!("rotate(-90 10 {})", H / 2.0) } text-anchor="middle">{ y_label }</text>
                 { for lines }
