@@ -32,11 +32,7 @@ impl ImageNetClassifier {
         let (extractor, vb) = FeatureExtractor::load(manifest, weights, device)?;
         let head = LinearHead::load(manifest.feature_dim, manifest.num_classes, vb.pp("classifier").pp(1))
             .map_err(|e| GraftError::Weights(e.to_string()))?;
-        Ok(Self {
-            extractor,
-            head,
-            labels,
-        })
+        Ok(Self { extractor, head, labels })
     }
 
     pub fn input_spec(&self) -> &InputSpec {
@@ -70,11 +66,7 @@ impl ImageNetClassifier {
         order
             .into_iter()
             .take(k)
-            .map(|index| Prediction {
-                label: self.labels[index].clone(),
-                index,
-                prob: probs[index],
-            })
+            .map(|index| Prediction { label: self.labels[index].clone(), index, prob: probs[index] })
             .collect()
     }
 }

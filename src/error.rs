@@ -18,12 +18,7 @@ pub enum GraftError {
     NotAnImage { name: String, reason: String },
 
     #[error("{name} is too large ({width}x{height} pixels); the limit is {max_side} pixels a side")]
-    ImageTooLarge {
-        name: String,
-        width: u32,
-        height: u32,
-        max_side: u32,
-    },
+    ImageTooLarge { name: String, width: u32, height: u32, max_side: u32 },
 
     #[error("{name} is empty (0 bytes)")]
     EmptyFile { name: String },
@@ -35,11 +30,7 @@ pub enum GraftError {
     TruncatedWeights { name: String, reason: String },
 
     #[error("checksum mismatch for {name}: expected sha256 {expected}, got {actual}")]
-    ChecksumMismatch {
-        name: String,
-        expected: String,
-        actual: String,
-    },
+    ChecksumMismatch { name: String, expected: String, actual: String },
 
     #[error("weights do not fit the model: {0}")]
     Weights(String),

@@ -62,12 +62,7 @@ impl ModelManifest {
 
 /// Parses a label file (one label a line) and checks it has `expected` labels.
 pub fn parse_labels(text: &str, expected: usize) -> Result<Vec<String>> {
-    let labels: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let labels: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
     if labels.len() != expected {
         return Err(GraftError::Manifest(format!(
             "the label file has {} labels, the model {expected} classes",

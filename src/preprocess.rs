@@ -34,12 +34,7 @@ pub struct InputSpec {
 impl InputSpec {
     /// torchvision's ImageNet transform (MobileNetV2, ResNet, ...).
     pub fn imagenet() -> Self {
-        Self {
-            resize_shorter: 256,
-            crop: 224,
-            mean: [0.485, 0.456, 0.406],
-            std: [0.229, 0.224, 0.225],
-        }
+        Self { resize_shorter: 256, crop: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }
     }
 }
 
@@ -48,13 +43,9 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage> {
     if bytes.is_empty() {
         return Err(GraftError::EmptyFile { name: name.into() });
     }
-    let not_image = |reason: String| GraftError::NotAnImage {
-        name: name.into(),
-        reason,
-    };
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| not_image(e.to_string()))?;
+    let not_image = |reason: String| GraftError::NotAnImage { name: name.into(), reason };
+    let mut reader =
+        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| not_image(e.to_string()))?;
     if reader.format().is_none() {
         return Err(not_image("unrecognised file format".into()));
     }
@@ -64,12 +55,7 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage> {
     let mut decoder = reader.into_decoder().map_err(|e| not_image(e.to_string()))?;
     let (width, height) = decoder.dimensions();
     if width.max(height) > MAX_SIDE || width as u64 * height as u64 > MAX_PIXELS {
-        return Err(GraftError::ImageTooLarge {
-            name: name.into(),
-            width,
-            height,
-            max_side: MAX_SIDE,
-        });
+        return Err(GraftError::ImageTooLarge { name: name.into(), width, height, max_side: MAX_SIDE });
     }
     if width == 0 || height == 0 {
         return Err(not_image("the image has no pixels".into()));
@@ -85,22 +71,14 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage> {
 /// An RGBA frame (a webcam capture drawn to a canvas) as RGB, alpha on white.
 pub fn image_from_rgba(name: &str, width: u32, height: u32, rgba: Vec<u8>) -> Result<RgbImage> {
     if width.max(height) > MAX_SIDE {
-        return Err(GraftError::ImageTooLarge {
-            name: name.into(),
-            width,
-            height,
-            max_side: MAX_SIDE,
-        });
+        return Err(GraftError::ImageTooLarge { name: name.into(), width, height, max_side: MAX_SIDE });
     }
     let image = image::RgbaImage::from_raw(width, height, rgba).ok_or_else(|| GraftError::NotAnImage {
         name: name.into(),
         reason: format!("the frame does not hold {width}x{height} RGBA pixels"),
     })?;
     if width == 0 || height == 0 {
-        return Err(GraftError::NotAnImage {
-            name: name.into(),
-            reason: "the frame has no pixels".into(),
-        });
+        return Err(GraftError::NotAnImage { name: name.into(), reason: "the frame has no pixels".into() });
     }
     Ok(flatten_on_white(DynamicImage::ImageRgba8(image)))
 }
@@ -132,10 +110,7 @@ struct Taps {
 fn bilinear_aa_taps(in_size: usize, out_size: usize, range: std::ops::Range<usize>) -> Taps {
     let scale = in_size as f64 / out_size as f64;
     let (support, inv_scale) = if scale >= 1.0 { (scale, 1.0 / scale) } else { (1.0, 1.0) };
-    let mut taps = Taps {
-        start: Vec::with_capacity(range.len()),
-        weights: Vec::with_capacity(range.len()),
-    };
+    let mut taps = Taps { start: Vec::with_capacity(range.len()), weights: Vec::with_capacity(range.len()) };
     for i in range {
         let center = scale * (i as f64 + 0.5);
         let lo = ((center - support + 0.5).max(0.0)) as usize;
@@ -178,13 +153,7 @@ pub fn image_to_chw(image: &RgbImage, spec: &InputSpec) -> Vec<f32> {
 
     // Horizontal pass over the input rows the vertical taps need: (in_h, crop, 3).
     let first_row = rows.start.first().copied().unwrap_or(0);
-    let last_row = rows
-        .start
-        .iter()
-        .zip(&rows.weights)
-        .map(|(s, w)| s + w.len())
-        .max()
-        .unwrap_or(0);
+    let last_row = rows.start.iter().zip(&rows.weights).map(|(s, w)| s + w.len()).max().unwrap_or(0);
     let mut horizontal = vec![0f32; (last_row - first_row) * cols.start.len() * 3];
     for y in first_row..last_row {
         let src = &pixels[y * in_w * 3..(y + 1) * in_w * 3];
@@ -271,11 +240,7 @@ mod tests {
         let spec = InputSpec::imagenet();
         let chw = image_to_chw(&image, &spec);
         assert_eq!(chw.len(), 3 * 224 * 224);
-        let expect = [
-            (1.0 - 0.485) / 0.229,
-            (0.0 - 0.456) / 0.224,
-            (128.0 / 255.0 - 0.406) / 0.225,
-        ];
+        let expect = [(1.0 - 0.485) / 0.229, (0.0 - 0.456) / 0.224, (128.0 / 255.0 - 0.406) / 0.225];
         for c in 0..3 {
             for v in &chw[c * 224 * 224..(c + 1) * 224 * 224] {
                 assert!((v - expect[c]).abs() < 1e-4);
@@ -286,10 +251,7 @@ mod tests {
     #[test]
     fn bad_bytes_are_typed_errors() {
         assert!(matches!(decode_image("a.png", b""), Err(GraftError::EmptyFile { .. })));
-        assert!(matches!(
-            decode_image("notes.txt", b"hello, this is text"),
-            Err(GraftError::NotAnImage { .. })
-        ));
+        assert!(matches!(decode_image("notes.txt", b"hello, this is text"), Err(GraftError::NotAnImage { .. })));
         // A PNG signature followed by garbage.
         let broken = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDRgarbage";
         assert!(matches!(decode_image("b.png", broken), Err(GraftError::NotAnImage { .. })));
@@ -311,10 +273,7 @@ mod tests {
         png.extend_from_slice(&0u32.to_be_bytes());
         png.extend_from_slice(b"IDAT");
         png.extend_from_slice(&crc32(b"IDAT").to_be_bytes());
-        assert!(matches!(
-            decode_image("huge.png", &png),
-            Err(GraftError::ImageTooLarge { width: 20000, .. })
-        ));
+        assert!(matches!(decode_image("huge.png", &png), Err(GraftError::ImageTooLarge { width: 20000, .. })));
     }
 
     #[test]

@@ -42,23 +42,14 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn adamw_steps_match_pytorch() {
-    let reference: Reference =
-        serde_json::from_str(include_str!("fixtures/head_training_reference.json")).unwrap();
+    let reference: Reference = serde_json::from_str(include_str!("fixtures/head_training_reference.json")).unwrap();
     let varmap = VarMap::new();
-    let spec = MlpHeadSpec {
-        in_dim: 8,
-        hidden: 5,
-        classes: 3,
-    };
+    let spec = MlpHeadSpec { in_dim: 8, hidden: 5, classes: 3 };
     let head = MlpHead::load(spec, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
     for (name, var) in varmap.data().lock().unwrap().iter() {
         var.set(&tensor(&reference.initial[name])).unwrap();
     }
-    let params = ParamsAdamW {
-        lr: reference.lr,
-        weight_decay: reference.weight_decay,
-        ..Default::default()
-    };
+    let params = ParamsAdamW { lr: reference.lr, weight_decay: reference.weight_decay, ..Default::default() };
     let mut optimizer = AdamW::new(varmap.all_vars(), params).unwrap();
     let x = Tensor::new(reference.x.clone(), &Device::Cpu).unwrap();
     let y = Tensor::new(reference.y.as_slice(), &Device::Cpu).unwrap();
@@ -99,10 +90,7 @@ fn names(n: usize) -> Vec<String> {
 #[test]
 fn learns_separable_classes_and_reports_per_class_metrics() {
     let (features, labels) = blobs(20, 3);
-    let config = TrainConfig {
-        epochs: 30,
-        ..Default::default()
-    };
+    let config = TrainConfig { epochs: 30, ..Default::default() };
     let mut trainer = HeadTrainer::new(features, labels, &names(3), config).unwrap();
     assert_eq!(trainer.split().val.len(), 9); // 15% of 20, per class
     let mut history = Vec::new();
@@ -125,11 +113,7 @@ fn learns_separable_classes_and_reports_per_class_metrics() {
 fn same_seed_same_run() {
     let run = |seed| {
         let (features, labels) = blobs(10, 2);
-        let config = TrainConfig {
-            epochs: 3,
-            seed,
-            ..Default::default()
-        };
+        let config = TrainConfig { epochs: 3, seed, ..Default::default() };
         let mut trainer = HeadTrainer::new(features, labels, &names(2), config).unwrap();
         (0..3).map(|_| trainer.run_epoch().unwrap().train_loss).collect::<Vec<_>>()
     };
@@ -151,10 +135,7 @@ fn refuses_too_few_classes_and_empty_classes_by_name() {
 #[test]
 fn divergence_is_reported_not_hidden() {
     let (features, labels) = blobs(10, 2);
-    let config = TrainConfig {
-        learning_rate: f64::INFINITY,
-        ..Default::default()
-    };
+    let config = TrainConfig { learning_rate: f64::INFINITY, ..Default::default() };
     let mut trainer = HeadTrainer::new(features, labels, &names(2), config).unwrap();
     let outcome = (0..3).map(|_| trainer.run_epoch()).find(|r| r.is_err());
     assert!(matches!(outcome, Some(Err(GraftError::Diverged { .. }))));

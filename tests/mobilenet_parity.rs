@@ -60,8 +60,7 @@ fn logits_match_pytorch_on_real_photos() {
     let reference: Reference = serde_json::from_str(REFERENCE).unwrap();
     assert!(reference.images.iter().filter(|i| i.file.ends_with(".png")).count() >= 4);
     for image in &reference.images {
-        let Some(path) = common::require(PathBuf::from(&image.file), "install python3-skimage and opencv-doc")
-        else {
+        let Some(path) = common::require(PathBuf::from(&image.file), "install python3-skimage and opencv-doc") else {
             continue;
         };
         let (mean_tolerance, logit_tolerance) = tolerances(&image.file);
@@ -81,11 +80,7 @@ fn logits_match_pytorch_on_real_photos() {
         }
         let input = images_to_tensor(&[rgb], classifier.input_spec(), &Device::Cpu).unwrap();
         let logits: Vec<f32> = classifier.logits(&input).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
-        let max_diff = logits
-            .iter()
-            .zip(&image.logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let max_diff = logits.iter().zip(&image.logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         println!("{}: max |logit diff| = {max_diff:.2e} (bound {logit_tolerance:.0e})", image.file);
         assert_eq!(top5(&logits), image.top5, "{}: top-5 differs", image.file);
         assert!(max_diff <= logit_tolerance, "{}: max |logit diff| {max_diff}", image.file);

@@ -60,14 +60,8 @@ fn mobilenet_forward_in_wasm_is_batch_consistent() {
     let both = model.forward_features(&input).unwrap();
     assert_eq!(both.dims(), &[2, 1280]);
     let second = model.forward_features(&input.narrow(0, 1, 1).unwrap()).unwrap();
-    let diff: f32 = (both.narrow(0, 1, 1).unwrap() - second)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap();
+    let diff: f32 =
+        (both.narrow(0, 1, 1).unwrap() - second).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
     assert!(diff < 1e-4, "batch of 2 vs single image: {diff}");
     let values: Vec<f32> = both.flatten_all().unwrap().to_vec1().unwrap();
     assert!(values.iter().all(|v| v.is_finite()));

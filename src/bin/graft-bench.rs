@@ -208,7 +208,8 @@ mod native {
             "batch1": time_batches(&images, 1, &fast)?,
             "batch8": time_batches(&images, 8, &fast)?,
         });
-        std::fs::write(out, serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        std::fs::write(out, serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
         println!("{report}");
         Ok(())
     }

@@ -82,7 +82,14 @@ fn accumulate_pixel(neighbours: &[&[f32]], tap_index: &[usize], taps: &[f32], bi
 /// Channels `start..start + LANES` of one output pixel, portable: the compiler vectorises it.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline(always)]
-fn accumulate_lanes(neighbours: &[&[f32]], tap_index: &[usize], taps: &[f32], bias: &[f32], out: &mut [f32], start: usize) {
+fn accumulate_lanes(
+    neighbours: &[&[f32]],
+    tap_index: &[usize],
+    taps: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    start: usize,
+) {
     let c = out.len();
     let mut acc = [0f32; LANES];
     acc.copy_from_slice(&bias[start..start + LANES]);
@@ -102,7 +109,14 @@ fn accumulate_lanes(neighbours: &[&[f32]], tap_index: &[usize], taps: &[f32], bi
 /// vectorise the portable version well for wasm32 (it measured 3.6x slower than natively).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[inline(always)]
-fn accumulate_lanes(neighbours: &[&[f32]], tap_index: &[usize], taps: &[f32], bias: &[f32], out: &mut [f32], start: usize) {
+fn accumulate_lanes(
+    neighbours: &[&[f32]],
+    tap_index: &[usize],
+    taps: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    start: usize,
+) {
     use core::arch::wasm32::*;
     const VECTORS: usize = LANES / 4;
     let c = out.len();
@@ -169,7 +183,8 @@ mod tests {
             for stride in [1, 2] {
                 let shape = DepthwiseShape { height, width, channels, stride };
                 // Scaled so that some outputs land below 0 and above 6: ReLU6 is exercised.
-                let input: Vec<f32> = random_vec(height * width * channels, seed as u64).iter().map(|v| v * 4.0).collect();
+                let input: Vec<f32> =
+                    random_vec(height * width * channels, seed as u64).iter().map(|v| v * 4.0).collect();
                 let taps = random_vec(9 * channels, seed as u64 + 50);
                 let bias = random_vec(channels, seed as u64 + 90);
                 let mut out = vec![f32::NAN; shape.out_height() * shape.out_width() * channels];

@@ -39,19 +39,9 @@ impl ConvBn {
     /// Loads the conv from `conv_vb` (`weight`) and the BN from `bn_vb`
     /// (`weight`, `bias`, `running_mean`, `running_var`).
     pub fn load(spec: ConvBnSpec, bn_eps: f64, conv_vb: VarBuilder, bn_vb: VarBuilder) -> Result<Self> {
-        let config = Conv2dConfig {
-            padding: spec.kernel / 2,
-            stride: spec.stride,
-            groups: spec.groups,
-            ..Default::default()
-        };
-        let conv = candle_nn::conv2d_no_bias(
-            spec.in_channels,
-            spec.out_channels,
-            spec.kernel,
-            config,
-            conv_vb,
-        )?;
+        let config =
+            Conv2dConfig { padding: spec.kernel / 2, stride: spec.stride, groups: spec.groups, ..Default::default() };
+        let conv = candle_nn::conv2d_no_bias(spec.in_channels, spec.out_channels, spec.kernel, config, conv_vb)?;
         let bn = candle_nn::batch_norm(spec.out_channels, bn_eps, bn_vb)?;
         Ok(Self { conv, bn, spec })
     }

@@ -19,9 +19,7 @@ fn phases(padded: &Tensor, stride: usize) -> Result<Vec<Vec<Tensor>>> {
     }
     let (b, c, h, w) = padded.dims4()?;
     let split = padded.reshape((b, c, h / 2, 2, w / 2, 2))?;
-    (0..2)
-        .map(|a| (0..2).map(|bb| split.narrow(3, a, 1)?.narrow(5, bb, 1)?.squeeze(5)?.squeeze(3)).collect())
-        .collect()
+    (0..2).map(|a| (0..2).map(|bb| split.narrow(3, a, 1)?.narrow(5, bb, 1)?.squeeze(5)?.squeeze(3)).collect()).collect()
 }
 
 /// Depthwise 3x3 convolution with padding 1 and stride 1 or 2 (no bias).

@@ -84,11 +84,7 @@ impl FoldedMobileNetV2 {
     /// Pooled features `(B, 1280)` of an input batch `(B, 3, H, W)`.
     pub fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let batch = x.dim(0)?;
-        let features = if self.threads > 1 && batch > 1 {
-            self.run_shares(x)?
-        } else {
-            self.run_batch(x, None)?
-        };
+        let features = if self.threads > 1 && batch > 1 { self.run_shares(x)? } else { self.run_batch(x, None)? };
         let dim = features.len() / batch.max(1);
         Tensor::from_vec(features, (batch, dim), x.device())
     }
@@ -238,7 +234,8 @@ fn run_unit(unit: &Unit, x: &Activation, residual: Option<&Activation>, spare: &
             let (height, width) = (shape.out_height(), shape.out_width());
             let mut cols = buffer(spare, height * width * 9 * in_channels);
             im2col3x3(shape, &x.data, &mut cols);
-            let product = PointwiseShape { pixels: height * width, in_channels: 9 * in_channels, out_channels: bias.len() };
+            let product =
+                PointwiseShape { pixels: height * width, in_channels: 9 * in_channels, out_channels: bias.len() };
             let mut data = buffer(spare, height * width * bias.len());
             pointwise(product, &cols, weight, bias, None, *relu, &mut data);
             spare.push(cols);

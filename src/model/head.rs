@@ -12,9 +12,7 @@ pub struct LinearHead {
 
 impl LinearHead {
     pub fn load(in_dim: usize, classes: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            linear: candle_nn::linear(in_dim, classes, vb)?,
-        })
+        Ok(Self { linear: candle_nn::linear(in_dim, classes, vb)? })
     }
 }
 

@@ -22,15 +22,8 @@ pub const NUM_BLOCKS: usize = 19;
 const BN_EPS: f64 = 1e-5;
 
 /// (expansion t, output channels c, repeats n, first stride s) per stage, from the paper.
-const STAGES: [(usize, usize, usize, usize); 7] = [
-    (1, 16, 1, 1),
-    (6, 24, 2, 2),
-    (6, 32, 3, 2),
-    (6, 64, 4, 2),
-    (6, 96, 3, 1),
-    (6, 160, 3, 2),
-    (6, 320, 1, 1),
-];
+const STAGES: [(usize, usize, usize, usize); 7] =
+    [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
 
 /// One entry of `features`: a chain of conv + BN units, with a skip connection for
 /// inverted residuals whose input and output shapes agree.
@@ -77,14 +70,7 @@ impl MobileNetV2 {
     pub fn load(vb: VarBuilder) -> Result<Self> {
         let features = vb.pp("features");
         let mut blocks = Vec::with_capacity(NUM_BLOCKS);
-        let stem = ConvBnSpec {
-            in_channels: 3,
-            out_channels: 32,
-            kernel: 3,
-            stride: 2,
-            groups: 1,
-            relu6: true,
-        };
+        let stem = ConvBnSpec { in_channels: 3, out_channels: 32, kernel: 3, stride: 2, groups: 1, relu6: true };
         blocks.push(single_unit(stem, features.pp(0))?);
         let mut in_channels = 32;
         for (t, c, n, s) in STAGES {
@@ -95,14 +81,7 @@ impl MobileNetV2 {
                 in_channels = c;
             }
         }
-        let last = ConvBnSpec {
-            in_channels,
-            out_channels: FEATURE_DIM,
-            kernel: 1,
-            stride: 1,
-            groups: 1,
-            relu6: true,
-        };
+        let last = ConvBnSpec { in_channels, out_channels: FEATURE_DIM, kernel: 1, stride: 1, groups: 1, relu6: true };
         blocks.push(single_unit(last, features.pp(blocks.len()))?);
         Ok(Self { blocks })
     }
@@ -123,10 +102,7 @@ impl MobileNetV2 {
 }
 
 fn single_unit(spec: ConvBnSpec, vb: VarBuilder) -> Result<Block> {
-    Ok(Block {
-        units: vec![ConvBn::load(spec, BN_EPS, vb.pp(0), vb.pp(1))?],
-        residual: false,
-    })
+    Ok(Block { units: vec![ConvBn::load(spec, BN_EPS, vb.pp(0), vb.pp(1))?], residual: false })
 }
 
 /// `features.i.conv`: (expand) -> depthwise -> project, torchvision's numbering.
@@ -141,37 +117,14 @@ fn inverted_residual(
     let mut units = Vec::with_capacity(3);
     let mut index = 0;
     if expansion != 1 {
-        let expand = ConvBnSpec {
-            in_channels,
-            out_channels: hidden,
-            kernel: 1,
-            stride: 1,
-            groups: 1,
-            relu6: true,
-        };
+        let expand = ConvBnSpec { in_channels, out_channels: hidden, kernel: 1, stride: 1, groups: 1, relu6: true };
         units.push(ConvBn::load(expand, BN_EPS, vb.pp(0).pp(0), vb.pp(0).pp(1))?);
         index = 1;
     }
-    let depthwise = ConvBnSpec {
-        in_channels: hidden,
-        out_channels: hidden,
-        kernel: 3,
-        stride,
-        groups: hidden,
-        relu6: true,
-    };
+    let depthwise =
+        ConvBnSpec { in_channels: hidden, out_channels: hidden, kernel: 3, stride, groups: hidden, relu6: true };
     units.push(ConvBn::load(depthwise, BN_EPS, vb.pp(index).pp(0), vb.pp(index).pp(1))?);
-    let project = ConvBnSpec {
-        in_channels: hidden,
-        out_channels,
-        kernel: 1,
-        stride: 1,
-        groups: 1,
-        relu6: false,
-    };
+    let project = ConvBnSpec { in_channels: hidden, out_channels, kernel: 1, stride: 1, groups: 1, relu6: false };
     units.push(ConvBn::load(project, BN_EPS, vb.pp(index + 1), vb.pp(index + 2))?);
-    Ok(Block {
-        units,
-        residual: stride == 1 && in_channels == out_channels,
-    })
+    Ok(Block { units, residual: stride == 1 && in_channels == out_channels })
 }

@@ -12,10 +12,7 @@ pub struct Split {
 /// Splits sample indices `0..labels.len()` by class.
 pub fn stratified_split(labels: &[usize], num_classes: usize, val_fraction: f32, seed: u64) -> Split {
     let mut rng = SplitMix64::new(seed);
-    let mut split = Split {
-        train: Vec::new(),
-        val: Vec::new(),
-    };
+    let mut split = Split { train: Vec::new(), val: Vec::new() };
     for class in 0..num_classes {
         let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
         rng.shuffle(&mut members);
@@ -35,7 +32,17 @@ mod tests {
 
     #[test]
     fn each_class_is_split_in_proportion() {
-        let labels: Vec<usize> = (0..100).map(|i| if i < 80 { 0 } else if i < 95 { 1 } else { 2 }).collect();
+        let labels: Vec<usize> = (0..100)
+            .map(|i| {
+                if i < 80 {
+                    0
+                } else if i < 95 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
         let split = stratified_split(&labels, 3, 0.15, 7);
         let count = |set: &[usize], c| set.iter().filter(|&&i| labels[i] == c).count();
         assert_eq!(count(&split.val, 0), 12);

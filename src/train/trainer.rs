@@ -95,23 +95,14 @@ pub struct HeadTrainer {
 impl HeadTrainer {
     /// `features`: `(N, D)` f32; `labels[i]` in `0..num_classes`. Refuses fewer than two
     /// classes and empty classes, naming them with `class_names`.
-    pub fn new(
-        features: Tensor,
-        labels: Vec<usize>,
-        class_names: &[String],
-        config: TrainConfig,
-    ) -> Result<Self> {
+    pub fn new(features: Tensor, labels: Vec<usize>, class_names: &[String], config: TrainConfig) -> Result<Self> {
         let num_classes = class_names.len();
         check_classes(&labels, class_names)?;
         let (n, in_dim) = features.dims2()?;
         if n != labels.len() {
             return Err(GraftError::Training(format!("{n} feature rows for {} labels", labels.len())));
         }
-        let spec = MlpHeadSpec {
-            in_dim,
-            hidden: config.hidden,
-            classes: num_classes,
-        };
+        let spec = MlpHeadSpec { in_dim, hidden: config.hidden, classes: num_classes };
         let device = features.device().clone();
         let varmap = VarMap::new();
         let head = MlpHead::load(spec, VarBuilder::from_varmap(&varmap, DType::F32, &device))?;
@@ -119,26 +110,10 @@ impl HeadTrainer {
         init_like_pytorch(&varmap, &mut rng)?;
         let optimizer = AdamW::new(
             varmap.all_vars(),
-            ParamsAdamW {
-                lr: config.learning_rate,
-                weight_decay: config.weight_decay,
-                ..Default::default()
-            },
+            ParamsAdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..Default::default() },
         )?;
         let split = stratified_split(&labels, num_classes, config.val_fraction, config.seed);
-        Ok(Self {
-            varmap,
-            head,
-            optimizer,
-            features,
-            labels,
-            num_classes,
-            split,
-            config,
-            rng,
-            epoch: 0,
-            best: None,
-        })
+        Ok(Self { varmap, head, optimizer, features, labels, num_classes, split, config, rng, epoch: 0, best: None })
     }
 
     pub fn split(&self) -> &Split {
@@ -165,19 +140,13 @@ impl HeadTrainer {
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let value = loss.to_scalar::<f32>()?;
             if !value.is_finite() {
-                return Err(GraftError::Diverged {
-                    epoch: self.epoch + 1,
-                });
+                return Err(GraftError::Diverged { epoch: self.epoch + 1 });
             }
             self.optimizer.backward_step(&loss)?;
         }
         self.epoch += 1;
         let train = self.score(&self.split.train)?;
-        let val = if self.split.val.is_empty() {
-            None
-        } else {
-            Some(self.score(&self.split.val)?)
-        };
+        let val = if self.split.val.is_empty() { None } else { Some(self.score(&self.split.val)?) };
         let selection_loss = val.as_ref().map_or(train.loss, |v| v.loss);
         if !selection_loss.is_finite() {
             return Err(GraftError::Diverged { epoch: self.epoch });
@@ -215,11 +184,7 @@ impl HeadTrainer {
             train_samples: self.split.train.len(),
             val_samples: self.split.val.len(),
         };
-        Ok(TrainedHead {
-            varmap: self.varmap,
-            head: self.head,
-            report,
-        })
+        Ok(TrainedHead { varmap: self.varmap, head: self.head, report })
     }
 
     fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
@@ -236,9 +201,8 @@ impl HeadTrainer {
             return Ok(None);
         }
         let keep = 1.0 / (1.0 - p.min(0.99));
-        let values: Vec<f32> = (0..rows * self.config.hidden)
-            .map(|_| if self.rng.next_f32() < p { 0.0 } else { keep })
-            .collect();
+        let values: Vec<f32> =
+            (0..rows * self.config.hidden).map(|_| if self.rng.next_f32() < p { 0.0 } else { keep }).collect();
         Ok(Some(Tensor::from_vec(values, (rows, self.config.hidden), self.features.device())?))
     }
 
@@ -249,17 +213,12 @@ impl HeadTrainer {
         let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
         let predicted: Vec<usize> = predicted.into_iter().map(|p| p as usize).collect();
         let truth: Vec<usize> = indices.iter().map(|&i| self.labels[i]).collect();
-        Ok(Scores {
-            loss,
-            confusion: Confusion::new(self.num_classes, &truth, &predicted),
-        })
+        Ok(Scores { loss, confusion: Confusion::new(self.num_classes, &truth, &predicted) })
     }
 
     fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
         let data = self.varmap.data().lock().map_err(|_| poisoned())?;
-        data.iter()
-            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
-            .collect()
+        data.iter().map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?))).collect()
     }
 }
 
@@ -291,14 +250,9 @@ fn init_like_pytorch(varmap: &VarMap, rng: &mut SplitMix64) -> Result<()> {
     for name in names {
         let var: &Var = &data[name];
         let layer = name.rsplit_once('.').map_or("", |(layer, _)| layer);
-        let fan_in = data
-            .get(&format!("{layer}.weight"))
-            .and_then(|w| w.dims().get(1).copied())
-            .unwrap_or(1);
+        let fan_in = data.get(&format!("{layer}.weight")).and_then(|w| w.dims().get(1).copied()).unwrap_or(1);
         let bound = 1.0 / (fan_in as f32).sqrt();
-        let values: Vec<f32> = (0..var.elem_count())
-            .map(|_| (rng.next_f32() * 2.0 - 1.0) * bound)
-            .collect();
+        let values: Vec<f32> = (0..var.elem_count()).map(|_| (rng.next_f32() * 2.0 - 1.0) * bound).collect();
         var.set(&Tensor::from_vec(values, var.shape(), var.device())?)?;
     }
     Ok(())

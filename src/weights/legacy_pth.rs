@@ -86,10 +86,7 @@ struct TensorView {
 
 /// Reads every tensor of a legacy checkpoint. `file_name` only labels errors.
 pub fn read_legacy_pth(file_name: &str, bytes: &[u8]) -> Result<Vec<RawTensor>> {
-    let bad = |reason: String| GraftError::BadCheckpoint {
-        name: file_name.to_string(),
-        reason,
-    };
+    let bad = |reason: String| GraftError::BadCheckpoint { name: file_name.to_string(), reason };
     if bytes.starts_with(b"PK\x03\x04") {
         return Err(bad("this is the newer zip-based format, not the legacy one".into()));
     }
@@ -124,20 +121,14 @@ pub fn read_legacy_pth(file_name: &str, bytes: &[u8]) -> Result<Vec<RawTensor>> 
         .collect::<Option<_>>()
         .ok_or_else(|| bad("storage key is not a string".into()))?;
     let storages = read_storages(file_name, bytes, pos, &storage_keys, &views)?;
-    views
-        .iter()
-        .map(|view| gather(view, &storages).map_err(bad))
-        .collect()
+    views.iter().map(|view| gather(view, &storages).map_err(bad)).collect()
 }
 
 fn check_sys_info(info: &Value) -> std::result::Result<(), String> {
     let Value::Dict(entries) = info else {
         return Err("sys info is not a dict".into());
     };
-    let little_endian = entries
-        .iter()
-        .find(|(k, _)| k.as_str() == Some("little_endian"))
-        .map(|(_, v)| v.clone());
+    let little_endian = entries.iter().find(|(k, _)| k.as_str() == Some("little_endian")).map(|(_, v)| v.clone());
     match little_endian {
         Some(Value::Bool(false)) => Err("big-endian checkpoints are not supported".into()),
         _ => Ok(()),
@@ -150,9 +141,7 @@ fn tensor_views(root: &Value) -> std::result::Result<Vec<TensorView>, String> {
     let Value::Dict(entries) = root else {
         return Err("the checkpoint does not hold a dict of tensors".into());
     };
-    if let Some((_, inner @ Value::Dict(_))) =
-        entries.iter().find(|(k, _)| k.as_str() == Some("state_dict"))
-    {
+    if let Some((_, inner @ Value::Dict(_))) = entries.iter().find(|(k, _)| k.as_str() == Some("state_dict")) {
         return tensor_views(inner);
     }
     let mut views = Vec::with_capacity(entries.len());
@@ -185,8 +174,8 @@ fn tensor_view(name: &str, value: &Value) -> std::result::Result<TensorView, Str
     let storage = storage.as_seq().ok_or("storage id is not a tuple")?;
     let (storage_key, dtype) = match storage {
         [tag, Value::Global { name: class, .. }, key, ..] if tag.as_str() == Some("storage") => {
-            let dtype = StorageDtype::from_storage_class(class)
-                .ok_or_else(|| format!("unsupported storage type {class}"))?;
+            let dtype =
+                StorageDtype::from_storage_class(class).ok_or_else(|| format!("unsupported storage type {class}"))?;
             (key.as_str().ok_or("storage key is not a string")?, dtype)
         }
         _ => return Err("unrecognised storage id".into()),
@@ -199,23 +188,14 @@ fn tensor_view(name: &str, value: &Value) -> std::result::Result<TensorView, Str
             .collect::<Option<Vec<_>>>()
             .ok_or(format!("{what} holds a non-integer"))
     };
-    let offset = args[1]
-        .as_int()
-        .and_then(|o| usize::try_from(o).ok())
-        .ok_or("storage offset is not a non-negative integer")?;
+    let offset =
+        args[1].as_int().and_then(|o| usize::try_from(o).ok()).ok_or("storage offset is not a non-negative integer")?;
     let shape = dims(&args[2], "size")?;
     let strides = dims(&args[3], "stride")?;
     if shape.len() != strides.len() {
         return Err("size and stride differ in length".into());
     }
-    Ok(TensorView {
-        name: name.to_string(),
-        storage_key: storage_key.to_string(),
-        dtype,
-        offset,
-        shape,
-        strides,
-    })
+    Ok(TensorView { name: name.to_string(), storage_key: storage_key.to_string(), dtype, offset, shape, strides })
 }
 
 /// Slices each storage's bytes out of the data section that starts at `pos`.
@@ -226,10 +206,7 @@ fn read_storages<'a>(
     keys: &[String],
     views: &[TensorView],
 ) -> Result<HashMap<String, (StorageDtype, &'a [u8])>> {
-    let dtypes: HashMap<&str, StorageDtype> = views
-        .iter()
-        .map(|v| (v.storage_key.as_str(), v.dtype))
-        .collect();
+    let dtypes: HashMap<&str, StorageDtype> = views.iter().map(|v| (v.storage_key.as_str(), v.dtype)).collect();
     let truncated = |key: &str| GraftError::TruncatedWeights {
         name: file_name.to_string(),
         reason: format!("the data of storage '{key}' is cut short at byte {}", bytes.len()),
@@ -247,10 +224,7 @@ fn read_storages<'a>(
             .and_then(|n| n.checked_mul(dtype.size_in_bytes()))
             .ok_or_else(|| truncated(key))?;
         let start = pos + 8;
-        let data = start
-            .checked_add(len)
-            .and_then(|end| bytes.get(start..end))
-            .ok_or_else(|| truncated(key))?;
+        let data = start.checked_add(len).and_then(|end| bytes.get(start..end)).ok_or_else(|| truncated(key))?;
         storages.insert(key.clone(), (dtype, data));
         pos = start + len;
     }
@@ -268,18 +242,10 @@ fn gather(
     let elem = view.dtype.size_in_bytes();
     let numel: usize = view.shape.iter().product();
     let storage_len = storage.len() / elem;
-    let max_index = view.offset
-        + view
-            .shape
-            .iter()
-            .zip(&view.strides)
-            .map(|(&d, &s)| d.saturating_sub(1) * s)
-            .sum::<usize>();
+    let max_index =
+        view.offset + view.shape.iter().zip(&view.strides).map(|(&d, &s)| d.saturating_sub(1) * s).sum::<usize>();
     if numel > 0 && max_index >= storage_len {
-        return Err(format!(
-            "{}: view reaches element {max_index} of a storage of {storage_len}",
-            view.name
-        ));
+        return Err(format!("{}: view reaches element {max_index} of a storage of {storage_len}", view.name));
     }
     let mut data = Vec::with_capacity(numel * elem);
     let mut index = vec![0usize; view.shape.len()];
@@ -295,10 +261,5 @@ fn gather(
             index[dim] = 0;
         }
     }
-    Ok(RawTensor {
-        name: view.name.clone(),
-        dtype: view.dtype,
-        shape: view.shape.clone(),
-        data,
-    })
+    Ok(RawTensor { name: view.name.clone(), dtype: view.dtype, shape: view.shape.clone(), data })
 }

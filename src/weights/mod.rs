@@ -10,10 +10,7 @@ use legacy_pth::{RawTensor, StorageDtype};
 
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Fails with [`GraftError::ChecksumMismatch`] naming `file_name` unless `bytes` hash to
@@ -23,11 +20,7 @@ pub fn verify_sha256(file_name: &str, bytes: &[u8], expected: &str) -> Result<()
     if actual == expected.to_ascii_lowercase() {
         Ok(())
     } else {
-        Err(GraftError::ChecksumMismatch {
-            name: file_name.to_string(),
-            expected: expected.to_string(),
-            actual,
-        })
+        Err(GraftError::ChecksumMismatch { name: file_name.to_string(), expected: expected.to_string(), actual })
     }
 }
 

@@ -23,7 +23,10 @@ pub enum Value {
     List(Vec<Value>),
     Dict(Vec<(Value, Value)>),
     /// A reference to `module.name` (a class or function).
-    Global { module: String, name: String },
+    Global {
+        module: String,
+        name: String,
+    },
     /// `callable(*args)`, kept symbolic; `state` is set by a later `BUILD`.
     Call {
         callable: Box<Value>,
@@ -93,13 +96,7 @@ enum Item {
 /// Reads one pickle (up to and including `STOP`) from `data` starting at `*pos`, advancing
 /// `*pos` past it.
 pub fn load(data: &[u8], pos: &mut usize) -> Result<Value> {
-    Machine {
-        data,
-        pos,
-        stack: Vec::new(),
-        memo: HashMap::new(),
-    }
-    .run()
+    Machine { data, pos, stack: Vec::new(), memo: HashMap::new() }.run()
 }
 
 struct Machine<'a, 'p> {
@@ -242,11 +239,7 @@ impl Machine<'_, '_> {
         let value = if callable.is_global("collections", "OrderedDict") {
             Value::Dict(Vec::new())
         } else {
-            Value::Call {
-                callable: Box::new(callable),
-                args: Box::new(args),
-                state: None,
-            }
+            Value::Call { callable: Box::new(callable), args: Box::new(args), state: None }
         };
         self.push(value);
         Ok(())
@@ -369,9 +362,7 @@ impl Machine<'_, '_> {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     match (module, name) {
-                        (Value::Str(module), Value::Str(name)) => {
-                            self.push(Value::Global { module, name })
-                        }
+                        (Value::Str(module), Value::Str(name)) => self.push(Value::Global { module, name }),
                         _ => return err("STACK_GLOBAL needs two strings"),
                     }
                 }
@@ -418,12 +409,7 @@ impl Machine<'_, '_> {
                     let items = self.pop_to_mark()?;
                     self.append(items)?;
                 }
-                other => {
-                    return err(format!(
-                        "unsupported pickle opcode 0x{other:02x} at byte {}",
-                        *self.pos - 1
-                    ))
-                }
+                other => return err(format!("unsupported pickle opcode 0x{other:02x} at byte {}", *self.pos - 1)),
             }
         }
     }
@@ -455,25 +441,14 @@ mod tests {
         // pickle.dumps((1, 300, -2, 'ab'), protocol=2)
         let data = b"\x80\x02(K\x01M,\x01J\xfe\xff\xff\xffX\x02\x00\x00\x00abq\x00tq\x01.";
         let v = load_all(data).unwrap();
-        assert_eq!(
-            v,
-            Value::Tuple(vec![
-                Value::Int(1),
-                Value::Int(300),
-                Value::Int(-2),
-                Value::Str("ab".into())
-            ])
-        );
+        assert_eq!(v, Value::Tuple(vec![Value::Int(1), Value::Int(300), Value::Int(-2), Value::Str("ab".into())]));
     }
 
     #[test]
     fn reads_torch_magic_number_as_big_int() {
         // pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2)
         let full = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.";
-        assert_eq!(
-            load_all(full).unwrap(),
-            Value::BigInt(b"l\xfc\x9cF\xf9 j\xa8P\x19".to_vec())
-        );
+        assert_eq!(load_all(full).unwrap(), Value::BigInt(b"l\xfc\x9cF\xf9 j\xa8P\x19".to_vec()));
         // Cut short inside the payload: an error, not a panic.
         assert!(load_all(&full[..8]).is_err());
     }

@@ -21,10 +21,8 @@ impl Dropped {
             .filter_map(|i| items.get(i))
             .filter_map(|item| item.webkit_get_as_entry().ok().flatten())
             .collect();
-        let files = transfer
-            .files()
-            .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
-            .unwrap_or_default();
+        let files =
+            transfer.files().map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect()).unwrap_or_default();
         Self { entries, files }
     }
 

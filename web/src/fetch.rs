@@ -14,9 +14,7 @@ fn js_message(value: JsValue) -> String {
 }
 
 async fn response(url: &str) -> Result<Response, String> {
-    let scope: WorkerGlobalScope = js_sys::global()
-        .dyn_into()
-        .map_err(|_| "fetch must run in a worker".to_string())?;
+    let scope: WorkerGlobalScope = js_sys::global().dyn_into().map_err(|_| "fetch must run in a worker".to_string())?;
     let response: Response = JsFuture::from(scope.fetch_with_str(url))
         .await
         .map_err(|e| format!("could not fetch {url}: {}", js_message(e)))?
@@ -30,11 +28,7 @@ async fn response(url: &str) -> Result<Response, String> {
 /// The body of `url` as text.
 pub async fn fetch_text(url: &str) -> Result<String, String> {
     let promise = response(url).await?.text().map_err(js_message)?;
-    JsFuture::from(promise)
-        .await
-        .map_err(js_message)?
-        .as_string()
-        .ok_or_else(|| format!("{url} is not text"))
+    JsFuture::from(promise).await.map_err(js_message)?.as_string().ok_or_else(|| format!("{url} is not text"))
 }
 
 /// The body of `url` as bytes; `on_progress(loaded, total)` runs after each chunk, with
@@ -45,13 +39,8 @@ pub async fn fetch_bytes(
     mut on_progress: impl FnMut(u64, u64),
 ) -> Result<Vec<u8>, String> {
     let response = response(url).await?;
-    let total = response
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(expected_total);
+    let total =
+        response.headers().get("content-length").ok().flatten().and_then(|v| v.parse().ok()).unwrap_or(expected_total);
     let body = response.body().ok_or_else(|| format!("{url} has no body"))?;
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut bytes = Vec::with_capacity(total as usize);
@@ -61,9 +50,7 @@ pub async fn fetch_bytes(
         if done.is_truthy() {
             break;
         }
-        let value: Uint8Array = Reflect::get(&chunk, &"value".into())
-            .map_err(js_message)?
-            .unchecked_into();
+        let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(js_message)?.unchecked_into();
         let start = bytes.len();
         bytes.resize(start + value.length() as usize, 0);
         value.copy_to(&mut bytes[start..]);

@@ -9,10 +9,7 @@ pub fn take_files(input: &NodeRef) -> Vec<File> {
     let Some(input) = input.cast::<HtmlInputElement>() else {
         return Vec::new();
     };
-    let files = input
-        .files()
-        .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
-        .unwrap_or_default();
+    let files = input.files().map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect()).unwrap_or_default();
     input.set_value("");
     files
 }

@@ -34,20 +34,13 @@ pub enum ToWorker {
     /// Fetch the manifest at `manifest_url`, then its weights and labels, and build the model.
     LoadModel { manifest_url: String },
     /// Classify one image file's bytes with the pretrained ImageNet head.
-    Classify {
-        request_id: u64,
-        file_name: String,
-        bytes: Vec<u8>,
-    },
+    Classify { request_id: u64, file_name: String, bytes: Vec<u8> },
     /// Embed a training example and cache its features under `sample_id`.
     AddSample { sample_id: u64, image: ImageData },
     /// Forget a sample's cached features.
     RemoveSample { sample_id: u64 },
     /// Train a new head on the cached features of these classes' samples.
-    Train {
-        classes: Vec<ClassSamples>,
-        config: TrainConfig,
-    },
+    Train { classes: Vec<ClassSamples>, config: TrainConfig },
     /// End training now, keeping the best weights so far.
     StopTraining,
     /// Classify an image with the trained head.
@@ -58,37 +51,16 @@ pub enum ToWorker {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FromWorker {
     LoadProgress { loaded_bytes: u64, total_bytes: u64 },
-    ModelReady {
-        model_name: String,
-        backend: String,
-        load_millis: f64,
-    },
+    ModelReady { model_name: String, backend: String, load_millis: f64 },
     LoadFailed { message: String },
-    Classified {
-        request_id: u64,
-        file_name: String,
-        top5: Vec<Prediction>,
-        millis: f64,
-    },
-    ClassifyFailed {
-        request_id: u64,
-        file_name: String,
-        message: String,
-    },
+    Classified { request_id: u64, file_name: String, top5: Vec<Prediction>, millis: f64 },
+    ClassifyFailed { request_id: u64, file_name: String, message: String },
     SampleEmbedded { sample_id: u64, millis: f64 },
     SampleRejected { sample_id: u64, message: String },
     TrainingStarted { train_samples: usize, val_samples: usize },
-    EpochDone {
-        metrics: EpochMetrics,
-        samples_per_second: f64,
-        elapsed_millis: f64,
-    },
+    EpochDone { metrics: EpochMetrics, samples_per_second: f64, elapsed_millis: f64 },
     TrainingDone { report: TrainReport, stopped_early: bool },
     TrainingFailed { message: String },
-    Predicted {
-        request_id: u64,
-        probs: Vec<f32>,
-        millis: f64,
-    },
+    Predicted { request_id: u64, probs: Vec<f32>, millis: f64 },
     PredictFailed { request_id: u64, message: String },
 }

@@ -61,11 +61,7 @@ pub struct ClassState {
 
 impl ClassState {
     pub fn new(name: String) -> Self {
-        Self {
-            id: next_id(),
-            name,
-            samples: Vec::new(),
-        }
+        Self { id: next_id(), name, samples: Vec::new() }
     }
 }
 
@@ -134,10 +130,7 @@ pub struct AppState {
 impl Default for AppState {
     fn default() -> Self {
         Self {
-            model: ModelStatus::Loading {
-                loaded_bytes: 0,
-                total_bytes: 0,
-            },
+            model: ModelStatus::Loading { loaded_bytes: 0, total_bytes: 0 },
             classes: vec![ClassState::new("Class 1".into()), ClassState::new("Class 2".into())],
             settings: TrainConfig::default(),
             training: TrainingView::default(),
@@ -174,10 +167,7 @@ impl AppState {
         if self.classes.len() < 2 {
             return Some("Add at least two classes to train.".into());
         }
-        self.classes
-            .iter()
-            .find(|c| c.samples.is_empty())
-            .map(|c| format!("Class \"{}\" has no samples yet.", c.name))
+        self.classes.iter().find(|c| c.samples.is_empty()).map(|c| format!("Class \"{}\" has no samples yet.", c.name))
     }
 
     fn mark_stale(&mut self) {
@@ -195,15 +185,33 @@ pub enum Action {
     Worker(FromWorker),
     /// The user picked an image for the ImageNet smoke path.
     Chose(ChosenImage),
-    Error { message: String },
+    Error {
+        message: String,
+    },
     AddClass,
-    RenameClass { class_id: u64, name: String },
-    DeleteClass { class_id: u64 },
-    AddSamples { class_id: u64, samples: Vec<Sample> },
-    RemoveSample { class_id: u64, sample_id: u64 },
+    RenameClass {
+        class_id: u64,
+        name: String,
+    },
+    DeleteClass {
+        class_id: u64,
+    },
+    AddSamples {
+        class_id: u64,
+        samples: Vec<Sample>,
+    },
+    RemoveSample {
+        class_id: u64,
+        sample_id: u64,
+    },
     Settings(TrainConfig),
-    TrainingRequested { class_names: Vec<String> },
-    PredictRequested { request_id: u64, label: String },
+    TrainingRequested {
+        class_names: Vec<String>,
+    },
+    PredictRequested {
+        request_id: u64,
+        label: String,
+    },
 }
 
 impl Reducible for AppState {
@@ -275,36 +283,17 @@ impl AppState {
 
     fn apply_worker(&mut self, message: FromWorker) {
         match message {
-            FromWorker::LoadProgress {
-                loaded_bytes,
-                total_bytes,
-            } => {
-                self.model = ModelStatus::Loading {
-                    loaded_bytes,
-                    total_bytes,
-                }
+            FromWorker::LoadProgress { loaded_bytes, total_bytes } => {
+                self.model = ModelStatus::Loading { loaded_bytes, total_bytes }
             }
-            FromWorker::ModelReady {
-                model_name,
-                backend,
-                load_millis,
-            } => {
-                self.model = ModelStatus::Ready {
-                    model_name,
-                    backend,
-                    load_millis,
-                }
+            FromWorker::ModelReady { model_name, backend, load_millis } => {
+                self.model = ModelStatus::Ready { model_name, backend, load_millis }
             }
             FromWorker::LoadFailed { message } => {
                 self.error = Some(format!("The model could not be loaded: {message}"));
                 self.model = ModelStatus::Failed { message };
             }
-            FromWorker::Classified {
-                request_id,
-                file_name,
-                top5,
-                millis,
-            } if self.is_current(request_id) => {
+            FromWorker::Classified { request_id, file_name, top5, millis } if self.is_current(request_id) => {
                 self.busy = false;
                 self.error = None;
                 self.result = Some(Classification { file_name, top5, millis });
@@ -329,11 +318,7 @@ impl AppState {
                 self.skipped.push(message);
             }
             FromWorker::TrainingStarted { .. } => {}
-            FromWorker::EpochDone {
-                metrics,
-                samples_per_second,
-                elapsed_millis,
-            } => {
+            FromWorker::EpochDone { metrics, samples_per_second, elapsed_millis } => {
                 self.training.history.push(metrics);
                 self.training.samples_per_second = samples_per_second;
                 self.training.elapsed_millis = elapsed_millis;
@@ -347,21 +332,12 @@ impl AppState {
                 self.training.failed = true;
                 self.error = Some(message);
             }
-            FromWorker::Predicted {
-                request_id,
-                probs,
-                millis,
-            } => {
+            FromWorker::Predicted { request_id, probs, millis } => {
                 let label = match &self.pending_prediction {
                     Some((id, label)) if *id == request_id => label.clone(),
                     _ => "webcam".into(),
                 };
-                self.prediction = Some(PredictionView {
-                    request_id,
-                    probs,
-                    millis,
-                    label,
-                });
+                self.prediction = Some(PredictionView { request_id, probs, millis, label });
             }
             FromWorker::PredictFailed { message, .. } => self.error = Some(message),
         }

@@ -122,15 +122,14 @@ pub fn capture(video: &HtmlVideoElement) -> Option<(ImageData, String)> {
     let thumb_scale = THUMBNAIL_SIDE / w.min(h);
     let thumb = canvas(w * thumb_scale, h * thumb_scale)?;
     context(&thumb)?
-        .draw_image_with_html_canvas_element_and_dw_and_dh(&frame, 0.0, 0.0, thumb.width() as f64, thumb.height() as f64)
+        .draw_image_with_html_canvas_element_and_dw_and_dh(
+            &frame,
+            0.0,
+            0.0,
+            thumb.width() as f64,
+            thumb.height() as f64,
+        )
         .ok()?;
     let thumbnail = thumb.to_data_url_with_type("image/jpeg").ok()?;
-    Some((
-        ImageData::Frame {
-            width: frame.width(),
-            height: frame.height(),
-            rgba: pixels.data().0,
-        },
-        thumbnail,
-    ))
+    Some((ImageData::Frame { width: frame.width(), height: frame.height(), rgba: pixels.data().0 }, thumbnail))
 }

@@ -82,11 +82,7 @@ pub async fn graft_worker(mut scope: Scope) {
         let Some(message) = message else { break };
         let reply = match message {
             ToWorker::LoadModel { manifest_url } => worker.load(&manifest_url, &mut scope).await,
-            ToWorker::Classify {
-                request_id,
-                file_name,
-                bytes,
-            } => worker.classify(request_id, file_name, &bytes),
+            ToWorker::Classify { request_id, file_name, bytes } => worker.classify(request_id, file_name, &bytes),
             ToWorker::AddSample { sample_id, image } => worker.add_sample(sample_id, image),
             ToWorker::RemoveSample { sample_id } => {
                 worker.embeddings.remove(&sample_id);
@@ -123,11 +119,7 @@ impl Worker {
 
     fn classify(&self, request_id: u64, file_name: String, bytes: &[u8]) -> FromWorker {
         let Some(classifier) = &self.classifier else {
-            return FromWorker::ClassifyFailed {
-                request_id,
-                file_name,
-                message: "the model is not loaded yet".into(),
-            };
+            return FromWorker::ClassifyFailed { request_id, file_name, message: "the model is not loaded yet".into() };
         };
         let started = now_millis();
         let outcome = decode_image(&file_name, bytes).and_then(|image| classifier.top_k(&[image], 5));
@@ -138,11 +130,7 @@ impl Worker {
                 top5: top.pop().unwrap_or_default(),
                 millis: now_millis() - started,
             },
-            Err(e) => FromWorker::ClassifyFailed {
-                request_id,
-                file_name,
-                message: e.to_string(),
-            },
+            Err(e) => FromWorker::ClassifyFailed { request_id, file_name, message: e.to_string() },
         }
     }
 
@@ -158,10 +146,7 @@ impl Worker {
         match self.embed(image) {
             Ok(features) => {
                 self.embeddings.insert(sample_id, features);
-                FromWorker::SampleEmbedded {
-                    sample_id,
-                    millis: now_millis() - started,
-                }
+                FromWorker::SampleEmbedded { sample_id, millis: now_millis() - started }
             }
             Err(message) => FromWorker::SampleRejected { sample_id, message },
         }
@@ -171,22 +156,20 @@ impl Worker {
         match self.new_trainer(classes, config) {
             Ok(trainer) => {
                 let split = trainer.split();
-                let reply = FromWorker::TrainingStarted {
-                    train_samples: split.train.len(),
-                    val_samples: split.val.len(),
-                };
-                self.run = Some(Run {
-                    samples_per_epoch: split.train.len(),
-                    trainer,
-                    started: now_millis(),
-                });
+                let reply =
+                    FromWorker::TrainingStarted { train_samples: split.train.len(), val_samples: split.val.len() };
+                self.run = Some(Run { samples_per_epoch: split.train.len(), trainer, started: now_millis() });
                 reply
             }
             Err(message) => FromWorker::TrainingFailed { message },
         }
     }
 
-    fn new_trainer(&self, classes: Vec<ClassSamples>, config: graft::train::TrainConfig) -> Result<HeadTrainer, String> {
+    fn new_trainer(
+        &self,
+        classes: Vec<ClassSamples>,
+        config: graft::train::TrainConfig,
+    ) -> Result<HeadTrainer, String> {
         let names: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
         let mut rows = Vec::new();
         let mut labels = Vec::new();
@@ -208,16 +191,12 @@ impl Worker {
 
     fn train_epoch(&mut self) -> FromWorker {
         let Some(run) = self.run.as_mut() else {
-            return FromWorker::TrainingFailed {
-                message: "no training in progress".into(),
-            };
+            return FromWorker::TrainingFailed { message: "no training in progress".into() };
         };
         if run.trainer.is_done() {
             return self
                 .finish_training(false)
-                .unwrap_or(FromWorker::TrainingFailed {
-                    message: "no training in progress".into(),
-                });
+                .unwrap_or(FromWorker::TrainingFailed { message: "no training in progress".into() });
         }
         let started = now_millis();
         match run.trainer.run_epoch() {
@@ -255,11 +234,7 @@ impl Worker {
             probs.squeeze(0).and_then(|p| p.to_vec1::<f32>()).map_err(|e| e.to_string())
         })();
         match outcome {
-            Ok(probs) => FromWorker::Predicted {
-                request_id,
-                probs,
-                millis: now_millis() - started,
-            },
+            Ok(probs) => FromWorker::Predicted { request_id, probs, millis: now_millis() - started },
             Err(message) => FromWorker::PredictFailed { request_id, message },
         }
     }
@@ -272,10 +247,7 @@ async fn load_model(manifest_url: &str, scope: &mut Scope) -> Result<(ImageNetCl
     // The download queues progress; a second task forwards it to the page meanwhile.
     let (progress_tx, mut progress_rx) = futures::channel::mpsc::unbounded();
     let download = fetch_bytes(&weights_url, manifest.weights_bytes, move |loaded, total| {
-        let _ = progress_tx.unbounded_send(FromWorker::LoadProgress {
-            loaded_bytes: loaded,
-            total_bytes: total,
-        });
+        let _ = progress_tx.unbounded_send(FromWorker::LoadProgress { loaded_bytes: loaded, total_bytes: total });
     });
     let forward = async {
         while let Some(progress) = progress_rx.next().await {
@@ -283,7 +255,7 @@ async fn load_model(manifest_url: &str, scope: &mut Scope) -> Result<(ImageNetCl
         }
     };
     let (weights, ()) = futures::join!(download, forward);
-    let classifier = ImageNetClassifier::load(&manifest, weights?, &labels, &candle_core::Device::Cpu)
-        .map_err(|e| e.to_string())?;
+    let classifier =
+        ImageNetClassifier::load(&manifest, weights?, &labels, &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
     Ok((classifier, manifest.display_name))
 }

@@ -205,7 +205,12 @@ pub fn table(results: &Value) -> String {
         format!("{:<LABEL$} {:<16} {:<16}", "MobileNetV2 features, ms per image", "batch 1 med/p90", "batch 8 med/p90"),
         row("browser  Graft wasm, 1 thread", &graft_web["batch1"], &graft_web["batch8"]),
         row("browser  onnxruntime-web wasm, 1 thread", &ort["batch1"], &ort["batch8"]),
-        format!("{:<LABEL$} {} {}", "browser  ratio Graft / onnxruntime-web", ratio(&graft_web["batch1"], &ort["batch1"]), ratio(&graft_web["batch8"], &ort["batch8"])),
+        format!(
+            "{:<LABEL$} {} {}",
+            "browser  ratio Graft / onnxruntime-web",
+            ratio(&graft_web["batch1"], &ort["batch1"]),
+            ratio(&graft_web["batch8"], &ort["batch8"])
+        ),
     ];
     for run in threaded.as_array().into_iter().flatten() {
         let ort = &run["ort"];
@@ -218,15 +223,33 @@ pub fn table(results: &Value) -> String {
     rows.extend([
         row("browser  Graft, Candle ops (before)", &graft_web["candle_batch1"], &Value::Null),
         row("native   Graft, 1 thread", &graft_native["batch1"], &graft_native["batch8"]),
-        row(&format!("native   PyTorch {} CPU, 1 thread", torch["version"].as_str().unwrap_or("")), &torch["batch1"], &torch["batch8"]),
-        format!("{:<LABEL$} {} {}", "native   ratio Graft / PyTorch", ratio(&graft_native["batch1"], &torch["batch1"]), ratio(&graft_native["batch8"], &torch["batch8"])),
-        row("native   Graft, Candle ops (before; all cores)", &results["native"]["graft"]["candle"]["batch1"], &Value::Null),
+        row(
+            &format!("native   PyTorch {} CPU, 1 thread", torch["version"].as_str().unwrap_or("")),
+            &torch["batch1"],
+            &torch["batch8"],
+        ),
+        format!(
+            "{:<LABEL$} {} {}",
+            "native   ratio Graft / PyTorch",
+            ratio(&graft_native["batch1"], &torch["batch1"]),
+            ratio(&graft_native["batch8"], &torch["batch8"])
+        ),
+        row(
+            "native   Graft, Candle ops (before; all cores)",
+            &results["native"]["graft"]["candle"]["batch1"],
+            &Value::Null,
+        ),
     ]);
-    let (graft_cores, torch_cores) = (&results["native"]["graft"]["fast_all_cores"], &results["native"]["pytorch_all_cores"]);
+    let (graft_cores, torch_cores) =
+        (&results["native"]["graft"]["fast_all_cores"], &results["native"]["pytorch_all_cores"]);
     if torch_cores.is_object() {
         let threads = &torch_cores["threads"];
         rows.extend([
-            row(&format!("native   Graft, {threads} threads (images in parallel)"), &graft_cores["batch1"], &graft_cores["batch8"]),
+            row(
+                &format!("native   Graft, {threads} threads (images in parallel)"),
+                &graft_cores["batch1"],
+                &graft_cores["batch8"],
+            ),
             row(&format!("native   PyTorch CPU, {threads} threads"), &torch_cores["batch1"], &torch_cores["batch8"]),
             format!(
                 "{:<LABEL$} {} {}",
@@ -255,7 +278,8 @@ pub fn table(results: &Value) -> String {
         ("native ", &results["native"]["graft"]["fast"]["profile_ms_per_image"]),
     ] {
         if let Some(kinds) = profile.as_object() {
-            let parts: Vec<String> = kinds.iter().map(|(k, v)| format!("{k} {:.1}", v.as_f64().unwrap_or(f64::NAN))).collect();
+            let parts: Vec<String> =
+                kinds.iter().map(|(k, v)| format!("{k} {:.1}", v.as_f64().unwrap_or(f64::NAN))).collect();
             rows.push(format!("profile {label} Graft, ms per image by unit: {}", parts.join(", ")));
         }
     }

@@ -57,12 +57,7 @@ pub fn wasm_binaries(binaries: &[(&str, &str)], out_dir: &Path) -> Result {
             continue;
         }
         let bindgen_wasm = out_dir.join(format!("{binary}_bg.wasm"));
-        run(Command::new(wasm_opt())
-            .arg("-O2")
-            .args(WASM_FEATURES)
-            .arg(&bindgen_wasm)
-            .arg("-o")
-            .arg(&bindgen_wasm))?;
+        run(Command::new(wasm_opt()).arg("-O2").args(WASM_FEATURES).arg(&bindgen_wasm).arg("-o").arg(&bindgen_wasm))?;
     }
     Ok(())
 }

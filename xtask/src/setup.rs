@@ -58,14 +58,26 @@ pub fn build_tools() -> Result {
 
 /// What `test` needs on top of `build_tools`.
 pub fn test_tools() -> Result {
+    lint_components()?;
     apt_packages(&TEST_APT_PACKAGES)?;
     let e2e = root().join("tests/e2e");
     if !e2e.join("node_modules/playwright-core").exists() {
-        run(Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&e2e))?;
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&e2e))?;
     }
     Ok(())
+}
+
+/// rustfmt and clippy, which the lint suite runs (a minimal rustup profile lacks them).
+fn lint_components() -> Result {
+    let installed = output(Command::new("rustup").args(["component", "list", "--installed"])).unwrap_or_default();
+    let missing: Vec<&str> = ["rustfmt", "clippy"]
+        .into_iter()
+        .filter(|c| !installed.lines().any(|l| l.starts_with(&format!("{c}-"))))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["component", "add"]).args(&missing))
 }
 
 fn wasm_target() -> Result {
@@ -96,9 +108,7 @@ fn wasm_bindgen_cli() -> Result {
     if current.trim() == format!("wasm-bindgen {version}") && wasm_bindgen_test_runner().exists() {
         return Ok(());
     }
-    run(Command::new("cargo")
-        .args(["install", "wasm-bindgen-cli", "--version", &version, "--root"])
-        .arg(tools_dir()))
+    run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &version, "--root"]).arg(tools_dir()))
 }
 
 fn binaryen() -> Result {
@@ -126,11 +136,8 @@ pub fn apt_packages(packages: &[&str]) -> Result {
     if !has_program("apt-get") {
         return Err(format!("install these Debian packages first: {}", missing.join(" ")));
     }
-    let sudo: &[&str] = if output(Command::new("id").arg("-u")).as_deref().map(str::trim) == Some("0") {
-        &[]
-    } else {
-        &["sudo"]
-    };
+    let sudo: &[&str] =
+        if output(Command::new("id").arg("-u")).as_deref().map(str::trim) == Some("0") { &[] } else { &["sudo"] };
     let apt = |args: &[&str]| {
         let mut command = Command::new(sudo.first().copied().unwrap_or("apt-get"));
         if !sudo.is_empty() {

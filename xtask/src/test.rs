@@ -1,4 +1,5 @@
-//! `cargo xtask test [native] [wasm] [e2e]`: every test by default.
+//! `cargo xtask test [lint] [native] [wasm] [e2e]`: every suite by default.
+//! - lint:   `cargo fmt --check`, then clippy with `-D warnings` natively and for wasm32
 //! - native: `cargo test` of the engine (parity with PyTorch included) and of xtask
 //! - wasm:   the engine's wasm tests in headless Chromium (wasm-bindgen-test-runner + chromedriver)
 //! - e2e:    the built site in headless Chromium driven by Playwright (node's test runner)
@@ -13,10 +14,11 @@ fn run_suites(suites: &[&str]) -> Result {
     test_tools()?;
     for suite in suites {
         match *suite {
+            "lint" => lint()?,
             "native" => native()?,
             "wasm" => wasm()?,
             "e2e" => e2e()?,
-            other => return Err(format!("unknown test suite {other} (native, wasm, e2e)")),
+            other => return Err(format!("unknown test suite {other} (lint, native, wasm, e2e)")),
         }
     }
     eprintln!("xtask: all test suites passed: {}", suites.join(", "));
@@ -24,34 +26,57 @@ fn run_suites(suites: &[&str]) -> Result {
 }
 
 pub fn run(args: &[String]) -> Result {
-    let suites: Vec<&str> = if args.is_empty() {
-        vec!["native", "wasm", "e2e"]
-    } else {
-        args.iter().map(String::as_str).collect()
-    };
+    let suites: Vec<&str> =
+        if args.is_empty() { vec!["lint", "native", "wasm", "e2e"] } else { args.iter().map(String::as_str).collect() };
     run_suites(&suites)
+}
+
+/// Formatting and lints: every crate and target natively, and the crates that ship as wasm32
+/// (the engine and the web app) for wasm32, where other code is compiled (SIMD128 kernels).
+fn lint() -> Result {
+    util::run(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
+    util::run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    util::run(Command::new("cargo").args([
+        "clippy",
+        "--package",
+        "graft",
+        "--package",
+        "graft-web",
+        "--all-targets",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 // Tests build in release so they share compiled dependencies with `import-weights` (native)
 // and with the site (wasm): Candle compiles once per target instead of twice.
 fn native() -> Result {
-    util::run(Command::new("cargo")
-        .args(["test", "--release", "--package", "graft", "--package", "xtask"])
-        .env("GRAFT_REQUIRE_FIXTURES", "1"))
+    util::run(
+        Command::new("cargo")
+            .args(["test", "--release", "--package", "graft", "--package", "graft-web", "--package", "xtask"])
+            .env("GRAFT_REQUIRE_FIXTURES", "1"),
+    )
 }
 
 fn wasm() -> Result {
-    util::run(Command::new("cargo")
-        .args(["test", "--release", "--package", "graft", "--target", "wasm32-unknown-unknown", "--test", "wasm"])
-        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", wasm_bindgen_test_runner())
-        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "300"))
+    util::run(
+        Command::new("cargo")
+            .args(["test", "--release", "--package", "graft", "--target", "wasm32-unknown-unknown", "--test", "wasm"])
+            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", wasm_bindgen_test_runner())
+            .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "300"),
+    )
 }
 
 fn e2e() -> Result {
     crate::build::site()?;
     let port = crate::serve::spawn(root().join("pkg"))?;
-    util::run(Command::new("node")
-        .args(["--test", "--test-concurrency=1", "tests/e2e/"])
-        .env("GRAFT_URL", format!("http://127.0.0.1:{port}/")))
+    util::run(
+        Command::new("node")
+            .args(["--test", "--test-concurrency=1", "tests/e2e/"])
+            .env("GRAFT_URL", format!("http://127.0.0.1:{port}/")),
+    )
 }

@@ -9,19 +9,14 @@ pub type Result<T = ()> = std::result::Result<T, String>;
 
 /// The workspace root (the folder above `xtask/`).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Runs `command` in the project root, echoing it; fails unless it exits 0.
 pub fn run(command: &mut Command) -> Result {
     command.current_dir(root());
     eprintln!("xtask: $ {}", describe(command));
-    let status = command
-        .status()
-        .map_err(|e| format!("could not start `{}`: {e}", describe(command)))?;
+    let status = command.status().map_err(|e| format!("could not start `{}`: {e}", describe(command)))?;
     if status.success() {
         Ok(())
     } else {
@@ -55,10 +50,7 @@ pub fn verify_sha256(path: &Path, expected: &str) -> Result {
     if actual == expected {
         Ok(())
     } else {
-        Err(format!(
-            "checksum mismatch for {}: expected sha256 {expected}, got {actual}",
-            path.display()
-        ))
+        Err(format!("checksum mismatch for {}: expected sha256 {expected}, got {actual}", path.display()))
     }
 }
 

@@ -86,23 +86,8 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
-        Command::Classify {
-            images,
-            json,
-            model_dir,
-        } => classify(&images, json, &model_dir),
-        Command::Train {
-            dir,
-            epochs,
-            batch,
-            lr,
-            hidden,
-            val_fraction,
-            seed,
-            json,
-            save,
-            model_dir,
-        } => {
+        Command::Classify { images, json, model_dir } => classify(&images, json, &model_dir),
+        Command::Train { dir, epochs, batch, lr, hidden, val_fraction, seed, json, save, model_dir } => {
             let config = TrainConfig {
                 epochs,
                 batch_size: batch,
@@ -114,13 +99,9 @@ pub fn main() -> ExitCode {
             };
             crate::train::train(&dir, config, json, save.as_deref(), &model_dir).map(|()| true)
         }
-        Command::ImportWeights {
-            pth,
-            out_dir,
-            package,
-            package_file,
-            license,
-        } => import_weights(&pth, &out_dir, package, package_file, license).map(|()| true),
+        Command::ImportWeights { pth, out_dir, package, package_file, license } => {
+            import_weights(&pth, &out_dir, package, package_file, license).map(|()| true)
+        }
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -133,10 +114,7 @@ pub fn main() -> ExitCode {
 }
 
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| GraftError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| GraftError::Io { path: path.to_owned(), source })
 }
 
 fn read_text(path: &Path) -> Result<String> {
@@ -175,25 +153,15 @@ fn classify(images: &[PathBuf], json: bool, model_dir: &Path) -> Result<bool> {
     let mut forward_time = std::time::Duration::ZERO;
     for path in images {
         let file = path.display().to_string();
-        let outcome = read(path)
-            .and_then(|bytes| decode_image(&file, &bytes))
-            .and_then(|image| {
-                let t = Instant::now();
-                let top = classifier.top_k(&[image], 5);
-                forward_time += t.elapsed();
-                top
-            });
+        let outcome = read(path).and_then(|bytes| decode_image(&file, &bytes)).and_then(|image| {
+            let t = Instant::now();
+            let top = classifier.top_k(&[image], 5);
+            forward_time += t.elapsed();
+            top
+        });
         results.push(match outcome {
-            Ok(mut top) => FileResult {
-                file,
-                top5: top.pop(),
-                error: None,
-            },
-            Err(e) => FileResult {
-                file,
-                top5: None,
-                error: Some(e.to_string()),
-            },
+            Ok(mut top) => FileResult { file, top5: top.pop(), error: None },
+            Err(e) => FileResult { file, top5: None, error: Some(e.to_string()) },
         });
     }
     if json {
@@ -232,18 +200,11 @@ fn import_weights(pth: &Path, out_dir: &Path, package: String, package_file: Str
         let path = out_dir.join(file);
         std::fs::write(&path, data).map_err(|source| GraftError::Io { path, source })
     };
-    std::fs::create_dir_all(out_dir).map_err(|source| GraftError::Io {
-        path: out_dir.to_owned(),
-        source,
-    })?;
+    std::fs::create_dir_all(out_dir).map_err(|source| GraftError::Io { path: out_dir.to_owned(), source })?;
     write(weights_file, &safetensors)?;
-    let source = WeightsSource {
-        package,
-        file: package_file,
-        sha256: sha256_hex(&bytes),
-        license,
-    };
-    let manifest = ModelManifest::mobilenet_v2(weights_file, safetensors.len() as u64, sha256_hex(&safetensors), source);
+    let source = WeightsSource { package, file: package_file, sha256: sha256_hex(&bytes), license };
+    let manifest =
+        ModelManifest::mobilenet_v2(weights_file, safetensors.len() as u64, sha256_hex(&safetensors), source);
     write(MANIFEST_FILE, manifest.to_json().as_bytes())?;
     println!("{}", manifest.sha256);
     Ok(())

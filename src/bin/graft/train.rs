@@ -16,10 +16,7 @@ use crate::cli::{load_classifier, read};
 const EMBED_BATCH: usize = 16;
 
 fn io_error(path: &Path, source: std::io::Error) -> GraftError {
-    GraftError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    GraftError::Io { path: path.to_owned(), source }
 }
 
 /// Sorted subfolders (classes) and, in each, its sorted files.
@@ -112,11 +109,8 @@ pub fn train(dir: &Path, config: TrainConfig, json: bool, save: Option<&Path>, m
     if let Some(path) = save {
         std::fs::write(path, trained.to_safetensors()?).map_err(|e| io_error(path, e))?;
     }
-    let per_class: serde_json::Map<String, serde_json::Value> = class_names
-        .iter()
-        .zip(&report.per_class_accuracy)
-        .map(|(name, acc)| (name.clone(), json!(acc)))
-        .collect();
+    let per_class: serde_json::Map<String, serde_json::Value> =
+        class_names.iter().zip(&report.per_class_accuracy).map(|(name, acc)| (name.clone(), json!(acc))).collect();
     let summary = json!({
         "final": true,
         "val_accuracy": report.val_accuracy,

@@ -26,11 +26,8 @@ impl BenchBackbone {
     /// fast path, or by the Candle path when `candle` is set.
     pub fn embed(&self, input: &[f32], batch: usize, candle: bool) -> Result<Vec<f32>, JsError> {
         let x = self.batch(input, batch)?;
-        let features = if candle {
-            self.extractor.backbone().forward_features(&x)?
-        } else {
-            self.extractor.embed_tensor(&x)?
-        };
+        let features =
+            if candle { self.extractor.backbone().forward_features(&x)? } else { self.extractor.embed_tensor(&x)? };
         Ok(features.flatten_all()?.to_vec1()?)
     }
 

@@ -4,7 +4,6 @@
 
 use std::rc::Rc;
 
-
 use gloo::file::{Blob, ObjectUrl};
 use gloo::timers::callback::Interval;
 use web_sys::{File, HtmlVideoElement, MediaStream};
@@ -59,9 +58,7 @@ fn read_then(file: &File, state: UseReducerHandle<AppState>, send: impl FnOnce(S
     wasm_bindgen_futures::spawn_local(async move {
         match gloo::file::futures::read_as_bytes(&blob).await {
             Ok(bytes) => send(name, bytes),
-            Err(e) => state.dispatch(Action::Error {
-                message: format!("{name} could not be read: {e}"),
-            }),
+            Err(e) => state.dispatch(Action::Error { message: format!("{name} could not be read: {e}") }),
         }
     });
 }
@@ -78,17 +75,11 @@ fn add_files(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64,
             (sample, file)
         })
         .collect();
-    state.dispatch(Action::AddSamples {
-        class_id,
-        samples: samples.iter().map(|(s, _)| s.clone()).collect(),
-    });
+    state.dispatch(Action::AddSamples { class_id, samples: samples.iter().map(|(s, _)| s.clone()).collect() });
     for (sample, file) in samples {
         let worker = worker.clone();
         read_then(&file, state.clone(), move |file_name, bytes| {
-            worker.send(ToWorker::AddSample {
-                sample_id: sample.id,
-                image: ImageData::File { file_name, bytes },
-            })
+            worker.send(ToWorker::AddSample { sample_id: sample.id, image: ImageData::File { file_name, bytes } })
         });
     }
 }
@@ -98,16 +89,9 @@ fn add_frame(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64,
     let Some((image, thumbnail)) = video.cast::<HtmlVideoElement>().and_then(|v| webcam::capture(&v)) else {
         return;
     };
-    let sample = Sample {
-        id: next_id(),
-        picture: Picture::Data(thumbnail.into()),
-        embedded: false,
-    };
+    let sample = Sample { id: next_id(), picture: Picture::Data(thumbnail.into()), embedded: false };
     let sample_id = sample.id;
-    state.dispatch(Action::AddSamples {
-        class_id,
-        samples: vec![sample],
-    });
+    state.dispatch(Action::AddSamples { class_id, samples: vec![sample] });
     worker.send(ToWorker::AddSample { sample_id, image });
 }
 
@@ -139,9 +123,7 @@ fn graft() -> Html {
     {
         let worker = worker.clone();
         use_effect_with((), move |_| {
-            worker.send(ToWorker::LoadModel {
-                manifest_url: page_url(MANIFEST_URL),
-            });
+            worker.send(ToWorker::LoadModel { manifest_url: page_url(MANIFEST_URL) });
         });
     }
 
@@ -157,11 +139,7 @@ fn graft() -> Html {
             }));
             let worker = worker.clone();
             read_then(&file, state.clone(), move |file_name, bytes| {
-                worker.send(ToWorker::Classify {
-                    request_id,
-                    file_name,
-                    bytes,
-                })
+                worker.send(ToWorker::Classify { request_id, file_name, bytes })
             });
         })
     };
@@ -209,18 +187,10 @@ fn graft() -> Html {
             let classes: Vec<ClassSamples> = state
                 .classes
                 .iter()
-                .map(|c| ClassSamples {
-                    name: c.name.clone(),
-                    sample_ids: c.samples.iter().map(|s| s.id).collect(),
-                })
+                .map(|c| ClassSamples { name: c.name.clone(), sample_ids: c.samples.iter().map(|s| s.id).collect() })
                 .collect();
-            state.dispatch(Action::TrainingRequested {
-                class_names: classes.iter().map(|c| c.name.clone()).collect(),
-            });
-            worker.send(ToWorker::Train {
-                classes,
-                config: state.settings.clone(),
-            });
+            state.dispatch(Action::TrainingRequested { class_names: classes.iter().map(|c| c.name.clone()).collect() });
+            worker.send(ToWorker::Train { classes, config: state.settings.clone() });
         })
     };
     let on_stop = {
@@ -231,16 +201,10 @@ fn graft() -> Html {
         let (state, worker) = (state.clone(), worker.clone());
         Callback::from(move |file: File| {
             let request_id = next_id();
-            state.dispatch(Action::PredictRequested {
-                request_id,
-                label: file.name(),
-            });
+            state.dispatch(Action::PredictRequested { request_id, label: file.name() });
             let worker = worker.clone();
             read_then(&file, state.clone(), move |file_name, bytes| {
-                worker.send(ToWorker::Predict {
-                    request_id,
-                    image: ImageData::File { file_name, bytes },
-                })
+                worker.send(ToWorker::Predict { request_id, image: ImageData::File { file_name, bytes } })
             });
         })
     };
@@ -250,7 +214,8 @@ fn graft() -> Html {
             (state.clone(), video_ref.clone(), stream.clone(), camera_on.clone(), cameras.clone());
         Rc::new(move |device_id: Option<String>| {
             let Some(video) = video_ref.cast::<HtmlVideoElement>() else { return };
-            let (state, stream, camera_on, cameras) = (state.clone(), stream.clone(), camera_on.clone(), cameras.clone());
+            let (state, stream, camera_on, cameras) =
+                (state.clone(), stream.clone(), camera_on.clone(), cameras.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 match webcam::open(&video, device_id.as_deref()).await {
                     Ok(opened) => {
@@ -266,7 +231,8 @@ fn graft() -> Html {
         })
     };
     let on_camera_toggle = {
-        let (stream, camera_on, live, open_camera) = (stream.clone(), camera_on.clone(), live.clone(), open_camera.clone());
+        let (stream, camera_on, live, open_camera) =
+            (stream.clone(), camera_on.clone(), live.clone(), open_camera.clone());
         Callback::from(move |()| {
             if *camera_on {
                 if let Some(old) = stream.borrow_mut().take() {
@@ -301,7 +267,8 @@ fn graft() -> Html {
             }
             let (state, worker, video_ref) = (state.clone(), worker.clone(), video_ref.clone());
             add_frame(&state, &worker, class_id, &video_ref);
-            let interval = Interval::new(1000 / (*fps).max(1), move || add_frame(&state, &worker, class_id, &video_ref));
+            let interval =
+                Interval::new(1000 / (*fps).max(1), move || add_frame(&state, &worker, class_id, &video_ref));
             *recorder.borrow_mut() = Some(interval);
             recording.set(Some(class_id));
         })
@@ -320,14 +287,12 @@ fn graft() -> Html {
                     if *in_flight.borrow() {
                         return;
                     }
-                    let Some((image, _)) = video_ref.cast::<HtmlVideoElement>().and_then(|v| webcam::capture(&v)) else {
+                    let Some((image, _)) = video_ref.cast::<HtmlVideoElement>().and_then(|v| webcam::capture(&v))
+                    else {
                         return;
                     };
                     *in_flight.borrow_mut() = true;
-                    worker.send(ToWorker::Predict {
-                        request_id: next_id(),
-                        image,
-                    });
+                    worker.send(ToWorker::Predict { request_id: next_id(), image });
                 })
             });
             move || drop(timer)

@@ -74,8 +74,8 @@ pub fn class_card(props: &ClassCardProps) -> Html {
         let count = class.samples.len();
         let name = class.name.clone();
         Callback::from(move |_: MouseEvent| {
-            let confirmed = count == 0
-                || gloo::dialogs::confirm(&format!("Delete \"{name}\" and its {count} samples?"));
+            let confirmed =
+                count == 0 || gloo::dialogs::confirm(&format!("Delete \"{name}\" and its {count} samples?"));
             if confirmed {
                 on_delete.emit(class_id);
             }

@@ -24,10 +24,7 @@ pub fn image_drop(props: &ImageDropProps) -> Html {
         Callback::from(move |event: DragEvent| {
             event.prevent_default();
             dragging.set(false);
-            let file = event
-                .data_transfer()
-                .and_then(|transfer| transfer.files())
-                .and_then(|files| files.get(0));
+            let file = event.data_transfer().and_then(|transfer| transfer.files()).and_then(|files| files.get(0));
             if let Some(file) = file {
                 on_file.emit(file);
             }

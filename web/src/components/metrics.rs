@@ -20,7 +20,13 @@ const AXIS_BOTTOM: f64 = H - PAD + 8.0;
 const PLOT_TOP: f64 = 24.0;
 
 /// An SVG line chart of two series over epochs, with axes and a legend.
-fn chart(testid: &'static str, title: &str, y_label: &str, series: [(&'static str, &'static str, Vec<f32>); 2], y_max: Option<f32>) -> Html {
+fn chart(
+    testid: &'static str,
+    title: &str,
+    y_label: &str,
+    series: [(&'static str, &'static str, Vec<f32>); 2],
+    y_max: Option<f32>,
+) -> Html {
     let n = series.iter().map(|s| s.2.len()).max().unwrap_or(0);
     let top = y_max.unwrap_or_else(|| {
         series.iter().flat_map(|s| s.2.iter().copied()).filter(|v| v.is_finite()).fold(0.0f32, f32::max) * 1.1
@@ -101,11 +107,7 @@ pub fn metrics(props: &MetricsProps) -> Html {
     } else {
         "–".into()
     };
-    let val_accuracy = t
-        .report
-        .as_ref()
-        .map(|r| r.val_accuracy)
-        .or_else(|| last.and_then(|m| m.val_accuracy));
+    let val_accuracy = t.report.as_ref().map(|r| r.val_accuracy).or_else(|| last.and_then(|m| m.val_accuracy));
     html! {
         <section class="metrics">
             <h2>{ "How it learns" }</h2>

@@ -16,10 +16,7 @@ fn megabytes(bytes: u64) -> String {
 #[function_component(ModelStatusBar)]
 pub fn model_status_bar(props: &ModelStatusProps) -> Html {
     match &props.status {
-        ModelStatus::Loading {
-            loaded_bytes,
-            total_bytes,
-        } => html! {
+        ModelStatus::Loading { loaded_bytes, total_bytes } => html! {
             <section class="model-status loading">
                 <label for="load-progress">{ "Loading the model… " }
                     <span class="bytes">{ format!("{} / {}", megabytes(*loaded_bytes), megabytes(*total_bytes)) }</span>
@@ -30,11 +27,7 @@ pub fn model_status_bar(props: &ModelStatusProps) -> Html {
                 <span class="backend" data-testid="backend">{ "starting…" }</span>
             </section>
         },
-        ModelStatus::Ready {
-            model_name,
-            backend,
-            load_millis,
-        } => html! {
+        ModelStatus::Ready { model_name, backend, load_millis } => html! {
             <section class="model-status ready" data-ready="true">
                 <progress data-testid="load-progress" max="1" value="1" />
                 <span class="model-name">{ model_name }</span>

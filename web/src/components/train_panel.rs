@@ -61,7 +61,11 @@ fn setting_input(props: &SettingInputProps) -> Html {
 }
 
 /// Applies `update` to a copy of the settings and emits it.
-fn updater(settings: &TrainConfig, on_settings: &Callback<TrainConfig>, update: fn(&mut TrainConfig, f64)) -> Callback<f64> {
+fn updater(
+    settings: &TrainConfig,
+    on_settings: &Callback<TrainConfig>,
+    update: fn(&mut TrainConfig, f64),
+) -> Callback<f64> {
     let (settings, on_settings) = (settings.clone(), on_settings.clone());
     Callback::from(move |v| {
         let mut next = settings.clone();
