@@ -1,52 +1,67 @@
 //! Feature extraction: a frozen pretrained backbone turning images into embeddings,
-//! `RGB images -> (N, feature_dim)`. The embeddings of each image are computed once and
-//! cached by the caller; heads train on them.
+//! `RGB images -> (N, feature_dim)`, run by an executor ([`crate::exec`]); and the cache of
+//! embeddings, keyed by the backbone that made them.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use image::RgbImage;
+use serde::{Deserialize, Serialize};
 
+use crate::backbone::{Backbone, BackboneKey};
 use crate::error::{GraftError, Result};
+use crate::exec::{AnyExecutor, CpuExecutor, Executor, FeatureMap, FoldedPlan};
 use crate::manifest::ModelManifest;
-use crate::model::{FoldedMobileNetV2, MobileNetV2};
 use crate::preprocess::{images_to_tensor, InputSpec};
-use crate::weights::verify_sha256;
 
 pub struct FeatureExtractor {
-    /// The differentiable Candle model (fine-tuning, and the twin of `folded`).
-    backbone: MobileNetV2,
-    /// The same weights folded for fast frozen inference: what `embed` runs.
-    folded: FoldedMobileNetV2,
-    input: InputSpec,
-    feature_dim: usize,
+    /// The differentiable Candle model (fine-tuning, and the executors' twin).
+    backbone: Backbone,
+    /// Who runs the frozen blocks: what `embed` uses.
+    executor: AnyExecutor,
+    key: BackboneKey,
     device: Device,
 }
 
 impl FeatureExtractor {
-    /// Checks `weights` against the manifest's sha256 and builds the backbone. Also returns
-    /// the VarBuilder so that a caller can load heads stored in the same file.
-    pub fn load(manifest: &ModelManifest, weights: Vec<u8>, device: &Device) -> Result<(Self, VarBuilder<'static>)> {
-        verify_sha256(&manifest.weights, &weights, &manifest.sha256)?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, device)
-            .map_err(|e| GraftError::Weights(e.to_string()))?;
-        let backbone = MobileNetV2::load(vb.clone()).map_err(|e| GraftError::Weights(e.to_string()))?;
-        let folded = FoldedMobileNetV2::new(&backbone).map_err(|e| GraftError::Weights(e.to_string()))?;
-        let extractor = Self {
-            backbone,
-            folded,
-            input: manifest.input.clone(),
-            feature_dim: manifest.feature_dim,
-            device: device.clone(),
-        };
-        Ok((extractor, vb))
+    /// Checks `weights` against the manifest's sha256 and builds the backbone.
+    pub fn load(manifest: &ModelManifest, weights: Vec<u8>, device: &Device) -> Result<Self> {
+        Self::new(manifest, &manifest.open_weights(weights, device)?, device)
+    }
+
+    /// The backbone of `manifest` from weights already opened ([`ModelManifest::open_weights`]),
+    /// on the CPU executor.
+    pub fn new(manifest: &ModelManifest, vb: &VarBuilder<'static>, device: &Device) -> Result<Self> {
+        let weights_error = |e: candle_core::Error| GraftError::Weights(e.to_string());
+        let backbone =
+            Backbone::load(manifest.architecture, manifest.input.clone(), vb.clone()).map_err(weights_error)?;
+        if backbone.feature_dim() != manifest.feature_dim {
+            return Err(GraftError::Manifest(format!(
+                "feature_dim is {}, but {} makes {}",
+                manifest.feature_dim,
+                manifest.architecture,
+                backbone.feature_dim()
+            )));
+        }
+        let plan = FoldedPlan::from_backbone(&backbone).map_err(weights_error)?;
+        let executor = AnyExecutor::Cpu(CpuExecutor::new(Arc::new(plan)));
+        Ok(Self { backbone, executor, key: manifest.backbone_key(), device: device.clone() })
+    }
+
+    /// Which backbone and weights make these embeddings.
+    pub fn key(&self) -> &BackboneKey {
+        &self.key
     }
 
     pub fn input_spec(&self) -> &InputSpec {
-        &self.input
+        self.backbone.input_spec()
     }
 
     pub fn feature_dim(&self) -> usize {
-        self.feature_dim
+        self.backbone.feature_dim()
     }
 
     pub fn device(&self) -> &Device {
@@ -54,35 +69,124 @@ impl FeatureExtractor {
     }
 
     /// The Candle backbone, for training through it.
-    pub fn backbone(&self) -> &MobileNetV2 {
+    pub fn backbone(&self) -> &Backbone {
         &self.backbone
     }
 
-    /// The folded fast path (for profiling it).
-    pub fn folded(&self) -> &FoldedMobileNetV2 {
-        &self.folded
+    pub fn executor(&self) -> &AnyExecutor {
+        &self.executor
     }
 
-    /// Threads the fast path spreads a batch's images over (every core by default, natively).
-    pub fn set_threads(&mut self, threads: usize) {
-        self.folded.set_threads(threads);
-    }
-
-    /// Embeddings `(B, feature_dim)` of a preprocessed batch `(B, 3, H, W)`: by the folded
-    /// fast path on the CPU, by the Candle model on other devices.
-    pub fn embed_tensor(&self, input: &Tensor) -> Result<Tensor> {
-        if input.device().is_cpu() {
-            Ok(self.folded.forward_features(input)?)
-        } else {
-            Ok(self.backbone.forward_features(input)?)
+    /// The CPU executor, when that is what runs the blocks (benchmarks).
+    pub fn cpu_executor(&self) -> Option<&CpuExecutor> {
+        match &self.executor {
+            AnyExecutor::Cpu(cpu) => Some(cpu),
         }
+    }
+
+    /// The CPU executor, to set its threads.
+    pub fn cpu_executor_mut(&mut self) -> Option<&mut CpuExecutor> {
+        match &mut self.executor {
+            AnyExecutor::Cpu(cpu) => Some(cpu),
+        }
+    }
+
+    /// Embeddings `(B, feature_dim)` of a preprocessed batch `(B, 3, H, W)`.
+    pub async fn embed_tensor(&self, input: &Tensor) -> Result<Tensor> {
+        Ok(self.executor.features(input).await?)
     }
 
     /// Embeddings `(N, feature_dim)` of images.
-    pub fn embed(&self, images: &[RgbImage]) -> Result<Tensor> {
+    pub async fn embed(&self, images: &[RgbImage]) -> Result<Tensor> {
         if images.is_empty() {
-            return Ok(Tensor::zeros((0, self.feature_dim), DType::F32, &self.device)?);
+            return Ok(Tensor::zeros((0, self.feature_dim()), DType::F32, &self.device)?);
         }
-        self.embed_tensor(&images_to_tensor(images, &self.input, &self.device)?)
+        self.embed_tensor(&images_to_tensor(images, self.input_spec(), &self.device)?).await
+    }
+
+    /// The activations after `blocks` (from 0): the input of a trainable suffix.
+    pub async fn activations(&self, input: &Tensor, blocks: Range<usize>) -> Result<FeatureMap> {
+        Ok(self.executor.run(&FeatureMap::from_nchw(input)?, blocks).await?)
+    }
+}
+
+/// Runs a future to its end on this thread: for synchronous callers (the CLI, the benchmark,
+/// tests) of the CPU executor, whose futures are ready at once. In the browser, await instead:
+/// a future that waits there (GPU readback) could never be woken on the blocked thread.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    futures::executor::block_on(future)
+}
+
+/// Embeddings by sample id, all made by one backbone with one set of weights. Inserting a
+/// row from another backbone is an error, so features of two backbones never mix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingCache {
+    key: BackboneKey,
+    dim: usize,
+    rows: BTreeMap<u64, Vec<f32>>,
+}
+
+impl EmbeddingCache {
+    pub fn new(key: BackboneKey, dim: usize) -> Self {
+        Self { key, dim, rows: BTreeMap::new() }
+    }
+
+    pub fn key(&self) -> &BackboneKey {
+        &self.key
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Stores the embedding of sample `id`, made by backbone `key`.
+    pub fn insert(&mut self, key: &BackboneKey, id: u64, row: Vec<f32>) -> Result<()> {
+        self.check_key(key)?;
+        if row.len() != self.dim {
+            return Err(GraftError::Training(format!("an embedding of {} values, expected {}", row.len(), self.dim)));
+        }
+        self.rows.insert(id, row);
+        Ok(())
+    }
+
+    pub fn get(&self, id: u64) -> Option<&[f32]> {
+        self.rows.get(&id).map(Vec::as_slice)
+    }
+
+    pub fn remove(&mut self, id: u64) -> bool {
+        self.rows.remove(&id).is_some()
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.rows.keys().copied()
+    }
+
+    /// Adds every row of `other` (an imported cache), which must come from the same backbone.
+    pub fn merge(&mut self, other: EmbeddingCache) -> Result<Vec<u64>> {
+        self.check_key(&other.key)?;
+        if other.dim != self.dim {
+            return Err(GraftError::BadFile { what: "embedding cache", reason: format!("{} values a row", other.dim) });
+        }
+        let ids: Vec<u64> = other.rows.keys().copied().collect();
+        if let Some((id, _)) = other.rows.iter().find(|(_, row)| row.len() != self.dim) {
+            return Err(GraftError::BadFile {
+                what: "embedding cache",
+                reason: format!("row {id} has the wrong length"),
+            });
+        }
+        self.rows.extend(other.rows);
+        Ok(ids)
+    }
+
+    fn check_key(&self, key: &BackboneKey) -> Result<()> {
+        if key == &self.key {
+            Ok(())
+        } else {
+            Err(GraftError::BackboneMismatch { expected: self.key.to_string(), found: key.to_string() })
+        }
     }
 }

@@ -38,6 +38,15 @@ pub enum GraftError {
     #[error("model manifest is invalid: {0}")]
     Manifest(String),
 
+    #[error("{what} is not usable: {reason}")]
+    BadFile { what: &'static str, reason: String },
+
+    #[error("these features were made by backbone {found}, but the loaded backbone is {expected}")]
+    BackboneMismatch { expected: String, found: String },
+
+    #[error("invalid setting: {0}")]
+    Settings(String),
+
     #[error("cannot train: {0}")]
     Training(String),
 

@@ -2,9 +2,11 @@
 //! weights (legacy PyTorch checkpoints to safetensors), and classification. No web
 //! dependencies: it builds natively (the `graft` CLI) and for wasm32 (the browser worker).
 
+pub mod backbone;
 pub mod classify;
 pub mod embed;
 pub mod error;
+pub mod exec;
 pub mod kernels;
 pub mod manifest;
 pub mod model;

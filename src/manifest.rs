@@ -1,10 +1,16 @@
-//! The JSON manifest served next to a model's weights: what the browser and the CLI need to
-//! know to load and feed the model, and the checksum the weights must match.
+//! The JSON manifest served next to a model's weights: which architecture, how to feed it,
+//! the checksum the weights must match, and the optional pretrained classifier. This file and
+//! [`crate::backbone::Architecture`] are the only places that name a model; everything else
+//! reads the manifest.
 
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use crate::backbone::{Architecture, BackboneKey};
 use crate::error::{GraftError, Result};
 use crate::preprocess::InputSpec;
+use crate::weights::verify_sha256;
 
 /// Where the weights came from (the pinned registry package).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,38 +21,61 @@ pub struct WeightsSource {
     pub license: String,
 }
 
+/// The pretrained classifier stored in the same weights file (ImageNet's, for the "what does
+/// the model see" view).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierSpec {
+    /// Prefix of its `weight` and `bias` in the weights file.
+    pub tensors: String,
+    pub num_classes: usize,
+    /// Class-label file (one label a line), relative to the manifest.
+    pub labels: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelManifest {
-    pub id: String,
+    pub architecture: Architecture,
     pub display_name: String,
-    /// Side of the square network input, in pixels.
-    pub input_size: u32,
     pub input: InputSpec,
     pub feature_dim: usize,
-    pub num_classes: usize,
     /// Weights file name, relative to the manifest.
     pub weights: String,
     pub weights_bytes: u64,
     pub sha256: String,
-    /// Class-label file (one label a line), relative to the manifest.
-    pub labels: String,
+    #[serde(default)]
+    pub classifier: Option<ClassifierSpec>,
     pub source: WeightsSource,
 }
 
+/// The manifest file of `architecture` in a model folder.
+pub fn manifest_file(architecture: Architecture) -> String {
+    format!("{}.json", architecture.id())
+}
+
+/// The converted weights file of `architecture` in a model folder.
+pub fn weights_file(architecture: Architecture) -> String {
+    format!("{}.safetensors", architecture.id())
+}
+
 impl ModelManifest {
-    /// The manifest of MobileNetV2 1.0 ImageNet converted to `weights`.
-    pub fn mobilenet_v2(weights: &str, weights_bytes: u64, sha256: String, source: WeightsSource) -> Self {
+    /// The manifest of `architecture`'s ImageNet weights converted to [`weights_file`].
+    pub fn imagenet(architecture: Architecture, weights_bytes: u64, sha256: String, source: WeightsSource) -> Self {
+        let (input, tensors) = match architecture {
+            Architecture::MobileNetV2 => (InputSpec::imagenet(), "classifier.1"),
+        };
         Self {
-            id: "mobilenet_v2".into(),
-            display_name: "MobileNetV2 1.0 (ImageNet)".into(),
-            input_size: 224,
-            input: InputSpec::imagenet(),
-            feature_dim: crate::model::mobilenet_v2::FEATURE_DIM,
-            num_classes: 1000,
-            weights: weights.into(),
+            architecture,
+            display_name: format!("{} (ImageNet)", architecture.display_name()),
+            input,
+            feature_dim: architecture.config().feature_dim(),
+            weights: weights_file(architecture),
             weights_bytes,
             sha256,
-            labels: "imagenet_classes.txt".into(),
+            classifier: Some(ClassifierSpec {
+                tensors: tensors.into(),
+                num_classes: 1000,
+                labels: "imagenet_classes.txt".into(),
+            }),
             source,
         }
     }
@@ -57,6 +86,18 @@ impl ModelManifest {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// What embeddings made with these weights are keyed by.
+    pub fn backbone_key(&self) -> BackboneKey {
+        BackboneKey { architecture: self.architecture, weights_sha256: self.sha256.to_ascii_lowercase() }
+    }
+
+    /// Checks `weights` against the sha256 and opens them for building the backbone and heads.
+    pub fn open_weights(&self, weights: Vec<u8>, device: &Device) -> Result<VarBuilder<'static>> {
+        verify_sha256(&self.weights, &weights, &self.sha256)?;
+        VarBuilder::from_buffered_safetensors(weights, DType::F32, device)
+            .map_err(|e| GraftError::Weights(e.to_string()))
     }
 }
 

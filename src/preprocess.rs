@@ -201,9 +201,59 @@ pub fn images_to_tensor(images: &[RgbImage], spec: &InputSpec, device: &Device) 
     Ok(Tensor::from_vec(data, (images.len(), 3, crop, crop), device)?)
 }
 
+/// A sample's image as the project keeps it: downscaled to what the backbone needs (shorter
+/// side at most `resize_shorter`) and encoded, JPEG (quality 90) for photos and frames, PNG
+/// for small images (shorter side up to [`PNG_MAX_SIDE`]), where JPEG's blocks would show.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredImage {
+    pub mime: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// Shorter sides up to this are stored losslessly.
+pub const PNG_MAX_SIDE: u32 = 64;
+
+/// See [`StoredImage`]; decoding the bytes gives back the same size.
+pub fn store_image(image: &RgbImage, spec: &InputSpec) -> Result<StoredImage> {
+    let (w, h) = image.dimensions();
+    let shorter = w.min(h).max(1);
+    let scaled;
+    let image = if shorter > spec.resize_shorter {
+        let scale = spec.resize_shorter as f64 / shorter as f64;
+        let (nw, nh) = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
+        scaled = image::imageops::resize(image, nw, nh, image::imageops::FilterType::Triangle);
+        &scaled
+    } else {
+        image
+    };
+    let mut bytes = Vec::new();
+    let mime = if image.width().min(image.height()) <= PNG_MAX_SIDE {
+        image.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).map(|()| "image/png")
+    } else {
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(image).map(|()| "image/jpeg")
+    }
+    .map_err(|e| GraftError::NotAnImage { name: "sample".into(), reason: format!("could not encode it: {e}") })?;
+    Ok(StoredImage { mime: mime.into(), width: image.width(), height: image.height(), bytes })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_images_are_downscaled_photos_in_jpeg_and_small_images_in_png() {
+        let photo = RgbImage::from_fn(1200, 800, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+        let stored = store_image(&photo, &InputSpec::imagenet()).unwrap();
+        assert_eq!((stored.mime.as_str(), stored.width, stored.height), ("image/jpeg", 384, 256));
+        let back = decode_image("stored.jpg", &stored.bytes).unwrap();
+        assert_eq!(back.dimensions(), (384, 256));
+        let small = RgbImage::from_fn(28, 28, |x, y| image::Rgb([(x * 9) as u8, (y * 9) as u8, 0]));
+        let stored = store_image(&small, &InputSpec::imagenet()).unwrap();
+        assert_eq!(stored.mime, "image/png");
+        assert_eq!(decode_image("stored.png", &stored.bytes).unwrap(), small, "PNG is lossless");
+    }
 
     #[test]
     fn taps_sum_to_one_and_stay_in_bounds() {

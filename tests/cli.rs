@@ -9,7 +9,11 @@ const CHELSEA: &str = "/usr/lib/python3/dist-packages/skimage/data/chelsea.png";
 const COFFEE: &str = "/usr/lib/python3/dist-packages/skimage/data/coffee.png";
 
 fn ready() -> bool {
-    common::require(common::model_dir().join("mobilenet_v2.json"), "run `cargo xtask setup`").is_some()
+    common::require(
+        common::model_dir().join(graft::manifest::manifest_file(graft::backbone::Architecture::DEFAULT)),
+        "run `cargo xtask setup`",
+    )
+    .is_some()
         && common::require(PathBuf::from(CHELSEA), "install python3-skimage").is_some()
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use graft::model::{MlpHead, MlpHeadSpec};
-use graft::train::{HeadTrainer, TrainConfig};
+use graft::train::{TrainConfig, TrainData, Trainer};
 use graft::GraftError;
 use serde::Deserialize;
 
@@ -83,6 +83,15 @@ fn blobs(per_class: usize, classes: usize) -> (Tensor, Vec<usize>) {
     (Tensor::from_vec(data, (n, 16), &Device::Cpu).unwrap(), labels)
 }
 
+fn trainer(
+    features: Tensor,
+    labels: Vec<usize>,
+    class_names: &[String],
+    config: TrainConfig,
+) -> graft::Result<Trainer> {
+    Trainer::new(TrainData { inputs: features, labels, class_names: class_names.to_vec() }, config)
+}
+
 fn names(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("Class {i}")).collect()
 }
@@ -91,7 +100,7 @@ fn names(n: usize) -> Vec<String> {
 fn learns_separable_classes_and_reports_per_class_metrics() {
     let (features, labels) = blobs(20, 3);
     let config = TrainConfig { epochs: 30, ..Default::default() };
-    let mut trainer = HeadTrainer::new(features, labels, &names(3), config).unwrap();
+    let mut trainer = trainer(features, labels, &names(3), config).unwrap();
     assert_eq!(trainer.split().val.len(), 9); // 15% of 20, per class
     let mut history = Vec::new();
     while !trainer.is_done() {
@@ -114,7 +123,7 @@ fn same_seed_same_run() {
     let run = |seed| {
         let (features, labels) = blobs(10, 2);
         let config = TrainConfig { epochs: 3, seed, ..Default::default() };
-        let mut trainer = HeadTrainer::new(features, labels, &names(2), config).unwrap();
+        let mut trainer = trainer(features, labels, &names(2), config).unwrap();
         (0..3).map(|_| trainer.run_epoch().unwrap().train_loss).collect::<Vec<_>>()
     };
     assert_eq!(run(5), run(5));
@@ -124,19 +133,90 @@ fn same_seed_same_run() {
 #[test]
 fn refuses_too_few_classes_and_empty_classes_by_name() {
     let (features, labels) = blobs(5, 2);
-    let one = HeadTrainer::new(features.clone(), vec![0; 10], &names(1), TrainConfig::default());
+    let one = trainer(features.clone(), vec![0; 10], &names(1), TrainConfig::default());
     assert!(matches!(one, Err(GraftError::Training(_))));
     let mut three = names(2);
     three.push("Empty one".into());
-    let err = HeadTrainer::new(features, labels, &three, TrainConfig::default()).err().unwrap();
+    let err = trainer(features, labels, &three, TrainConfig::default()).err().unwrap();
     assert!(err.to_string().contains("\"Empty one\" has no samples"), "{err}");
 }
 
 #[test]
 fn divergence_is_reported_not_hidden() {
+    // Features near f32's limit overflow the hidden layer: the loss is no longer a number.
     let (features, labels) = blobs(10, 2);
-    let config = TrainConfig { learning_rate: f64::INFINITY, ..Default::default() };
-    let mut trainer = HeadTrainer::new(features, labels, &names(2), config).unwrap();
+    let features = (features * 1e38).unwrap();
+    let config = TrainConfig { learning_rate: 1.0, ..Default::default() };
+    let mut trainer = trainer(features, labels, &names(2), config).unwrap();
     let outcome = (0..3).map(|_| trainer.run_epoch()).find(|r| r.is_err());
-    assert!(matches!(outcome, Some(Err(GraftError::Diverged { .. }))));
+    assert!(matches!(outcome, Some(Err(GraftError::Diverged { .. }))), "{outcome:?}");
+}
+
+#[test]
+fn bad_settings_are_refused_before_training() {
+    let (features, labels) = blobs(5, 2);
+    let config = TrainConfig { learning_rate: f64::INFINITY, ..Default::default() };
+    let err = trainer(features, labels, &names(2), config).err().unwrap();
+    assert!(matches!(err, GraftError::Settings(_)), "{err}");
+}
+
+/// Overlapping classes and a large learning rate: the validation loss bottoms out early and
+/// rises after, so the kept weights are not the last ones.
+#[test]
+fn finish_restores_the_weights_of_the_best_epoch() {
+    let mut rng = graft::train::rng::SplitMix64::new(7);
+    let labels: Vec<usize> = (0..80).map(|i| i % 2).collect();
+    let data: Vec<f32> = labels.iter().flat_map(|&l| (0..16).map(move |d| (l * d % 3) as f32 * 0.2)).collect();
+    let noise: Vec<f32> = (0..data.len()).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
+    let values: Vec<f32> = data.iter().zip(&noise).map(|(d, n)| d + n).collect();
+    let features = Tensor::from_vec(values, (80, 16), &Device::Cpu).unwrap();
+    let config = TrainConfig { epochs: 40, learning_rate: 0.05, hidden: 64, val_fraction: 0.3, ..Default::default() };
+    let mut trainer = trainer(features, labels, &names(2), config).unwrap();
+    let mut history = Vec::new();
+    while !trainer.is_done() {
+        history.push(trainer.run_epoch().unwrap());
+    }
+    let (best_index, best) =
+        history.iter().enumerate().min_by(|a, b| a.1.val_loss.unwrap().total_cmp(&b.1.val_loss.unwrap())).unwrap();
+    assert!(best_index + 1 < history.len(), "the last epoch was the best: the test needs overfitting");
+    let last_loss = history.last().unwrap().val_loss.unwrap();
+    let trained = trainer.finish().unwrap();
+    assert_eq!(trained.report.best_epoch, best.epoch);
+    // Scored again with the restored weights: the best epoch's loss, not the last one's.
+    let best_loss = best.val_loss.unwrap();
+    assert!((trained.report.val_loss - best_loss).abs() < 1e-5, "{} vs best {best_loss}", trained.report.val_loss);
+    assert!((trained.report.val_loss - last_loss).abs() > 1e-4, "restored the last weights ({last_loss})");
+}
+
+#[test]
+fn time_slices_add_up_to_the_same_run_as_whole_epochs() {
+    let run = |sliced: bool| {
+        let (features, labels) = blobs(30, 3);
+        let config = TrainConfig { epochs: 3, batch_size: 4, ..Default::default() };
+        let mut trainer = trainer(features, labels, &names(3), config).unwrap();
+        let mut epochs = Vec::new();
+        let mut slices = 0;
+        while !trainer.is_done() {
+            if sliced {
+                // A clock that moves 10 ms per reading and a 15 ms budget: two batches a slice.
+                let ticks = std::cell::Cell::new(0.0);
+                let clock = || {
+                    ticks.set(ticks.get() + 10.0);
+                    ticks.get()
+                };
+                slices += 1;
+                if let Some(metrics) = trainer.step_for(&clock, 15.0).unwrap() {
+                    epochs.push(metrics);
+                }
+            } else {
+                epochs.push(trainer.run_epoch().unwrap());
+            }
+        }
+        (epochs, slices)
+    };
+    let (whole, _) = run(false);
+    let (sliced, slices) = run(true);
+    assert_eq!(whole, sliced);
+    // 3 epochs of 77 training samples in batches of 4 = 20 batches each, two per slice.
+    assert!(slices >= 30, "{slices} slices");
 }

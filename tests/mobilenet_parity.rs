@@ -6,8 +6,10 @@ mod common;
 use std::path::PathBuf;
 
 use candle_core::Device;
+use graft::backbone::Architecture;
 use graft::classify::ImageNetClassifier;
-use graft::manifest::ModelManifest;
+use graft::embed::block_on;
+use graft::manifest::{manifest_file, ModelManifest};
 use graft::preprocess::{decode_image, image_to_chw, images_to_tensor};
 use serde::Deserialize;
 
@@ -29,10 +31,10 @@ struct ReferenceImage {
 
 fn classifier() -> Option<ImageNetClassifier> {
     let dir = common::model_dir();
-    let manifest_path = common::require(dir.join("mobilenet_v2.json"), "run `cargo xtask setup`")?;
+    let manifest_path = common::require(dir.join(manifest_file(Architecture::DEFAULT)), "run `cargo xtask setup`")?;
     let manifest = ModelManifest::from_json(&std::fs::read_to_string(manifest_path).unwrap()).unwrap();
     let weights = std::fs::read(dir.join(&manifest.weights)).unwrap();
-    let labels = std::fs::read_to_string(dir.join(&manifest.labels)).unwrap();
+    let labels = std::fs::read_to_string(dir.join(&manifest.classifier.as_ref().unwrap().labels)).unwrap();
     Some(ImageNetClassifier::load(&manifest, weights, &labels, &Device::Cpu).unwrap())
 }
 
@@ -66,7 +68,7 @@ fn logits_match_pytorch_on_real_photos() {
         let (mean_tolerance, logit_tolerance) = tolerances(&image.file);
         let bytes = std::fs::read(&path).unwrap();
         let rgb = decode_image(&image.file, &bytes).unwrap();
-        let chw = image_to_chw(&rgb, classifier.input_spec());
+        let chw = image_to_chw(&rgb, classifier.extractor().input_spec());
         let mean = chw.iter().sum::<f32>() / chw.len() as f32;
         assert!(
             (mean - image.input_mean).abs() < mean_tolerance,
@@ -78,8 +80,8 @@ fn logits_match_pytorch_on_real_photos() {
             let corner = chw[c * 224 * 224];
             assert!((corner - image.input_corner[c]).abs() < 10.0 * mean_tolerance, "{}: corner {c}", image.file);
         }
-        let input = images_to_tensor(&[rgb], classifier.input_spec(), &Device::Cpu).unwrap();
-        let logits: Vec<f32> = classifier.logits(&input).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
+        let input = images_to_tensor(&[rgb], classifier.extractor().input_spec(), &Device::Cpu).unwrap();
+        let logits: Vec<f32> = block_on(classifier.logits(&input)).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
         let max_diff = logits.iter().zip(&image.logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         println!("{}: max |logit diff| = {max_diff:.2e} (bound {logit_tolerance:.0e})", image.file);
         assert_eq!(top5(&logits), image.top5, "{}: top-5 differs", image.file);
@@ -97,7 +99,7 @@ fn chelsea_is_an_egyptian_cat() {
         return;
     };
     let rgb = decode_image("chelsea.png", &std::fs::read(path).unwrap()).unwrap();
-    let top = classifier.top_k(&[rgb], 5).unwrap().remove(0);
+    let top = block_on(classifier.top_k(&[rgb], 5)).unwrap().remove(0);
     assert_eq!(top[0].label, "Egyptian cat");
     assert!((top[0].prob - 0.72).abs() < 0.01, "{}", top[0].prob);
     assert!(top.windows(2).all(|w| w[0].prob >= w[1].prob));
@@ -106,14 +108,16 @@ fn chelsea_is_an_egyptian_cat() {
 #[test]
 fn tampered_weights_are_refused_by_checksum() {
     let dir = common::model_dir();
-    let Some(manifest_path) = common::require(dir.join("mobilenet_v2.json"), "run `cargo xtask setup`") else {
+    let Some(manifest_path) =
+        common::require(dir.join(manifest_file(Architecture::DEFAULT)), "run `cargo xtask setup`")
+    else {
         return;
     };
     let manifest = ModelManifest::from_json(&std::fs::read_to_string(manifest_path).unwrap()).unwrap();
     let mut weights = std::fs::read(dir.join(&manifest.weights)).unwrap();
     let last = weights.len() - 1;
     weights[last] ^= 1;
-    let labels = std::fs::read_to_string(dir.join(&manifest.labels)).unwrap();
+    let labels = std::fs::read_to_string(dir.join(&manifest.classifier.as_ref().unwrap().labels)).unwrap();
     let err = ImageNetClassifier::load(&manifest, weights, &labels, &Device::Cpu).err().unwrap();
     assert!(err.to_string().contains("checksum mismatch for mobilenet_v2.safetensors"), "{err}");
 }

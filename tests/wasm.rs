@@ -6,16 +6,19 @@
 
 use std::io::Cursor;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{Device, Tensor};
+use graft::exec::{CpuExecutor, FeatureMap, FoldedPlan};
 use graft::kernels::depthwise::{depthwise3x3, depthwise3x3_reference, DepthwiseShape};
 use graft::kernels::pointwise::{pointwise, pointwise_reference, PointwiseShape};
 use graft::kernels::{relu6, relu6_in_place};
-use graft::model::{FoldedMobileNetV2, MobileNetV2};
 use graft::preprocess::{decode_image, image_to_chw, InputSpec};
 use graft::weights::legacy_pth::read_legacy_pth;
 use graft::GraftError;
+use random::random_backbone;
 use wasm_bindgen_test::*;
+
+#[path = "common/backbone.rs"]
+mod random;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -53,9 +56,7 @@ fn non_images_are_typed_errors_in_wasm() {
 
 #[wasm_bindgen_test]
 fn mobilenet_forward_in_wasm_is_batch_consistent() {
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let model = MobileNetV2::load(vb).unwrap();
+    let model = random_backbone();
     let input = Tensor::randn(0f32, 1f32, (2, 3, 224, 224), &Device::Cpu).unwrap();
     let both = model.forward_features(&input).unwrap();
     assert_eq!(both.dims(), &[2, 1280]);
@@ -118,12 +119,15 @@ fn pointwise_matches_its_twin_in_wasm() {
 
 #[wasm_bindgen_test]
 fn folded_backbone_matches_the_candle_one_in_wasm() {
-    let varmap = VarMap::new();
-    let model = MobileNetV2::load(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
-    let folded = FoldedMobileNetV2::new(&model).unwrap();
+    let model = random_backbone();
+    let executor = CpuExecutor::new(std::sync::Arc::new(FoldedPlan::from_backbone(&model).unwrap()));
     let input = Tensor::randn(0f32, 1f32, (1, 3, 224, 224), &Device::Cpu).unwrap();
-    let ours: Vec<f32> = folded.forward_features(&input).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let ours: Vec<f32> = executor.features_now(&input).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let twin: Vec<f32> = model.forward_features(&input).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let scale = twin.iter().fold(1f32, |m, v| m.max(v.abs()));
-    assert!(max_abs_diff(&ours, &twin) < 1e-4 * scale);
+    assert!(max_abs_diff(&ours, &twin) < 1e-4 * scale, "{}", max_abs_diff(&ours, &twin));
+    // A prefix and a suffix give the whole range.
+    let map = FeatureMap::from_nchw(&input).unwrap();
+    let prefix = executor.run_now(&map, 0..12).unwrap();
+    assert_eq!(executor.run_now(&prefix, 12..19).unwrap().pooled(), ours);
 }

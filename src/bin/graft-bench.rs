@@ -4,7 +4,7 @@
 //!   decode into one little-endian f32 file `(N, 3, 224, 224)`, the inputs every engine in the
 //!   benchmark runs on.
 //! - `graft-bench native --inputs FILE --out JSON --features FILE`: times the backbone's
-//!   forward pass (folded fast path on one thread and on every core, and the Candle path) at
+//!   forward pass (the CPU executor on one thread and on every core, and the Candle path) at
 //!   batch 1 and 8, measures the heap peak of one forward pass and profiles it per kind of
 //!   unit, and writes the fast path's features for the equality check.
 
@@ -18,8 +18,9 @@ mod native {
 
     use candle_core::{Device, Tensor};
     use clap::{Parser, Subcommand};
+    use graft::backbone::Architecture;
     use graft::embed::FeatureExtractor;
-    use graft::manifest::ModelManifest;
+    use graft::manifest::{manifest_file, ModelManifest};
     use graft::preprocess::{decode_image, image_to_chw, InputSpec};
     use serde_json::json;
 
@@ -93,7 +94,9 @@ mod native {
         let mut used = 0;
         for path in images {
             let Ok(bytes) = std::fs::read(path) else { continue };
-            let Ok(image) = decode_image(&path.display().to_string(), &bytes) else { continue };
+            let Ok(image) = decode_image(&path.display().to_string(), &bytes) else {
+                continue;
+            };
             data.extend(image_to_chw(&image, &spec).iter().flat_map(|v| v.to_le_bytes()));
             used += 1;
             if used == count {
@@ -143,14 +146,17 @@ mod native {
     }
 
     fn native(inputs: &Path, model_dir: &Path, out: &Path, features_out: &Path) -> Result<(), String> {
-        let manifest_text = std::fs::read_to_string(model_dir.join("mobilenet_v2.json")).map_err(|e| e.to_string())?;
+        let manifest_path = model_dir.join(manifest_file(Architecture::DEFAULT));
+        let manifest_text = std::fs::read_to_string(manifest_path).map_err(|e| e.to_string())?;
         let manifest = ModelManifest::from_json(&manifest_text).map_err(|e| e.to_string())?;
         let weights = std::fs::read(model_dir.join(&manifest.weights)).map_err(|e| e.to_string())?;
-        let (mut extractor, _) = FeatureExtractor::load(&manifest, weights, &Device::Cpu).map_err(|e| e.to_string())?;
-        // Natively the fast path spreads a batch's images over every core by default; the
+        let mut extractor = FeatureExtractor::load(&manifest, weights, &Device::Cpu).map_err(|e| e.to_string())?;
+        let backbone = extractor.backbone().clone();
+        let cpu = extractor.cpu_executor_mut().ok_or("the backbone does not run on the CPU executor")?;
+        // Natively the CPU executor spreads a batch's images over every core by default; the
         // like-for-like figures use one thread, the all-core ones come last.
-        let cores = extractor.folded().threads();
-        extractor.set_threads(1);
+        let cores = cpu.threads();
+        cpu.set_threads(1);
         let size = manifest.input.crop as usize;
         let data = read_f32(inputs)?;
         let images: Vec<Tensor> = data
@@ -160,8 +166,8 @@ mod native {
         if images.len() < 8 {
             return Err(format!("{}: {} images, at least 8 needed", inputs.display(), images.len()));
         }
-        let fast = |x: &Tensor| extractor.embed_tensor(x).map_err(|e| e.to_string());
-        let candle = |x: &Tensor| extractor.backbone().forward_features(x).map_err(|e| e.to_string());
+        let fast = |x: &Tensor| cpu.features_now(x).map_err(|e| e.to_string());
+        let candle = |x: &Tensor| backbone.forward_features(x).map_err(|e| e.to_string());
 
         // Heap high-water mark of one batch-8 forward pass above what was live before it; the
         // fast path's first call, so its reused buffers are counted.
@@ -183,7 +189,7 @@ mod native {
 
         let clock_origin = Instant::now();
         let clock = || clock_origin.elapsed().as_secs_f64() * 1e3;
-        let profile = extractor.folded().profile(&batch8, &clock).map_err(|e| e.to_string())?;
+        let profile = cpu.profile(&batch8, &clock).map_err(|e| e.to_string())?;
         let profile: serde_json::Map<String, serde_json::Value> =
             profile.into_iter().map(|(kind, ms)| (kind.to_string(), (ms / 8.0).into())).collect();
         let mut report = json!({
@@ -201,8 +207,8 @@ mod native {
                 "peak_forward_bytes_batch8": candle_peak,
             },
         });
-        extractor.set_threads(cores);
-        let fast = |x: &Tensor| extractor.embed_tensor(x).map_err(|e| e.to_string());
+        cpu.set_threads(cores);
+        let fast = |x: &Tensor| cpu.features_now(x).map_err(|e| e.to_string());
         report["fast_all_cores"] = json!({
             "threads": cores,
             "batch1": time_batches(&images, 1, &fast)?,

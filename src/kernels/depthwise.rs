@@ -48,9 +48,13 @@ pub fn depthwise3x3(shape: DepthwiseShape, input: &[f32], taps: &[f32], bias: &[
             let mut count = 0;
             let mut tap_index = [0usize; 9];
             for ky in 0..3 {
-                let Some(y) = (i * stride + ky).checked_sub(1).filter(|&y| y < height) else { continue };
+                let Some(y) = (i * stride + ky).checked_sub(1).filter(|&y| y < height) else {
+                    continue;
+                };
                 for kx in 0..3 {
-                    let Some(x) = (j * stride + kx).checked_sub(1).filter(|&x| x < width) else { continue };
+                    let Some(x) = (j * stride + kx).checked_sub(1).filter(|&x| x < width) else {
+                        continue;
+                    };
                     neighbours[count] = &input[(y * width + x) * c..][..c];
                     tap_index[count] = ky * 3 + kx;
                     count += 1;

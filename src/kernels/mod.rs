@@ -3,8 +3,8 @@
 //! contiguous memory and vectorises: SIMD128 on wasm32, SSE/AVX natively).
 //!
 //! Each kernel has a plain reference twin (naive loops) and an equality test over shapes
-//! in its file. The Candle model ([`crate::model::MobileNetV2`]) stays the differentiable
-//! path; these kernels serve blocks whose weights are frozen ([`crate::model::FoldedMobileNetV2`]).
+//! in its file. The Candle model ([`crate::backbone::Backbone`]) stays the differentiable
+//! path; these kernels serve blocks whose weights are frozen ([`crate::exec::CpuExecutor`]).
 
 pub mod depthwise;
 pub mod im2col;

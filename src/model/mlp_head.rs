@@ -46,6 +46,11 @@ impl MlpHead {
         self.output.forward(&x)
     }
 
+    /// Number of classes (outputs).
+    pub fn classes(&self) -> usize {
+        self.output.weight().dim(0).unwrap_or(0)
+    }
+
     pub fn hidden_dim(&self) -> Option<usize> {
         self.hidden.as_ref().map(|h| h.weight().dim(0).unwrap_or(0))
     }

@@ -1,10 +1,17 @@
-//! Training a head on cached features (feature extraction, method 1).
+//! Training a classifier: the head on cached features (feature extraction), or the head with
+//! the last backbone blocks (fine-tuning) on the activations at the freeze boundary.
 //!
-//! Mini-batch AdamW on cross-entropy, `epochs` passes over a seeded shuffle of the training
-//! split; dropout on the hidden layer with masks from the same seed. After each epoch the
-//! validation split is scored; the weights with the lowest validation loss (training loss
-//! when there is no validation split) are kept and restored at the end, also when the run
-//! is stopped early. A non-finite loss stops the run with `GraftError::Diverged`.
+//! Inputs `x` are `(N, D)` features, or `(N, C, h, w)` boundary activations when a
+//! [`TrainableSuffix`] maps them to `(N, D)` features. Logits = head(features).
+//! Mini-batch AdamW on cross-entropy, one optimizer per parameter group (the head; the
+//! unfrozen blocks), each with its own learning rate; only the head is initialised (seeded,
+//! PyTorch's `nn.Linear` rule), backbone blocks keep their pretrained values. Epochs walk a
+//! seeded shuffle of the training split; dropout masks come from the same seed. Work is done
+//! in time slices ([`Trainer::step_for`]) so that the browser worker can answer a Stop between
+//! any two batches. After each epoch the validation split is scored; the weights of every
+//! trainable group with the lowest validation loss (training loss without a validation split)
+//! are kept and restored at the end, also when the run is stopped early. A non-finite loss
+//! stops the run with `GraftError::Diverged`.
 
 use std::collections::HashMap;
 
@@ -12,41 +19,13 @@ use candle_core::{DType, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
+use super::config::TrainConfig;
 use super::metrics::Confusion;
 use super::rng::SplitMix64;
 use super::split::{stratified_split, Split};
+use crate::backbone::TrainableSuffix;
 use crate::error::{GraftError, Result};
 use crate::model::{MlpHead, MlpHeadSpec};
-use crate::weights::legacy_pth::{RawTensor, StorageDtype};
-use crate::weights::tensors_to_safetensors;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    /// Hidden units of the head; 0 for a linear head.
-    pub hidden: usize,
-    pub dropout: f32,
-    pub weight_decay: f64,
-    pub val_fraction: f32,
-    pub seed: u64,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            epochs: 50,
-            batch_size: 16,
-            learning_rate: 1e-3,
-            hidden: 100,
-            dropout: 0.2,
-            weight_decay: 0.01,
-            val_fraction: 0.15,
-            seed: 0,
-        }
-    }
-}
 
 /// What one epoch did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,10 +46,53 @@ pub struct TrainReport {
     pub best_epoch: usize,
     /// Accuracy and confusion on the validation split (the training split if there is none).
     pub val_accuracy: f32,
+    /// The loss of the kept weights on that split.
+    #[serde(default)]
+    pub val_loss: f32,
     pub per_class_accuracy: Vec<Option<f32>>,
     pub confusion: Confusion,
     pub train_samples: usize,
     pub val_samples: usize,
+}
+
+/// Labelled training inputs.
+pub struct TrainData {
+    /// `(N, D)` features, or `(N, C, h, w)` activations at the freeze boundary.
+    pub inputs: Tensor,
+    pub labels: Vec<usize>,
+    pub class_names: Vec<String>,
+}
+
+/// Whether unfrozen backbone blocks learn in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuffixMode {
+    /// Forward only (the first stage of fine-tuning trains the head alone).
+    Frozen,
+    /// A parameter group of their own, at the backbone learning rate.
+    Trainable,
+}
+
+/// Trainable variables that share a learning rate.
+struct ParamGroup {
+    vars: Vec<(String, Var)>,
+    optimizer: AdamW,
+}
+
+/// The network being trained.
+struct Network {
+    suffix: Option<TrainableSuffix>,
+    head: MlpHead,
+    head_vars: VarMap,
+}
+
+impl Network {
+    fn logits(&self, x: &Tensor, dropout_mask: Option<&Tensor>) -> Result<Tensor> {
+        let features = match &self.suffix {
+            Some(suffix) => suffix.forward_features(x)?,
+            None => x.clone(),
+        };
+        Ok(self.head.forward_with_mask(&features, dropout_mask)?)
+    }
 }
 
 struct Scores {
@@ -78,46 +100,74 @@ struct Scores {
     confusion: Confusion,
 }
 
-pub struct HeadTrainer {
-    varmap: VarMap,
-    head: MlpHead,
-    optimizer: AdamW,
-    features: Tensor,
-    labels: Vec<usize>,
-    num_classes: usize,
+/// The current epoch's shuffled order and how far into it the run is.
+struct EpochCursor {
+    order: Vec<usize>,
+    next: usize,
+}
+
+pub struct Trainer {
+    network: Network,
+    groups: Vec<ParamGroup>,
+    data: TrainData,
     split: Split,
     config: TrainConfig,
     rng: SplitMix64,
     epoch: usize,
+    cursor: Option<EpochCursor>,
     best: Option<(f32, usize, HashMap<String, Tensor>)>,
 }
 
-impl HeadTrainer {
-    /// `features`: `(N, D)` f32; `labels[i]` in `0..num_classes`. Refuses fewer than two
-    /// classes and empty classes, naming them with `class_names`.
-    pub fn new(features: Tensor, labels: Vec<usize>, class_names: &[String], config: TrainConfig) -> Result<Self> {
-        let num_classes = class_names.len();
-        check_classes(&labels, class_names)?;
-        let (n, in_dim) = features.dims2()?;
-        if n != labels.len() {
-            return Err(GraftError::Training(format!("{n} feature rows for {} labels", labels.len())));
+impl Trainer {
+    /// Trains a head on features `(N, D)`. Refuses bad settings, fewer than two classes and
+    /// empty classes, naming them.
+    pub fn new(data: TrainData, config: TrainConfig) -> Result<Self> {
+        Self::build(data, config, None)
+    }
+
+    /// Trains a head after `suffix`, on the activations entering its first block; the suffix
+    /// learns too when `mode` is [`SuffixMode::Trainable`].
+    pub fn with_suffix(
+        data: TrainData,
+        config: TrainConfig,
+        suffix: TrainableSuffix,
+        mode: SuffixMode,
+    ) -> Result<Self> {
+        Self::build(data, config, Some((suffix, mode)))
+    }
+
+    fn build(data: TrainData, config: TrainConfig, suffix: Option<(TrainableSuffix, SuffixMode)>) -> Result<Self> {
+        config.validate()?;
+        check_classes(&data.labels, &data.class_names)?;
+        let n = data.inputs.dim(0)?;
+        if n != data.labels.len() {
+            return Err(GraftError::Training(format!("{n} input rows for {} labels", data.labels.len())));
         }
-        let spec = MlpHeadSpec { in_dim, hidden: config.hidden, classes: num_classes };
-        let device = features.device().clone();
-        let varmap = VarMap::new();
-        let head = MlpHead::load(spec, VarBuilder::from_varmap(&varmap, DType::F32, &device))?;
+        let in_dim = match &suffix {
+            Some((s, _)) => s.feature_dim(),
+            None => data.inputs.dims2()?.1,
+        };
+        let spec = MlpHeadSpec { in_dim, hidden: config.hidden, classes: data.class_names.len() };
+        let device = data.inputs.device().clone();
+        let head_vars = VarMap::new();
+        let head = MlpHead::load(spec, VarBuilder::from_varmap(&head_vars, DType::F32, &device))?;
         let mut rng = SplitMix64::new(config.seed);
-        init_like_pytorch(&varmap, &mut rng)?;
-        let optimizer = AdamW::new(
-            varmap.all_vars(),
-            ParamsAdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..Default::default() },
-        )?;
-        let split = stratified_split(&labels, num_classes, config.val_fraction, config.seed);
-        Ok(Self { varmap, head, optimizer, features, labels, num_classes, split, config, rng, epoch: 0, best: None })
+        init_like_pytorch(&head_vars, &mut rng)?;
+        let mut groups = vec![param_group(named_vars(&head_vars)?, config.learning_rate, config.weight_decay)?];
+        if let Some((suffix, SuffixMode::Trainable)) = &suffix {
+            groups.push(param_group(suffix.vars().to_vec(), config.backbone_learning_rate, config.weight_decay)?);
+        }
+        let split = stratified_split(&data.labels, data.class_names.len(), config.val_fraction, config.seed);
+        let network = Network { suffix: suffix.map(|(s, _)| s), head, head_vars };
+        Ok(Self { network, groups, data, split, config, rng, epoch: 0, cursor: None, best: None })
     }
 
     pub fn split(&self) -> &Split {
         &self.split
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
     }
 
     pub fn epochs_done(&self) -> usize {
@@ -128,22 +178,58 @@ impl HeadTrainer {
         self.epoch >= self.config.epochs
     }
 
-    /// One pass over the shuffled training split, then scoring.
+    /// Trains batch after batch until `budget_ms` have passed on `clock` (milliseconds) or an
+    /// epoch ends; returns that epoch's metrics when one ended. At least one batch runs.
+    pub fn step_for(&mut self, clock: &dyn Fn() -> f64, budget_ms: f64) -> Result<Option<EpochMetrics>> {
+        let started = clock();
+        loop {
+            let mut cursor = self.cursor.take().unwrap_or_else(|| self.new_epoch());
+            let end = (cursor.next + self.config.batch_size).min(cursor.order.len());
+            if cursor.next < end {
+                self.train_batch(&cursor.order[cursor.next..end])?;
+            }
+            cursor.next = end;
+            if cursor.next >= cursor.order.len() {
+                return self.end_epoch().map(Some);
+            }
+            self.cursor = Some(cursor);
+            if clock() - started >= budget_ms {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// One whole epoch (the CLI's loop).
     pub fn run_epoch(&mut self) -> Result<EpochMetrics> {
+        loop {
+            if let Some(metrics) = self.step_for(&|| 0.0, f64::INFINITY)? {
+                return Ok(metrics);
+            }
+        }
+    }
+
+    fn new_epoch(&mut self) -> EpochCursor {
         let mut order = self.split.train.clone();
         self.rng.shuffle(&mut order);
-        let batch_size = self.config.batch_size.max(1);
-        for batch in order.chunks(batch_size) {
-            let (x, y) = self.batch(batch)?;
-            let mask = self.dropout_mask(batch.len())?;
-            let logits = self.head.forward_with_mask(&x, mask.as_ref())?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let value = loss.to_scalar::<f32>()?;
-            if !value.is_finite() {
-                return Err(GraftError::Diverged { epoch: self.epoch + 1 });
-            }
-            self.optimizer.backward_step(&loss)?;
+        EpochCursor { order, next: 0 }
+    }
+
+    fn train_batch(&mut self, batch: &[usize]) -> Result<()> {
+        let (x, y) = self.batch(batch)?;
+        let mask = self.dropout_mask(batch.len())?;
+        let logits = self.network.logits(&x, mask.as_ref())?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        if !loss.to_scalar::<f32>()?.is_finite() {
+            return Err(GraftError::Diverged { epoch: self.epoch + 1 });
         }
+        let grads = loss.backward()?;
+        for group in &mut self.groups {
+            group.optimizer.step(&grads)?;
+        }
+        Ok(())
+    }
+
+    fn end_epoch(&mut self) -> Result<EpochMetrics> {
         self.epoch += 1;
         let train = self.score(&self.split.train)?;
         let val = if self.split.val.is_empty() { None } else { Some(self.score(&self.split.val)?) };
@@ -164,12 +250,12 @@ impl HeadTrainer {
         })
     }
 
-    /// Restores the best weights and scores them.
+    /// Restores the best weights of every trainable group and scores them.
     pub fn finish(self) -> Result<TrainedHead> {
-        if let Some((_, _, weights)) = &self.best {
-            for (name, var) in self.varmap.data().lock().map_err(|_| poisoned())?.iter() {
-                if let Some(saved) = weights.get(name) {
-                    var.set(saved)?;
+        if let Some((_, _, saved)) = &self.best {
+            for (name, var) in self.groups.iter().flat_map(|g| &g.vars) {
+                if let Some(value) = saved.get(name) {
+                    var.set(value)?;
                 }
             }
         }
@@ -179,20 +265,22 @@ impl HeadTrainer {
             epochs_run: self.epoch,
             best_epoch: self.best.as_ref().map_or(0, |(_, epoch, _)| *epoch),
             val_accuracy: scores.confusion.accuracy(),
+            val_loss: scores.loss,
             per_class_accuracy: scores.confusion.per_class_accuracy(),
             confusion: scores.confusion,
             train_samples: self.split.train.len(),
             val_samples: self.split.val.len(),
         };
-        Ok(TrainedHead { varmap: self.varmap, head: self.head, report })
+        let Network { suffix, head, head_vars } = self.network;
+        Ok(TrainedHead { head_vars, head, suffix, report })
     }
 
     fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
-        let device = self.features.device();
+        let device = self.data.inputs.device();
         let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
         let idx = Tensor::new(idx.as_slice(), device)?;
-        let y: Vec<u32> = indices.iter().map(|&i| self.labels[i] as u32).collect();
-        Ok((self.features.index_select(&idx, 0)?, Tensor::new(y.as_slice(), device)?))
+        let y: Vec<u32> = indices.iter().map(|&i| self.data.labels[i] as u32).collect();
+        Ok((self.data.inputs.index_select(&idx, 0)?, Tensor::new(y.as_slice(), device)?))
     }
 
     fn dropout_mask(&mut self, rows: usize) -> Result<Option<Tensor>> {
@@ -200,40 +288,63 @@ impl HeadTrainer {
         if self.config.hidden == 0 || p <= 0.0 {
             return Ok(None);
         }
-        let keep = 1.0 / (1.0 - p.min(0.99));
+        let keep = 1.0 / (1.0 - p);
         let values: Vec<f32> =
             (0..rows * self.config.hidden).map(|_| if self.rng.next_f32() < p { 0.0 } else { keep }).collect();
-        Ok(Some(Tensor::from_vec(values, (rows, self.config.hidden), self.features.device())?))
+        Ok(Some(Tensor::from_vec(values, (rows, self.config.hidden), self.data.inputs.device())?))
     }
 
     fn score(&self, indices: &[usize]) -> Result<Scores> {
         let (x, y) = self.batch(indices)?;
-        let logits = self.head.forward_with_mask(&x, None)?;
+        let logits = self.network.logits(&x, None)?.detach();
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
         let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
         let predicted: Vec<usize> = predicted.into_iter().map(|p| p as usize).collect();
-        let truth: Vec<usize> = indices.iter().map(|&i| self.labels[i]).collect();
-        Ok(Scores { loss, confusion: Confusion::new(self.num_classes, &truth, &predicted) })
+        let truth: Vec<usize> = indices.iter().map(|&i| self.data.labels[i]).collect();
+        Ok(Scores { loss, confusion: Confusion::new(self.data.class_names.len(), &truth, &predicted) })
     }
 
+    /// Copies of every trainable variable, by name.
     fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
-        let data = self.varmap.data().lock().map_err(|_| poisoned())?;
-        data.iter().map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?))).collect()
+        self.groups
+            .iter()
+            .flat_map(|g| &g.vars)
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+            .collect()
     }
 }
 
-fn poisoned() -> GraftError {
+fn param_group(vars: Vec<(String, Var)>, learning_rate: f64, weight_decay: f64) -> Result<ParamGroup> {
+    let params = ParamsAdamW { lr: learning_rate, weight_decay, ..Default::default() };
+    let optimizer = AdamW::new(vars.iter().map(|(_, v)| v.clone()).collect(), params)?;
+    Ok(ParamGroup { vars, optimizer })
+}
+
+fn named_vars(varmap: &VarMap) -> Result<Vec<(String, Var)>> {
+    let data = varmap.data().lock().map_err(|_| poisoned())?;
+    let mut vars: Vec<(String, Var)> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(vars)
+}
+
+pub(crate) fn poisoned() -> GraftError {
     GraftError::Training("the weights are locked by a failed thread".into())
 }
 
-fn check_classes(labels: &[usize], class_names: &[String]) -> Result<()> {
+/// Why classes with these sample counts cannot be trained, naming the class at fault: fewer
+/// than two classes, or an empty class. The one place that says so, for the engine and the page.
+pub fn class_problem(class_names: &[String], sample_counts: &[usize]) -> Option<String> {
     if class_names.len() < 2 {
-        return Err(GraftError::Training("add at least two classes to train".into()));
+        return Some("add at least two classes to train".into());
     }
-    for (class, name) in class_names.iter().enumerate() {
-        if !labels.contains(&class) {
-            return Err(GraftError::Training(format!("class \"{name}\" has no samples")));
-        }
+    let empty = class_names.iter().zip(sample_counts).find(|(_, &count)| count == 0);
+    empty.map(|(name, _)| format!("class \"{name}\" has no samples"))
+}
+
+fn check_classes(labels: &[usize], class_names: &[String]) -> Result<()> {
+    let counts: Vec<usize> = (0..class_names.len()).map(|c| labels.iter().filter(|&&l| l == c).count()).collect();
+    if let Some(problem) = class_problem(class_names, &counts) {
+        return Err(GraftError::Training(problem));
     }
     if let Some(bad) = labels.iter().find(|&&l| l >= class_names.len()) {
         return Err(GraftError::Training(format!("label {bad} is not a class")));
@@ -244,24 +355,24 @@ fn check_classes(labels: &[usize], class_names: &[String]) -> Result<()> {
 /// PyTorch's `nn.Linear` initialisation, `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weight and
 /// bias, drawn from the seeded generator so that a seed reproduces a run.
 fn init_like_pytorch(varmap: &VarMap, rng: &mut SplitMix64) -> Result<()> {
-    let data = varmap.data().lock().map_err(|_| poisoned())?;
-    let mut names: Vec<&String> = data.keys().collect();
-    names.sort();
-    for name in names {
-        let var: &Var = &data[name];
+    let vars = named_vars(varmap)?;
+    let fan_in_of = |layer: &str| {
+        vars.iter().find(|(n, _)| *n == format!("{layer}.weight")).and_then(|(_, w)| w.dims().get(1).copied())
+    };
+    for (name, var) in &vars {
         let layer = name.rsplit_once('.').map_or("", |(layer, _)| layer);
-        let fan_in = data.get(&format!("{layer}.weight")).and_then(|w| w.dims().get(1).copied()).unwrap_or(1);
-        let bound = 1.0 / (fan_in as f32).sqrt();
+        let bound = 1.0 / (fan_in_of(layer).unwrap_or(1) as f32).sqrt();
         let values: Vec<f32> = (0..var.elem_count()).map(|_| (rng.next_f32() * 2.0 - 1.0) * bound).collect();
         var.set(&Tensor::from_vec(values, var.shape(), var.device())?)?;
     }
     Ok(())
 }
 
-/// A trained head with its report.
+/// A trained head (after its fine-tuned blocks, if any) with its report.
 pub struct TrainedHead {
-    varmap: VarMap,
+    head_vars: VarMap,
     head: MlpHead,
+    suffix: Option<TrainableSuffix>,
     pub report: TrainReport,
 }
 
@@ -270,7 +381,13 @@ impl TrainedHead {
         &self.head
     }
 
-    /// Class probabilities `(B, C)` for features `(B, D)`.
+    /// The fine-tuned blocks, when the run trained through some.
+    pub fn suffix(&self) -> Option<&TrainableSuffix> {
+        self.suffix.as_ref()
+    }
+
+    /// Class probabilities `(B, C)` for features `(B, D)`. After a fine-tuning run the features
+    /// are those of the fine-tuned blocks: `suffix().forward_features(boundary activations)`.
     pub fn predict(&self, features: &Tensor) -> Result<Tensor> {
         let logits = self.head.forward_with_mask(features, None)?;
         Ok(candle_nn::ops::softmax_last_dim(&logits)?)
@@ -278,17 +395,12 @@ impl TrainedHead {
 
     /// The head's weights as safetensors bytes (`hidden.*`, `output.*`).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        let data = self.varmap.data().lock().map_err(|_| poisoned())?;
-        let mut tensors = Vec::with_capacity(data.len());
-        for (name, var) in data.iter() {
-            let values: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
-            tensors.push(RawTensor {
-                name: name.clone(),
-                dtype: StorageDtype::F32,
-                shape: var.dims().to_vec(),
-                data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            });
-        }
-        tensors_to_safetensors(&tensors)
+        super::head_file::vars_to_safetensors(&named_vars(&self.head_vars)?)
+    }
+
+    /// A head rebuilt from [`Self::to_safetensors`] bytes, with the report it was saved with.
+    pub fn from_safetensors(bytes: &[u8], report: TrainReport, device: &candle_core::Device) -> Result<Self> {
+        let (head_vars, head) = super::head_file::head_from_safetensors(bytes, device)?;
+        Ok(Self { head_vars, head, suffix: None, report })
     }
 }

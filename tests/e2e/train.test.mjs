@@ -75,6 +75,8 @@ test("training is refused with a message naming the empty class", async () => {
   assert.match(await page.locator('[data-testid="skipped"]').textContent(), /1 file\(s\) skipped: notes\.txt/);
   await page.waitForFunction(() => !document.querySelector(".class-card .pending"));
   assert.equal(await cards.nth(0).locator('[data-testid="sample-count"]').textContent(), "3");
+  // The message belonged to the empty class: it goes once the class has samples.
+  assert.equal(await error.count(), 0, "the empty-class message outlived its cause");
   assert.deepEqual(problems, []);
   await page.close();
 });

@@ -1,4 +1,4 @@
-//! Reading a file `<input>`.
+//! Reading a file `<input>`, and the files it gives.
 
 use web_sys::{Event, File, HtmlInputElement};
 use yew::{Callback, NodeRef};
@@ -23,4 +23,17 @@ pub fn emit_first_file(input: &NodeRef, on_file: &Callback<File>) -> Callback<Ev
             on_file.emit(file);
         }
     })
+}
+
+/// Reads a file's bytes, then hands them to `send`; a read failure goes to `on_error` as a
+/// sentence naming the file.
+pub fn read_then(file: &File, on_error: Callback<String>, send: impl FnOnce(String, Vec<u8>) + 'static) {
+    let blob = gloo::file::Blob::from(file.clone());
+    let name = file.name();
+    wasm_bindgen_futures::spawn_local(async move {
+        match gloo::file::futures::read_as_bytes(&blob).await {
+            Ok(bytes) => send(name, bytes),
+            Err(e) => on_error.emit(format!("{name} could not be read: {e}")),
+        }
+    });
 }

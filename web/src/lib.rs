@@ -5,6 +5,8 @@ pub mod components;
 pub mod dropped;
 pub mod fetch;
 pub mod file_input;
+pub mod hooks;
+pub mod project;
 pub mod protocol;
 pub mod state;
 pub mod webcam;

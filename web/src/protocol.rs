@@ -1,8 +1,11 @@
 //! Messages between the page and the model worker. Serde enums with named fields; the worker
-//! answers every request with exactly one final message (plus progress while loading).
+//! answers every request with exactly one final message (plus progress while loading and
+//! epochs while training), which [`ToWorker::request`] and [`FromWorker::answers`] pair up.
 
+use graft::backbone::BackboneKey;
 use graft::classify::Prediction;
-use graft::train::{EpochMetrics, TrainConfig, TrainReport};
+use graft::embed::EmbeddingCache;
+use graft::train::{EpochMetrics, SavedHead, TrainConfig, TrainReport};
 use serde::{Deserialize, Serialize};
 
 /// An example's pixels: an image file's bytes, or a webcam frame already drawn to RGBA.
@@ -33,34 +36,169 @@ pub struct ClassSamples {
 pub enum ToWorker {
     /// Fetch the manifest at `manifest_url`, then its weights and labels, and build the model.
     LoadModel { manifest_url: String },
-    /// Classify one image file's bytes with the pretrained ImageNet head.
+    /// Classify one image file's bytes with the pretrained classifier.
     Classify { request_id: u64, file_name: String, bytes: Vec<u8> },
-    /// Embed a training example and cache its features under `sample_id`.
+    /// Embed a training example, keep its image and cache its features under `sample_id`.
     AddSample { sample_id: u64, image: ImageData },
-    /// Forget a sample's cached features.
+    /// Forget a sample (no answer: nothing can fail).
     RemoveSample { sample_id: u64 },
     /// Train a new head on the cached features of these classes' samples.
-    Train { classes: Vec<ClassSamples>, config: TrainConfig },
-    /// End training now, keeping the best weights so far.
-    StopTraining,
+    Train { run_id: u64, classes: Vec<ClassSamples>, config: TrainConfig },
+    /// End run `run_id` now, keeping the best weights so far (no answer of its own: the run
+    /// ends with `TrainingDone`).
+    StopTraining { run_id: u64 },
     /// Classify an image with the trained head.
     Predict { request_id: u64, image: ImageData },
+    /// The trained head with its class names and report.
+    ExportHead { request_id: u64 },
+    /// Use `head` (from a saved project) as the trained head.
+    ImportHead { request_id: u64, head: SavedHead },
+    /// The embedding cache, keyed by the backbone that made it.
+    ExportEmbeddings { request_id: u64 },
+    /// Add an exported embedding cache (it must come from the loaded backbone).
+    ImportEmbeddings { request_id: u64, cache: EmbeddingCache },
+}
+
+/// What a request is answered for: the pairing key between a request and its final answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Request {
+    Load,
+    Classify(u64),
+    Sample(u64),
+    Train(u64),
+    Other(u64),
+}
+
+impl ToWorker {
+    /// The request this message opens, if it expects a final answer.
+    pub fn request(&self) -> Option<Request> {
+        Some(match self {
+            ToWorker::LoadModel { .. } => Request::Load,
+            ToWorker::Classify { request_id, .. } => Request::Classify(*request_id),
+            ToWorker::AddSample { sample_id, .. } => Request::Sample(*sample_id),
+            ToWorker::Train { run_id, .. } => Request::Train(*run_id),
+            ToWorker::Predict { request_id, .. }
+            | ToWorker::ExportHead { request_id }
+            | ToWorker::ImportHead { request_id, .. }
+            | ToWorker::ExportEmbeddings { request_id }
+            | ToWorker::ImportEmbeddings { request_id, .. } => Request::Other(*request_id),
+            ToWorker::RemoveSample { .. } | ToWorker::StopTraining { .. } => return None,
+        })
+    }
 }
 
 /// Worker -> page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FromWorker {
-    LoadProgress { loaded_bytes: u64, total_bytes: u64 },
-    ModelReady { model_name: String, backend: String, load_millis: f64 },
-    LoadFailed { message: String },
-    Classified { request_id: u64, file_name: String, top5: Vec<Prediction>, millis: f64 },
-    ClassifyFailed { request_id: u64, file_name: String, message: String },
-    SampleEmbedded { sample_id: u64, millis: f64 },
-    SampleRejected { sample_id: u64, message: String },
-    TrainingStarted { train_samples: usize, val_samples: usize },
-    EpochDone { metrics: EpochMetrics, samples_per_second: f64, elapsed_millis: f64 },
-    TrainingDone { report: TrainReport, stopped_early: bool },
-    TrainingFailed { message: String },
-    Predicted { request_id: u64, probs: Vec<f32>, millis: f64 },
-    PredictFailed { request_id: u64, message: String },
+    LoadProgress {
+        loaded_bytes: u64,
+        total_bytes: u64,
+    },
+    ModelReady {
+        model_name: String,
+        backend: String,
+        backbone: BackboneKey,
+        load_millis: f64,
+    },
+    LoadFailed {
+        message: String,
+    },
+    Classified {
+        request_id: u64,
+        file_name: String,
+        top5: Vec<Prediction>,
+        millis: f64,
+    },
+    ClassifyFailed {
+        request_id: u64,
+        file_name: String,
+        message: String,
+    },
+    SampleEmbedded {
+        sample_id: u64,
+        millis: f64,
+    },
+    SampleRejected {
+        sample_id: u64,
+        message: String,
+    },
+    TrainingStarted {
+        run_id: u64,
+        train_samples: usize,
+        val_samples: usize,
+    },
+    EpochDone {
+        run_id: u64,
+        metrics: EpochMetrics,
+        samples_per_second: f64,
+        elapsed_millis: f64,
+    },
+    TrainingDone {
+        run_id: u64,
+        report: TrainReport,
+        stopped_early: bool,
+        head: SavedHead,
+    },
+    TrainingFailed {
+        run_id: u64,
+        message: String,
+    },
+    Predicted {
+        request_id: u64,
+        probs: Vec<f32>,
+        millis: f64,
+    },
+    PredictFailed {
+        request_id: u64,
+        message: String,
+    },
+    HeadExported {
+        request_id: u64,
+        head: SavedHead,
+    },
+    HeadImported {
+        request_id: u64,
+        class_names: Vec<String>,
+    },
+    EmbeddingsExported {
+        request_id: u64,
+        cache: EmbeddingCache,
+    },
+    EmbeddingsImported {
+        request_id: u64,
+        sample_ids: Vec<u64>,
+    },
+    /// A request of the `Other` kind failed (exports, imports).
+    RequestFailed {
+        request_id: u64,
+        message: String,
+    },
+}
+
+impl FromWorker {
+    /// The request this message finally answers, if it is a final answer.
+    pub fn answers(&self) -> Option<Request> {
+        Some(match self {
+            FromWorker::ModelReady { .. } | FromWorker::LoadFailed { .. } => Request::Load,
+            FromWorker::Classified { request_id, .. } | FromWorker::ClassifyFailed { request_id, .. } => {
+                Request::Classify(*request_id)
+            }
+            FromWorker::SampleEmbedded { sample_id, .. } | FromWorker::SampleRejected { sample_id, .. } => {
+                Request::Sample(*sample_id)
+            }
+            FromWorker::TrainingDone { run_id, .. } | FromWorker::TrainingFailed { run_id, .. } => {
+                Request::Train(*run_id)
+            }
+            FromWorker::Predicted { request_id, .. }
+            | FromWorker::PredictFailed { request_id, .. }
+            | FromWorker::HeadExported { request_id, .. }
+            | FromWorker::HeadImported { request_id, .. }
+            | FromWorker::EmbeddingsExported { request_id, .. }
+            | FromWorker::EmbeddingsImported { request_id, .. }
+            | FromWorker::RequestFailed { request_id, .. } => Request::Other(*request_id),
+            FromWorker::LoadProgress { .. } | FromWorker::TrainingStarted { .. } | FromWorker::EpochDone { .. } => {
+                return None
+            }
+        })
+    }
 }

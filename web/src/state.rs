@@ -1,19 +1,27 @@
-//! The page's state: a `Reducible` driven by `Action`s (worker messages and user actions).
+//! The page's state: a serde [`Project`] (what is saved) and view state (pictures, progress,
+//! curves, messages), one `Reducible` driven by `Action`s (worker messages and user actions).
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use graft::classify::Prediction;
 use graft::train::{EpochMetrics, TrainConfig, TrainReport};
 use yew::Reducible;
 
+use crate::project::{ClassEntry, Project};
 use crate::protocol::FromWorker;
 
 thread_local! {
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
 }
 
-/// A fresh id for a class, a sample or a request.
+/// Makes every later [`next_id`] larger than `max_id` (after a project is restored).
+pub fn reserve_ids_through(max_id: u64) {
+    NEXT_ID.with(|id| id.set(id.get().max(max_id + 1)));
+}
+
+/// A fresh id for a class, a sample, a request or a training run.
 pub fn next_id() -> u64 {
     NEXT_ID.with(|id| {
         let value = id.get();
@@ -45,6 +53,14 @@ impl Picture {
     }
 }
 
+/// What the page shows of a sample (its data is in the project and the worker).
+#[derive(Clone)]
+pub struct SampleView {
+    pub picture: Picture,
+    pub embedded: bool,
+}
+
+/// A sample as a class card shows it.
 #[derive(Clone)]
 pub struct Sample {
     pub id: u64,
@@ -52,6 +68,7 @@ pub struct Sample {
     pub embedded: bool,
 }
 
+/// A class as its card shows it: the project's class with its samples' views.
 #[derive(Clone)]
 pub struct ClassState {
     pub id: u64,
@@ -59,10 +76,22 @@ pub struct ClassState {
     pub samples: Vec<Sample>,
 }
 
-impl ClassState {
-    pub fn new(name: String) -> Self {
-        Self { id: next_id(), name, samples: Vec::new() }
-    }
+/// What a message on the page is about: it goes when its cause does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    Load,
+    Classify,
+    Training,
+    Predict,
+    Settings,
+    /// A file could not be read, or the camera failed.
+    Input,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub cause: Cause,
+    pub message: String,
 }
 
 /// The image being (or last) classified by the ImageNet smoke path.
@@ -114,26 +143,34 @@ pub struct PredictionView {
 
 #[derive(Clone)]
 pub struct AppState {
+    /// What is saved.
+    pub project: Project,
     pub model: ModelStatus,
-    pub classes: Vec<ClassState>,
-    pub settings: TrainConfig,
+    pub samples: HashMap<u64, SampleView>,
     pub training: TrainingView,
+    /// The training run in progress (its id), if any.
+    pub run_id: Option<u64>,
+    /// Bumped when the settings change from outside the inputs (a restore): the inputs take
+    /// their text again.
+    pub settings_revision: u64,
     pub prediction: Option<PredictionView>,
     pub pending_prediction: Option<(u64, String)>,
     pub skipped: Vec<String>,
     pub chosen: Option<ChosenImage>,
     pub busy: bool,
     pub result: Option<Classification>,
-    pub error: Option<String>,
+    pub error: Option<Notice>,
 }
 
 impl Default for AppState {
     fn default() -> Self {
         Self {
+            project: Project::new(next_id),
             model: ModelStatus::Loading { loaded_bytes: 0, total_bytes: 0 },
-            classes: vec![ClassState::new("Class 1".into()), ClassState::new("Class 2".into())],
-            settings: TrainConfig::default(),
+            samples: HashMap::new(),
             training: TrainingView::default(),
+            run_id: None,
+            settings_revision: 0,
             prediction: None,
             pending_prediction: None,
             skipped: Vec::new(),
@@ -147,7 +184,24 @@ impl Default for AppState {
 
 impl AppState {
     pub fn pending_samples(&self) -> usize {
-        self.classes.iter().flat_map(|c| &c.samples).filter(|s| !s.embedded).count()
+        self.samples.values().filter(|s| !s.embedded).count()
+    }
+
+    /// The classes as their cards show them.
+    pub fn class_views(&self) -> Vec<ClassState> {
+        self.project.classes.iter().map(|class| self.class_view(class)).collect()
+    }
+
+    fn class_view(&self, class: &ClassEntry) -> ClassState {
+        let samples = class
+            .sample_ids
+            .iter()
+            .filter_map(|id| {
+                let view = self.samples.get(id)?;
+                Some(Sample { id: *id, picture: view.picture.clone(), embedded: view.embedded })
+            })
+            .collect();
+        ClassState { id: class.id, name: class.name.clone(), samples }
     }
 
     pub fn train_status(&self) -> TrainStatus {
@@ -162,33 +216,48 @@ impl AppState {
         }
     }
 
-    /// Why training cannot start now, naming the class at fault.
+    /// Why training cannot start now, naming the class at fault, as a sentence.
     pub fn training_blocker(&self) -> Option<String> {
-        if self.classes.len() < 2 {
-            return Some("Add at least two classes to train.".into());
-        }
-        self.classes.iter().find(|c| c.samples.is_empty()).map(|c| format!("Class \"{}\" has no samples yet.", c.name))
+        self.project.training_blocker().map(|problem| {
+            let mut sentence = problem;
+            if let Some(first) = sentence.get_mut(..1) {
+                first.make_ascii_uppercase();
+            }
+            format!("{sentence}.")
+        })
     }
 
-    fn mark_stale(&mut self) {
+    /// The data changed: a trained model is stale, and a message about the data may be moot.
+    fn data_changed(&mut self) {
         if self.training.report.is_some() {
             self.training.stale = true;
         }
+        self.clear(Cause::Training);
     }
 
-    fn class_mut(&mut self, id: u64) -> Option<&mut ClassState> {
-        self.classes.iter_mut().find(|c| c.id == id)
+    fn notify(&mut self, cause: Cause, message: String) {
+        self.error = Some(Notice { cause, message });
+    }
+
+    /// Removes the message if `cause` put it there.
+    fn clear(&mut self, cause: Cause) {
+        if self.error.as_ref().is_some_and(|n| n.cause == cause) {
+            self.error = None;
+        }
     }
 }
 
 pub enum Action {
     Worker(FromWorker),
-    /// The user picked an image for the ImageNet smoke path.
+    /// The user picked an image for the pretrained classifier's smoke path.
     Chose(ChosenImage),
     Error {
+        cause: Cause,
         message: String,
     },
-    AddClass,
+    AddClass {
+        class_id: u64,
+    },
     RenameClass {
         class_id: u64,
         name: String,
@@ -204,14 +273,18 @@ pub enum Action {
         class_id: u64,
         sample_id: u64,
     },
+    /// Settings as typed: kept even when invalid (the inputs show them), with the reason.
     Settings(TrainConfig),
     TrainingRequested {
+        run_id: u64,
         class_names: Vec<String>,
     },
     PredictRequested {
         request_id: u64,
         label: String,
     },
+    /// A saved project replaces the current one (its samples come back through the worker).
+    Restore(Project),
 }
 
 impl Reducible for AppState {
@@ -223,62 +296,108 @@ impl Reducible for AppState {
             Action::Chose(image) => {
                 next.chosen = Some(image);
                 next.busy = true;
-                next.error = None;
+                next.clear(Cause::Classify);
             }
-            Action::Error { message } => {
+            Action::Error { cause, message } => {
                 next.busy = false;
-                next.error = Some(message);
-            }
-            Action::AddClass => {
-                let name = format!("Class {}", next.classes.len() + 1);
-                next.classes.push(ClassState::new(name));
-            }
-            Action::RenameClass { class_id, name } => {
-                if let Some(class) = next.class_mut(class_id) {
-                    class.name = name;
-                }
-                next.mark_stale();
-            }
-            Action::DeleteClass { class_id } => {
-                next.classes.retain(|c| c.id != class_id);
-                next.mark_stale();
-            }
-            Action::AddSamples { class_id, samples } => {
-                if let Some(class) = next.class_mut(class_id) {
-                    class.samples.extend(samples);
-                }
-                next.skipped.clear();
-                next.mark_stale();
-            }
-            Action::RemoveSample { class_id, sample_id } => {
-                if let Some(class) = next.class_mut(class_id) {
-                    class.samples.retain(|s| s.id != sample_id);
-                }
-                next.mark_stale();
-            }
-            Action::Settings(settings) => next.settings = settings,
-            Action::TrainingRequested { class_names } => {
-                next.training = TrainingView {
-                    running: true,
-                    epochs_planned: next.settings.epochs,
-                    class_names,
-                    ..TrainingView::default()
-                };
-                next.prediction = None;
-                next.error = None;
-            }
-            Action::PredictRequested { request_id, label } => {
-                next.pending_prediction = Some((request_id, label));
+                next.notify(cause, message);
             }
             Action::Worker(message) => next.apply_worker(message),
+            Action::Restore(project) => next.restore(project),
+            other => next.apply_project_action(other),
         }
         Rc::new(next)
     }
 }
 
 impl AppState {
+    /// Actions on the project's classes, samples and settings.
+    fn apply_project_action(&mut self, action: Action) {
+        match action {
+            Action::AddClass { class_id } => {
+                let name = format!("Class {}", self.project.classes.len() + 1);
+                self.project.classes.push(ClassEntry { id: class_id, name, sample_ids: Vec::new() });
+                self.clear(Cause::Training);
+            }
+            Action::RenameClass { class_id, name } => {
+                if let Some(class) = self.project.class_mut(class_id) {
+                    class.name = name;
+                }
+                self.data_changed();
+            }
+            Action::DeleteClass { class_id } => {
+                if let Some(class) = self.project.classes.iter().find(|c| c.id == class_id) {
+                    for id in &class.sample_ids {
+                        self.samples.remove(id);
+                    }
+                }
+                self.project.classes.retain(|c| c.id != class_id);
+                self.data_changed();
+            }
+            Action::AddSamples { class_id, samples } => {
+                if let Some(class) = self.project.class_mut(class_id) {
+                    class.sample_ids.extend(samples.iter().map(|s| s.id));
+                    for sample in samples {
+                        self.samples
+                            .insert(sample.id, SampleView { picture: sample.picture, embedded: sample.embedded });
+                    }
+                }
+                self.skipped.clear();
+                self.data_changed();
+            }
+            Action::RemoveSample { class_id, sample_id } => {
+                if let Some(class) = self.project.class_mut(class_id) {
+                    class.sample_ids.retain(|id| *id != sample_id);
+                }
+                self.samples.remove(&sample_id);
+                self.data_changed();
+            }
+            Action::Settings(settings) => {
+                match settings.validate() {
+                    Ok(()) => self.clear(Cause::Settings),
+                    Err(e) => self.notify(Cause::Settings, e.to_string()),
+                }
+                self.project.settings = settings;
+            }
+            Action::TrainingRequested { run_id, class_names } => {
+                self.run_id = Some(run_id);
+                self.training = TrainingView {
+                    running: true,
+                    epochs_planned: self.project.settings.epochs,
+                    class_names,
+                    ..TrainingView::default()
+                };
+                self.prediction = None;
+                self.clear(Cause::Training);
+                self.clear(Cause::Predict);
+            }
+            Action::PredictRequested { request_id, label } => {
+                self.pending_prediction = Some((request_id, label));
+            }
+            Action::Chose(_) | Action::Error { .. } | Action::Worker(_) | Action::Restore(_) => {}
+        }
+    }
+
+    fn restore(&mut self, project: Project) {
+        reserve_ids_through(project.max_id());
+        self.training = TrainingView::default();
+        if let Some(head) = &project.head {
+            self.training.report = Some(head.report.clone());
+            self.training.class_names = head.class_names.clone();
+        }
+        self.samples.retain(|id, _| project.classes.iter().any(|c| c.sample_ids.contains(id)));
+        self.project = project;
+        self.run_id = None;
+        self.settings_revision += 1;
+        self.error = None;
+    }
+
     fn is_current(&self, request_id: u64) -> bool {
         self.chosen.as_ref().is_some_and(|c| c.request_id == request_id)
+    }
+
+    fn is_current_run(&self, run_id: u64) -> bool {
+        self.run_id == Some(run_id)
     }
 
     fn apply_worker(&mut self, message: FromWorker) {
@@ -286,60 +405,146 @@ impl AppState {
             FromWorker::LoadProgress { loaded_bytes, total_bytes } => {
                 self.model = ModelStatus::Loading { loaded_bytes, total_bytes }
             }
-            FromWorker::ModelReady { model_name, backend, load_millis } => {
-                self.model = ModelStatus::Ready { model_name, backend, load_millis }
+            FromWorker::ModelReady { model_name, backend, backbone, load_millis } => {
+                self.project.backbone = Some(backbone);
+                self.model = ModelStatus::Ready { model_name, backend, load_millis };
+                self.clear(Cause::Load);
             }
             FromWorker::LoadFailed { message } => {
-                self.error = Some(format!("The model could not be loaded: {message}"));
+                self.notify(Cause::Load, format!("The model could not be loaded: {message}"));
                 self.model = ModelStatus::Failed { message };
             }
             FromWorker::Classified { request_id, file_name, top5, millis } if self.is_current(request_id) => {
                 self.busy = false;
-                self.error = None;
+                self.clear(Cause::Classify);
                 self.result = Some(Classification { file_name, top5, millis });
             }
             FromWorker::ClassifyFailed { request_id, message, .. } if self.is_current(request_id) => {
                 self.busy = false;
                 self.result = None;
-                self.error = Some(message);
+                self.notify(Cause::Classify, message);
             }
-            FromWorker::Classified { .. } | FromWorker::ClassifyFailed { .. } => {}
             FromWorker::SampleEmbedded { sample_id, .. } => {
-                for sample in self.classes.iter_mut().flat_map(|c| c.samples.iter_mut()) {
-                    if sample.id == sample_id {
-                        sample.embedded = true;
-                    }
+                if let Some(sample) = self.samples.get_mut(&sample_id) {
+                    sample.embedded = true;
                 }
             }
             FromWorker::SampleRejected { sample_id, message } => {
-                for class in &mut self.classes {
-                    class.samples.retain(|s| s.id != sample_id);
+                for class in &mut self.project.classes {
+                    class.sample_ids.retain(|id| *id != sample_id);
                 }
+                self.samples.remove(&sample_id);
                 self.skipped.push(message);
             }
-            FromWorker::TrainingStarted { .. } => {}
-            FromWorker::EpochDone { metrics, samples_per_second, elapsed_millis } => {
+            other => self.apply_training_message(other),
+        }
+    }
+
+    /// Training and prediction messages; those of an older run are ignored.
+    fn apply_training_message(&mut self, message: FromWorker) {
+        match message {
+            FromWorker::EpochDone { run_id, metrics, samples_per_second, elapsed_millis }
+                if self.is_current_run(run_id) =>
+            {
                 self.training.history.push(metrics);
                 self.training.samples_per_second = samples_per_second;
                 self.training.elapsed_millis = elapsed_millis;
             }
-            FromWorker::TrainingDone { report, .. } => {
+            FromWorker::TrainingDone { run_id, report, head, .. } if self.is_current_run(run_id) => {
+                self.run_id = None;
                 self.training.running = false;
                 self.training.report = Some(report);
+                self.project.head = Some(head);
             }
-            FromWorker::TrainingFailed { message } => {
+            FromWorker::TrainingFailed { run_id, message } if self.is_current_run(run_id) => {
+                self.run_id = None;
                 self.training.running = false;
                 self.training.failed = true;
-                self.error = Some(message);
+                self.notify(Cause::Training, message);
             }
             FromWorker::Predicted { request_id, probs, millis } => {
                 let label = match &self.pending_prediction {
                     Some((id, label)) if *id == request_id => label.clone(),
                     _ => "webcam".into(),
                 };
+                self.clear(Cause::Predict);
                 self.prediction = Some(PredictionView { request_id, probs, millis, label });
             }
-            FromWorker::PredictFailed { message, .. } => self.error = Some(message),
+            FromWorker::PredictFailed { message, .. } => self.notify(Cause::Predict, message),
+            FromWorker::RequestFailed { message, .. } => self.notify(Cause::Input, message),
+            FromWorker::HeadImported { class_names, .. } => self.training.class_names = class_names,
+            _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use graft::backbone::{Architecture, BackboneKey};
+
+    use super::*;
+
+    fn reduce(state: AppState, action: Action) -> AppState {
+        (*Rc::new(state).reduce(action)).clone()
+    }
+
+    fn sample(id: u64) -> Sample {
+        Sample { id, picture: Picture::Data("data:,".into()), embedded: false }
+    }
+
+    #[test]
+    fn the_project_round_trips_through_serde_and_restores_with_fresh_ids() {
+        let mut state = AppState::default();
+        let class_id = state.project.classes[0].id;
+        state = reduce(state, Action::AddSamples { class_id, samples: vec![sample(500), sample(501)] });
+        state = reduce(state, Action::RenameClass { class_id, name: "Cats".into() });
+        state.project.backbone =
+            Some(BackboneKey { architecture: Architecture::MobileNetV2, weights_sha256: "ab".into() });
+        let json = state.project.to_json().unwrap();
+        let back = Project::from_json(&json).unwrap();
+        assert_eq!(back, state.project);
+        assert!(Project::from_json("{\"version\": 1}").is_err());
+
+        let restored = reduce(AppState::default(), Action::Restore(back));
+        assert_eq!(restored.project.classes[0].name, "Cats");
+        assert_eq!(restored.project.classes[0].sample_ids, vec![500, 501]);
+        assert!(next_id() > 501, "ids after a restore never collide with the project's");
+    }
+
+    #[test]
+    fn the_empty_class_message_goes_when_the_class_gets_samples() {
+        let state = AppState::default();
+        let blocker = state.training_blocker().unwrap();
+        assert_eq!(blocker, "Class \"Class 1\" has no samples.");
+        let state = reduce(state, Action::Error { cause: Cause::Training, message: blocker });
+        let class_id = state.project.classes[0].id;
+        let state = reduce(state, Action::AddSamples { class_id, samples: vec![sample(900)] });
+        assert_eq!(state.error, None);
+        // A message of another cause stays.
+        let state = reduce(state, Action::Error { cause: Cause::Input, message: "x.png could not be read".into() });
+        let state = reduce(state, Action::AddSamples { class_id, samples: vec![sample(901)] });
+        assert!(state.error.is_some());
+    }
+
+    #[test]
+    fn messages_of_an_older_run_are_ignored() {
+        let state = reduce(AppState::default(), Action::TrainingRequested { run_id: 2, class_names: vec![] });
+        let stale = FromWorker::TrainingFailed { run_id: 1, message: "old".into() };
+        let state = reduce(state, Action::Worker(stale));
+        assert!(state.training.running && state.error.is_none());
+        let current = FromWorker::TrainingFailed { run_id: 2, message: "diverged".into() };
+        let state = reduce(state, Action::Worker(current));
+        assert_eq!(state.train_status(), TrainStatus::Error);
+        assert_eq!(state.error.map(|n| n.message), Some("diverged".into()));
+    }
+
+    #[test]
+    fn invalid_settings_are_kept_as_typed_with_the_reason() {
+        let settings = TrainConfig { epochs: 0, ..TrainConfig::default() };
+        let state = reduce(AppState::default(), Action::Settings(settings.clone()));
+        assert_eq!(state.project.settings, settings);
+        assert!(state.error.as_ref().is_some_and(|n| n.cause == Cause::Settings && n.message.contains("epochs")));
+        let state = reduce(state, Action::Settings(TrainConfig::default()));
+        assert_eq!(state.error, None);
     }
 }

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 
 use crate::build::{copy, copy_dir, wasm_binaries};
-use crate::setup::{apt_packages, build_tools, model_dir, test_tools};
+use crate::setup::{apt_packages, build_tools, model_dir, test_tools, WEIGHTS_ARCHITECTURE};
 use crate::util::{root, run, Result};
 
 const PHOTOS_DIR: &str = "/usr/share/doc/opencv-doc/examples/data";
@@ -43,7 +43,7 @@ pub fn run_all() -> Result {
     let dir = root().join(".cache/bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
     prepare_inputs(&dir)?;
-    let weights = model_dir().join("mobilenet_v2.safetensors");
+    let weights = model_dir().join(format!("{WEIGHTS_ARCHITECTURE}.safetensors"));
     run(Command::new(PYTHON)
         .arg("tests/bench/torch_reference.py")
         .arg("export-onnx")

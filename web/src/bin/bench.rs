@@ -1,14 +1,16 @@
 //! The benchmark page's handle on the engine (`cargo xtask bench`, tests/bench/page): the same
-//! FeatureExtractor the model worker runs, on inputs the page hands over as f32 arrays.
+//! CPU executor the model worker runs, on inputs the page hands over as f32 arrays.
 
 use candle_core::{Device, Tensor};
 use graft::embed::FeatureExtractor;
+use graft::exec::CpuExecutor;
 use graft::manifest::ModelManifest;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 #[wasm_bindgen]
 pub struct BenchBackbone {
+    /// The extractor the worker runs: its Candle backbone gives the "before" figures.
     extractor: FeatureExtractor,
 }
 
@@ -18,8 +20,7 @@ impl BenchBackbone {
     #[wasm_bindgen(constructor)]
     pub fn new(manifest_json: &str, weights: Vec<u8>) -> Result<BenchBackbone, JsError> {
         let manifest = ModelManifest::from_json(manifest_json)?;
-        let (extractor, _) = FeatureExtractor::load(&manifest, weights, &Device::Cpu)?;
-        Ok(Self { extractor })
+        Ok(Self { extractor: FeatureExtractor::load(&manifest, weights, &Device::Cpu)? })
     }
 
     /// Features `(batch, 1280)`, flat, of preprocessed inputs `(batch, 3, S, S)`, flat; by the
@@ -27,7 +28,7 @@ impl BenchBackbone {
     pub fn embed(&self, input: &[f32], batch: usize, candle: bool) -> Result<Vec<f32>, JsError> {
         let x = self.batch(input, batch)?;
         let features =
-            if candle { self.extractor.backbone().forward_features(&x)? } else { self.extractor.embed_tensor(&x)? };
+            if candle { self.extractor.backbone().forward_features(&x)? } else { self.cpu()?.features_now(&x)? };
         Ok(features.flatten_all()?.to_vec1()?)
     }
 
@@ -40,7 +41,7 @@ impl BenchBackbone {
             .and_then(|w| w.performance())
             .ok_or_else(|| JsError::new("no performance clock"))?;
         let clock = move || performance.now();
-        let totals = self.extractor.folded().profile(&x, &clock)?;
+        let totals = self.cpu()?.profile(&x, &clock)?;
         let per_image: serde_json::Map<String, serde_json::Value> =
             totals.into_iter().map(|(kind, ms)| (kind.to_string(), (ms / batch as f64).into())).collect();
         Ok(serde_json::Value::Object(per_image).to_string())
@@ -48,6 +49,11 @@ impl BenchBackbone {
 }
 
 impl BenchBackbone {
+    /// The CPU executor (the benchmark times it, whatever the worker would pick).
+    fn cpu(&self) -> Result<&CpuExecutor, JsError> {
+        self.extractor.cpu_executor().ok_or_else(|| JsError::new("the backbone does not run on the CPU executor"))
+    }
+
     /// The flat inputs as a `(batch, 3, S, S)` tensor.
     fn batch(&self, input: &[f32], batch: usize) -> Result<Tensor, JsError> {
         let size = self.extractor.input_spec().crop as usize;

@@ -5,8 +5,9 @@
 use std::rc::Rc;
 
 use gloo::file::{Blob, ObjectUrl};
-use gloo::timers::callback::Interval;
-use web_sys::{File, HtmlVideoElement, MediaStream};
+use graft::backbone::Architecture;
+use graft::manifest::manifest_file;
+use web_sys::{File, HtmlVideoElement};
 use yew::prelude::*;
 use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider, UseReactorBridgeHandle};
 
@@ -18,15 +19,16 @@ use super::predict_panel::PredictPanel;
 use super::top_predictions::TopPredictions;
 use super::train_panel::TrainPanel;
 use super::webcam_panel::WebcamPanel;
+use crate::file_input::read_then;
+use crate::hooks::{input_error, use_camera, use_class_actions, use_live_prediction, use_recorder};
 use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
-use crate::state::{next_id, Action, AppState, ChosenImage, ModelStatus, Picture, Sample, TrainStatus};
+use crate::state::{next_id, Action, AppState, Cause, ChosenImage, ModelStatus, Picture, Sample, TrainStatus};
 use crate::webcam;
 use crate::worker::GraftWorker;
 
 /// The worker's wasm-bindgen script (`no-modules` output; gloo-worker loads it with
-/// `importScripts` and finds `graft-worker_bg.wasm` beside it), and the model manifest.
+/// `importScripts` and finds `graft-worker_bg.wasm` beside it).
 const WORKER_PATH: &str = "graft-worker.js";
-const MANIFEST_URL: &str = "models/mobilenet_v2.json";
 
 type Worker = UseReactorBridgeHandle<GraftWorker>;
 
@@ -51,39 +53,6 @@ pub fn app() -> Html {
     }
 }
 
-/// Reads a file's bytes, then hands them to `send`; a read failure becomes a page error.
-fn read_then(file: &File, state: UseReducerHandle<AppState>, send: impl FnOnce(String, Vec<u8>) + 'static) {
-    let blob = Blob::from(file.clone());
-    let name = file.name();
-    wasm_bindgen_futures::spawn_local(async move {
-        match gloo::file::futures::read_as_bytes(&blob).await {
-            Ok(bytes) => send(name, bytes),
-            Err(e) => state.dispatch(Action::Error { message: format!("{name} could not be read: {e}") }),
-        }
-    });
-}
-
-fn add_files(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64, files: Vec<File>) {
-    let samples: Vec<(Sample, File)> = files
-        .into_iter()
-        .map(|file| {
-            let sample = Sample {
-                id: next_id(),
-                picture: Picture::Object(Rc::new(ObjectUrl::from(Blob::from(file.clone())))),
-                embedded: false,
-            };
-            (sample, file)
-        })
-        .collect();
-    state.dispatch(Action::AddSamples { class_id, samples: samples.iter().map(|(s, _)| s.clone()).collect() });
-    for (sample, file) in samples {
-        let worker = worker.clone();
-        read_then(&file, state.clone(), move |file_name, bytes| {
-            worker.send(ToWorker::AddSample { sample_id: sample.id, image: ImageData::File { file_name, bytes } })
-        });
-    }
-}
-
 /// Captures the current webcam frame into class `class_id`.
 fn add_frame(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64, video: &NodeRef) {
     let Some((image, thumbnail)) = video.cast::<HtmlVideoElement>().and_then(|v| webcam::capture(&v)) else {
@@ -93,6 +62,27 @@ fn add_frame(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64,
     let sample_id = sample.id;
     state.dispatch(Action::AddSamples { class_id, samples: vec![sample] });
     worker.send(ToWorker::AddSample { sample_id, image });
+}
+
+/// Sends Train for the project's classes, or says why it cannot start.
+fn start_training(state: &UseReducerHandle<AppState>, worker: &Worker) {
+    if let Some(message) = state.training_blocker() {
+        state.dispatch(Action::Error { cause: Cause::Training, message });
+        return;
+    }
+    if let Err(e) = state.project.settings.validate() {
+        state.dispatch(Action::Error { cause: Cause::Settings, message: e.to_string() });
+        return;
+    }
+    let classes: Vec<ClassSamples> = state
+        .project
+        .classes
+        .iter()
+        .map(|c| ClassSamples { name: c.name.clone(), sample_ids: c.sample_ids.clone() })
+        .collect();
+    let run_id = next_id();
+    state.dispatch(Action::TrainingRequested { run_id, class_names: classes.iter().map(|c| c.name.clone()).collect() });
+    worker.send(ToWorker::Train { run_id, classes, config: state.project.settings.clone() });
 }
 
 #[function_component(Graft)]
@@ -112,18 +102,22 @@ fn graft() -> Html {
             }
         })
     };
-    let video_ref = use_node_ref();
-    let stream = use_mut_ref(|| None::<MediaStream>);
-    let camera_on = use_state(|| false);
-    let cameras = use_state(Vec::<webcam::Camera>::new);
-    let fps = use_state(|| 10u32);
-    let recording = use_state(|| None::<u64>);
-    let recorder = use_mut_ref(|| None::<Interval>);
+    let camera = use_camera(state.clone());
+    let recorder = {
+        let (state, worker, video) = (state.clone(), worker.clone(), camera.video.clone());
+        use_recorder(Callback::from(move |class_id: u64| add_frame(&state, &worker, class_id, &video)))
+    };
     let live = use_state(|| false);
+    let send = {
+        let worker = worker.clone();
+        Callback::from(move |message: ToWorker| worker.send(message))
+    };
+    use_live_prediction(*live && camera.on, camera.video.clone(), live_in_flight, send);
     {
         let worker = worker.clone();
         use_effect_with((), move |_| {
-            worker.send(ToWorker::LoadModel { manifest_url: page_url(MANIFEST_URL) });
+            let manifest_url = page_url(&format!("models/{}", manifest_file(Architecture::DEFAULT)));
+            worker.send(ToWorker::LoadModel { manifest_url });
         });
     }
 
@@ -138,64 +132,27 @@ fn graft() -> Html {
                 preview_url: Rc::new(ObjectUrl::from(Blob::from(file.clone()))),
             }));
             let worker = worker.clone();
-            read_then(&file, state.clone(), move |file_name, bytes| {
+            read_then(&file, input_error(&state), move |file_name, bytes| {
                 worker.send(ToWorker::Classify { request_id, file_name, bytes })
             });
         })
     };
-    let on_files = {
-        let (state, worker) = (state.clone(), worker.clone());
-        Callback::from(move |(class_id, files): (u64, Vec<File>)| add_files(&state, &worker, class_id, files))
-    };
-    let on_rename = {
-        let state = state.clone();
-        Callback::from(move |(class_id, name): (u64, String)| state.dispatch(Action::RenameClass { class_id, name }))
-    };
-    let on_delete = {
-        let (state, worker) = (state.clone(), worker.clone());
-        Callback::from(move |class_id: u64| {
-            if let Some(class) = state.classes.iter().find(|c| c.id == class_id) {
-                for sample in &class.samples {
-                    worker.send(ToWorker::RemoveSample { sample_id: sample.id });
-                }
-            }
-            state.dispatch(Action::DeleteClass { class_id });
-        })
-    };
-    let on_remove_sample = {
-        let (state, worker) = (state.clone(), worker.clone());
-        Callback::from(move |(class_id, sample_id): (u64, u64)| {
-            worker.send(ToWorker::RemoveSample { sample_id });
-            state.dispatch(Action::RemoveSample { class_id, sample_id });
-        })
-    };
-    let on_add_class = {
-        let state = state.clone();
-        Callback::from(move |_: MouseEvent| state.dispatch(Action::AddClass))
-    };
+    let classes = use_class_actions(state.clone(), worker.clone());
     let on_settings = {
         let state = state.clone();
         Callback::from(move |settings| state.dispatch(Action::Settings(settings)))
     };
     let on_train = {
         let (state, worker) = (state.clone(), worker.clone());
-        Callback::from(move |()| {
-            if let Some(message) = state.training_blocker() {
-                state.dispatch(Action::Error { message });
-                return;
-            }
-            let classes: Vec<ClassSamples> = state
-                .classes
-                .iter()
-                .map(|c| ClassSamples { name: c.name.clone(), sample_ids: c.samples.iter().map(|s| s.id).collect() })
-                .collect();
-            state.dispatch(Action::TrainingRequested { class_names: classes.iter().map(|c| c.name.clone()).collect() });
-            worker.send(ToWorker::Train { classes, config: state.settings.clone() });
-        })
+        Callback::from(move |()| start_training(&state, &worker))
     };
     let on_stop = {
-        let worker = worker.clone();
-        Callback::from(move |()| worker.send(ToWorker::StopTraining))
+        let (state, worker) = (state.clone(), worker.clone());
+        Callback::from(move |()| {
+            if let Some(run_id) = state.run_id {
+                worker.send(ToWorker::StopTraining { run_id });
+            }
+        })
     };
     let on_predict_file = {
         let (state, worker) = (state.clone(), worker.clone());
@@ -203,101 +160,22 @@ fn graft() -> Html {
             let request_id = next_id();
             state.dispatch(Action::PredictRequested { request_id, label: file.name() });
             let worker = worker.clone();
-            read_then(&file, state.clone(), move |file_name, bytes| {
+            read_then(&file, input_error(&state), move |file_name, bytes| {
                 worker.send(ToWorker::Predict { request_id, image: ImageData::File { file_name, bytes } })
             });
         })
     };
-
-    let open_camera = {
-        let (state, video_ref, stream, camera_on, cameras) =
-            (state.clone(), video_ref.clone(), stream.clone(), camera_on.clone(), cameras.clone());
-        Rc::new(move |device_id: Option<String>| {
-            let Some(video) = video_ref.cast::<HtmlVideoElement>() else { return };
-            let (state, stream, camera_on, cameras) =
-                (state.clone(), stream.clone(), camera_on.clone(), cameras.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                match webcam::open(&video, device_id.as_deref()).await {
-                    Ok(opened) => {
-                        if let Some(old) = stream.borrow_mut().replace(opened) {
-                            webcam::close(&old);
-                        }
-                        camera_on.set(true);
-                        cameras.set(webcam::cameras().await);
-                    }
-                    Err(message) => state.dispatch(Action::Error { message }),
-                }
-            });
-        })
-    };
     let on_camera_toggle = {
-        let (stream, camera_on, live, open_camera) =
-            (stream.clone(), camera_on.clone(), live.clone(), open_camera.clone());
+        let (toggle, live) = (camera.toggle.clone(), live.clone());
         Callback::from(move |()| {
-            if *camera_on {
-                if let Some(old) = stream.borrow_mut().take() {
-                    webcam::close(&old);
-                }
-                camera_on.set(false);
-                live.set(false);
-            } else {
-                open_camera(None);
-            }
-        })
-    };
-    let on_camera = {
-        let open_camera = open_camera.clone();
-        Callback::from(move |device_id: String| open_camera(Some(device_id)))
-    };
-    let on_fps = {
-        let fps = fps.clone();
-        Callback::from(move |value: u32| fps.set(value))
-    };
-    let on_record = {
-        let (state, worker, video_ref, fps, recording, recorder) =
-            (state.clone(), worker.clone(), video_ref.clone(), fps.clone(), recording.clone(), recorder.clone());
-        Callback::from(move |(class_id, start): (u64, bool)| {
-            if !start {
-                recorder.borrow_mut().take();
-                recording.set(None);
-                return;
-            }
-            if recorder.borrow().is_some() {
-                return;
-            }
-            let (state, worker, video_ref) = (state.clone(), worker.clone(), video_ref.clone());
-            add_frame(&state, &worker, class_id, &video_ref);
-            let interval =
-                Interval::new(1000 / (*fps).max(1), move || add_frame(&state, &worker, class_id, &video_ref));
-            *recorder.borrow_mut() = Some(interval);
-            recording.set(Some(class_id));
+            live.set(false);
+            toggle.emit(());
         })
     };
     let on_live = {
         let live = live.clone();
         Callback::from(move |on: bool| live.set(on))
     };
-    {
-        // While live prediction is on, classify a frame whenever the previous answer is in.
-        let (worker, video_ref, in_flight) = (worker.clone(), video_ref.clone(), live_in_flight.clone());
-        use_effect_with(*live, move |live| {
-            let timer = live.then(|| {
-                *in_flight.borrow_mut() = false;
-                Interval::new(50, move || {
-                    if *in_flight.borrow() {
-                        return;
-                    }
-                    let Some((image, _)) = video_ref.cast::<HtmlVideoElement>().and_then(|v| webcam::capture(&v))
-                    else {
-                        return;
-                    };
-                    *in_flight.borrow_mut() = true;
-                    worker.send(ToWorker::Predict { request_id: next_id(), image });
-                })
-            });
-            move || drop(timer)
-        });
-    }
 
     let ready = matches!(state.model, ModelStatus::Ready { .. });
     let trained = state.training.report.is_some() && state.train_status() != TrainStatus::Training;
@@ -309,26 +187,27 @@ fn graft() -> Html {
             </header>
             <ModelStatusBar status={ state.model.clone() } />
             if let Some(message) = &state.error {
-                <div class="error" role="alert" data-testid="error">{ message }</div>
+                <div class="error" role="alert" data-testid="error">{ &message.message }</div>
             }
             if !state.skipped.is_empty() {
                 <div class="warning" role="status" data-testid="skipped">
                     { format!("{} file(s) skipped: {}", state.skipped.len(), state.skipped[0]) }
                 </div>
             }
-            <WebcamPanel video_ref={ video_ref.clone() } camera_on={ *camera_on } cameras={ (*cameras).clone() }
-                fps={ *fps } live={ *live } can_predict={ trained } on_toggle={ on_camera_toggle }
-                on_camera={ on_camera } on_fps={ on_fps } on_live={ on_live } />
+            <WebcamPanel video_ref={ camera.video.clone() } camera_on={ camera.on } cameras={ camera.cameras.clone() }
+                fps={ recorder.fps } live={ *live } can_predict={ trained } on_toggle={ on_camera_toggle }
+                on_camera={ camera.choose.clone() } on_fps={ recorder.set_fps.clone() } on_live={ on_live } />
             <section class="classes">
-                { for state.classes.iter().map(|class| html! {
-                    <ClassCard key={ class.id } class={ ClassStateProp(class.clone()) } on_rename={ on_rename.clone() }
-                        on_delete={ on_delete.clone() } on_files={ on_files.clone() }
-                        on_remove_sample={ on_remove_sample.clone() } on_record={ on_record.clone() }
-                        camera_on={ *camera_on } recording={ *recording == Some(class.id) } disabled={ !ready } />
+                { for state.class_views().into_iter().map(|class| html! {
+                    <ClassCard key={ class.id } recording={ recorder.recording == Some(class.id) }
+                        class={ ClassStateProp(class.clone()) } on_rename={ classes.rename.clone() }
+                        on_delete={ classes.delete.clone() } on_files={ classes.add_files.clone() }
+                        on_remove_sample={ classes.remove_sample.clone() } on_record={ recorder.record.clone() }
+                        camera_on={ camera.on } disabled={ !ready } />
                 }) }
-                <button class="add-class" data-testid="add-class" onclick={ on_add_class }>{ "+ Add a class" }</button>
+                <button class="add-class" data-testid="add-class" onclick={ classes.add_class.clone() }>{ "+ Add a class" }</button>
             </section>
-            <TrainPanel settings={ state.settings.clone() } status={ state.train_status() }
+            <TrainPanel key={ state.settings_revision } settings={ state.project.settings.clone() } status={ state.train_status() }
                 pending_samples={ state.pending_samples() } on_settings={ on_settings }
                 on_train={ on_train } on_stop={ on_stop } disabled={ !ready } />
             <Metrics training={ state.training.clone() } />

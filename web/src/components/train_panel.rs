@@ -37,7 +37,9 @@ struct SettingInputProps {
 }
 
 /// A numeric setting. It keeps its own text, so re-renders while training (every epoch) never
-/// overwrite what a person is typing; each valid number is passed on as it is typed.
+/// overwrite what a person is typing; each number is passed on as it is typed, and
+/// `TrainConfig::validate` (in the page's reducer) says when one is out of range. The panel is
+/// keyed by the settings' revision, so a restored project gives the inputs their text again.
 #[function_component(SettingInput)]
 fn setting_input(props: &SettingInputProps) -> Html {
     let text = use_state(|| props.initial.clone());
@@ -86,15 +88,15 @@ pub fn train_panel(props: &TrainPanelProps) -> Html {
             <h2>{ "Train" }</h2>
             <div class="settings">
                 <SettingInput testid="epochs" label="Epochs" initial={ s.epochs.to_string() } step="1"
-                    on_value={ updater(s, cb, |c, v| c.epochs = (v as usize).max(1)) } />
+                    on_value={ updater(s, cb, |c, v| c.epochs = v as usize) } />
                 <SettingInput testid="batch" label="Batch size" initial={ s.batch_size.to_string() } step="1"
-                    on_value={ updater(s, cb, |c, v| c.batch_size = (v as usize).max(1)) } />
+                    on_value={ updater(s, cb, |c, v| c.batch_size = v as usize) } />
                 <SettingInput testid="lr" label="Learning rate" initial={ s.learning_rate.to_string() } step="0.0001"
                     on_value={ updater(s, cb, |c, v| c.learning_rate = v) } />
                 <SettingInput testid="hidden" label="Hidden units (0 = linear)" initial={ s.hidden.to_string() } step="1"
                     on_value={ updater(s, cb, |c, v| c.hidden = v as usize) } />
                 <SettingInput testid="val-fraction" label="Validation fraction" initial={ s.val_fraction.to_string() } step="0.05"
-                    on_value={ updater(s, cb, |c, v| c.val_fraction = (v as f32).min(0.9)) } />
+                    on_value={ updater(s, cb, |c, v| c.val_fraction = v as f32) } />
                 <SettingInput testid="seed" label="Seed" initial={ s.seed.to_string() } step="1"
                     on_value={ updater(s, cb, |c, v| c.seed = v as u64) } />
             </div>

@@ -4,7 +4,7 @@
 //! `k / 2`, no conv bias, BN in inference mode (running statistics, eps from the config).
 //! Folded for frozen inference: `w' = w * g`, `b' = beta - mean * g`, `g = gamma / sqrt(var + eps)`.
 
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{Module, ModuleT, Result, Tensor, Var};
 use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
 
 use super::depthwise::depthwise_conv3x3;
@@ -33,6 +33,10 @@ pub struct ConvBn {
     conv: Conv2d,
     bn: BatchNorm,
     spec: ConvBnSpec,
+    /// Checkpoint prefixes of the conv and the BN (`features.3.conv.0.0`), for naming
+    /// trainable copies.
+    conv_name: String,
+    bn_name: String,
 }
 
 impl ConvBn {
@@ -41,13 +45,44 @@ impl ConvBn {
     pub fn load(spec: ConvBnSpec, bn_eps: f64, conv_vb: VarBuilder, bn_vb: VarBuilder) -> Result<Self> {
         let config =
             Conv2dConfig { padding: spec.kernel / 2, stride: spec.stride, groups: spec.groups, ..Default::default() };
-        let conv = candle_nn::conv2d_no_bias(spec.in_channels, spec.out_channels, spec.kernel, config, conv_vb)?;
-        let bn = candle_nn::batch_norm(spec.out_channels, bn_eps, bn_vb)?;
-        Ok(Self { conv, bn, spec })
+        let conv =
+            candle_nn::conv2d_no_bias(spec.in_channels, spec.out_channels, spec.kernel, config, conv_vb.clone())?;
+        let bn = candle_nn::batch_norm(spec.out_channels, bn_eps, bn_vb.clone())?;
+        Ok(Self { conv, bn, spec, conv_name: conv_vb.prefix(), bn_name: bn_vb.prefix() })
     }
 
     pub fn spec(&self) -> &ConvBnSpec {
         &self.spec
+    }
+
+    /// A copy whose conv weight and BN scale and shift are trainable variables holding the
+    /// current values, returned with their checkpoint names. The BN statistics stay as they
+    /// are (inference-mode BN: fine-tuning on a few images must not move them).
+    pub fn trainable(&self) -> Result<(ConvBn, Vec<(String, Var)>)> {
+        // `Var::from_tensor` shares a tensor that already is a variable: copy first, so that
+        // training the copy never moves the backbone it came from.
+        let weight = Var::from_tensor(&self.conv.weight().copy()?)?;
+        let conv = Conv2d::new(weight.as_tensor().clone(), None, *self.conv.config());
+        let Some((gamma, beta)) = self.bn.weight_and_bias() else {
+            candle_core::bail!("batch norm {} has no scale and shift", self.bn_name);
+        };
+        let (gamma, beta) = (Var::from_tensor(&gamma.copy()?)?, Var::from_tensor(&beta.copy()?)?);
+        let bn = BatchNorm::new(
+            self.spec.out_channels,
+            self.bn.running_mean().clone(),
+            self.bn.running_var().clone(),
+            gamma.as_tensor().clone(),
+            beta.as_tensor().clone(),
+            self.bn.eps(),
+        )?;
+        let vars = vec![
+            (format!("{}.weight", self.conv_name), weight),
+            (format!("{}.weight", self.bn_name), gamma),
+            (format!("{}.bias", self.bn_name), beta),
+        ];
+        let copy =
+            ConvBn { conv, bn, spec: self.spec, conv_name: self.conv_name.clone(), bn_name: self.bn_name.clone() };
+        Ok((copy, vars))
     }
 
     /// The conv with the BN folded in: `(weight (C_out, C_in/groups, k, k), bias (C_out))`.

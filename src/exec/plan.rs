@@ -1,0 +1,94 @@
+//! The folded plan: a backbone's blocks with batch norm folded into the convolutions and every
+//! weight laid out for its kernel, independent of who runs it (the CPU executor today; a GPU
+//! executor uploads the same arrays into buffers).
+//!
+//! Folding: `w' = w * g`, `b' = beta - mean * g`, `g = gamma / sqrt(var + eps)` (Candle's
+//! `absorb_bn`). Layouts, with activations in NHWC:
+//! - full 3x3 conv (the stem): `weight ((ky, kx, c_in), c_out)`, run as im2col + product;
+//! - 1x1 conv: `weight (c_in, c_out)`;
+//! - depthwise 3x3 + ReLU6: `taps ((ky, kx), c)`.
+
+use candle_core::{bail, Result};
+
+use crate::backbone::conv_bn::ConvBn;
+use crate::backbone::{Backbone, Block};
+
+/// One fused unit with its folded weights.
+#[derive(Debug, Clone)]
+pub enum Unit {
+    Conv3x3 { stride: usize, in_channels: usize, weight: Vec<f32>, bias: Vec<f32>, relu: bool },
+    Pointwise { in_channels: usize, weight: Vec<f32>, bias: Vec<f32>, relu: bool },
+    Depthwise { stride: usize, taps: Vec<f32>, bias: Vec<f32> },
+}
+
+impl Unit {
+    pub fn out_channels(&self) -> usize {
+        match self {
+            Unit::Conv3x3 { bias, .. } | Unit::Pointwise { bias, .. } | Unit::Depthwise { bias, .. } => bias.len(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FoldedBlock {
+    pub units: Vec<Unit>,
+    /// The block adds its input to the output of its last unit.
+    pub residual: bool,
+}
+
+/// See the module header.
+#[derive(Debug, Clone)]
+pub struct FoldedPlan {
+    blocks: Vec<FoldedBlock>,
+}
+
+impl FoldedPlan {
+    /// Folds every block of the backbone (its current weights).
+    pub fn from_backbone(backbone: &Backbone) -> Result<Self> {
+        let blocks = backbone.blocks().iter().map(fold_block).collect::<Result<_>>()?;
+        Ok(Self { blocks })
+    }
+
+    pub fn blocks(&self) -> &[FoldedBlock] {
+        &self.blocks
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+}
+
+fn fold_block(block: &Block) -> Result<FoldedBlock> {
+    let units = block.units().iter().map(fold_unit).collect::<Result<_>>()?;
+    Ok(FoldedBlock { units, residual: block.residual() })
+}
+
+fn fold_unit(unit: &ConvBn) -> Result<Unit> {
+    let spec = *unit.spec();
+    let (weight, bias) = unit.folded()?;
+    let bias = bias.to_vec1::<f32>()?;
+    if spec.is_depthwise3x3() {
+        if !spec.relu6 {
+            bail!("folded plan: depthwise convs are fused with ReLU6");
+        }
+        // (C, 1, 3, 3) -> (9, C)
+        let taps = weight.reshape((spec.out_channels, 9))?.t()?.flatten_all()?.to_vec1()?;
+        return Ok(Unit::Depthwise { stride: spec.stride, taps, bias });
+    }
+    if spec.groups != 1 {
+        bail!("folded plan: grouped conv {spec:?} has no kernel");
+    }
+    match spec.kernel {
+        1 => {
+            // (C_out, C_in, 1, 1) -> (C_in, C_out)
+            let weight = weight.flatten_from(1)?.t()?.flatten_all()?.to_vec1()?;
+            Ok(Unit::Pointwise { in_channels: spec.in_channels, weight, bias, relu: spec.relu6 })
+        }
+        3 => {
+            // (C_out, C_in, ky, kx) -> ((ky, kx, C_in), C_out)
+            let weight = weight.permute((2, 3, 1, 0))?.flatten_all()?.to_vec1()?;
+            Ok(Unit::Conv3x3 { stride: spec.stride, in_channels: spec.in_channels, weight, bias, relu: spec.relu6 })
+        }
+        k => bail!("folded plan: no kernel for {k}x{k} convs"),
+    }
+}

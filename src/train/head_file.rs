@@ -1,0 +1,95 @@
+//! A trained head as a file: its weights as safetensors (`hidden.{weight,bias}` when it has a
+//! hidden layer, `output.{weight,bias}`), and [`SavedHead`], the weights with what they mean
+//! (the backbone whose features they take, the class names, the report).
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use super::trainer::{poisoned, TrainReport, TrainedHead};
+use crate::backbone::BackboneKey;
+use crate::error::{GraftError, Result};
+use crate::model::{MlpHead, MlpHeadSpec};
+use crate::weights::legacy_pth::{RawTensor, StorageDtype};
+use crate::weights::tensors_to_safetensors;
+
+/// A trained head with everything needed to use it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedHead {
+    /// The backbone whose features the head takes.
+    pub backbone: BackboneKey,
+    pub class_names: Vec<String>,
+    pub report: TrainReport,
+    /// [`TrainedHead::to_safetensors`].
+    pub safetensors: Vec<u8>,
+}
+
+impl SavedHead {
+    pub fn new(head: &TrainedHead, backbone: BackboneKey, class_names: Vec<String>) -> Result<Self> {
+        Ok(Self { backbone, class_names, report: head.report.clone(), safetensors: head.to_safetensors()? })
+    }
+
+    /// The head, checked against the backbone it will run after.
+    pub fn restore(&self, backbone: &BackboneKey, device: &Device) -> Result<TrainedHead> {
+        if &self.backbone != backbone {
+            return Err(GraftError::BackboneMismatch {
+                expected: backbone.to_string(),
+                found: self.backbone.to_string(),
+            });
+        }
+        let head = TrainedHead::from_safetensors(&self.safetensors, self.report.clone(), device)?;
+        let classes = head.head().classes();
+        if classes != self.class_names.len() {
+            return Err(bad(format!("it has {classes} outputs for {} class names", self.class_names.len())));
+        }
+        Ok(head)
+    }
+}
+
+fn bad(reason: String) -> GraftError {
+    GraftError::BadFile { what: "trained head", reason }
+}
+
+pub(crate) fn vars_to_safetensors(vars: &[(String, Var)]) -> Result<Vec<u8>> {
+    let mut tensors = Vec::with_capacity(vars.len());
+    for (name, var) in vars {
+        let values: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
+        tensors.push(RawTensor {
+            name: name.clone(),
+            dtype: StorageDtype::F32,
+            shape: var.dims().to_vec(),
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        });
+    }
+    tensors_to_safetensors(&tensors)
+}
+
+/// Rebuilds a head from its safetensors; the shapes say its spec.
+pub(crate) fn head_from_safetensors(bytes: &[u8], device: &Device) -> Result<(VarMap, MlpHead)> {
+    let tensors = candle_core::safetensors::load_buffer(bytes, device).map_err(|e| bad(e.to_string()))?;
+    let dims = |name: &str| -> Result<(usize, usize)> {
+        let tensor = tensors.get(name).ok_or_else(|| bad(format!("{name} is missing")))?;
+        tensor.dims2().map_err(|_| bad(format!("{name} is not a matrix")))
+    };
+    let (classes, output_in) = dims("output.weight")?;
+    let spec = match tensors.contains_key("hidden.weight") {
+        true => {
+            let (hidden, in_dim) = dims("hidden.weight")?;
+            if hidden != output_in {
+                return Err(bad(format!("hidden.weight has {hidden} rows, output.weight {output_in} columns")));
+            }
+            MlpHeadSpec { in_dim, hidden, classes }
+        }
+        false => MlpHeadSpec { in_dim: output_in, hidden: 0, classes },
+    };
+    let varmap = VarMap::new();
+    let head = MlpHead::load(spec, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+    for (name, var) in varmap.data().lock().map_err(|_| poisoned())?.iter() {
+        let value: &Tensor = tensors.get(name).ok_or_else(|| bad(format!("{name} is missing")))?;
+        if value.dims() != var.dims() {
+            return Err(bad(format!("{name} has shape {:?}, expected {:?}", value.dims(), var.dims())));
+        }
+        var.set(&value.to_dtype(DType::F32)?)?;
+    }
+    Ok((varmap, head))
+}

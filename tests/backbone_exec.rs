@@ -1,0 +1,178 @@
+//! The backbone, its folded plan and the CPU executor: ranges of blocks, the Candle twin,
+//! threads; trainable suffixes and parameter groups; embeddings keyed by backbone; trained
+//! heads as files.
+
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+use graft::backbone::{Architecture, Backbone, BackboneKey};
+use graft::embed::EmbeddingCache;
+use graft::exec::{CpuExecutor, FeatureMap, FoldedPlan};
+use graft::train::{SavedHead, SuffixMode, TrainConfig, TrainData, Trainer};
+use graft::GraftError;
+use random::random_backbone;
+
+#[path = "common/backbone.rs"]
+mod random;
+
+fn executor(backbone: &Backbone, threads: usize) -> CpuExecutor {
+    let mut executor = CpuExecutor::new(Arc::new(FoldedPlan::from_backbone(backbone).unwrap()));
+    executor.set_threads(threads);
+    executor
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+#[test]
+fn a_prefix_then_a_suffix_equals_the_whole_range() {
+    let backbone = random_backbone();
+    let n = backbone.num_blocks();
+    assert_eq!(n, 19);
+    let executor = executor(&backbone, 1);
+    let x = FeatureMap::from_nchw(&Tensor::randn(0f32, 1.0, (3, 3, 48, 40), &Device::Cpu).unwrap()).unwrap();
+    let whole = executor.run_now(&x, 0..n).unwrap();
+    assert_eq!((whole.batch, whole.height, whole.width, whole.channels), (3, 2, 2, 1280));
+    for k in [0, 1, 5, 17, n] {
+        let prefix = executor.run_now(&x, 0..k).unwrap();
+        let split = executor.run_now(&prefix, k..n).unwrap();
+        assert_eq!(split, whole, "boundary {k}");
+    }
+    assert!(executor.run_now(&x, 3..n + 1).is_err());
+}
+
+#[test]
+fn executor_ranges_match_the_candle_blocks() {
+    let backbone = random_backbone();
+    let executor = executor(&backbone, 1);
+    let input = Tensor::randn(0f32, 1.0, (2, 3, 64, 64), &Device::Cpu).unwrap();
+    let boundary = backbone.forward_blocks(&input, 0..14).unwrap();
+    let ours = executor.run_now(&FeatureMap::from_nchw(&boundary).unwrap(), 14..19).unwrap();
+    let twin = backbone.forward_blocks(&boundary, 14..19).unwrap();
+    let twin_values = values(&twin);
+    let scale = twin_values.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let ours_nchw = values(&ours.to_nchw(&Device::Cpu).unwrap());
+    assert!(max_abs_diff(&ours_nchw, &twin_values) < 1e-4 * scale);
+}
+
+#[test]
+fn features_match_the_candle_backbone_over_input_sizes() {
+    let backbone = random_backbone();
+    let executor = executor(&backbone, 1);
+    for (batch, height, width) in [(2, 64, 64), (1, 45, 71), (1, 224, 224)] {
+        let x = Tensor::randn(0f32, 1.0, (batch, 3, height, width), &Device::Cpu).unwrap();
+        let ours = executor.features_now(&x).unwrap();
+        let twin = backbone.forward_features(&x).unwrap();
+        assert_eq!(ours.dims(), twin.dims());
+        let (ours, twin) = (values(&ours), values(&twin));
+        let scale = twin.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let diff = max_abs_diff(&ours, &twin);
+        assert!(diff < 1e-4 * scale, "{batch}x{height}x{width}: {diff} (scale {scale})");
+        let pooled = executor.run_now(&FeatureMap::from_nchw(&x).unwrap(), 0..19).unwrap().pooled();
+        assert!(max_abs_diff(&pooled, &ours) < 1e-6 * scale);
+    }
+}
+
+#[test]
+fn threads_share_a_batch_without_changing_its_results() {
+    let backbone = random_backbone();
+    let x = Tensor::randn(0f32, 1.0, (7, 3, 40, 48), &Device::Cpu).unwrap();
+    let alone = executor(&backbone, 1);
+    let features = values(&alone.features_now(&x).unwrap());
+    let map = FeatureMap::from_nchw(&x).unwrap();
+    let prefix = alone.run_now(&map, 0..9).unwrap();
+    for threads in [2, 3, 8] {
+        let shared = executor(&backbone, threads);
+        assert_eq!(values(&shared.features_now(&x).unwrap()), features, "{threads} threads");
+        assert_eq!(shared.run_now(&map, 0..9).unwrap(), prefix, "{threads} threads");
+    }
+}
+
+/// Boundary activations entering block 17 for `n` random images, and labels 0, 1, 0, 1, ...
+fn boundary_data(backbone: &Backbone, n: usize) -> TrainData {
+    let images = Tensor::randn(0f32, 1.0, (n, 3, 32, 32), &Device::Cpu).unwrap();
+    let inputs = backbone.forward_blocks(&images, 0..17).unwrap();
+    let labels = (0..n).map(|i| i % 2).collect();
+    TrainData { inputs, labels, class_names: vec!["a".into(), "b".into()] }
+}
+
+fn suffix_values(suffix: &graft::backbone::TrainableSuffix) -> Vec<(String, Vec<f32>)> {
+    suffix.vars().iter().map(|(name, var)| (name.clone(), values(var.as_tensor()))).collect()
+}
+
+#[test]
+fn the_last_two_blocks_learn_only_when_their_group_is_trainable() {
+    let backbone = random_backbone();
+    let suffix = backbone.trainable_suffix(17).unwrap();
+    let names: Vec<&str> = suffix.vars().iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"features.17.conv.0.0.weight") && names.contains(&"features.18.1.bias"), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("running")), "BN statistics are not trainable");
+    // Loaded, not re-initialised: the suffix computes what the pretrained blocks compute.
+    let probe = boundary_data(&backbone, 2).inputs;
+    let pretrained = values(&backbone.forward_blocks(&probe, 17..19).unwrap().mean((2, 3)).unwrap());
+    let scale = pretrained.iter().fold(1f32, |m, v| m.max(v.abs()));
+    assert!(max_abs_diff(&values(&suffix.forward_features(&probe).unwrap()), &pretrained) < 1e-5 * scale);
+    let before = suffix_values(&suffix);
+    let config = TrainConfig { epochs: 1, batch_size: 8, val_fraction: 0.0, ..Default::default() };
+
+    let data = boundary_data(&backbone, 8);
+    let mut head_only = Trainer::with_suffix(data, config.clone(), suffix.clone(), SuffixMode::Frozen).unwrap();
+    head_only.run_epoch().unwrap();
+    assert_eq!(suffix_values(&suffix), before, "a frozen suffix moved");
+
+    let data = boundary_data(&backbone, 8);
+    let mut both = Trainer::with_suffix(data, config, suffix.clone(), SuffixMode::Trainable).unwrap();
+    both.run_epoch().unwrap();
+    for ((name, old), (_, new)) in before.iter().zip(&suffix_values(&suffix)) {
+        assert!(max_abs_diff(old, new) > 0.0, "{name} did not move");
+    }
+    // The backbone the suffix was copied from is untouched.
+    let again = values(&backbone.forward_blocks(&probe, 17..19).unwrap().mean((2, 3)).unwrap());
+    assert!(max_abs_diff(&again, &pretrained) < 1e-5 * scale);
+}
+
+fn key(sha: &str) -> BackboneKey {
+    BackboneKey { architecture: Architecture::MobileNetV2, weights_sha256: sha.into() }
+}
+
+#[test]
+fn an_embedding_cache_refuses_features_of_another_backbone() {
+    let mut cache = EmbeddingCache::new(key("aaaa"), 3);
+    cache.insert(&key("aaaa"), 1, vec![1.0, 2.0, 3.0]).unwrap();
+    let err = cache.insert(&key("bbbb"), 2, vec![1.0, 2.0, 3.0]).unwrap_err();
+    assert!(matches!(err, GraftError::BackboneMismatch { .. }), "{err}");
+    assert!(cache.insert(&key("aaaa"), 2, vec![1.0]).is_err(), "a row of the wrong width");
+    let mut other = EmbeddingCache::new(key("bbbb"), 3);
+    other.insert(&key("bbbb"), 5, vec![0.0; 3]).unwrap();
+    assert!(cache.merge(other).is_err());
+    let json = serde_json::to_string(&cache).unwrap();
+    let back: EmbeddingCache = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, cache);
+    assert_eq!(back.ids().collect::<Vec<_>>(), vec![1]);
+}
+
+#[test]
+fn a_saved_head_restores_the_same_predictions_and_checks_its_backbone() {
+    let features = Tensor::randn(0f32, 1.0, (12, 6), &Device::Cpu).unwrap();
+    let labels: Vec<usize> = (0..12).map(|i| i % 3).collect();
+    let class_names: Vec<String> = ["x", "y", "z"].map(String::from).to_vec();
+    let data = TrainData { inputs: features.clone(), labels, class_names: class_names.clone() };
+    let config = TrainConfig { epochs: 2, hidden: 5, ..Default::default() };
+    let mut trainer = Trainer::new(data, config).unwrap();
+    trainer.run_epoch().unwrap();
+    let trained = trainer.finish().unwrap();
+    let saved = SavedHead::new(&trained, key("aaaa"), class_names).unwrap();
+    let restored = saved.restore(&key("aaaa"), &Device::Cpu).unwrap();
+    assert_eq!(values(&restored.predict(&features).unwrap()), values(&trained.predict(&features).unwrap()));
+    assert_eq!(restored.report, trained.report);
+    assert!(matches!(saved.restore(&key("bbbb"), &Device::Cpu), Err(GraftError::BackboneMismatch { .. })));
+    let mut broken = saved.clone();
+    broken.safetensors.truncate(20);
+    assert!(matches!(broken.restore(&key("aaaa"), &Device::Cpu), Err(GraftError::BadFile { .. })));
+}

@@ -1,0 +1,72 @@
+//! The project: what a person made and would want back after a reload (classes and their
+//! sample ids, settings, which backbone, the trained head with its metrics). It derives serde;
+//! everything else the page holds (pictures, progress, curves, messages) is view state
+//! ([`crate::state`]). Sample images and embeddings live in the worker, under the sample ids.
+
+use graft::backbone::BackboneKey;
+use graft::train::{SavedHead, TrainConfig};
+use serde::{Deserialize, Serialize};
+
+/// Bumped when the format changes incompatibly.
+pub const PROJECT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassEntry {
+    pub id: u64,
+    pub name: String,
+    pub sample_ids: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    pub version: u32,
+    /// The backbone whose features the samples and the head belong to.
+    pub backbone: Option<BackboneKey>,
+    pub classes: Vec<ClassEntry>,
+    pub settings: TrainConfig,
+    /// The trained head, its class names and report.
+    pub head: Option<SavedHead>,
+}
+
+impl Project {
+    /// A new project: two empty classes with ids from `next_id`.
+    pub fn new(mut next_id: impl FnMut() -> u64) -> Self {
+        let classes =
+            (1..=2).map(|i| ClassEntry { id: next_id(), name: format!("Class {i}"), sample_ids: Vec::new() }).collect();
+        Self { version: PROJECT_VERSION, backbone: None, classes, settings: TrainConfig::default(), head: None }
+    }
+
+    /// The largest id in use (classes and samples), so that new ids never collide after a
+    /// restore.
+    pub fn max_id(&self) -> u64 {
+        self.classes.iter().flat_map(|c| std::iter::once(c.id).chain(c.sample_ids.iter().copied())).max().unwrap_or(0)
+    }
+
+    pub fn class_mut(&mut self, id: u64) -> Option<&mut ClassEntry> {
+        self.classes.iter_mut().find(|c| c.id == id)
+    }
+
+    /// Why training cannot start, naming the class at fault: the page's one check before it
+    /// asks the worker (which refuses the same cases in the engine).
+    pub fn training_blocker(&self) -> Option<String> {
+        let names: Vec<String> = self.classes.iter().map(|c| c.name.clone()).collect();
+        let counts: Vec<usize> = self.classes.iter().map(|c| c.sample_ids.len()).collect();
+        graft::train::class_problem(&names, &counts)
+    }
+
+    pub fn to_json(&self) -> Result<String, String> {
+        serde_json::to_string(self).map_err(|e| e.to_string())
+    }
+
+    /// A project from its JSON, refusing other format versions.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let project: Project = serde_json::from_str(text).map_err(|e| format!("not a Graft project: {e}"))?;
+        if project.version != PROJECT_VERSION {
+            return Err(format!(
+                "project format {} is not supported (this Graft reads {PROJECT_VERSION})",
+                project.version
+            ));
+        }
+        Ok(project)
+    }
+}

@@ -1,0 +1,343 @@
+//! The worker's message dispatch, apart from the Web Worker plumbing so that it runs (and is
+//! tested) natively too: every request gets exactly one final answer.
+
+use candle_core::{Device, Tensor};
+use graft::preprocess::{decode_image, image_from_rgba, store_image};
+use graft::train::{SavedHead, TrainConfig, TrainData, Trainer};
+use image::RgbImage;
+
+use super::model::Model;
+use super::samples::SampleStore;
+use super::training::Training;
+use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
+
+const NOT_LOADED: &str = "the model is not loaded yet";
+
+pub struct WorkerCore {
+    model: Option<Model>,
+    samples: SampleStore,
+    training: Training,
+    /// Milliseconds (`Date.now()` in the browser).
+    clock: fn() -> f64,
+}
+
+fn decode(image: ImageData) -> Result<RgbImage, String> {
+    match image {
+        ImageData::File { file_name, bytes } => decode_image(&file_name, &bytes),
+        ImageData::Frame { width, height, rgba } => image_from_rgba("webcam frame", width, height, rgba),
+    }
+    .map_err(|e| e.to_string())
+}
+
+impl WorkerCore {
+    pub fn new(clock: fn() -> f64) -> Self {
+        Self { model: None, samples: SampleStore::default(), training: Training::default(), clock }
+    }
+
+    pub fn set_model(&mut self, model: Model) {
+        self.model = Some(model);
+    }
+
+    pub fn model(&self) -> Option<&Model> {
+        self.model.as_ref()
+    }
+
+    pub fn is_training(&self) -> bool {
+        self.training.is_running()
+    }
+
+    /// One time slice of the training run, and what it has to say.
+    pub fn train_slice(&mut self) -> Vec<FromWorker> {
+        match &self.model {
+            Some(model) => self.training.slice(self.clock, model.extractor.key()),
+            None => Vec::new(),
+        }
+    }
+
+    /// Handles every message but `LoadModel` (which needs the network): the final answer, if
+    /// the message is a request.
+    pub async fn handle(&mut self, message: ToWorker) -> Option<FromWorker> {
+        Some(match message {
+            ToWorker::LoadModel { .. } => {
+                FromWorker::LoadFailed { message: "loading needs the worker's network".into() }
+            }
+            ToWorker::Classify { request_id, file_name, bytes } => self.classify(request_id, file_name, &bytes).await,
+            ToWorker::AddSample { sample_id, image } => self.add_sample(sample_id, image).await,
+            ToWorker::RemoveSample { sample_id } => {
+                self.samples.remove(sample_id);
+                return None;
+            }
+            ToWorker::Train { run_id, classes, config } => self.start_training(run_id, classes, config),
+            ToWorker::StopTraining { run_id } => {
+                let key = self.model.as_ref()?.extractor.key().clone();
+                return self.training.finish(run_id, true, &key);
+            }
+            ToWorker::Predict { request_id, image } => self.predict(request_id, image).await,
+            ToWorker::ExportHead { request_id } => match self.training.head() {
+                Some((_, saved)) => FromWorker::HeadExported { request_id, head: saved.clone() },
+                None => FromWorker::RequestFailed { request_id, message: "nothing has been trained yet".into() },
+            },
+            ToWorker::ImportHead { request_id, head } => self.import_head(request_id, head),
+            ToWorker::ExportEmbeddings { request_id } => match self.samples.export() {
+                Some(cache) => FromWorker::EmbeddingsExported { request_id, cache },
+                None => FromWorker::RequestFailed { request_id, message: "no sample has been embedded yet".into() },
+            },
+            ToWorker::ImportEmbeddings { request_id, cache } => {
+                let outcome = match &self.model {
+                    Some(m) => self.samples.import(m.extractor.key(), m.extractor.feature_dim(), cache),
+                    None => Err(NOT_LOADED.into()),
+                };
+                match outcome {
+                    Ok(sample_ids) => FromWorker::EmbeddingsImported { request_id, sample_ids },
+                    Err(message) => FromWorker::RequestFailed { request_id, message },
+                }
+            }
+        })
+    }
+
+    async fn classify(&self, request_id: u64, file_name: String, bytes: &[u8]) -> FromWorker {
+        let started = (self.clock)();
+        let outcome = async {
+            let model = self.model.as_ref().ok_or(NOT_LOADED)?;
+            let head = model.pretrained.as_ref().ok_or("this model has no pretrained classifier")?;
+            let image = decode_image(&file_name, bytes).map_err(|e| e.to_string())?;
+            let features = model.extractor.embed(&[image]).await.map_err(|e| e.to_string())?;
+            head.top_k(&features, 5).map_err(|e| e.to_string())
+        };
+        match outcome.await {
+            Ok(mut top) => FromWorker::Classified {
+                request_id,
+                file_name,
+                top5: top.pop().unwrap_or_default(),
+                millis: (self.clock)() - started,
+            },
+            Err(message) => FromWorker::ClassifyFailed { request_id, file_name, message },
+        }
+    }
+
+    /// The image decoded, and its embedding `(feature_dim,)`.
+    async fn embed(&self, image: ImageData) -> Result<(RgbImage, Tensor), String> {
+        let model = self.model.as_ref().ok_or(NOT_LOADED)?;
+        let image = decode(image)?;
+        let features = model.extractor.embed(std::slice::from_ref(&image)).await.map_err(|e| e.to_string())?;
+        Ok((image, features.squeeze(0).map_err(|e| e.to_string())?))
+    }
+
+    async fn add_sample(&mut self, sample_id: u64, image: ImageData) -> FromWorker {
+        let started = (self.clock)();
+        let outcome = async {
+            let (image, features) = self.embed(image).await?;
+            let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+            let stored = store_image(&image, extractor.input_spec()).map_err(|e| e.to_string())?;
+            let row: Vec<f32> = features.to_vec1().map_err(|e| e.to_string())?;
+            Ok::<_, String>((stored, extractor.key().clone(), row))
+        };
+        match outcome.await {
+            Ok((stored, key, row)) => match self.samples.insert(sample_id, stored, &key, row) {
+                Ok(()) => FromWorker::SampleEmbedded { sample_id, millis: (self.clock)() - started },
+                Err(message) => FromWorker::SampleRejected { sample_id, message },
+            },
+            Err(message) => FromWorker::SampleRejected { sample_id, message },
+        }
+    }
+
+    fn start_training(&mut self, run_id: u64, classes: Vec<ClassSamples>, config: TrainConfig) -> FromWorker {
+        match self.new_trainer(&classes, config) {
+            Ok(trainer) => {
+                let names = classes.into_iter().map(|c| c.name).collect();
+                self.training.start(run_id, trainer, names, (self.clock)())
+            }
+            Err(message) => FromWorker::TrainingFailed { run_id, message },
+        }
+    }
+
+    fn new_trainer(&self, classes: &[ClassSamples], config: TrainConfig) -> Result<Trainer, String> {
+        let key = self.model.as_ref().ok_or(NOT_LOADED)?.extractor.key();
+        let mut rows = Vec::new();
+        let mut labels = Vec::new();
+        for (label, class) in classes.iter().enumerate() {
+            // Samples still being embedded (or rejected) are left out of this run; a class
+            // left empty is refused by the trainer, by name.
+            for row in class.sample_ids.iter().filter_map(|&id| self.samples.embedding(key, id)) {
+                rows.push(row);
+                labels.push(label);
+            }
+        }
+        let class_names = classes.iter().map(|c| c.name.clone()).collect();
+        let inputs = match rows.is_empty() {
+            true => Tensor::zeros((0, 1), candle_core::DType::F32, &Device::Cpu),
+            false => Tensor::stack(&rows, 0),
+        }
+        .map_err(|e| e.to_string())?;
+        Trainer::new(TrainData { inputs, labels, class_names }, config).map_err(|e| e.to_string())
+    }
+
+    async fn predict(&self, request_id: u64, image: ImageData) -> FromWorker {
+        let started = (self.clock)();
+        let outcome = async {
+            let (head, _) = self.training.head().ok_or("train the model first")?;
+            let (_, features) = self.embed(image).await?;
+            let probs = head.predict(&features.unsqueeze(0).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+            probs.squeeze(0).and_then(|p| p.to_vec1::<f32>()).map_err(|e| e.to_string())
+        };
+        match outcome.await {
+            Ok(probs) => FromWorker::Predicted { request_id, probs, millis: (self.clock)() - started },
+            Err(message) => FromWorker::PredictFailed { request_id, message },
+        }
+    }
+
+    fn import_head(&mut self, request_id: u64, head: SavedHead) -> FromWorker {
+        let Some(model) = &self.model else {
+            return FromWorker::RequestFailed { request_id, message: NOT_LOADED.into() };
+        };
+        match head.restore(model.extractor.key(), &Device::Cpu) {
+            Ok(trained) => {
+                let class_names = head.class_names.clone();
+                self.training.set_head(trained, head);
+                FromWorker::HeadImported { request_id, class_names }
+            }
+            Err(e) => FromWorker::RequestFailed { request_id, message: e.to_string() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use candle_core::DType;
+    use candle_nn::{VarBuilder, VarMap};
+    use graft::backbone::Architecture;
+    use graft::embed::{block_on, FeatureExtractor};
+    use graft::manifest::{ModelManifest, WeightsSource};
+
+    use super::*;
+
+    fn clock() -> f64 {
+        super::super::now_millis()
+    }
+
+    /// A worker core whose model is MobileNetV2 with random weights (no network needed).
+    fn core_with_model() -> WorkerCore {
+        let source =
+            WeightsSource { package: "test".into(), file: "test".into(), sha256: "0".into(), license: "-".into() };
+        let manifest = ModelManifest::imagenet(Architecture::MobileNetV2, 0, "ab12".into(), source);
+        let vb = VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu);
+        let extractor = FeatureExtractor::new(&manifest, &vb, &Device::Cpu).unwrap();
+        let mut core = WorkerCore::new(clock);
+        core.set_model(Model { name: "test".into(), extractor, pretrained: None });
+        core
+    }
+
+    fn png(shade: u8) -> ImageData {
+        let image = image::RgbImage::from_fn(40, 30, |x, _| image::Rgb([shade, (x * 6) as u8, 255 - shade]));
+        let mut bytes = Vec::new();
+        image.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+        ImageData::File { file_name: format!("{shade}.png"), bytes }
+    }
+
+    /// Every message the worker sends for `message` until its final answer (training is
+    /// driven slice by slice); fails if no final answer comes.
+    fn answers(core: &mut WorkerCore, message: ToWorker) -> Vec<FromWorker> {
+        let request = message.request().expect("a request");
+        let mut replies: Vec<FromWorker> = block_on(core.handle(message)).into_iter().collect();
+        for _ in 0..10_000 {
+            if replies.iter().any(|r| r.answers() == Some(request)) {
+                break;
+            }
+            replies.extend(core.train_slice());
+        }
+        let finals = replies.iter().filter(|r| r.answers() == Some(request)).count();
+        assert_eq!(finals, 1, "{request:?} got {finals} final answers: {replies:?}");
+        replies
+    }
+
+    fn every_request(sample: ImageData) -> Vec<ToWorker> {
+        let classes = vec![ClassSamples { name: "a".into(), sample_ids: vec![1] }];
+        vec![
+            ToWorker::Classify { request_id: 1, file_name: "x.png".into(), bytes: vec![1, 2, 3] },
+            ToWorker::AddSample { sample_id: 2, image: sample.clone() },
+            ToWorker::Train { run_id: 3, classes, config: TrainConfig::default() },
+            ToWorker::Predict { request_id: 4, image: sample },
+            ToWorker::ExportHead { request_id: 5 },
+            ToWorker::ExportEmbeddings { request_id: 6 },
+        ]
+    }
+
+    #[test]
+    fn every_request_gets_one_final_answer_without_a_model() {
+        let mut core = WorkerCore::new(clock);
+        for message in every_request(png(9)) {
+            answers(&mut core, message);
+        }
+        assert!(block_on(core.handle(ToWorker::RemoveSample { sample_id: 2 })).is_none());
+    }
+
+    #[test]
+    fn samples_train_predict_and_export_through_the_dispatch() {
+        let mut core = core_with_model();
+        for message in every_request(png(9)) {
+            answers(&mut core, message);
+        }
+        let mut ids = [Vec::new(), Vec::new()];
+        for sample_id in 10..18 {
+            let reply = answers(&mut core, ToWorker::AddSample { sample_id, image: png((sample_id * 20) as u8) });
+            assert!(matches!(reply[0], FromWorker::SampleEmbedded { .. }), "{reply:?}");
+            ids[(sample_id % 2) as usize].push(sample_id);
+        }
+        let stored = core.samples.image(10).unwrap();
+        assert_eq!((stored.mime.as_str(), stored.width, stored.height), ("image/png", 40, 30));
+        let classes =
+            ids.iter().enumerate().map(|(i, ids)| ClassSamples { name: format!("c{i}"), sample_ids: ids.clone() });
+        let config = TrainConfig { epochs: 3, hidden: 0, ..TrainConfig::default() };
+        let replies = answers(&mut core, ToWorker::Train { run_id: 20, classes: classes.collect(), config });
+        assert!(matches!(replies[0], FromWorker::TrainingStarted { run_id: 20, .. }));
+        let epochs = replies.iter().filter(|r| matches!(r, FromWorker::EpochDone { run_id: 20, .. })).count();
+        assert_eq!(epochs, 3);
+        let Some(FromWorker::TrainingDone { head, .. }) = replies.last() else { panic!("{replies:?}") };
+        assert_eq!(head.class_names, ["c0", "c1"]);
+
+        let reply = answers(&mut core, ToWorker::Predict { request_id: 21, image: png(40) });
+        let FromWorker::Predicted { probs, .. } = &reply[0] else { panic!("{reply:?}") };
+        assert_eq!(probs.len(), 2);
+        assert!(matches!(
+            answers(&mut core, ToWorker::ExportHead { request_id: 22 })[0],
+            FromWorker::HeadExported { .. }
+        ));
+        let reply = answers(&mut core, ToWorker::ImportHead { request_id: 23, head: head.clone() });
+        assert!(matches!(reply[0], FromWorker::HeadImported { .. }), "{reply:?}");
+        let reply = answers(&mut core, ToWorker::ExportEmbeddings { request_id: 24 });
+        let FromWorker::EmbeddingsExported { cache, .. } = &reply[0] else { panic!("{reply:?}") };
+        assert_eq!(cache.len(), 9, "eight samples and the one of every_request");
+
+        // A fresh worker with the same backbone takes the cache and the head back.
+        let mut fresh = core_with_model();
+        let reply = answers(&mut fresh, ToWorker::ImportEmbeddings { request_id: 25, cache: cache.clone() });
+        let FromWorker::EmbeddingsImported { sample_ids, .. } = &reply[0] else { panic!("{reply:?}") };
+        assert_eq!(sample_ids.len(), 9);
+        answers(&mut fresh, ToWorker::ImportHead { request_id: 26, head: head.clone() });
+        let reply = answers(&mut fresh, ToWorker::Predict { request_id: 27, image: png(40) });
+        // (Its random weights differ from the first worker's: only the shape can be compared.)
+        assert!(matches!(&reply[0], FromWorker::Predicted { probs: again, .. } if again.len() == 2), "{reply:?}");
+    }
+
+    #[test]
+    fn a_stop_for_another_run_is_ignored_and_a_stop_ends_the_current_one_early() {
+        let mut core = core_with_model();
+        for sample_id in 1..=4 {
+            answers(&mut core, ToWorker::AddSample { sample_id, image: png(sample_id as u8 * 50) });
+        }
+        let classes = vec![
+            ClassSamples { name: "a".into(), sample_ids: vec![1, 2] },
+            ClassSamples { name: "b".into(), sample_ids: vec![3, 4] },
+        ];
+        let config = TrainConfig { epochs: 1000, ..TrainConfig::default() };
+        block_on(core.handle(ToWorker::Train { run_id: 7, classes, config }));
+        core.train_slice();
+        assert!(block_on(core.handle(ToWorker::StopTraining { run_id: 6 })).is_none());
+        assert!(core.is_training());
+        let reply = block_on(core.handle(ToWorker::StopTraining { run_id: 7 }));
+        assert!(matches!(reply, Some(FromWorker::TrainingDone { run_id: 7, stopped_early: true, .. })), "{reply:?}");
+        assert!(!core.is_training());
+    }
+}

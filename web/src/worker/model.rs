@@ -1,0 +1,57 @@
+//! The loaded model: the backbone (any architecture the manifest names) and, when the manifest
+//! has one, its pretrained classifier with labels.
+
+use candle_core::Device;
+use futures::{SinkExt, StreamExt};
+use graft::classify::PretrainedHead;
+use graft::embed::FeatureExtractor;
+use graft::exec::Executor;
+use graft::manifest::ModelManifest;
+
+use crate::fetch::{fetch_bytes, fetch_text};
+use crate::protocol::FromWorker;
+
+pub struct Model {
+    pub name: String,
+    pub extractor: FeatureExtractor,
+    pub pretrained: Option<PretrainedHead>,
+}
+
+impl Model {
+    pub fn backend(&self) -> String {
+        self.extractor.executor().describe()
+    }
+}
+
+/// Resolves `file` against the folder of `manifest_url`.
+fn sibling_url(manifest_url: &str, file: &str) -> String {
+    match manifest_url.rfind('/') {
+        Some(slash) => format!("{}{file}", &manifest_url[..=slash]),
+        None => file.to_string(),
+    }
+}
+
+/// Fetches the manifest, the weights (sending `LoadProgress` through `progress`) and the
+/// labels, and builds the model.
+pub async fn load_model(manifest_url: &str, progress: impl futures::Sink<FromWorker> + Unpin) -> Result<Model, String> {
+    let manifest = ModelManifest::from_json(&fetch_text(manifest_url).await?).map_err(|e| e.to_string())?;
+    let labels = match &manifest.classifier {
+        Some(classifier) => Some(fetch_text(&sibling_url(manifest_url, &classifier.labels)).await?),
+        None => None,
+    };
+    let weights_url = sibling_url(manifest_url, &manifest.weights);
+    // The download queues progress; a second task forwards it meanwhile.
+    let (progress_tx, progress_rx) = futures::channel::mpsc::unbounded();
+    let download = fetch_bytes(&weights_url, manifest.weights_bytes, move |loaded, total| {
+        let _ = progress_tx.unbounded_send(FromWorker::LoadProgress { loaded_bytes: loaded, total_bytes: total });
+    });
+    let forward = progress_rx.map(Ok).forward(progress.sink_map_err(|_| ()));
+    let (weights, _) = futures::join!(download, forward);
+    let vb = manifest.open_weights(weights?, &Device::Cpu).map_err(|e| e.to_string())?;
+    let extractor = FeatureExtractor::new(&manifest, &vb, &Device::Cpu).map_err(|e| e.to_string())?;
+    let pretrained = match labels {
+        Some(labels) => PretrainedHead::load(&manifest, &vb, &labels).map_err(|e| e.to_string())?,
+        None => None,
+    };
+    Ok(Model { name: manifest.display_name, extractor, pretrained })
+}
