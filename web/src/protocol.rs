@@ -5,6 +5,7 @@
 use graft::backbone::BackboneKey;
 use graft::classify::Prediction;
 use graft::embed::EmbeddingCache;
+use graft::preprocess::StoredImage;
 use graft::train::{EpochMetrics, SavedHead, TrainConfig, TrainReport};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,8 @@ pub enum ToWorker {
     StopTraining { run_id: u64 },
     /// Classify an image with the trained head.
     Predict { request_id: u64, image: ImageData },
+    /// A sample's stored image (downscaled, encoded), for saving it.
+    ExportSample { request_id: u64, sample_id: u64 },
     /// The trained head with its class names and report.
     ExportHead { request_id: u64 },
     /// Use `head` (from a saved project) as the trained head.
@@ -78,6 +81,7 @@ impl ToWorker {
             ToWorker::AddSample { sample_id, .. } => Request::Sample(*sample_id),
             ToWorker::Train { run_id, .. } => Request::Train(*run_id),
             ToWorker::Predict { request_id, .. }
+            | ToWorker::ExportSample { request_id, .. }
             | ToWorker::ExportHead { request_id }
             | ToWorker::ImportHead { request_id, .. }
             | ToWorker::ExportEmbeddings { request_id }
@@ -152,6 +156,11 @@ pub enum FromWorker {
         request_id: u64,
         message: String,
     },
+    SampleExported {
+        request_id: u64,
+        sample_id: u64,
+        image: StoredImage,
+    },
     HeadExported {
         request_id: u64,
         head: SavedHead,
@@ -191,6 +200,7 @@ impl FromWorker {
             }
             FromWorker::Predicted { request_id, .. }
             | FromWorker::PredictFailed { request_id, .. }
+            | FromWorker::SampleExported { request_id, .. }
             | FromWorker::HeadExported { request_id, .. }
             | FromWorker::HeadImported { request_id, .. }
             | FromWorker::EmbeddingsExported { request_id, .. }

@@ -73,6 +73,10 @@ impl WorkerCore {
                 return self.training.finish(run_id, true, &key);
             }
             ToWorker::Predict { request_id, image } => self.predict(request_id, image).await,
+            ToWorker::ExportSample { request_id, sample_id } => match self.samples.image(sample_id) {
+                Some(image) => FromWorker::SampleExported { request_id, sample_id, image: image.clone() },
+                None => FromWorker::RequestFailed { request_id, message: format!("sample {sample_id} is not stored") },
+            },
             ToWorker::ExportHead { request_id } => match self.training.head() {
                 Some((_, saved)) => FromWorker::HeadExported { request_id, head: saved.clone() },
                 None => FromWorker::RequestFailed { request_id, message: "nothing has been trained yet".into() },
@@ -259,6 +263,7 @@ mod tests {
             ToWorker::AddSample { sample_id: 2, image: sample.clone() },
             ToWorker::Train { run_id: 3, classes, config: TrainConfig::default() },
             ToWorker::Predict { request_id: 4, image: sample },
+            ToWorker::ExportSample { request_id: 7, sample_id: 2 },
             ToWorker::ExportHead { request_id: 5 },
             ToWorker::ExportEmbeddings { request_id: 6 },
         ]
@@ -285,8 +290,9 @@ mod tests {
             assert!(matches!(reply[0], FromWorker::SampleEmbedded { .. }), "{reply:?}");
             ids[(sample_id % 2) as usize].push(sample_id);
         }
-        let stored = core.samples.image(10).unwrap();
-        assert_eq!((stored.mime.as_str(), stored.width, stored.height), ("image/png", 40, 30));
+        let reply = answers(&mut core, ToWorker::ExportSample { request_id: 19, sample_id: 10 });
+        let FromWorker::SampleExported { image, .. } = &reply[0] else { panic!("{reply:?}") };
+        assert_eq!((image.mime.as_str(), image.width, image.height), ("image/png", 40, 30));
         let classes =
             ids.iter().enumerate().map(|(i, ids)| ClassSamples { name: format!("c{i}"), sample_ids: ids.clone() });
         let config = TrainConfig { epochs: 3, hidden: 0, ..TrainConfig::default() };
