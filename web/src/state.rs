@@ -53,14 +53,8 @@ impl Picture {
     }
 }
 
-/// What the page shows of a sample (its data is in the project and the worker).
-#[derive(Clone)]
-pub struct SampleView {
-    pub picture: Picture,
-    pub embedded: bool,
-}
-
-/// A sample as a class card shows it.
+/// What the page shows of a sample: its picture and whether the worker has embedded it (its
+/// image and features are in the worker, its id in the project).
 #[derive(Clone)]
 pub struct Sample {
     pub id: u64,
@@ -146,7 +140,7 @@ pub struct AppState {
     /// What is saved.
     pub project: Project,
     pub model: ModelStatus,
-    pub samples: HashMap<u64, SampleView>,
+    pub samples: HashMap<u64, Sample>,
     pub training: TrainingView,
     /// The training run in progress (its id), if any.
     pub run_id: Option<u64>,
@@ -193,14 +187,7 @@ impl AppState {
     }
 
     fn class_view(&self, class: &ClassEntry) -> ClassState {
-        let samples = class
-            .sample_ids
-            .iter()
-            .filter_map(|id| {
-                let view = self.samples.get(id)?;
-                Some(Sample { id: *id, picture: view.picture.clone(), embedded: view.embedded })
-            })
-            .collect();
+        let samples = class.sample_ids.iter().filter_map(|id| self.samples.get(id).cloned()).collect();
         ClassState { id: class.id, name: class.name.clone(), samples }
     }
 
@@ -337,10 +324,7 @@ impl AppState {
             Action::AddSamples { class_id, samples } => {
                 if let Some(class) = self.project.class_mut(class_id) {
                     class.sample_ids.extend(samples.iter().map(|s| s.id));
-                    for sample in samples {
-                        self.samples
-                            .insert(sample.id, SampleView { picture: sample.picture, embedded: sample.embedded });
-                    }
+                    self.samples.extend(samples.into_iter().map(|sample| (sample.id, sample)));
                 }
                 self.skipped.clear();
                 self.data_changed();

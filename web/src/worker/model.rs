@@ -33,19 +33,27 @@ fn sibling_url(manifest_url: &str, file: &str) -> String {
 
 /// Fetches the manifest, the weights (sending `LoadProgress` through `progress`) and the
 /// labels, and builds the model.
-pub async fn load_model(manifest_url: &str, progress: impl futures::Sink<FromWorker> + Unpin) -> Result<Model, String> {
+pub async fn load_model(
+    manifest_url: &str,
+    progress: &mut (impl futures::Sink<FromWorker> + Unpin),
+) -> Result<Model, String> {
     let manifest = ModelManifest::from_json(&fetch_text(manifest_url).await?).map_err(|e| e.to_string())?;
     let labels = match &manifest.classifier {
         Some(classifier) => Some(fetch_text(&sibling_url(manifest_url, &classifier.labels)).await?),
         None => None,
     };
     let weights_url = sibling_url(manifest_url, &manifest.weights);
-    // The download queues progress; a second task forwards it meanwhile.
-    let (progress_tx, progress_rx) = futures::channel::mpsc::unbounded();
+    // The download queues progress; a second future sends it on meanwhile, one message at a
+    // time (not `StreamExt::forward`, which closes the sink when the stream ends).
+    let (progress_tx, mut progress_rx) = futures::channel::mpsc::unbounded();
     let download = fetch_bytes(&weights_url, manifest.weights_bytes, move |loaded, total| {
         let _ = progress_tx.unbounded_send(FromWorker::LoadProgress { loaded_bytes: loaded, total_bytes: total });
     });
-    let forward = progress_rx.map(Ok).forward(progress.sink_map_err(|_| ()));
+    let forward = async {
+        while let Some(message) = progress_rx.next().await {
+            let _ = progress.send(message).await;
+        }
+    };
     let (weights, _) = futures::join!(download, forward);
     let vb = manifest.open_weights(weights?, &Device::Cpu).map_err(|e| e.to_string())?;
     let extractor = FeatureExtractor::new(&manifest, &vb, &Device::Cpu).map_err(|e| e.to_string())?;
