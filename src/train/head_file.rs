@@ -1,17 +1,18 @@
-//! A trained head as a file: its weights as safetensors (`hidden.{weight,bias}` when it has a
-//! hidden layer, `output.{weight,bias}`), and [`SavedHead`], the weights with what they mean
-//! (the backbone whose features they take, the class names, the report).
+//! A trained head: [`TrainedHead`] (the head, after its fine-tuned blocks if any, and its
+//! report), its weights as safetensors (`hidden.{weight,bias}` when it has a hidden layer,
+//! `output.{weight,bias}`), and [`SavedHead`], the weights with what they mean (the backbone
+//! whose features they take, the class names, the report).
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
-use super::trainer::{poisoned, TrainReport, TrainedHead};
+use super::report::TrainReport;
+use super::vars::{named_vars, poisoned, vars_to_safetensors};
 use crate::backbone::BackboneKey;
+use crate::backbone::TrainableSuffix;
 use crate::error::{GraftError, Result};
 use crate::model::{MlpHead, MlpHeadSpec};
-use crate::weights::legacy_pth::{RawTensor, StorageDtype};
-use crate::weights::tensors_to_safetensors;
 
 /// A trained head with everything needed to use it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,20 +51,6 @@ fn bad(reason: String) -> GraftError {
     GraftError::BadFile { what: "trained head", reason }
 }
 
-pub(crate) fn vars_to_safetensors(vars: &[(String, Var)]) -> Result<Vec<u8>> {
-    let mut tensors = Vec::with_capacity(vars.len());
-    for (name, var) in vars {
-        let values: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
-        tensors.push(RawTensor {
-            name: name.clone(),
-            dtype: StorageDtype::F32,
-            shape: var.dims().to_vec(),
-            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        });
-    }
-    tensors_to_safetensors(&tensors)
-}
-
 /// Rebuilds a head from its safetensors; the shapes say its spec.
 pub(crate) fn head_from_safetensors(bytes: &[u8], device: &Device) -> Result<(VarMap, MlpHead)> {
     let tensors = candle_core::safetensors::load_buffer(bytes, device).map_err(|e| bad(e.to_string()))?;
@@ -92,4 +79,45 @@ pub(crate) fn head_from_safetensors(bytes: &[u8], device: &Device) -> Result<(Va
         var.set(&value.to_dtype(DType::F32)?)?;
     }
     Ok((varmap, head))
+}
+
+/// A trained head (after its fine-tuned blocks, if any) with its report.
+pub struct TrainedHead {
+    head_vars: VarMap,
+    head: MlpHead,
+    suffix: Option<TrainableSuffix>,
+    pub report: TrainReport,
+}
+
+impl TrainedHead {
+    pub(crate) fn new(head_vars: VarMap, head: MlpHead, suffix: Option<TrainableSuffix>, report: TrainReport) -> Self {
+        Self { head_vars, head, suffix, report }
+    }
+
+    pub fn head(&self) -> &MlpHead {
+        &self.head
+    }
+
+    /// The fine-tuned blocks, when the run trained through some.
+    pub fn suffix(&self) -> Option<&TrainableSuffix> {
+        self.suffix.as_ref()
+    }
+
+    /// Class probabilities `(B, C)` for features `(B, D)`. After a fine-tuning run the features
+    /// are those of the fine-tuned blocks: `suffix().forward_features(boundary activations)`.
+    pub fn predict(&self, features: &Tensor) -> Result<Tensor> {
+        let logits = self.head.forward_with_mask(features, None)?;
+        Ok(candle_nn::ops::softmax_last_dim(&logits)?)
+    }
+
+    /// The head's weights as safetensors bytes (`hidden.*`, `output.*`).
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        vars_to_safetensors(&named_vars(&self.head_vars)?)
+    }
+
+    /// A head rebuilt from [`Self::to_safetensors`] bytes, with the report it was saved with.
+    pub fn from_safetensors(bytes: &[u8], report: TrainReport, device: &candle_core::Device) -> Result<Self> {
+        let (head_vars, head) = head_from_safetensors(bytes, device)?;
+        Ok(Self { head_vars, head, suffix: None, report })
+    }
 }

@@ -4,10 +4,13 @@
 pub mod config;
 pub mod head_file;
 pub mod metrics;
+pub mod report;
 pub mod rng;
 pub mod split;
 pub mod trainer;
+mod vars;
 
 pub use config::TrainConfig;
-pub use head_file::SavedHead;
-pub use trainer::{class_problem, EpochMetrics, SuffixMode, TrainData, TrainReport, TrainedHead, Trainer};
+pub use head_file::{SavedHead, TrainedHead};
+pub use report::{EpochMetrics, TrainReport};
+pub use trainer::{class_problem, SuffixMode, TrainData, Trainer};

@@ -17,43 +17,17 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
+use super::head_file::TrainedHead;
 use super::metrics::Confusion;
+use super::report::{EpochMetrics, TrainReport};
 use super::rng::SplitMix64;
 use super::split::{stratified_split, Split};
+use super::vars::named_vars;
 use crate::backbone::TrainableSuffix;
 use crate::error::{GraftError, Result};
 use crate::model::{MlpHead, MlpHeadSpec};
-
-/// What one epoch did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    pub train_loss: f32,
-    pub train_accuracy: f32,
-    pub val_loss: Option<f32>,
-    pub val_accuracy: Option<f32>,
-    /// Confusion on the validation split (the training split if there is none), this epoch.
-    pub confusion: Confusion,
-}
-
-/// The outcome of a run, scored with the kept (best) weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainReport {
-    pub epochs_run: usize,
-    pub best_epoch: usize,
-    /// Accuracy and confusion on the validation split (the training split if there is none).
-    pub val_accuracy: f32,
-    /// The loss of the kept weights on that split.
-    #[serde(default)]
-    pub val_loss: f32,
-    pub per_class_accuracy: Vec<Option<f32>>,
-    pub confusion: Confusion,
-    pub train_samples: usize,
-    pub val_samples: usize,
-}
 
 /// Labelled training inputs.
 pub struct TrainData {
@@ -272,7 +246,7 @@ impl Trainer {
             val_samples: self.split.val.len(),
         };
         let Network { suffix, head, head_vars } = self.network;
-        Ok(TrainedHead { head_vars, head, suffix, report })
+        Ok(TrainedHead::new(head_vars, head, suffix, report))
     }
 
     fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
@@ -320,17 +294,6 @@ fn param_group(vars: Vec<(String, Var)>, learning_rate: f64, weight_decay: f64) 
     Ok(ParamGroup { vars, optimizer })
 }
 
-fn named_vars(varmap: &VarMap) -> Result<Vec<(String, Var)>> {
-    let data = varmap.data().lock().map_err(|_| poisoned())?;
-    let mut vars: Vec<(String, Var)> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(vars)
-}
-
-pub(crate) fn poisoned() -> GraftError {
-    GraftError::Training("the weights are locked by a failed thread".into())
-}
-
 /// Why classes with these sample counts cannot be trained, naming the class at fault: fewer
 /// than two classes, or an empty class. The one place that says so, for the engine and the page.
 pub fn class_problem(class_names: &[String], sample_counts: &[usize]) -> Option<String> {
@@ -366,41 +329,4 @@ fn init_like_pytorch(varmap: &VarMap, rng: &mut SplitMix64) -> Result<()> {
         var.set(&Tensor::from_vec(values, var.shape(), var.device())?)?;
     }
     Ok(())
-}
-
-/// A trained head (after its fine-tuned blocks, if any) with its report.
-pub struct TrainedHead {
-    head_vars: VarMap,
-    head: MlpHead,
-    suffix: Option<TrainableSuffix>,
-    pub report: TrainReport,
-}
-
-impl TrainedHead {
-    pub fn head(&self) -> &MlpHead {
-        &self.head
-    }
-
-    /// The fine-tuned blocks, when the run trained through some.
-    pub fn suffix(&self) -> Option<&TrainableSuffix> {
-        self.suffix.as_ref()
-    }
-
-    /// Class probabilities `(B, C)` for features `(B, D)`. After a fine-tuning run the features
-    /// are those of the fine-tuned blocks: `suffix().forward_features(boundary activations)`.
-    pub fn predict(&self, features: &Tensor) -> Result<Tensor> {
-        let logits = self.head.forward_with_mask(features, None)?;
-        Ok(candle_nn::ops::softmax_last_dim(&logits)?)
-    }
-
-    /// The head's weights as safetensors bytes (`hidden.*`, `output.*`).
-    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        super::head_file::vars_to_safetensors(&named_vars(&self.head_vars)?)
-    }
-
-    /// A head rebuilt from [`Self::to_safetensors`] bytes, with the report it was saved with.
-    pub fn from_safetensors(bytes: &[u8], report: TrainReport, device: &candle_core::Device) -> Result<Self> {
-        let (head_vars, head) = super::head_file::head_from_safetensors(bytes, device)?;
-        Ok(Self { head_vars, head, suffix: None, report })
-    }
 }

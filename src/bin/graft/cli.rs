@@ -9,17 +9,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use candle_core::Device;
 use clap::{Parser, Subcommand};
 use graft::backbone::Architecture;
-use graft::classify::{ImageNetClassifier, Prediction};
-use graft::embed::{block_on, FeatureExtractor};
+use graft::classify::Prediction;
+use graft::embed::block_on;
 use graft::manifest::{manifest_file, ModelManifest, WeightsSource};
 use graft::preprocess::decode_image;
 use graft::train::TrainConfig;
 use graft::weights::{legacy_pth_to_safetensors, sha256_hex};
 use graft::{GraftError, Result};
 use serde::Serialize;
+
+use crate::files::{load_classifier, read};
 
 const DEFAULT_MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static/models");
 
@@ -121,45 +122,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| GraftError::Io { path: path.to_owned(), source })
-}
-
-fn read_text(path: &Path) -> Result<String> {
-    String::from_utf8(read(path)?).map_err(|_| GraftError::Manifest(format!("{} is not UTF-8", path.display())))
-}
-
 fn parse_architecture(id: &str) -> std::result::Result<Architecture, String> {
     serde_json::from_value(serde_json::Value::String(id.into())).map_err(|e| e.to_string())
-}
-
-/// The default backbone's manifest and its weights' bytes from `model_dir`.
-fn read_model(model_dir: &Path) -> Result<(ModelManifest, Vec<u8>)> {
-    let manifest_path = model_dir.join(manifest_file(Architecture::DEFAULT));
-    if !manifest_path.exists() {
-        return Err(GraftError::Manifest(format!(
-            "{} not found: run `cargo xtask setup` first",
-            manifest_path.display()
-        )));
-    }
-    let manifest = ModelManifest::from_json(&read_text(&manifest_path)?)?;
-    let weights = read(&model_dir.join(&manifest.weights))?;
-    Ok((manifest, weights))
-}
-
-/// The backbone alone (training needs no pretrained classifier).
-pub(crate) fn load_extractor(model_dir: &Path) -> Result<FeatureExtractor> {
-    let (manifest, weights) = read_model(model_dir)?;
-    FeatureExtractor::load(&manifest, weights, &Device::Cpu)
-}
-
-fn load_classifier(model_dir: &Path) -> Result<ImageNetClassifier> {
-    let (manifest, weights) = read_model(model_dir)?;
-    let Some(classifier) = &manifest.classifier else {
-        return Err(GraftError::Manifest(format!("{} has no pretrained classifier", manifest.display_name)));
-    };
-    let labels = read_text(&model_dir.join(&classifier.labels))?;
-    ImageNetClassifier::load(&manifest, weights, &labels, &Device::Cpu)
 }
 
 #[derive(Serialize)]

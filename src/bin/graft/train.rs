@@ -11,7 +11,7 @@ use graft::train::{TrainConfig, TrainData, Trainer};
 use graft::{GraftError, Result};
 use serde_json::json;
 
-use crate::cli::{load_extractor, read};
+use crate::files::{load_extractor, read};
 
 /// Images are embedded this many at a time.
 const EMBED_BATCH: usize = 16;

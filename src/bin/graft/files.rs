@@ -1,0 +1,48 @@
+//! Reading the model folder and image files for the CLI: the default backbone's manifest and
+//! weights, with or without its pretrained classifier.
+
+use std::path::Path;
+
+use candle_core::Device;
+use graft::backbone::Architecture;
+use graft::classify::ImageNetClassifier;
+use graft::embed::FeatureExtractor;
+use graft::manifest::{manifest_file, ModelManifest};
+use graft::{GraftError, Result};
+
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| GraftError::Io { path: path.to_owned(), source })
+}
+
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    String::from_utf8(read(path)?).map_err(|_| GraftError::Manifest(format!("{} is not UTF-8", path.display())))
+}
+
+/// The default backbone's manifest and its weights' bytes from `model_dir`.
+fn read_model(model_dir: &Path) -> Result<(ModelManifest, Vec<u8>)> {
+    let manifest_path = model_dir.join(manifest_file(Architecture::DEFAULT));
+    if !manifest_path.exists() {
+        return Err(GraftError::Manifest(format!(
+            "{} not found: run `cargo xtask setup` first",
+            manifest_path.display()
+        )));
+    }
+    let manifest = ModelManifest::from_json(&read_text(&manifest_path)?)?;
+    let weights = read(&model_dir.join(&manifest.weights))?;
+    Ok((manifest, weights))
+}
+
+/// The backbone alone (training needs no pretrained classifier).
+pub(crate) fn load_extractor(model_dir: &Path) -> Result<FeatureExtractor> {
+    let (manifest, weights) = read_model(model_dir)?;
+    FeatureExtractor::load(&manifest, weights, &Device::Cpu)
+}
+
+pub(crate) fn load_classifier(model_dir: &Path) -> Result<ImageNetClassifier> {
+    let (manifest, weights) = read_model(model_dir)?;
+    let Some(classifier) = &manifest.classifier else {
+        return Err(GraftError::Manifest(format!("{} has no pretrained classifier", manifest.display_name)));
+    };
+    let labels = read_text(&model_dir.join(&classifier.labels))?;
+    ImageNetClassifier::load(&manifest, weights, &labels, &Device::Cpu)
+}
