@@ -77,6 +77,14 @@ test("training is refused with a message naming the empty class", async () => {
   assert.equal(await cards.nth(0).locator('[data-testid="sample-count"]').textContent(), "3");
   // The message belonged to the empty class: it goes once the class has samples.
   assert.equal(await error.count(), 0, "the empty-class message outlived its cause");
+
+  // A setting out of range is named, kept as typed, and the message goes when it is fixed.
+  await page.locator('[data-testid="epochs"]').fill("0");
+  await error.waitFor();
+  assert.match(await error.textContent(), /epochs must be between 1 and/);
+  assert.equal(await page.locator('[data-testid="epochs"]').inputValue(), "0");
+  await page.locator('[data-testid="epochs"]').fill("30");
+  await page.waitForFunction(() => !document.querySelector('[data-testid="error"]'));
   assert.deepEqual(problems, []);
   await page.close();
 });
