@@ -50,7 +50,7 @@ pub fn run_all() -> Result {
         .arg("--weights")
         .arg(&weights)
         .arg("--out")
-        .arg(dir.join("mobilenet_v2_features.onnx")))?;
+        .arg(dir.join(onnx_file())))?;
 
     let graft_native = native_graft(&dir)?;
     let pytorch = native_pytorch(&dir, &weights, 1)?;
@@ -130,6 +130,11 @@ fn native_pytorch(dir: &Path, weights: &Path, threads: u64) -> Result<Value> {
 
 /// Builds the benchmark page (Graft's bench module, onnxruntime-web, the ONNX file, the
 /// inputs, the weights), serves it and drives it in headless Chromium.
+/// The ONNX export of the backbone's features, for onnxruntime-web.
+fn onnx_file() -> String {
+    format!("{WEIGHTS_ARCHITECTURE}_features.onnx")
+}
+
 fn browser(dir: &Path) -> Result<Value> {
     let site = dir.join("site");
     if site.exists() {
@@ -143,9 +148,12 @@ fn browser(dir: &Path) -> Result<Value> {
     for file in ORT_FILES {
         copy(&ort_dist.join(file), &site.join("ort").join(file))?;
     }
-    for file in ["inputs.f32", "mobilenet_v2_features.onnx"] {
-        copy(&dir.join(file), &site.join(file))?;
+    for file in ["inputs.f32".to_string(), onnx_file()] {
+        copy(&dir.join(&file), &site.join(&file))?;
     }
+    // What the page loads: the backbone's manifest and the ONNX export of the same weights.
+    let config = json!({ "manifest": format!("models/{WEIGHTS_ARCHITECTURE}.json"), "onnx": onnx_file() });
+    std::fs::write(site.join("bench-config.json"), config.to_string()).map_err(|e| e.to_string())?;
     let port = crate::serve::spawn(site)?;
     let url = format!("http://127.0.0.1:{port}/");
     eprintln!("xtask: $ node tests/bench/browser.mjs {url}");

@@ -9,6 +9,8 @@ const FEATURES = 1280;
 const BATCH8_ROUNDS = 3;
 /** Untimed runs first, so that V8 has tiered the hot code up before the clock runs. */
 const WARM_UP_RUNS = 3;
+/** Written by `cargo xtask bench`: `{ manifest, onnx }`, the files of the backbone under test. */
+const config = fetch("bench-config.json").then((response) => response.json());
 const log = (line) => (document.getElementById("log").textContent += line + "\n");
 
 function summary(perImageMs) {
@@ -57,7 +59,7 @@ async function bytes(url) {
 async function graft(inputs) {
   await init();
   const memoryBefore = wasm_memory_bytes();
-  const manifest = await (await fetch("models/mobilenet_v2.json")).text();
+  const manifest = await (await fetch((await config).manifest)).text();
   const weights = await bytes(`models/${JSON.parse(manifest).weights}`);
   const start = performance.now();
   const model = new BenchBackbone(manifest, weights);
@@ -84,7 +86,7 @@ async function graft(inputs) {
 async function onnxruntime(inputs, threads) {
   if (threads !== "default") ort.env.wasm.numThreads = Number(threads);
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
-  const model = await bytes("mobilenet_v2_features.onnx");
+  const model = await bytes((await config).onnx);
   const start = performance.now();
   const session = await ort.InferenceSession.create(model, {
     executionProviders: ["wasm"],
