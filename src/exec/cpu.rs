@@ -72,19 +72,13 @@ impl CpuExecutor {
     /// [`Executor::run`], answered at once.
     pub fn run_now(&self, x: &FeatureMap, blocks: Range<usize>) -> Result<FeatureMap> {
         self.check_range(&blocks)?;
-        let mut shape = None;
-        let data = self.map_images(
-            x.batch,
-            |index, spare| {
-                let input = image_activation(x, index, spare);
-                let out = self.run_image(input, blocks.clone(), spare, None);
-                let values = out.data[..out.height * out.width * out.channels].to_vec();
-                let dims = (out.height, out.width, out.channels);
-                spare.push(out.data);
-                (values, dims)
-            },
-            &mut shape,
-        )?;
+        let (data, shape) = self.map_images(x.batch, |index, spare| {
+            let out = self.run_image(image_activation(x, index, spare), blocks.clone(), spare, None);
+            let values = out.data[..out.height * out.width * out.channels].to_vec();
+            let dims = (out.height, out.width, out.channels);
+            spare.push(out.data);
+            (values, dims)
+        })?;
         let (height, width, channels) = shape.unwrap_or((x.height, x.width, x.channels));
         Ok(FeatureMap { data, batch: x.batch, height, width, channels })
     }
@@ -93,17 +87,12 @@ impl CpuExecutor {
     pub fn features_now(&self, x: &Tensor) -> Result<Tensor> {
         let input = NchwBatch::new(x)?;
         let all = 0..self.plan.num_blocks();
-        let mut shape = None;
-        let features = self.map_images(
-            input.batch,
-            |index, spare| {
-                let out = self.run_image(input.activation(index, spare), all.clone(), spare, None);
-                let pooled = spatial_mean(&out.data[..out.height * out.width * out.channels], out.channels);
-                spare.push(out.data);
-                (pooled, ())
-            },
-            &mut shape,
-        )?;
+        let (features, _) = self.map_images(input.batch, |index, spare| {
+            let out = self.run_image(input.activation(index, spare), all.clone(), spare, None);
+            let pooled = spatial_mean(&out.data[..out.height * out.width * out.channels], out.channels);
+            spare.push(out.data);
+            (pooled, ())
+        })?;
         let dim = features.len() / input.batch.max(1);
         Tensor::from_vec(features, (input.batch, dim), x.device())
     }
@@ -141,14 +130,13 @@ impl CpuExecutor {
     }
 
     /// `per_image(index, spare)` for every image of a batch, outputs concatenated in input
-    /// order; the batch is cut into one contiguous share per thread, each with its own spare
-    /// buffers. The last image's `D` lands in `last`.
+    /// order, with the last image's `D`; the batch is cut into one contiguous share per thread,
+    /// each with its own spare buffers.
     fn map_images<D: Send>(
         &self,
         batch: usize,
         per_image: impl Fn(usize, &mut Spare) -> (Vec<f32>, D) + Sync,
-        last: &mut Option<D>,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<(Vec<f32>, Option<D>)> {
         let share_of = |range: Range<usize>| {
             let mut spare = self.take_spare();
             let mut values = Vec::new();
@@ -162,9 +150,7 @@ impl CpuExecutor {
             (values, dims)
         };
         if self.threads <= 1 || batch <= 1 {
-            let (values, dims) = share_of(0..batch);
-            *last = dims;
-            return Ok(values);
+            return Ok(share_of(0..batch));
         }
         let share = batch.div_ceil(self.threads);
         let parts: Vec<_> = std::thread::scope(|scope| {
@@ -175,14 +161,13 @@ impl CpuExecutor {
             handles.into_iter().map(|h| h.join()).collect()
         });
         let mut values = Vec::new();
+        let mut last = None;
         for part in parts {
             let Ok((v, dims)) = part else { bail!("CPU executor: a worker thread panicked") };
             values.extend(v);
-            if dims.is_some() {
-                *last = dims;
-            }
+            last = dims.or(last);
         }
-        Ok(values)
+        Ok((values, last))
     }
 
     /// Runs `blocks` on one image.
