@@ -3,7 +3,6 @@
 //! embeddings, keyed by the backbone that made them.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
@@ -104,9 +103,10 @@ impl FeatureExtractor {
         self.embed_tensor(&images_to_tensor(images, self.input_spec(), &self.device)?).await
     }
 
-    /// The activations after `blocks` (from 0): the input of a trainable suffix.
-    pub async fn activations(&self, input: &Tensor, blocks: Range<usize>) -> Result<FeatureMap> {
-        Ok(self.executor.run(&FeatureMap::from_nchw(input)?, blocks).await?)
+    /// The activations entering block `boundary` of a preprocessed batch `(B, 3, H, W)`: the
+    /// frozen prefix `0..boundary`, whose output feeds a trainable suffix.
+    pub async fn activations(&self, input: &Tensor, boundary: usize) -> Result<FeatureMap> {
+        Ok(self.executor.run(&FeatureMap::from_nchw(input)?, 0..boundary).await?)
     }
 }
 

@@ -54,7 +54,7 @@ struct ParamGroup {
 
 /// The network being trained.
 struct Network {
-    suffix: Option<TrainableSuffix>,
+    suffix: Option<(TrainableSuffix, SuffixMode)>,
     head: MlpHead,
     head_vars: VarMap,
 }
@@ -62,7 +62,10 @@ struct Network {
 impl Network {
     fn logits(&self, x: &Tensor, dropout_mask: Option<&Tensor>) -> Result<Tensor> {
         let features = match &self.suffix {
-            Some(suffix) => suffix.forward_features(x)?,
+            Some((suffix, SuffixMode::Trainable)) => suffix.forward_features(x)?,
+            // Detached: the backward pass stops at the head instead of running through
+            // blocks whose gradients no optimizer uses.
+            Some((suffix, SuffixMode::Frozen)) => suffix.forward_features(x)?.detach(),
             None => x.clone(),
         };
         Ok(self.head.forward_with_mask(&features, dropout_mask)?)
@@ -132,7 +135,7 @@ impl Trainer {
             groups.push(param_group(suffix.vars().to_vec(), config.backbone_learning_rate, config.weight_decay)?);
         }
         let split = stratified_split(&data.labels, data.class_names.len(), config.val_fraction, config.seed);
-        let network = Network { suffix: suffix.map(|(s, _)| s), head, head_vars };
+        let network = Network { suffix, head, head_vars };
         Ok(Self { network, groups, data, split, config, rng, epoch: 0, cursor: None, best: None })
     }
 
@@ -246,7 +249,7 @@ impl Trainer {
             val_samples: self.split.val.len(),
         };
         let Network { suffix, head, head_vars } = self.network;
-        Ok(TrainedHead::new(head_vars, head, suffix, report))
+        Ok(TrainedHead::new(head_vars, head, suffix.map(|(s, _)| s), report))
     }
 
     fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {

@@ -156,23 +156,20 @@ impl WorkerCore {
     }
 
     fn new_trainer(&self, classes: &[ClassSamples], config: TrainConfig) -> Result<Trainer, String> {
-        let key = self.model.as_ref().ok_or(NOT_LOADED)?.extractor.key();
+        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
         let mut rows = Vec::new();
         let mut labels = Vec::new();
         for (label, class) in classes.iter().enumerate() {
             // Samples still being embedded (or rejected) are left out of this run; a class
             // left empty is refused by the trainer, by name.
-            for row in class.sample_ids.iter().filter_map(|&id| self.samples.embedding(key, id)) {
-                rows.push(row);
+            for row in class.sample_ids.iter().filter_map(|&id| self.samples.embedding(extractor.key(), id)) {
+                rows.extend_from_slice(row);
                 labels.push(label);
             }
         }
         let class_names = classes.iter().map(|c| c.name.clone()).collect();
-        let inputs = match rows.is_empty() {
-            true => Tensor::zeros((0, 1), candle_core::DType::F32, &Device::Cpu),
-            false => Tensor::stack(&rows, 0),
-        }
-        .map_err(|e| e.to_string())?;
+        let shape = (labels.len(), extractor.feature_dim());
+        let inputs = Tensor::from_vec(rows, shape, &Device::Cpu).map_err(|e| e.to_string())?;
         Trainer::new(TrainData { inputs, labels, class_names }, config).map_err(|e| e.to_string())
     }
 

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use candle_core::Tensor;
 use graft::backbone::BackboneKey;
 use graft::embed::EmbeddingCache;
 use graft::preprocess::StoredImage;
@@ -17,8 +16,8 @@ pub struct SampleStore {
 impl SampleStore {
     /// The cache for `key`, emptied if it held another backbone's features.
     fn cache_for(&mut self, key: &BackboneKey, dim: usize) -> &mut EmbeddingCache {
-        if self.embeddings.as_ref().is_none_or(|c| c.key() != key) {
-            self.embeddings = Some(EmbeddingCache::new(key.clone(), dim));
+        if self.embeddings.as_ref().is_some_and(|c| c.key() != key) {
+            self.embeddings = None;
         }
         self.embeddings.get_or_insert_with(|| EmbeddingCache::new(key.clone(), dim))
     }
@@ -41,10 +40,8 @@ impl SampleStore {
     }
 
     /// The embedding of `id`, if it was made by `key`.
-    pub fn embedding(&self, key: &BackboneKey, id: u64) -> Option<Tensor> {
-        let cache = self.embeddings.as_ref().filter(|c| c.key() == key)?;
-        let row = cache.get(id)?;
-        Tensor::from_slice(row, row.len(), &candle_core::Device::Cpu).ok()
+    pub fn embedding(&self, key: &BackboneKey, id: u64) -> Option<&[f32]> {
+        self.embeddings.as_ref().filter(|c| c.key() == key)?.get(id)
     }
 
     pub fn export(&self) -> Option<EmbeddingCache> {
