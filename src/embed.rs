@@ -12,15 +12,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::backbone::{Backbone, BackboneKey};
 use crate::error::{GraftError, Result};
-use crate::exec::{AnyExecutor, CpuExecutor, Executor, FeatureMap, FoldedPlan};
+use crate::exec::{Backend, BackendStatus, CpuExecutor, Executor, FeatureMap, FoldedPlan};
+use crate::gpu::BackendChoice;
 use crate::manifest::ModelManifest;
 use crate::preprocess::{images_to_tensor, InputSpec};
 
 pub struct FeatureExtractor {
     /// The differentiable Candle model (fine-tuning, and the executors' twin).
     backbone: Backbone,
-    /// Who runs the frozen blocks: what `embed` uses.
-    executor: AnyExecutor,
+    /// Who runs the frozen blocks (the GPU or the CPU, with the fallback): what `embed` uses.
+    executor: Backend,
     key: BackboneKey,
     device: Device,
 }
@@ -46,7 +47,7 @@ impl FeatureExtractor {
             )));
         }
         let plan = FoldedPlan::from_backbone(&backbone).map_err(weights_error)?;
-        let executor = AnyExecutor::Cpu(CpuExecutor::new(Arc::new(plan)));
+        let executor = Backend::new(CpuExecutor::new(Arc::new(plan)));
         Ok(Self { backbone, executor, key: manifest.backbone_key(), device: device.clone() })
     }
 
@@ -72,27 +73,28 @@ impl FeatureExtractor {
         &self.backbone
     }
 
-    pub fn executor(&self) -> &AnyExecutor {
+    pub fn executor(&self) -> &Backend {
         &self.executor
     }
 
-    /// The CPU executor, when that is what runs the blocks (benchmarks).
-    pub fn cpu_executor(&self) -> Option<&CpuExecutor> {
-        match &self.executor {
-            AnyExecutor::Cpu(cpu) => Some(cpu),
-        }
+    /// The CPU executor (benchmarks; the fallback of every GPU failure).
+    pub fn cpu_executor(&self) -> &CpuExecutor {
+        self.executor.cpu()
     }
 
     /// The CPU executor, to set its threads.
-    pub fn cpu_executor_mut(&mut self) -> Option<&mut CpuExecutor> {
-        match &mut self.executor {
-            AnyExecutor::Cpu(cpu) => Some(cpu),
-        }
+    pub fn cpu_executor_mut(&mut self) -> &mut CpuExecutor {
+        self.executor.cpu_mut()
+    }
+
+    /// Moves the blocks to the backend `choice` asks for (see [`Backend::select`]).
+    pub async fn select_backend(&self, choice: BackendChoice) -> Result<BackendStatus> {
+        self.executor.select(choice).await
     }
 
     /// Embeddings `(B, feature_dim)` of a preprocessed batch `(B, 3, H, W)`.
     pub async fn embed_tensor(&self, input: &Tensor) -> Result<Tensor> {
-        Ok(self.executor.features(input).await?)
+        self.executor.features(input).await
     }
 
     /// Embeddings `(N, feature_dim)` of images.
@@ -106,7 +108,7 @@ impl FeatureExtractor {
     /// The activations entering block `boundary` of a preprocessed batch `(B, 3, H, W)`: the
     /// frozen prefix `0..boundary`, whose output feeds a trainable suffix.
     pub async fn activations(&self, input: &Tensor, boundary: usize) -> Result<FeatureMap> {
-        Ok(self.executor.run(&FeatureMap::from_nchw(input)?, 0..boundary).await?)
+        self.executor.run(&FeatureMap::from_nchw(input)?, 0..boundary).await
     }
 }
 

@@ -53,8 +53,24 @@ pub enum GraftError {
     #[error("training diverged in epoch {epoch} (the loss is no longer a number); try a smaller learning rate")]
     Diverged { epoch: usize },
 
+    /// No GPU to use: the CPU runs instead.
+    #[error("WebGPU is not available: {0}")]
+    GpuUnavailable(String),
+
+    /// The GPU failed while working (a shader, a limit, a lost device): the work in flight
+    /// is redone on the CPU, which stays in use.
+    #[error("the GPU failed: {0}")]
+    Gpu(String),
+
     #[error("tensor computation failed: {0}")]
     Tensor(#[from] candle_core::Error),
+}
+
+impl GraftError {
+    /// A GPU failure, after which the CPU takes over.
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, GraftError::Gpu(_) | GraftError::GpuUnavailable(_))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, GraftError>;

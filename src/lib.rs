@@ -7,6 +7,7 @@ pub mod classify;
 pub mod embed;
 pub mod error;
 pub mod exec;
+pub mod gpu;
 pub mod kernels;
 pub mod manifest;
 pub mod model;

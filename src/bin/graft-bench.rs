@@ -152,7 +152,7 @@ mod native {
         let weights = std::fs::read(model_dir.join(&manifest.weights)).map_err(|e| e.to_string())?;
         let mut extractor = FeatureExtractor::load(&manifest, weights, &Device::Cpu).map_err(|e| e.to_string())?;
         let backbone = extractor.backbone().clone();
-        let cpu = extractor.cpu_executor_mut().ok_or("the backbone does not run on the CPU executor")?;
+        let cpu = extractor.cpu_executor_mut();
         // Natively the CPU executor spreads a batch's images over every core by default; the
         // like-for-like figures use one thread, the all-core ones come last.
         let cores = cpu.threads();

@@ -60,6 +60,11 @@ impl CpuExecutor {
         &self.plan
     }
 
+    /// The plan, to hand to another executor (the GPU's) without copying the weights.
+    pub fn shared_plan(&self) -> Arc<FoldedPlan> {
+        Arc::clone(&self.plan)
+    }
+
     /// Spreads the images of a batch over `threads` threads (at least one; wasm32 keeps one).
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = if cfg!(target_arch = "wasm32") { 1 } else { threads.max(1) };
@@ -213,12 +218,12 @@ impl Executor for CpuExecutor {
         self.plan.num_blocks()
     }
 
-    async fn run(&self, x: &FeatureMap, blocks: Range<usize>) -> Result<FeatureMap> {
-        self.run_now(x, blocks)
+    async fn run(&self, x: &FeatureMap, blocks: Range<usize>) -> crate::Result<FeatureMap> {
+        Ok(self.run_now(x, blocks)?)
     }
 
-    async fn features(&self, x: &Tensor) -> Result<Tensor> {
-        self.features_now(x)
+    async fn features(&self, x: &Tensor) -> crate::Result<Tensor> {
+        Ok(self.features_now(x)?)
     }
 }
 

@@ -6,8 +6,9 @@
 //! Activations between calls are [`FeatureMap`]s, `(B, H, W, C)` in NHWC.
 //!
 //! The interface is asynchronous at the boundary: the CPU executor ([`cpu::CpuExecutor`])
-//! answers at once, a WebGPU executor answers when its `map_async` readback resolves; callers
-//! await either the same way through [`AnyExecutor`].
+//! answers at once, the GPU executor ([`crate::gpu::GpuExecutor`]) when its `map_async`
+//! readback resolves; callers await either the same way through [`Backend`], which also
+//! falls back to the CPU when the GPU fails.
 
 pub mod cpu;
 pub mod plan;
@@ -16,9 +17,13 @@ pub mod profile;
 use std::future::Future;
 use std::ops::Range;
 
-use candle_core::{Device, Result, Tensor};
+use std::sync::{Arc, Mutex};
+
+use candle_core::{Device, Tensor};
 
 pub use cpu::CpuExecutor;
+use crate::error::Result;
+use crate::gpu::{BackendChoice, GpuContext, GpuExecutor};
 pub use plan::FoldedPlan;
 
 /// A batch of activations in NHWC: `data[((b * height + y) * width + x) * channels + c]`.
@@ -33,14 +38,14 @@ pub struct FeatureMap {
 
 impl FeatureMap {
     /// From an NCHW tensor (a preprocessed batch, or Candle's activations).
-    pub fn from_nchw(x: &Tensor) -> Result<Self> {
+    pub fn from_nchw(x: &Tensor) -> candle_core::Result<Self> {
         let (batch, channels, height, width) = x.dims4()?;
         let data = x.permute((0, 2, 3, 1))?.flatten_all()?.to_vec1::<f32>()?;
         Ok(Self { data, batch, height, width, channels })
     }
 
     /// As an NCHW tensor (to hand to Candle: trainable blocks, the reference twin).
-    pub fn to_nchw(&self, device: &Device) -> Result<Tensor> {
+    pub fn to_nchw(&self, device: &Device) -> candle_core::Result<Tensor> {
         let (b, h, w, c) = (self.batch, self.height, self.width, self.channels);
         Tensor::from_slice(&self.data, (b, h, w, c), device)?.permute((0, 3, 1, 2))?.contiguous()
     }
@@ -84,34 +89,135 @@ pub trait Executor {
     fn features(&self, x: &Tensor) -> impl Future<Output = Result<Tensor>>;
 }
 
-/// Every executor the engine has, behind the one interface.
-#[derive(Debug)]
-pub enum AnyExecutor {
-    Cpu(CpuExecutor),
+/// Which executor runs, and why the CPU does when a GPU was wanted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendStatus {
+    /// `"cpu"` or `"webgpu"`.
+    pub kind: &'static str,
+    /// The badge: `"WebGPU · <adapter>"`, or the CPU path.
+    pub description: String,
+    /// Why the CPU runs although WebGPU was asked for or `auto` looked for it.
+    pub cpu_reason: Option<String>,
 }
 
-impl Executor for AnyExecutor {
-    fn describe(&self) -> String {
-        match self {
-            AnyExecutor::Cpu(e) => e.describe(),
+/// The backbone's executors with the fallback between them: the GPU when one is attached, the
+/// CPU always. A GPU failure (a shader, a limit, a lost device) redoes the work item on the CPU,
+/// which then stays in use until a GPU is attached again; the reason is kept for the page.
+#[derive(Debug)]
+pub struct Backend {
+    cpu: CpuExecutor,
+    gpu: Mutex<Option<Arc<GpuExecutor>>>,
+    cpu_reason: Mutex<Option<String>>,
+}
+
+impl Backend {
+    pub fn new(cpu: CpuExecutor) -> Self {
+        Self { cpu, gpu: Mutex::new(None), cpu_reason: Mutex::new(None) }
+    }
+
+    pub fn cpu(&self) -> &CpuExecutor {
+        &self.cpu
+    }
+
+    pub fn cpu_mut(&mut self) -> &mut CpuExecutor {
+        &mut self.cpu
+    }
+
+    /// The GPU executor in use, if any.
+    pub fn gpu(&self) -> Option<Arc<GpuExecutor>> {
+        self.gpu.lock().ok().and_then(|gpu| gpu.clone())
+    }
+
+    /// Opens the GPU `choice` asks for and moves the work there, or stays on (or returns to)
+    /// the CPU, keeping the reason. Errs only when WebGPU was asked for explicitly and cannot
+    /// run; the CPU is in use then too.
+    pub async fn select(&self, choice: BackendChoice) -> crate::error::Result<BackendStatus> {
+        let opened = match choice {
+            BackendChoice::Cpu => {
+                self.use_cpu(None);
+                return Ok(self.status());
+            }
+            BackendChoice::Auto => GpuContext::request(false).await,
+            BackendChoice::Webgpu => GpuContext::request(true).await,
+        };
+        let executor = match opened {
+            Ok(context) => GpuExecutor::new(context, self.cpu.shared_plan()).await,
+            Err(e) => Err(e),
+        };
+        match executor {
+            Ok(gpu) => {
+                self.attach(gpu);
+                Ok(self.status())
+            }
+            Err(e) if choice == BackendChoice::Auto => {
+                self.use_cpu(Some(format!("auto chose the CPU: {e}")));
+                Ok(self.status())
+            }
+            Err(e) => {
+                self.use_cpu(Some(e.to_string()));
+                Err(e)
+            }
         }
+    }
+
+    /// Runs on `gpu` from now on.
+    pub fn attach(&self, gpu: GpuExecutor) {
+        set(&self.gpu, Some(Arc::new(gpu)));
+        set(&self.cpu_reason, None);
+    }
+
+    /// Runs on the CPU from now on; `reason` says why when a GPU was wanted.
+    pub fn use_cpu(&self, reason: Option<String>) {
+        set(&self.gpu, None);
+        set(&self.cpu_reason, reason);
+    }
+
+    pub fn status(&self) -> BackendStatus {
+        let cpu_reason = self.cpu_reason.lock().ok().and_then(|r| r.clone());
+        match self.gpu() {
+            Some(gpu) => BackendStatus { kind: "webgpu", description: gpu.describe(), cpu_reason: None },
+            None => BackendStatus { kind: "cpu", description: self.cpu.describe(), cpu_reason },
+        }
+    }
+
+    /// Hands a GPU failure's work item to the CPU: the GPU is dropped and the reason kept.
+    fn fall_back(&self, error: &crate::GraftError) {
+        self.use_cpu(Some(format!("{error}; continuing on the CPU")));
+    }
+}
+
+fn set<T>(slot: &Mutex<T>, value: T) {
+    if let Ok(mut slot) = slot.lock() {
+        *slot = value;
+    }
+}
+
+impl Executor for Backend {
+    fn describe(&self) -> String {
+        self.status().description
     }
 
     fn num_blocks(&self) -> usize {
-        match self {
-            AnyExecutor::Cpu(e) => e.num_blocks(),
-        }
+        self.cpu.num_blocks()
     }
 
     async fn run(&self, x: &FeatureMap, blocks: Range<usize>) -> Result<FeatureMap> {
-        match self {
-            AnyExecutor::Cpu(e) => e.run(x, blocks).await,
+        if let Some(gpu) = self.gpu() {
+            match gpu.run(x, blocks.clone()).await {
+                Err(e) if e.is_gpu() => self.fall_back(&e),
+                done => return done,
+            }
         }
+        self.cpu.run(x, blocks).await
     }
 
     async fn features(&self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            AnyExecutor::Cpu(e) => e.features(x).await,
+        if let Some(gpu) = self.gpu() {
+            match gpu.features(x).await {
+                Err(e) if e.is_gpu() => self.fall_back(&e),
+                done => return done,
+            }
         }
+        self.cpu.features(x).await
     }
 }

@@ -49,6 +49,11 @@ impl FoldedPlan {
         Ok(Self { blocks })
     }
 
+    /// A plan of these blocks (tests build small ones by hand).
+    pub fn new(blocks: Vec<FoldedBlock>) -> Self {
+        Self { blocks }
+    }
+
     pub fn blocks(&self) -> &[FoldedBlock] {
         &self.blocks
     }

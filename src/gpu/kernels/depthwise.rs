@@ -1,0 +1,45 @@
+//! Driver of `depthwise.wgsl`: depthwise 3x3, stride 1 or 2, bias and ReLU6 fused, over a
+//! batch. Twin: [`crate::kernels::depthwise`].
+
+use crate::gpu::program::{linear_workgroups, Access, Kernel, KernelCall};
+use crate::kernels::depthwise::DepthwiseShape;
+
+pub static KERNEL: Kernel = Kernel {
+    name: "depthwise",
+    source: include_str!("depthwise.wgsl"),
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
+
+/// Output columns per thread (the shader's `COLS`).
+const COLUMNS_PER_THREAD: usize = 4;
+
+pub fn supports(shape: DepthwiseShape) -> bool {
+    shape.channels % 4 == 0 && (1..=2).contains(&shape.stride)
+}
+
+/// `input (batch, H, W, C)` -> `output (batch, H', W', C)`; `taps ((ky, kx), C)`.
+pub fn call<'a>(
+    shape: DepthwiseShape,
+    batch: usize,
+    [input, taps, bias, output]: [&'a wgpu::Buffer; 4],
+    max_workgroups: u32,
+) -> KernelCall<'a> {
+    let (out_height, out_width) = (shape.out_height(), shape.out_width());
+    let threads = batch * out_height * out_width.div_ceil(COLUMNS_PER_THREAD) * (shape.channels / 4);
+    KernelCall {
+        kernel: &KERNEL,
+        constants: vec![("STRIDE", shape.stride as f64)],
+        params: [
+            batch as u32,
+            shape.height as u32,
+            shape.width as u32,
+            (shape.channels / 4) as u32,
+            out_height as u32,
+            out_width as u32,
+            0,
+            0,
+        ],
+        buffers: vec![input, taps, bias, output],
+        workgroups: linear_workgroups(threads as u64, 64, max_workgroups),
+    }
+}

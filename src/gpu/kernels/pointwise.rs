@@ -1,0 +1,45 @@
+//! Driver of `pointwise.wgsl`: a 1x1 convolution (or any product with a bias) over `pixels`
+//! rows, bias, residual and ReLU6 fused. Twin: [`crate::kernels::pointwise`].
+
+use super::{flag, tile_workgroups};
+use crate::gpu::program::{Access, Kernel, KernelCall};
+use crate::kernels::pointwise::PointwiseShape;
+
+pub static KERNEL: Kernel = Kernel {
+    name: "pointwise",
+    source: include_str!("pointwise.wgsl"),
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
+
+/// The buffers of one pointwise call.
+pub struct PointwiseBuffers<'a> {
+    pub input: &'a wgpu::Buffer,
+    pub weight: &'a wgpu::Buffer,
+    pub bias: &'a wgpu::Buffer,
+    /// Added before the activation; `None` binds `unused` in its place.
+    pub residual: Option<&'a wgpu::Buffer>,
+    pub unused: &'a wgpu::Buffer,
+    pub output: &'a wgpu::Buffer,
+}
+
+/// Whether the kernel takes this shape (it reads channels as `vec4`).
+pub fn supports(shape: PointwiseShape) -> bool {
+    shape.in_channels % 4 == 0 && shape.out_channels % 4 == 0
+}
+
+pub fn call<'a>(shape: PointwiseShape, relu6: bool, buffers: PointwiseBuffers<'a>) -> KernelCall<'a> {
+    let PointwiseShape { pixels, in_channels, out_channels } = shape;
+    KernelCall {
+        kernel: &KERNEL,
+        constants: vec![("RELU6", flag(relu6)), ("RESIDUAL", flag(buffers.residual.is_some()))],
+        params: [pixels as u32, in_channels as u32, out_channels as u32, 0, 0, 0, 0, 0],
+        buffers: vec![
+            buffers.input,
+            buffers.weight,
+            buffers.bias,
+            buffers.residual.unwrap_or(buffers.unused),
+            buffers.output,
+        ],
+        workgroups: tile_workgroups(pixels, out_channels),
+    }
+}
