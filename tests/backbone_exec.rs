@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use graft::backbone::{Architecture, Backbone, BackboneKey};
+use graft::embed::block_on;
 use graft::embed::EmbeddingCache;
 use graft::exec::{CpuExecutor, FeatureMap, FoldedPlan};
 use graft::train::{SavedHead, SuffixMode, TrainConfig, TrainData, Trainer};
@@ -123,12 +124,12 @@ fn the_last_two_blocks_learn_only_when_their_group_is_trainable() {
 
     let data = boundary_data(&backbone, 8);
     let mut head_only = Trainer::with_suffix(data, config.clone(), suffix.clone(), SuffixMode::Frozen).unwrap();
-    head_only.run_epoch().unwrap();
+    block_on(head_only.run_epoch()).unwrap();
     assert_eq!(suffix_values(&suffix), before, "a frozen suffix moved");
 
     let data = boundary_data(&backbone, 8);
     let mut both = Trainer::with_suffix(data, config, suffix.clone(), SuffixMode::Trainable).unwrap();
-    both.run_epoch().unwrap();
+    block_on(both.run_epoch()).unwrap();
     for ((name, old), (_, new)) in before.iter().zip(&suffix_values(&suffix)) {
         assert!(max_abs_diff(old, new) > 0.0, "{name} did not move");
     }
@@ -165,8 +166,8 @@ fn a_saved_head_restores_the_same_predictions_and_checks_its_backbone() {
     let data = TrainData { inputs: features.clone(), labels, class_names: class_names.clone() };
     let config = TrainConfig { epochs: 2, hidden: 5, ..Default::default() };
     let mut trainer = Trainer::new(data, config).unwrap();
-    trainer.run_epoch().unwrap();
-    let trained = trainer.finish().unwrap();
+    block_on(trainer.run_epoch()).unwrap();
+    let trained = block_on(trainer.finish()).unwrap();
     let saved = SavedHead::new(&trained, key("aaaa"), class_names).unwrap();
     let restored = saved.restore(&key("aaaa"), &Device::Cpu).unwrap();
     assert_eq!(values(&restored.predict(&features).unwrap()), values(&trained.predict(&features).unwrap()));

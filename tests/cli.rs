@@ -21,12 +21,50 @@ fn graft(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_graft")).args(args).output().unwrap()
 }
 
+/// Whether a GPU adapter exists here (lavapipe in CI, where `GRAFT_REQUIRE_GPU` makes a
+/// missing one a failure); prints why not.
+fn gpu_here() -> bool {
+    match graft::embed::block_on(graft::gpu::GpuContext::request(true)) {
+        Ok(_) => true,
+        Err(e) if std::env::var_os("GRAFT_REQUIRE_GPU").is_some() => panic!("GRAFT_REQUIRE_GPU is set, but {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED the webgpu runs: {e}");
+            false
+        }
+    }
+}
+
+/// The backends to run the CLI with: the CPU, and WebGPU where an adapter exists.
+fn backends() -> Vec<&'static str> {
+    if gpu_here() {
+        vec!["cpu", "webgpu"]
+    } else {
+        vec!["cpu"]
+    }
+}
+
 #[test]
 fn classify_json_puts_egyptian_cat_first() {
     if !ready() {
         return;
     }
-    let out = graft(&["classify", CHELSEA, "--json"]);
+    for backend in backends() {
+        classify_chelsea(backend);
+    }
+}
+
+#[test]
+fn an_unknown_backend_is_refused_with_the_choices() {
+    let out = graft(&["classify", CHELSEA, "--backend", "cuda"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use auto, cpu or webgpu"));
+}
+
+fn classify_chelsea(backend: &str) {
+    let out = graft(&["classify", CHELSEA, "--json", "--backend", backend]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = if backend == "cpu" { "on CPU" } else { "on WebGPU · " };
+    assert!(stderr.contains(expected), "{backend}: {stderr}");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(results[0]["file"], CHELSEA);
@@ -62,8 +100,24 @@ fn train_prints_epochs_and_a_final_report() {
     if !ready() {
         return;
     }
+    let mut runs = Vec::new();
+    for backend in backends() {
+        runs.push(train_on_five_crops(backend));
+    }
+    // The same data and seed reach the same losses on the GPU (its features agree with the
+    // CPU's to ~1e-6, and the head trains with the same batches, masks and optimizer).
+    if let [cpu, webgpu] = &runs[..] {
+        for (a, b) in cpu.iter().zip(webgpu).take(5) {
+            let (a, b) = (a["val_loss"].as_f64().unwrap(), b["val_loss"].as_f64().unwrap());
+            assert!((a - b).abs() <= 1e-3 * a.abs().max(1e-3), "val loss CPU {a} vs WebGPU {b}");
+        }
+    }
+}
+
+/// `graft train` on two classes of five crops; returns its JSON lines.
+fn train_on_five_crops(backend: &str) -> Vec<serde_json::Value> {
     // Two classes of real photos, with a few crops of each as extra samples.
-    let dir = std::env::temp_dir().join(format!("graft-train-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("graft-train-{}-{backend}", std::process::id()));
     for (class, photo) in [("cat", CHELSEA), ("coffee", COFFEE)] {
         let folder = dir.join(class);
         std::fs::create_dir_all(&folder).unwrap();
@@ -85,6 +139,8 @@ fn train_prints_epochs_and_a_final_report() {
         "--json",
         "--save",
         head.to_str().unwrap(),
+        "--backend",
+        backend,
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<serde_json::Value> =
@@ -106,5 +162,9 @@ fn train_prints_epochs_and_a_final_report() {
     assert_eq!(last["confusion"], serde_json::json!([[1, 0], [0, 1]]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken.jpg"));
     assert!(head.exists());
+    let ran_on = if backend == "cpu" { "CPU" } else { "WebGPU · " };
+    assert!(last["backend"]["embedding"].as_str().unwrap().starts_with(ran_on), "{last}");
+    assert!(last["backend"]["training"].as_str().unwrap().starts_with(ran_on), "{last}");
     std::fs::remove_dir_all(&dir).unwrap();
+    lines
 }

@@ -25,6 +25,7 @@ use graft::kernels::im2col::im2col3x3;
 use graft::kernels::pointwise::{pointwise_reference, PointwiseShape};
 use graft::manifest::{manifest_file, ModelManifest};
 use graft::preprocess::{decode_image, images_to_tensor};
+use graft::train::{TrainConfig, TrainData, Trainer};
 
 /// A GPU context, or `None` with the reason printed (a failure where `GRAFT_REQUIRE_GPU` is set).
 fn gpu() -> Option<GpuContext> {
@@ -82,7 +83,8 @@ fn pointwise_matches_its_cpu_twin() {
         let (input, weight) = (values(pixels * in_channels, 1), values(in_channels * out_channels, 2));
         let (bias, residual) = (values(out_channels, 3), values(pixels * out_channels, 4));
         for (with_residual, relu6) in [(false, false), (true, false), (false, true)] {
-            let twin = pointwise_reference(shape, &input, &weight, &bias, with_residual.then_some(&residual[..]), relu6);
+            let twin =
+                pointwise_reference(shape, &input, &weight, &bias, with_residual.then_some(&residual[..]), relu6);
             let got = run_kernel(&kernels, &[&input, &weight, &bias, &residual], twin.len(), |b, out| {
                 let residual = with_residual.then_some(&b[3]);
                 let buffers = pointwise::PointwiseBuffers {
@@ -106,7 +108,9 @@ fn depthwise_matches_its_cpu_twin() {
     let Some(context) = gpu() else { return };
     let kernels = Kernels::new(context);
     let max = kernels.context().limits().max_compute_workgroups_per_dimension;
-    for (batch, height, width, channels, stride) in [(1, 5, 7, 12, 1), (2, 9, 9, 8, 2), (2, 14, 13, 36, 2), (1, 1, 1, 4, 1)] {
+    for (batch, height, width, channels, stride) in
+        [(1, 5, 7, 12, 1), (2, 9, 9, 8, 2), (2, 14, 13, 36, 2), (1, 1, 1, 4, 1)]
+    {
         let shape = DepthwiseShape { height, width, channels, stride };
         let input = values(batch * height * width * channels, 5);
         let (taps, bias) = (values(9 * channels, 6), values(channels, 7));
@@ -126,7 +130,9 @@ fn depthwise_matches_its_cpu_twin() {
 fn stem_convolution_matches_im2col_and_product() {
     let Some(context) = gpu() else { return };
     let kernels = Kernels::new(context);
-    for (batch, height, width, in_channels, out_channels, stride) in [(2, 11, 13, 3, 16, 2), (1, 8, 8, 3, 32, 1), (1, 5, 6, 8, 12, 2)] {
+    for (batch, height, width, in_channels, out_channels, stride) in
+        [(2, 11, 13, 3, 16, 2), (1, 8, 8, 3, 32, 1), (1, 5, 6, 8, 12, 2)]
+    {
         let shape = DepthwiseShape { height, width, channels: in_channels, stride };
         let input = values(batch * height * width * in_channels, 8);
         let (weight, bias) = (values(9 * in_channels * out_channels, 9), values(out_channels, 10));
@@ -300,8 +306,10 @@ fn mobilenet_v2_on_the_gpu_gives_the_cpu_features_and_pytorch_top1_on_reference_
         images.push(decode_image(&image.file, &std::fs::read(path).unwrap()).unwrap());
     }
     let input = images_to_tensor(&images, classifier.extractor().input_spec(), &Device::Cpu).unwrap();
-    let on_gpu: Vec<f32> = block_on(classifier.extractor().embed_tensor(&input)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let on_cpu: Vec<f32> = classifier.extractor().cpu_executor().features_now(&input).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let on_gpu: Vec<f32> =
+        block_on(classifier.extractor().embed_tensor(&input)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let on_cpu: Vec<f32> =
+        classifier.extractor().cpu_executor().features_now(&input).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let error = relative_error(&on_gpu, &on_cpu);
     println!("MobileNetV2 features of {} photos, GPU vs CPU: max relative error {error:.2e}", images.len());
     assert!(error <= 1e-3, "{error}");
@@ -311,4 +319,78 @@ fn mobilenet_v2_on_the_gpu_gives_the_cpu_features_and_pytorch_top1_on_reference_
     for (image, top) in reference.images.iter().zip(top1) {
         assert_eq!(top as usize, image.top5[0], "{}: top-1 differs from PyTorch", image.file);
     }
+}
+
+/// Three Gaussian blobs in 16 dimensions, from a fixed seed.
+fn blobs(per_class: usize) -> (Tensor, Vec<usize>) {
+    let mut rng = graft::train::rng::SplitMix64::new(7);
+    let (mut data, mut labels) = (Vec::new(), Vec::new());
+    for class in 0..3 {
+        for _ in 0..per_class {
+            data.extend((0..16).map(|d| if d % 3 == class { 1.5 } else { 0.0 } + rng.next_f32() - 0.5));
+            labels.push(class);
+        }
+    }
+    (Tensor::from_vec(data, (labels.len(), 16), &Device::Cpu).unwrap(), labels)
+}
+
+fn blob_trainer(config: TrainConfig) -> Trainer {
+    let (inputs, labels) = blobs(23);
+    let class_names = vec!["a".into(), "b".into(), "c".into()];
+    Trainer::new(TrainData { inputs, labels, class_names }, config).unwrap()
+}
+
+fn close(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 1e-4 * b.abs().max(1e-3)
+}
+
+#[test]
+fn head_training_on_the_gpu_matches_the_cpu_trainer() {
+    let Some(context) = gpu() else { return };
+    for hidden in [8, 0] {
+        let config = TrainConfig { epochs: 4, batch_size: 16, hidden, dropout: 0.2, ..TrainConfig::default() };
+        let mut cpu = blob_trainer(config.clone());
+        let mut gpu = blob_trainer(config);
+        block_on(gpu.use_gpu(context.clone())).unwrap();
+        assert!(gpu.device_description().starts_with("WebGPU"));
+        for _ in 0..4 {
+            let (want, got) = (block_on(cpu.run_epoch()).unwrap(), block_on(gpu.run_epoch()).unwrap());
+            println!(
+                "hidden {hidden}, epoch {}: train loss CPU {} GPU {}",
+                want.epoch, want.train_loss, got.train_loss
+            );
+            assert!(close(got.train_loss, want.train_loss), "hidden {hidden}: {got:?} vs {want:?}");
+            assert!(close(got.val_loss.unwrap(), want.val_loss.unwrap()), "hidden {hidden}: {got:?} vs {want:?}");
+            assert_eq!(got.confusion, want.confusion);
+        }
+        let (want, got) = (block_on(cpu.finish()).unwrap(), block_on(gpu.finish()).unwrap());
+        assert_eq!(got.report.best_epoch, want.report.best_epoch);
+        assert!(
+            close(got.report.val_loss, want.report.val_loss),
+            "{} vs {}",
+            got.report.val_loss,
+            want.report.val_loss
+        );
+    }
+}
+
+#[test]
+fn a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights() {
+    let Some(context) = gpu() else { return };
+    let config = TrainConfig { epochs: 6, batch_size: 8, hidden: 8, learning_rate: 0.02, ..TrainConfig::default() };
+    let mut trainer = blob_trainer(config);
+    block_on(trainer.use_gpu(context.clone())).unwrap();
+    let first = block_on(trainer.run_epoch()).unwrap();
+    block_on(trainer.run_epoch()).unwrap();
+    context.lose_device();
+    let mut rest = Vec::new();
+    while !trainer.is_done() {
+        rest.push(block_on(trainer.run_epoch()).unwrap());
+    }
+    assert_eq!(rest.len(), 4);
+    let description = trainer.device_description();
+    assert!(description.starts_with("CPU (") && description.contains("lost"), "{description}");
+    let trained = block_on(trainer.finish()).unwrap();
+    assert!(trained.report.val_loss <= first.val_loss.unwrap(), "the head kept learning on the CPU");
+    assert!(trained.report.val_accuracy > 0.9, "{:?}", trained.report);
 }

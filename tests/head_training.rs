@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use graft::embed::block_on;
 use graft::model::{MlpHead, MlpHeadSpec};
 use graft::train::{TrainConfig, TrainData, Trainer};
 use graft::GraftError;
@@ -104,10 +105,10 @@ fn learns_separable_classes_and_reports_per_class_metrics() {
     assert_eq!(trainer.split().val.len(), 9); // 15% of 20, per class
     let mut history = Vec::new();
     while !trainer.is_done() {
-        history.push(trainer.run_epoch().unwrap());
+        history.push(block_on(trainer.run_epoch()).unwrap());
     }
     assert!(history.last().unwrap().train_loss < history[0].train_loss);
-    let trained = trainer.finish().unwrap();
+    let trained = block_on(trainer.finish()).unwrap();
     assert_eq!(trained.report.val_accuracy, 1.0);
     assert_eq!(trained.report.per_class_accuracy, vec![Some(1.0); 3]);
     let diagonal: u32 = (0..3).map(|i| trained.report.confusion.counts[i][i]).sum();
@@ -124,7 +125,7 @@ fn same_seed_same_run() {
         let (features, labels) = blobs(10, 2);
         let config = TrainConfig { epochs: 3, seed, ..Default::default() };
         let mut trainer = trainer(features, labels, &names(2), config).unwrap();
-        (0..3).map(|_| trainer.run_epoch().unwrap().train_loss).collect::<Vec<_>>()
+        (0..3).map(|_| block_on(trainer.run_epoch()).unwrap().train_loss).collect::<Vec<_>>()
     };
     assert_eq!(run(5), run(5));
     assert_ne!(run(5), run(6));
@@ -148,7 +149,7 @@ fn divergence_is_reported_not_hidden() {
     let features = (features * 1e38).unwrap();
     let config = TrainConfig { learning_rate: 1.0, ..Default::default() };
     let mut trainer = trainer(features, labels, &names(2), config).unwrap();
-    let outcome = (0..3).map(|_| trainer.run_epoch()).find(|r| r.is_err());
+    let outcome = (0..3).map(|_| block_on(trainer.run_epoch())).find(|r| r.is_err());
     assert!(matches!(outcome, Some(Err(GraftError::Diverged { .. }))), "{outcome:?}");
 }
 
@@ -174,13 +175,13 @@ fn finish_restores_the_weights_of_the_best_epoch() {
     let mut trainer = trainer(features, labels, &names(2), config).unwrap();
     let mut history = Vec::new();
     while !trainer.is_done() {
-        history.push(trainer.run_epoch().unwrap());
+        history.push(block_on(trainer.run_epoch()).unwrap());
     }
     let (best_index, best) =
         history.iter().enumerate().min_by(|a, b| a.1.val_loss.unwrap().total_cmp(&b.1.val_loss.unwrap())).unwrap();
     assert!(best_index + 1 < history.len(), "the last epoch was the best: the test needs overfitting");
     let last_loss = history.last().unwrap().val_loss.unwrap();
-    let trained = trainer.finish().unwrap();
+    let trained = block_on(trainer.finish()).unwrap();
     assert_eq!(trained.report.best_epoch, best.epoch);
     // Scored again with the restored weights: the best epoch's loss, not the last one's.
     let best_loss = best.val_loss.unwrap();
@@ -205,11 +206,11 @@ fn time_slices_add_up_to_the_same_run_as_whole_epochs() {
                     ticks.get()
                 };
                 slices += 1;
-                if let Some(metrics) = trainer.step_for(&clock, 15.0).unwrap() {
+                if let Some(metrics) = block_on(trainer.step_for(&clock, 15.0)).unwrap() {
                     epochs.push(metrics);
                 }
             } else {
-                epochs.push(trainer.run_epoch().unwrap());
+                epochs.push(block_on(trainer.run_epoch()).unwrap());
             }
         }
         (epochs, slices)

@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{Device, Tensor};
 
-pub use cpu::CpuExecutor;
 use crate::error::Result;
 use crate::gpu::{BackendChoice, GpuContext, GpuExecutor};
+pub use cpu::CpuExecutor;
 pub use plan::FoldedPlan;
 
 /// A batch of activations in NHWC: `data[((b * height + y) * width + x) * channels + c]`.

@@ -85,7 +85,14 @@ impl GpuExecutor {
             })
             .await?;
         let unused = context.storage("graft unused", 16);
-        Ok(Self { kernels: Kernels::new(context), plan, weights, unused, programs: Default::default(), binding_limit: None })
+        Ok(Self {
+            kernels: Kernels::new(context),
+            plan,
+            weights,
+            unused,
+            programs: Default::default(),
+            binding_limit: None,
+        })
     }
 
     pub fn context(&self) -> &GpuContext {
@@ -129,10 +136,8 @@ impl GpuExecutor {
             let program = self.program(key).await?;
             let slice = &input[start * per_image..(start + images) * per_image];
             self.context().queue().write_buffer(&program.input, 0, bytemuck::cast_slice(slice));
-            let mut out = self
-                .kernels
-                .run(&program.recorded, &[(&program.output, &program.staging, program.output_len)])
-                .await?;
+            let mut out =
+                self.kernels.run(&program.recorded, &[(&program.output, &program.staging, program.output_len)]).await?;
             values.append(&mut out[0]);
             output_dims = program.output_dims;
         }
@@ -146,7 +151,10 @@ impl GpuExecutor {
         let outputs: Vec<Dims> = unit_dims(&self.plan, dims, blocks).map(|(_, d)| d).collect();
         let largest = outputs.iter().chain([&dims]).map(|d| d.0 * d.1 * d.2).max().unwrap_or(1);
         let largest_pixels = outputs.iter().chain([&dims]).map(|d| d.0 * d.1).max().unwrap_or(1);
-        let binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size).min(self.binding_limit.unwrap_or(u64::MAX));
+        let binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            .min(self.binding_limit.unwrap_or(u64::MAX));
         let by_memory = binding / (largest as u64 * 4).max(1);
         let by_rows = (limits.max_compute_workgroups_per_dimension as u64 * 32) / largest_pixels.max(1) as u64;
         let images = by_memory.min(by_rows.max(1));
@@ -181,7 +189,8 @@ impl GpuExecutor {
         let (input, arena, features) = context
             .checked("allocating activations", || {
                 let bytes = (key.batch * largest * 4) as u64;
-                let input = context.storage("graft input", (key.batch * key.input.0 * key.input.1 * key.input.2 * 4) as u64);
+                let input =
+                    context.storage("graft input", (key.batch * key.input.0 * key.input.1 * key.input.2 * 4) as u64);
                 let arena: Vec<_> = (0..3).map(|_| context.storage("graft activation", bytes)).collect();
                 let features = context.storage("graft features", (key.batch * self.last_channels(key) * 4) as u64);
                 (input, arena, features)
@@ -226,7 +235,15 @@ impl GpuExecutor {
                     unreachable!("three activation buffers always leave one free")
                 };
                 let weights = &self.weights[block_index][index];
-                let (call, out_dims) = unit_call(unit, key.batch, dims, [current, &weights.weight, &weights.bias, output], residual, &self.unused, max);
+                let (call, out_dims) = unit_call(
+                    unit,
+                    key.batch,
+                    dims,
+                    [current, &weights.weight, &weights.bias, output],
+                    residual,
+                    &self.unused,
+                    max,
+                );
                 calls.push(call);
                 current = output;
                 dims = out_dims;
@@ -250,7 +267,8 @@ fn unit_call<'a>(
     let (height, width, channels) = dims;
     match unit {
         Unit::Pointwise { in_channels, bias: b, relu, .. } => {
-            let shape = PointwiseShape { pixels: batch * height * width, in_channels: *in_channels, out_channels: b.len() };
+            let shape =
+                PointwiseShape { pixels: batch * height * width, in_channels: *in_channels, out_channels: b.len() };
             let buffers = pointwise::PointwiseBuffers { input, weight, bias, residual, unused, output };
             (pointwise::call(shape, *relu, buffers), (height, width, b.len()))
         }
@@ -325,7 +343,8 @@ impl Executor for GpuExecutor {
     async fn features(&self, x: &Tensor) -> Result<Tensor> {
         let map = FeatureMap::from_nchw(x)?;
         let dims = (map.height, map.width, map.channels);
-        let (data, (_, _, channels)) = self.forward(&map.data, map.batch, dims, 0..self.plan.num_blocks(), true).await?;
+        let (data, (_, _, channels)) =
+            self.forward(&map.data, map.batch, dims, 0..self.plan.num_blocks(), true).await?;
         Ok(Tensor::from_vec(data, (map.batch, channels), x.device())?)
     }
 }

@@ -15,6 +15,7 @@
 pub mod executor;
 pub mod kernels;
 pub mod program;
+pub mod train;
 
 use std::sync::{Arc, Mutex};
 
@@ -112,11 +113,8 @@ impl GpuContext {
             )));
         }
         let limits = adapter.limits();
-        let descriptor = wgpu::DeviceDescriptor {
-            label: Some("graft"),
-            required_limits: limits.clone(),
-            ..Default::default()
-        };
+        let descriptor =
+            wgpu::DeviceDescriptor { label: Some("graft"), required_limits: limits.clone(), ..Default::default() };
         let (device, queue) = adapter
             .request_device(&descriptor)
             .await
@@ -125,7 +123,10 @@ impl GpuContext {
         let flag = Arc::clone(&lost);
         device.set_device_lost_callback(move |reason, message| {
             if let Ok(mut lost) = flag.lock() {
-                *lost = Some(format!("the GPU device was lost ({reason:?}{}{message})", if message.is_empty() { "" } else { ": " }));
+                *lost = Some(format!(
+                    "the GPU device was lost ({reason:?}{}{message})",
+                    if message.is_empty() { "" } else { ": " }
+                ));
             }
         });
         Ok(Self { device, queue, adapter: summary, limits, lost })
@@ -213,7 +214,8 @@ impl GpuContext {
             return Err(GraftError::Gpu(format!("reading results back failed ({e})")));
         }
         let values = {
-            let view = slice.get_mapped_range().map_err(|e| GraftError::Gpu(format!("reading results back failed ({e})")))?;
+            let view =
+                slice.get_mapped_range().map_err(|e| GraftError::Gpu(format!("reading results back failed ({e})")))?;
             bytemuck::cast_slice::<u8, f32>(&view)[..len].to_vec()
         };
         staging.unmap();

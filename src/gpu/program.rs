@@ -101,7 +101,7 @@ impl Kernels {
         if !bytes.is_empty() {
             self.context.queue().write_buffer(&uniform, 0, &bytes);
         }
-        Recorded { dispatches, _uniform: uniform }
+        Recorded { dispatches, uniform, stride: self.uniform_stride }
     }
 
     fn dispatch(&self, call: &KernelCall<'_>, uniform: &wgpu::Buffer, offset: u32) -> Dispatch {
@@ -115,10 +115,10 @@ impl Kernels {
             }),
         }];
         entries.extend(
-            call.buffers
-                .iter()
-                .enumerate()
-                .map(|(i, buffer)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: buffer.as_entire_binding() }),
+            call.buffers.iter().enumerate().map(|(i, buffer)| wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: buffer.as_entire_binding(),
+            }),
         );
         let bind_group = self.context.device().create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(call.kernel.name),
@@ -128,7 +128,11 @@ impl Kernels {
         Dispatch { pipeline, bind_group, offset, workgroups: call.workgroups }
     }
 
-    fn pipeline(&self, kernel: &'static Kernel, constants: &[(&'static str, f64)]) -> (wgpu::BindGroupLayout, wgpu::ComputePipeline) {
+    fn pipeline(
+        &self,
+        kernel: &'static Kernel,
+        constants: &[(&'static str, f64)],
+    ) -> (wgpu::BindGroupLayout, wgpu::ComputePipeline) {
         let mut layouts = self.layouts.lock().unwrap_or_else(|e| e.into_inner());
         let (bind_layout, module, layout) = layouts.entry(kernel.name).or_insert_with(|| self.layout(kernel)).clone();
         drop(layouts);
@@ -173,10 +177,8 @@ impl Kernels {
             count: None,
         }];
         entries.extend(kernel.bindings.iter().enumerate().map(|(i, &access)| storage(i as u32 + 1, access)));
-        let bind_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(kernel.name),
-            entries: &entries,
-        });
+        let bind_layout = device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(kernel.name), entries: &entries });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(kernel.name),
             source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
@@ -191,7 +193,11 @@ impl Kernels {
 
     /// Encodes `recorded` into one compute pass, copies each `(buffer, staging, floats)` after
     /// it, submits once, and reads the staging buffers back.
-    pub async fn run(&self, recorded: &Recorded, readback: &[(&wgpu::Buffer, &wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
+    pub async fn run(
+        &self,
+        recorded: &Recorded,
+        readback: &[(&wgpu::Buffer, &wgpu::Buffer, usize)],
+    ) -> Result<Vec<Vec<f32>>> {
         let context = &self.context;
         context
             .checked("running the kernels", || {
@@ -225,10 +231,16 @@ struct Dispatch {
 /// A sequence of dispatches, ready to encode.
 pub struct Recorded {
     dispatches: Vec<Dispatch>,
-    _uniform: wgpu::Buffer,
+    uniform: wgpu::Buffer,
+    stride: u64,
 }
 
 impl Recorded {
+    /// New parameters for dispatch `index` from the next submit on (AdamW's step count).
+    pub fn write_params(&self, queue: &wgpu::Queue, index: usize, params: &Params) {
+        queue.write_buffer(&self.uniform, index as u64 * self.stride, bytemuck::cast_slice(params));
+    }
+
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         for d in &self.dispatches {
             pass.set_pipeline(&d.pipeline);

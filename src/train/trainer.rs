@@ -27,6 +27,8 @@ use super::split::{stratified_split, Split};
 use super::vars::named_vars;
 use crate::backbone::TrainableSuffix;
 use crate::error::{GraftError, Result};
+use crate::gpu::train::GpuHead;
+use crate::gpu::GpuContext;
 use crate::model::{MlpHead, MlpHeadSpec};
 
 /// Labelled training inputs.
@@ -93,6 +95,11 @@ pub struct Trainer {
     epoch: usize,
     cursor: Option<EpochCursor>,
     best: Option<(f32, usize, HashMap<String, Tensor>)>,
+    /// The head's weights and steps on the GPU ([`Trainer::use_gpu`]); the Candle network
+    /// then receives the best weights at the end, or when the GPU fails.
+    gpu: Option<GpuHead>,
+    /// Why a run that began on the GPU continues on the CPU.
+    gpu_failure: Option<String>,
 }
 
 impl Trainer {
@@ -136,7 +143,78 @@ impl Trainer {
         }
         let split = stratified_split(&data.labels, data.class_names.len(), config.val_fraction, config.seed);
         let network = Network { suffix, head, head_vars };
-        Ok(Self { network, groups, data, split, config, rng, epoch: 0, cursor: None, best: None })
+        Ok(Self {
+            network,
+            groups,
+            data,
+            split,
+            config,
+            rng,
+            epoch: 0,
+            cursor: None,
+            best: None,
+            gpu: None,
+            gpu_failure: None,
+        })
+    }
+
+    /// Trains the head on the GPU from now on, its weights and the features resident there,
+    /// with the same batches, dropout masks and optimizer as on the CPU. Head-only runs: the
+    /// unfrozen blocks of fine-tuning train with Candle on the CPU.
+    pub async fn use_gpu(&mut self, context: GpuContext) -> Result<()> {
+        if self.network.suffix.is_some() {
+            return Err(GraftError::Gpu("fine-tuning runs train on the CPU".into()));
+        }
+        let initial = named_vars(&self.network.head_vars)?
+            .into_iter()
+            .map(|(name, var)| Ok((name, var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        let (_, in_dim) = self.data.inputs.dims2()?;
+        let spec = MlpHeadSpec { in_dim, hidden: self.config.hidden, classes: self.data.class_names.len() };
+        let features = self.data.inputs.flatten_all()?.to_vec1::<f32>()?;
+        let head = GpuHead::new(
+            context,
+            spec,
+            &initial,
+            &features,
+            &self.data.labels,
+            self.config.learning_rate,
+            self.config.weight_decay,
+        )
+        .await?;
+        self.gpu = Some(head);
+        Ok(())
+    }
+
+    /// `"WebGPU · <adapter>"` when the head trains on the GPU, else `"CPU"` (and why, when
+    /// the run left the GPU).
+    pub fn device_description(&self) -> String {
+        match (&self.gpu, &self.gpu_failure) {
+            (Some(gpu), _) => format!("WebGPU · {}", gpu.context().adapter().name),
+            (None, Some(why)) => format!("CPU ({why})"),
+            (None, None) => "CPU".into(),
+        }
+    }
+
+    /// Continues the run on the CPU after a GPU failure: the Candle head takes the best
+    /// weights kept so far (the initial ones before the first epoch), and the batch in
+    /// flight is redone there.
+    fn leave_gpu(&mut self, error: &GraftError) -> Result<()> {
+        self.gpu = None;
+        self.gpu_failure = Some(format!("{error}; continued on the CPU"));
+        self.restore_best()
+    }
+
+    /// Sets every trainable variable to its value in the best snapshot, if there is one.
+    fn restore_best(&self) -> Result<()> {
+        if let Some((_, _, saved)) = &self.best {
+            for (name, var) in self.groups.iter().flat_map(|g| &g.vars) {
+                if let Some(value) = saved.get(name) {
+                    var.set(value)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn split(&self) -> &Split {
@@ -157,17 +235,17 @@ impl Trainer {
 
     /// Trains batch after batch until `budget_ms` have passed on `clock` (milliseconds) or an
     /// epoch ends; returns that epoch's metrics when one ended. At least one batch runs.
-    pub fn step_for(&mut self, clock: &dyn Fn() -> f64, budget_ms: f64) -> Result<Option<EpochMetrics>> {
+    pub async fn step_for(&mut self, clock: &dyn Fn() -> f64, budget_ms: f64) -> Result<Option<EpochMetrics>> {
         let started = clock();
         loop {
             let mut cursor = self.cursor.take().unwrap_or_else(|| self.new_epoch());
             let end = (cursor.next + self.config.batch_size).min(cursor.order.len());
             if cursor.next < end {
-                self.train_batch(&cursor.order[cursor.next..end])?;
+                self.train_batch(&cursor.order[cursor.next..end]).await?;
             }
             cursor.next = end;
             if cursor.next >= cursor.order.len() {
-                return self.end_epoch().map(Some);
+                return self.end_epoch().await.map(Some);
             }
             self.cursor = Some(cursor);
             if clock() - started >= budget_ms {
@@ -177,9 +255,9 @@ impl Trainer {
     }
 
     /// One whole epoch (the CLI's loop).
-    pub fn run_epoch(&mut self) -> Result<EpochMetrics> {
+    pub async fn run_epoch(&mut self) -> Result<EpochMetrics> {
         loop {
-            if let Some(metrics) = self.step_for(&|| 0.0, f64::INFINITY)? {
+            if let Some(metrics) = self.step_for(&|| 0.0, f64::INFINITY).await? {
                 return Ok(metrics);
             }
         }
@@ -191,9 +269,21 @@ impl Trainer {
         EpochCursor { order, next: 0 }
     }
 
-    fn train_batch(&mut self, batch: &[usize]) -> Result<()> {
+    async fn train_batch(&mut self, batch: &[usize]) -> Result<()> {
+        let mask = self.dropout_mask(batch.len());
+        if let Some(gpu) = self.gpu.as_mut() {
+            match gpu.train_batch(batch, mask.as_deref()).await {
+                Err(e) if e.is_gpu() => self.leave_gpu(&e)?,
+                done => return done,
+            }
+        }
         let (x, y) = self.batch(batch)?;
-        let mask = self.dropout_mask(batch.len())?;
+        let mask = match mask {
+            Some(values) => {
+                Some(Tensor::from_vec(values, (batch.len(), self.config.hidden), self.data.inputs.device())?)
+            }
+            None => None,
+        };
         let logits = self.network.logits(&x, mask.as_ref())?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
         if !loss.to_scalar::<f32>()?.is_finite() {
@@ -206,16 +296,17 @@ impl Trainer {
         Ok(())
     }
 
-    fn end_epoch(&mut self) -> Result<EpochMetrics> {
+    async fn end_epoch(&mut self) -> Result<EpochMetrics> {
         self.epoch += 1;
-        let train = self.score(&self.split.train)?;
-        let val = if self.split.val.is_empty() { None } else { Some(self.score(&self.split.val)?) };
+        let train = self.score(&self.split.train.clone()).await?;
+        let val = if self.split.val.is_empty() { None } else { Some(self.score(&self.split.val.clone()).await?) };
         let selection_loss = val.as_ref().map_or(train.loss, |v| v.loss);
         if !selection_loss.is_finite() {
             return Err(GraftError::Diverged { epoch: self.epoch });
         }
         if self.best.as_ref().is_none_or(|(best, _, _)| selection_loss < *best) {
-            self.best = Some((selection_loss, self.epoch, self.snapshot()?));
+            let snapshot = self.snapshot().await?;
+            self.best = Some((selection_loss, self.epoch, snapshot));
         }
         Ok(EpochMetrics {
             epoch: self.epoch,
@@ -228,16 +319,16 @@ impl Trainer {
     }
 
     /// Restores the best weights of every trainable group and scores them.
-    pub fn finish(self) -> Result<TrainedHead> {
-        if let Some((_, _, saved)) = &self.best {
-            for (name, var) in self.groups.iter().flat_map(|g| &g.vars) {
-                if let Some(value) = saved.get(name) {
-                    var.set(value)?;
-                }
-            }
+    pub async fn finish(mut self) -> Result<TrainedHead> {
+        if self.best.is_none() {
+            // Stopped before the first epoch ended: the current weights are the result.
+            let current = self.snapshot().await?;
+            self.best = Some((f32::INFINITY, 0, current));
         }
+        self.gpu = None;
+        self.restore_best()?;
         let scored_on = if self.split.val.is_empty() { &self.split.train } else { &self.split.val };
-        let scores = self.score(scored_on)?;
+        let scores = self.score(&scored_on.clone()).await?;
         let report = TrainReport {
             epochs_run: self.epoch,
             best_epoch: self.best.as_ref().map_or(0, |(_, epoch, _)| *epoch),
@@ -260,34 +351,62 @@ impl Trainer {
         Ok((self.data.inputs.index_select(&idx, 0)?, Tensor::new(y.as_slice(), device)?))
     }
 
-    fn dropout_mask(&mut self, rows: usize) -> Result<Option<Tensor>> {
+    /// The dropout mask `(rows, hidden)` of the next batch, from the run's seeded generator:
+    /// 0 or `1 / (1 - p)`.
+    fn dropout_mask(&mut self, rows: usize) -> Option<Vec<f32>> {
         let p = self.config.dropout;
         if self.config.hidden == 0 || p <= 0.0 {
-            return Ok(None);
+            return None;
         }
         let keep = 1.0 / (1.0 - p);
-        let values: Vec<f32> =
-            (0..rows * self.config.hidden).map(|_| if self.rng.next_f32() < p { 0.0 } else { keep }).collect();
-        Ok(Some(Tensor::from_vec(values, (rows, self.config.hidden), self.data.inputs.device())?))
+        Some((0..rows * self.config.hidden).map(|_| if self.rng.next_f32() < p { 0.0 } else { keep }).collect())
     }
 
-    fn score(&self, indices: &[usize]) -> Result<Scores> {
+    async fn score(&mut self, indices: &[usize]) -> Result<Scores> {
+        let truth: Vec<usize> = indices.iter().map(|&i| self.data.labels[i]).collect();
+        let classes = self.data.class_names.len();
+        if let Some(gpu) = self.gpu.as_mut() {
+            match gpu.score(indices).await {
+                Ok((loss, predicted)) => {
+                    return Ok(Scores { loss, confusion: Confusion::new(classes, &truth, &predicted) })
+                }
+                Err(e) if e.is_gpu() => self.leave_gpu(&e)?,
+                Err(e) => return Err(e),
+            }
+        }
         let (x, y) = self.batch(indices)?;
         let logits = self.network.logits(&x, None)?.detach();
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
         let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
         let predicted: Vec<usize> = predicted.into_iter().map(|p| p as usize).collect();
-        let truth: Vec<usize> = indices.iter().map(|&i| self.data.labels[i]).collect();
-        Ok(Scores { loss, confusion: Confusion::new(self.data.class_names.len(), &truth, &predicted) })
+        Ok(Scores { loss, confusion: Confusion::new(classes, &truth, &predicted) })
     }
 
-    /// Copies of every trainable variable, by name.
-    fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
+    /// Copies of every trainable variable, by name (read back from the GPU when it trains).
+    async fn snapshot(&mut self) -> Result<HashMap<String, Tensor>> {
+        if let Some(gpu) = self.gpu.as_ref() {
+            match gpu.weights().await {
+                Ok(weights) => return self.tensors_of(weights),
+                Err(e) if e.is_gpu() => self.leave_gpu(&e)?,
+                Err(e) => return Err(e),
+            }
+        }
         self.groups
             .iter()
             .flat_map(|g| &g.vars)
             .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
             .collect()
+    }
+}
+
+impl Trainer {
+    fn tensors_of(&self, mut weights: HashMap<String, Vec<f32>>) -> Result<HashMap<String, Tensor>> {
+        let mut tensors = HashMap::new();
+        for (name, var) in self.groups.iter().flat_map(|g| &g.vars) {
+            let values = weights.remove(name).ok_or_else(|| GraftError::Gpu(format!("{name} was not read back")))?;
+            tensors.insert(name.clone(), Tensor::from_vec(values, var.shape(), var.device())?);
+        }
+        Ok(tensors)
     }
 }
 

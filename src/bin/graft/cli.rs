@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand};
 use graft::backbone::Architecture;
 use graft::classify::Prediction;
 use graft::embed::block_on;
+use graft::exec::Executor;
+use graft::gpu::BackendChoice;
 use graft::manifest::{manifest_file, ModelManifest, WeightsSource};
 use graft::preprocess::decode_image;
 use graft::train::TrainConfig;
@@ -20,7 +22,7 @@ use graft::weights::{legacy_pth_to_safetensors, sha256_hex};
 use graft::{GraftError, Result};
 use serde::Serialize;
 
-use crate::files::{load_classifier, read};
+use crate::files::{load_classifier, read, select_backend};
 
 const DEFAULT_MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static/models");
 
@@ -40,6 +42,10 @@ enum Command {
         /// One JSON document on stdout instead of text.
         #[arg(long)]
         json: bool,
+        /// Where the backbone runs: `auto` (a hardware GPU if there is one, else the CPU),
+        /// `cpu`, or `webgpu` (any adapter, software ones included).
+        #[arg(long, default_value = "auto", value_parser = parse_backend)]
+        backend: BackendChoice,
         /// Folder holding the model's manifest, weights and labels (`cargo xtask setup` fills it).
         #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
         model_dir: PathBuf,
@@ -66,6 +72,9 @@ enum Command {
         /// Write the trained head's weights here (safetensors).
         #[arg(long)]
         save: Option<PathBuf>,
+        /// Where the backbone and the head's training run: `auto`, `cpu` or `webgpu`.
+        #[arg(long, default_value = "auto", value_parser = parse_backend)]
+        backend: BackendChoice,
         #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
         model_dir: PathBuf,
     },
@@ -91,8 +100,8 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
-        Command::Classify { images, json, model_dir } => classify(&images, json, &model_dir),
-        Command::Train { dir, epochs, batch, lr, hidden, val_fraction, seed, json, save, model_dir } => {
+        Command::Classify { images, json, backend, model_dir } => classify(&images, json, backend, &model_dir),
+        Command::Train { dir, epochs, batch, lr, hidden, val_fraction, seed, json, save, backend, model_dir } => {
             let config = TrainConfig {
                 epochs,
                 batch_size: batch,
@@ -102,7 +111,8 @@ pub fn main() -> ExitCode {
                 seed,
                 ..TrainConfig::default()
             };
-            crate::train::train(&dir, config, json, save.as_deref(), &model_dir).map(|()| true)
+            let output = crate::train::Output { json, save: save.as_deref() };
+            crate::train::train(&dir, config, backend, output, &model_dir).map(|()| true)
         }
         Command::ImportWeights { architecture, pth, out_dir, package, package_file, license } => import_weights(
             architecture,
@@ -122,6 +132,10 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn parse_backend(name: &str) -> std::result::Result<BackendChoice, String> {
+    BackendChoice::parse(name).ok_or_else(|| format!("`{name}` is not a backend: use auto, cpu or webgpu"))
+}
+
 fn parse_architecture(id: &str) -> std::result::Result<Architecture, String> {
     serde_json::from_value(serde_json::Value::String(id.into())).map_err(|e| e.to_string())
 }
@@ -136,9 +150,10 @@ struct FileResult {
 }
 
 /// Classifies each image; returns `false` when any of them failed.
-fn classify(images: &[PathBuf], json: bool, model_dir: &Path) -> Result<bool> {
+fn classify(images: &[PathBuf], json: bool, backend: BackendChoice, model_dir: &Path) -> Result<bool> {
     let started = Instant::now();
     let classifier = load_classifier(model_dir)?;
+    select_backend(classifier.extractor(), backend);
     let loaded = started.elapsed();
     let mut results = Vec::with_capacity(images.len());
     let mut forward_time = std::time::Duration::ZERO;
@@ -162,8 +177,9 @@ fn classify(images: &[PathBuf], json: bool, model_dir: &Path) -> Result<bool> {
     }
     let ok = results.iter().filter(|r| r.error.is_none()).count();
     eprintln!(
-        "graft: model loaded in {:.0} ms; {ok} image(s) classified, {:.0} ms per image",
+        "graft: model loaded in {:.0} ms; {ok} image(s) classified on {}, {:.0} ms per image",
         loaded.as_secs_f64() * 1e3,
+        classifier.extractor().executor().describe(),
         forward_time.as_secs_f64() * 1e3 / ok.max(1) as f64
     );
     for failed in results.iter().filter_map(|r| r.error.as_ref()) {

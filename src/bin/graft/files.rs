@@ -6,7 +6,9 @@ use std::path::Path;
 use candle_core::Device;
 use graft::backbone::Architecture;
 use graft::classify::ImageNetClassifier;
-use graft::embed::FeatureExtractor;
+use graft::embed::{block_on, FeatureExtractor};
+use graft::exec::BackendStatus;
+use graft::gpu::BackendChoice;
 use graft::manifest::{manifest_file, ModelManifest};
 use graft::{GraftError, Result};
 
@@ -36,6 +38,19 @@ fn read_model(model_dir: &Path) -> Result<(ModelManifest, Vec<u8>)> {
 pub(crate) fn load_extractor(model_dir: &Path) -> Result<FeatureExtractor> {
     let (manifest, weights) = read_model(model_dir)?;
     FeatureExtractor::load(&manifest, weights, &Device::Cpu)
+}
+
+/// Moves the extractor's blocks to the backend `choice` asks for. An explicit `webgpu` that
+/// cannot run is reported, and the CPU runs instead.
+pub(crate) fn select_backend(extractor: &FeatureExtractor, choice: BackendChoice) -> BackendStatus {
+    if let Err(e) = block_on(extractor.select_backend(choice)) {
+        eprintln!("graft: {e}; using the CPU");
+    }
+    let status = extractor.executor().status();
+    if let Some(reason) = &status.cpu_reason {
+        eprintln!("graft: {reason}");
+    }
+    status
 }
 
 pub(crate) fn load_classifier(model_dir: &Path) -> Result<ImageNetClassifier> {

@@ -6,12 +6,22 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 use graft::embed::block_on;
+use graft::exec::Executor;
+use graft::gpu::BackendChoice;
 use graft::preprocess::decode_image;
 use graft::train::{TrainConfig, TrainData, Trainer};
 use graft::{GraftError, Result};
 use serde_json::json;
 
-use crate::files::{load_extractor, read};
+use crate::files::{load_extractor, read, select_backend};
+
+/// Where `graft train` writes.
+pub struct Output<'a> {
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// The trained head's weights file.
+    pub save: Option<&'a Path>,
+}
 
 /// Images are embedded this many at a time.
 const EMBED_BATCH: usize = 16;
@@ -41,9 +51,11 @@ fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
     Ok(classes)
 }
 
-pub fn train(dir: &Path, config: TrainConfig, json: bool, save: Option<&Path>, model_dir: &Path) -> Result<()> {
+pub fn train(dir: &Path, config: TrainConfig, backend: BackendChoice, output: Output, model_dir: &Path) -> Result<()> {
+    let Output { json, save } = output;
     config.validate()?;
     let extractor = load_extractor(model_dir)?;
+    select_backend(&extractor, backend);
     let classes = list_classes(dir)?;
     let class_names: Vec<String> = classes.iter().map(|(name, _)| name.clone()).collect();
 
@@ -83,8 +95,13 @@ pub fn train(dir: &Path, config: TrainConfig, json: bool, save: Option<&Path>, m
     let train_started = Instant::now();
     let data = TrainData { inputs: features, labels, class_names: class_names.clone() };
     let mut trainer = Trainer::new(data, config)?;
+    if let Some(gpu) = extractor.executor().gpu() {
+        if let Err(e) = block_on(trainer.use_gpu(gpu.context().clone())) {
+            eprintln!("graft: the head trains on the CPU: {e}");
+        }
+    }
     while !trainer.is_done() {
-        let epoch = trainer.run_epoch()?;
+        let epoch = block_on(trainer.run_epoch())?;
         if json {
             let line = json!({
                 "epoch": epoch.epoch,
@@ -105,7 +122,8 @@ pub fn train(dir: &Path, config: TrainConfig, json: bool, save: Option<&Path>, m
             );
         }
     }
-    let trained = trainer.finish()?;
+    let training_backend = trainer.device_description();
+    let trained = block_on(trainer.finish())?;
     let train_seconds = train_started.elapsed().as_secs_f64();
     let report = &trained.report;
     if let Some(path) = save {
@@ -125,6 +143,10 @@ pub fn train(dir: &Path, config: TrainConfig, json: bool, save: Option<&Path>, m
         "val_images": report.val_samples,
         "best_epoch": report.best_epoch,
         "embed_seconds": embed_seconds,
+        "backend": {
+            "embedding": extractor.executor().describe(),
+            "training": training_backend,
+        },
         "train_seconds": train_seconds,
     });
     if json {

@@ -12,7 +12,7 @@ pub static KERNEL: Kernel = Kernel {
 };
 
 pub fn supports(shape: DepthwiseShape, out_channels: usize) -> bool {
-    out_channels % 4 == 0 && (1..=2).contains(&shape.stride)
+    out_channels.is_multiple_of(4) && (1..=2).contains(&shape.stride)
 }
 
 /// `input (batch, H, W, C_in)` -> `output (batch, H', W', C_out)`; `weight ((ky, kx, C_in), C_out)`.

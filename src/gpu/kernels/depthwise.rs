@@ -14,7 +14,7 @@ pub static KERNEL: Kernel = Kernel {
 const COLUMNS_PER_THREAD: usize = 4;
 
 pub fn supports(shape: DepthwiseShape) -> bool {
-    shape.channels % 4 == 0 && (1..=2).contains(&shape.stride)
+    shape.channels.is_multiple_of(4) && (1..=2).contains(&shape.stride)
 }
 
 /// `input (batch, H, W, C)` -> `output (batch, H', W', C)`; `taps ((ky, kx), C)`.

@@ -24,7 +24,7 @@ pub struct PointwiseBuffers<'a> {
 
 /// Whether the kernel takes this shape (it reads channels as `vec4`).
 pub fn supports(shape: PointwiseShape) -> bool {
-    shape.in_channels % 4 == 0 && shape.out_channels % 4 == 0
+    shape.in_channels.is_multiple_of(4) && shape.out_channels.is_multiple_of(4)
 }
 
 pub fn call<'a>(shape: PointwiseShape, relu6: bool, buffers: PointwiseBuffers<'a>) -> KernelCall<'a> {
