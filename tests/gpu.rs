@@ -1,283 +1,57 @@
-//! The GPU kernels and executor against their CPU twins, natively on whatever Vulkan adapter
-//! exists (Mesa lavapipe in CI, where `GRAFT_REQUIRE_GPU` makes a missing adapter a failure;
-//! elsewhere the tests print why they skip). Shapes include sizes that do not divide the
-//! 32x32 tiles or the four output columns of the depthwise kernel.
+//! The GPU kernels, executor and head training natively, on whatever Vulkan adapter exists
+//! (Mesa lavapipe in CI, where `GRAFT_REQUIRE_GPU` makes a missing adapter a failure; elsewhere
+//! the tests print why they skip): the cases of `common/gpu_cases.rs`, and MobileNetV2's real
+//! weights on the reference photos.
 
 mod common;
+#[path = "common/gpu_cases.rs"]
+mod cases;
 #[path = "common/backbone.rs"]
 mod random;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use graft::backbone::Architecture;
 use graft::classify::ImageNetClassifier;
 use graft::embed::block_on;
-use graft::exec::plan::{FoldedBlock, Unit};
-use graft::exec::{Backend, CpuExecutor, Executor, FeatureMap, FoldedPlan};
-use graft::gpu::kernels::matmul::{matmul_reference, Epilogue, MatmulShape};
-use graft::gpu::kernels::{conv3x3, depthwise, matmul, mean, pointwise};
-use graft::gpu::program::{KernelCall, Kernels};
-use graft::gpu::{BackendChoice, GpuContext, GpuExecutor};
-use graft::kernels::depthwise::{depthwise3x3_reference, DepthwiseShape};
-use graft::kernels::im2col::im2col3x3;
-use graft::kernels::pointwise::{pointwise_reference, PointwiseShape};
+use graft::exec::BackendKind;
+use graft::gpu::BackendChoice;
 use graft::manifest::{manifest_file, ModelManifest};
 use graft::preprocess::{decode_image, images_to_tensor};
-use graft::train::{TrainConfig, TrainData, Trainer};
 
-/// A GPU context, or `None` with the reason printed (a failure where `GRAFT_REQUIRE_GPU` is set).
-fn gpu() -> Option<GpuContext> {
-    match block_on(GpuContext::request(true)) {
-        Ok(context) => Some(context),
-        Err(e) if std::env::var_os("GRAFT_REQUIRE_GPU").is_some() => panic!("GRAFT_REQUIRE_GPU is set, but {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED (no GPU adapter here): {e}");
-            None
-        }
-    }
-}
-
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
-
-/// `max |a - b| / max |b|`: the error relative to the output's scale.
-fn relative_error(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
-}
-
-/// Uploads `inputs`, records the call `make` builds on them and an output of `out_len`, runs
-/// it and reads the output back.
-fn run_kernel(
-    kernels: &Kernels,
-    inputs: &[&[f32]],
-    out_len: usize,
-    make: impl for<'a> FnOnce(&'a [wgpu::Buffer], &'a wgpu::Buffer) -> KernelCall<'a>,
-) -> Vec<f32> {
-    let context = kernels.context();
-    let buffers: Vec<_> = inputs.iter().map(|v| context.upload("test input", v)).collect();
-    let output = context.storage("test output", (out_len * 4) as u64);
-    let staging = context.staging((out_len * 4) as u64);
-    let recorded = block_on(kernels.record("test", &[make(&buffers, &output)])).unwrap();
-    block_on(kernels.run(&recorded, &[(&output, &staging, out_len)])).unwrap().remove(0)
-}
-
-#[test]
-fn pointwise_matches_its_cpu_twin() {
-    let Some(context) = gpu() else { return };
-    let kernels = Kernels::new(context);
-    for (pixels, in_channels, out_channels) in [(1, 4, 4), (37, 20, 36), (100, 64, 96), (33, 160, 8)] {
-        let shape = PointwiseShape { pixels, in_channels, out_channels };
-        let (input, weight) = (values(pixels * in_channels, 1), values(in_channels * out_channels, 2));
-        let (bias, residual) = (values(out_channels, 3), values(pixels * out_channels, 4));
-        for (with_residual, relu6) in [(false, false), (true, false), (false, true)] {
-            let twin =
-                pointwise_reference(shape, &input, &weight, &bias, with_residual.then_some(&residual[..]), relu6);
-            let got = run_kernel(&kernels, &[&input, &weight, &bias, &residual], twin.len(), |b, out| {
-                let residual = with_residual.then_some(&b[3]);
-                let buffers = pointwise::PointwiseBuffers {
-                    input: &b[0],
-                    weight: &b[1],
-                    bias: &b[2],
-                    residual,
-                    unused: &b[3],
-                    output: out,
-                };
-                pointwise::call(shape, relu6, buffers)
-            });
-            let error = relative_error(&got, &twin);
-            assert!(error < 1e-5, "{shape:?} residual {with_residual} relu6 {relu6}: error {error}");
-        }
-    }
-}
-
-#[test]
-fn depthwise_matches_its_cpu_twin() {
-    let Some(context) = gpu() else { return };
-    let kernels = Kernels::new(context);
-    let max = kernels.context().limits().max_compute_workgroups_per_dimension;
-    for (batch, height, width, channels, stride) in
-        [(1, 5, 7, 12, 1), (2, 9, 9, 8, 2), (2, 14, 13, 36, 2), (1, 1, 1, 4, 1)]
-    {
-        let shape = DepthwiseShape { height, width, channels, stride };
-        let input = values(batch * height * width * channels, 5);
-        let (taps, bias) = (values(9 * channels, 6), values(channels, 7));
-        let per_image = height * width * channels;
-        let twin: Vec<f32> = (0..batch)
-            .flat_map(|b| depthwise3x3_reference(shape, &input[b * per_image..(b + 1) * per_image], &taps, &bias))
-            .collect();
-        let got = run_kernel(&kernels, &[&input, &taps, &bias], twin.len(), |b, out| {
-            depthwise::call(shape, batch, [&b[0], &b[1], &b[2], out], max)
-        });
-        let error = relative_error(&got, &twin);
-        assert!(error < 1e-5, "{shape:?} batch {batch}: error {error}");
-    }
-}
-
-#[test]
-fn stem_convolution_matches_im2col_and_product() {
-    let Some(context) = gpu() else { return };
-    let kernels = Kernels::new(context);
-    for (batch, height, width, in_channels, out_channels, stride) in
-        [(2, 11, 13, 3, 16, 2), (1, 8, 8, 3, 32, 1), (1, 5, 6, 8, 12, 2)]
-    {
-        let shape = DepthwiseShape { height, width, channels: in_channels, stride };
-        let input = values(batch * height * width * in_channels, 8);
-        let (weight, bias) = (values(9 * in_channels * out_channels, 9), values(out_channels, 10));
-        let (oh, ow) = (shape.out_height(), shape.out_width());
-        let per_image = height * width * in_channels;
-        let twin: Vec<f32> = (0..batch)
-            .flat_map(|b| {
-                let mut cols = vec![0f32; oh * ow * 9 * in_channels];
-                im2col3x3(shape, &input[b * per_image..(b + 1) * per_image], &mut cols);
-                let product = PointwiseShape { pixels: oh * ow, in_channels: 9 * in_channels, out_channels };
-                pointwise_reference(product, &cols, &weight, &bias, None, true)
-            })
-            .collect();
-        let got = run_kernel(&kernels, &[&input, &weight, &bias], twin.len(), |b, out| {
-            conv3x3::call(shape, batch, out_channels, true, [&b[0], &b[1], &b[2], out])
-        });
-        let error = relative_error(&got, &twin);
-        assert!(error < 1e-5, "{shape:?} -> {out_channels}: error {error}");
-    }
-}
-
-#[test]
-fn mean_matches_pooled() {
-    let Some(context) = gpu() else { return };
-    let kernels = Kernels::new(context);
-    let max = kernels.context().limits().max_compute_workgroups_per_dimension;
-    let map = FeatureMap { data: values(3 * 7 * 5 * 20, 11), batch: 3, height: 7, width: 5, channels: 20 };
-    let twin = map.pooled();
-    let got = run_kernel(&kernels, &[&map.data], twin.len(), |b, out| mean::call(3, 35, 20, [&b[0], out], max));
-    assert!(relative_error(&got, &twin) < 1e-6);
-}
-
-#[test]
-fn matmul_matches_a_triple_loop_with_every_transpose() {
-    let Some(context) = gpu() else { return };
-    let kernels = Kernels::new(context);
-    for (m, n, k) in [(1, 1, 1), (16, 3, 1280), (33, 65, 17), (100, 2, 16)] {
-        for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
-            let shape = MatmulShape { m, n, k, trans_a, trans_b };
-            let (a, b, bias) = (values(m * k, 12), values(k * n, 13), values(n, 14));
-            for epilogue in [Epilogue::default(), Epilogue { bias: true, relu: true }] {
-                let twin = matmul_reference(shape, epilogue, &a, &b, &bias);
-                let got = run_kernel(&kernels, &[&a, &b, &bias], twin.len(), |x, out| {
-                    matmul::call(shape, epilogue, [&x[0], &x[1], &x[2], out])
-                });
-                let error = relative_error(&got, &twin);
-                assert!(error < 1e-5, "{shape:?} {epilogue:?}: error {error}");
+/// Runs a shared case on a fresh context, or skips it (see [`cases::gpu`]).
+macro_rules! gpu_cases {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            if let Some(context) = block_on(cases::gpu()) {
+                block_on(cases::$name(context));
             }
         }
-    }
+    )*};
 }
 
-fn random_plan() -> Arc<FoldedPlan> {
-    Arc::new(FoldedPlan::from_backbone(&random::random_backbone()).unwrap())
-}
-
-fn input_batch(batch: usize, size: usize) -> Tensor {
-    Tensor::randn(0f32, 1.0, (batch, 3, size, size), &Device::Cpu).unwrap()
-}
-
-#[test]
-fn backbone_features_and_boundary_activations_match_the_cpu_executor() {
-    let Some(context) = gpu() else { return };
-    let plan = random_plan();
-    let cpu = CpuExecutor::new(Arc::clone(&plan));
-    let gpu = block_on(GpuExecutor::new(context, Arc::clone(&plan))).unwrap();
-    let x = input_batch(3, 224);
-    let want: Vec<f32> = cpu.features_now(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let got: Vec<f32> = block_on(gpu.features(&x)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let error = relative_error(&got, &want);
-    println!("features of 3 images, GPU vs CPU: max relative error {error:.2e}");
-    assert!(error <= 1e-3, "features: {error}");
-    // A frozen prefix up to a freeze boundary, then the rest from there.
-    let map = FeatureMap::from_nchw(&x).unwrap();
-    let boundary = plan.num_blocks() - 3;
-    let want = cpu.run_now(&map, 0..boundary).unwrap();
-    let got = block_on(gpu.run(&map, 0..boundary)).unwrap();
-    assert_eq!((got.height, got.width, got.channels), (want.height, want.width, want.channels));
-    assert!(relative_error(&got.data, &want.data) <= 1e-3);
-    let rest = block_on(gpu.run(&got, boundary..plan.num_blocks())).unwrap();
-    let want_rest = cpu.run_now(&want, boundary..plan.num_blocks()).unwrap();
-    assert!(relative_error(&rest.data, &want_rest.data) <= 1e-3);
-}
-
-#[test]
-fn a_batch_over_the_buffer_limit_is_cut_into_chunks() {
-    let Some(context) = gpu() else { return };
-    let plan = random_plan();
-    let mut gpu = block_on(GpuExecutor::new(context, Arc::clone(&plan))).unwrap();
-    // The largest activation of one 96x96 image is 48*48*96 floats; room for two images.
-    gpu.limit_binding_size(2 * 48 * 48 * 96 * 4 + 4);
-    let x = input_batch(5, 96);
-    let want: Vec<f32> = CpuExecutor::new(plan).features_now(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let got: Vec<f32> = block_on(gpu.features(&x)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    assert_eq!(gpu.programs_compiled(), 2, "chunks of 2, 2 and 1 images: two programs");
-    assert!(relative_error(&got, &want) <= 1e-3);
-    gpu.limit_binding_size(1000);
-    let error = block_on(gpu.features(&x)).unwrap_err();
-    assert!(error.is_gpu() && error.to_string().contains("exceeds"), "{error}");
-}
-
-#[test]
-fn a_lost_device_hands_the_work_in_flight_to_the_cpu() {
-    let Some(context) = gpu() else { return };
-    let plan = random_plan();
-    let backend = Backend::new(CpuExecutor::new(Arc::clone(&plan)));
-    backend.attach(block_on(GpuExecutor::new(context.clone(), Arc::clone(&plan))).unwrap());
-    assert_eq!(backend.status().kind, "webgpu");
-    let x = input_batch(2, 64);
-    let want: Vec<f32> = backend.cpu().features_now(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    context.lose_device();
-    let got: Vec<f32> = block_on(backend.features(&x)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    assert_eq!(got, want, "the item in flight is redone on the CPU");
-    let status = backend.status();
-    assert_eq!(status.kind, "cpu");
-    assert!(status.cpu_reason.as_deref().unwrap_or("").contains("lost"), "{status:?}");
-}
-
-#[test]
-fn a_plan_without_a_kernel_stays_on_the_cpu_and_says_why() {
-    let Some(context) = gpu() else { return };
-    let unit = Unit::Pointwise { in_channels: 4, weight: values(12, 1), bias: values(3, 2), relu: true };
-    let odd = FoldedPlan::new(vec![FoldedBlock { units: vec![unit], residual: false }]);
-    let error = block_on(GpuExecutor::new(context, Arc::new(odd))).unwrap_err();
-    assert!(error.is_gpu() && error.to_string().contains("no variant"), "{error}");
-}
-
-#[test]
-fn explicit_cpu_and_auto_choices_are_honoured() {
-    let plan = random_plan();
-    let backend = Backend::new(CpuExecutor::new(plan));
-    let status = block_on(backend.select(BackendChoice::Cpu)).unwrap();
-    assert_eq!((status.kind, status.cpu_reason), ("cpu", None));
-    // auto never fails: a hardware GPU is used, a software one (lavapipe) or none is refused
-    // with the reason.
-    let status = block_on(backend.select(BackendChoice::Auto)).unwrap();
-    match status.kind {
-        "cpu" => assert!(status.cpu_reason.unwrap().starts_with("auto chose the CPU")),
-        _ => assert!(status.description.starts_with("WebGPU")),
-    }
-}
+gpu_cases!(
+    pointwise_matches_its_cpu_twin,
+    depthwise_matches_its_cpu_twin,
+    stem_convolution_matches_im2col_and_product,
+    mean_matches_pooled,
+    matmul_matches_a_triple_loop_with_every_transpose,
+    backbone_features_and_boundary_activations_match_the_cpu_executor,
+    a_batch_over_the_buffer_limit_is_cut_into_chunks,
+    a_lost_device_hands_the_work_in_flight_to_the_cpu,
+    a_plan_without_a_kernel_stays_on_the_cpu_and_says_why,
+    explicit_cpu_and_auto_choices_are_honoured,
+    head_training_on_the_gpu_matches_the_cpu_trainer,
+    a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights,
+);
 
 #[test]
 fn mobilenet_v2_on_the_gpu_gives_the_cpu_features_and_pytorch_top1_on_reference_photos() {
-    let Some(_) = gpu() else { return };
+    if block_on(cases::gpu()).is_none() {
+        return;
+    }
     let dir = common::model_dir();
     let Some(path) = common::require(dir.join(manifest_file(Architecture::DEFAULT)), "run `cargo xtask setup`") else {
         return;
@@ -287,7 +61,7 @@ fn mobilenet_v2_on_the_gpu_gives_the_cpu_features_and_pytorch_top1_on_reference_
     let labels = std::fs::read_to_string(dir.join(&manifest.classifier.as_ref().unwrap().labels)).unwrap();
     let classifier = ImageNetClassifier::load(&manifest, weights, &labels, &Device::Cpu).unwrap();
     let status = block_on(classifier.extractor().select_backend(BackendChoice::Webgpu)).unwrap();
-    assert_eq!(status.kind, "webgpu");
+    assert_eq!(status.kind, BackendKind::Webgpu);
     #[derive(serde::Deserialize)]
     struct Reference {
         images: Vec<Image>,
@@ -310,87 +84,13 @@ fn mobilenet_v2_on_the_gpu_gives_the_cpu_features_and_pytorch_top1_on_reference_
         block_on(classifier.extractor().embed_tensor(&input)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let on_cpu: Vec<f32> =
         classifier.extractor().cpu_executor().features_now(&input).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let error = relative_error(&on_gpu, &on_cpu);
+    let error = cases::relative_error(&on_gpu, &on_cpu);
     println!("MobileNetV2 features of {} photos, GPU vs CPU: max relative error {error:.2e}", images.len());
     assert!(error <= 1e-3, "{error}");
-    assert_eq!(classifier.extractor().executor().status().kind, "webgpu", "no fallback happened");
+    assert_eq!(classifier.extractor().executor().status().kind, BackendKind::Webgpu, "no fallback happened");
     let logits = block_on(classifier.logits(&input)).unwrap();
     let top1: Vec<u32> = logits.argmax(1).unwrap().to_vec1().unwrap();
     for (image, top) in reference.images.iter().zip(top1) {
         assert_eq!(top as usize, image.top5[0], "{}: top-1 differs from PyTorch", image.file);
     }
-}
-
-/// Three Gaussian blobs in 16 dimensions, from a fixed seed.
-fn blobs(per_class: usize) -> (Tensor, Vec<usize>) {
-    let mut rng = graft::train::rng::SplitMix64::new(7);
-    let (mut data, mut labels) = (Vec::new(), Vec::new());
-    for class in 0..3 {
-        for _ in 0..per_class {
-            data.extend((0..16).map(|d| if d % 3 == class { 1.5 } else { 0.0 } + rng.next_f32() - 0.5));
-            labels.push(class);
-        }
-    }
-    (Tensor::from_vec(data, (labels.len(), 16), &Device::Cpu).unwrap(), labels)
-}
-
-fn blob_trainer(config: TrainConfig) -> Trainer {
-    let (inputs, labels) = blobs(23);
-    let class_names = vec!["a".into(), "b".into(), "c".into()];
-    Trainer::new(TrainData { inputs, labels, class_names }, config).unwrap()
-}
-
-fn close(a: f32, b: f32) -> bool {
-    (a - b).abs() <= 1e-4 * b.abs().max(1e-3)
-}
-
-#[test]
-fn head_training_on_the_gpu_matches_the_cpu_trainer() {
-    let Some(context) = gpu() else { return };
-    for hidden in [8, 0] {
-        let config = TrainConfig { epochs: 4, batch_size: 16, hidden, dropout: 0.2, ..TrainConfig::default() };
-        let mut cpu = blob_trainer(config.clone());
-        let mut gpu = blob_trainer(config);
-        block_on(gpu.use_gpu(context.clone())).unwrap();
-        assert!(gpu.device_description().starts_with("WebGPU"));
-        for _ in 0..4 {
-            let (want, got) = (block_on(cpu.run_epoch()).unwrap(), block_on(gpu.run_epoch()).unwrap());
-            println!(
-                "hidden {hidden}, epoch {}: train loss CPU {} GPU {}",
-                want.epoch, want.train_loss, got.train_loss
-            );
-            assert!(close(got.train_loss, want.train_loss), "hidden {hidden}: {got:?} vs {want:?}");
-            assert!(close(got.val_loss.unwrap(), want.val_loss.unwrap()), "hidden {hidden}: {got:?} vs {want:?}");
-            assert_eq!(got.confusion, want.confusion);
-        }
-        let (want, got) = (block_on(cpu.finish()).unwrap(), block_on(gpu.finish()).unwrap());
-        assert_eq!(got.report.best_epoch, want.report.best_epoch);
-        assert!(
-            close(got.report.val_loss, want.report.val_loss),
-            "{} vs {}",
-            got.report.val_loss,
-            want.report.val_loss
-        );
-    }
-}
-
-#[test]
-fn a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights() {
-    let Some(context) = gpu() else { return };
-    let config = TrainConfig { epochs: 6, batch_size: 8, hidden: 8, learning_rate: 0.02, ..TrainConfig::default() };
-    let mut trainer = blob_trainer(config);
-    block_on(trainer.use_gpu(context.clone())).unwrap();
-    let first = block_on(trainer.run_epoch()).unwrap();
-    block_on(trainer.run_epoch()).unwrap();
-    context.lose_device();
-    let mut rest = Vec::new();
-    while !trainer.is_done() {
-        rest.push(block_on(trainer.run_epoch()).unwrap());
-    }
-    assert_eq!(rest.len(), 4);
-    let description = trainer.device_description();
-    assert!(description.starts_with("CPU (") && description.contains("lost"), "{description}");
-    let trained = block_on(trainer.finish()).unwrap();
-    assert!(trained.report.val_loss <= first.val_loss.unwrap(), "the head kept learning on the CPU");
-    assert!(trained.report.val_accuracy > 0.9, "{:?}", trained.report);
 }

@@ -89,11 +89,18 @@ pub trait Executor {
     fn features(&self, x: &Tensor) -> impl Future<Output = Result<Tensor>>;
 }
 
+/// Which executor runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Cpu,
+    Webgpu,
+}
+
 /// Which executor runs, and why the CPU does when a GPU was wanted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BackendStatus {
-    /// `"cpu"` or `"webgpu"`.
-    pub kind: &'static str,
+    pub kind: BackendKind,
     /// The badge: `"WebGPU · <adapter>"`, or the CPU path.
     pub description: String,
     /// Why the CPU runs although WebGPU was asked for or `auto` looked for it.
@@ -175,8 +182,8 @@ impl Backend {
     pub fn status(&self) -> BackendStatus {
         let cpu_reason = self.cpu_reason.lock().ok().and_then(|r| r.clone());
         match self.gpu() {
-            Some(gpu) => BackendStatus { kind: "webgpu", description: gpu.describe(), cpu_reason: None },
-            None => BackendStatus { kind: "cpu", description: self.cpu.describe(), cpu_reason },
+            Some(gpu) => BackendStatus { kind: BackendKind::Webgpu, description: gpu.describe(), cpu_reason: None },
+            None => BackendStatus { kind: BackendKind::Cpu, description: self.cpu.describe(), cpu_reason },
         }
     }
 

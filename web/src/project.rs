@@ -4,6 +4,7 @@
 //! ([`crate::state`]). Sample images and embeddings live in the worker, under the sample ids.
 
 use graft::backbone::BackboneKey;
+use graft::gpu::BackendChoice;
 use graft::train::{SavedHead, TrainConfig};
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,9 @@ pub struct Project {
     pub backbone: Option<BackboneKey>,
     pub classes: Vec<ClassEntry>,
     pub settings: TrainConfig,
+    /// Where the model computes: `auto` unless the user picked one.
+    #[serde(default)]
+    pub backend: BackendChoice,
     /// The trained head, its class names and report.
     pub head: Option<SavedHead>,
 }
@@ -33,7 +37,14 @@ impl Project {
     pub fn new(mut next_id: impl FnMut() -> u64) -> Self {
         let classes =
             (1..=2).map(|i| ClassEntry { id: next_id(), name: format!("Class {i}"), sample_ids: Vec::new() }).collect();
-        Self { version: PROJECT_VERSION, backbone: None, classes, settings: TrainConfig::default(), head: None }
+        Self {
+            version: PROJECT_VERSION,
+            backbone: None,
+            classes,
+            settings: TrainConfig::default(),
+            backend: BackendChoice::Auto,
+            head: None,
+        }
     }
 
     /// The largest id in use (classes and samples), so that new ids never collide after a

@@ -5,6 +5,8 @@
 use graft::backbone::BackboneKey;
 use graft::classify::Prediction;
 use graft::embed::EmbeddingCache;
+use graft::exec::BackendStatus;
+use graft::gpu::BackendChoice;
 use graft::preprocess::StoredImage;
 use graft::train::{EpochMetrics, SavedHead, TrainConfig, TrainReport};
 use serde::{Deserialize, Serialize};
@@ -35,8 +37,14 @@ pub struct ClassSamples {
 /// Page -> worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToWorker {
-    /// Fetch the manifest at `manifest_url`, then its weights and labels, and build the model.
-    LoadModel { manifest_url: String },
+    /// Fetch the manifest at `manifest_url`, then its weights and labels, build the model and
+    /// move it to `backend`.
+    LoadModel { manifest_url: String, backend: BackendChoice },
+    /// Move the backbone (and the head's training) to `choice`.
+    SelectBackend { choice: BackendChoice },
+    /// Test hook: destroy the GPU device, as a driver reset would (no answer; the worker
+    /// reports `BackendChanged` when the work in flight moves to the CPU).
+    LoseGpuDevice,
     /// Classify one image file's bytes with the pretrained classifier.
     Classify { request_id: u64, file_name: String, bytes: Vec<u8> },
     /// Embed a training example, keep its image and cache its features under `sample_id`.
@@ -66,6 +74,7 @@ pub enum ToWorker {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Request {
     Load,
+    Backend,
     Classify(u64),
     Sample(u64),
     Train(u64),
@@ -77,6 +86,7 @@ impl ToWorker {
     pub fn request(&self) -> Option<Request> {
         Some(match self {
             ToWorker::LoadModel { .. } => Request::Load,
+            ToWorker::SelectBackend { .. } => Request::Backend,
             ToWorker::Classify { request_id, .. } => Request::Classify(*request_id),
             ToWorker::AddSample { sample_id, .. } => Request::Sample(*sample_id),
             ToWorker::Train { run_id, .. } => Request::Train(*run_id),
@@ -86,7 +96,7 @@ impl ToWorker {
             | ToWorker::ImportHead { request_id, .. }
             | ToWorker::ExportEmbeddings { request_id }
             | ToWorker::ImportEmbeddings { request_id, .. } => Request::Other(*request_id),
-            ToWorker::RemoveSample { .. } | ToWorker::StopTraining { .. } => return None,
+            ToWorker::RemoveSample { .. } | ToWorker::StopTraining { .. } | ToWorker::LoseGpuDevice => return None,
         })
     }
 }
@@ -100,12 +110,22 @@ pub enum FromWorker {
     },
     ModelReady {
         model_name: String,
-        backend: String,
+        backend: BackendStatus,
         backbone: BackboneKey,
         load_millis: f64,
     },
     LoadFailed {
         message: String,
+    },
+    /// The answer to `SelectBackend`: what runs now, and why WebGPU could not when it was asked
+    /// for.
+    BackendSelected {
+        status: BackendStatus,
+        error: Option<String>,
+    },
+    /// The backend changed on its own: the GPU failed and the CPU took over.
+    BackendChanged {
+        status: BackendStatus,
     },
     Classified {
         request_id: u64,
@@ -130,6 +150,8 @@ pub enum FromWorker {
         run_id: u64,
         train_samples: usize,
         val_samples: usize,
+        /// Where the head trains (`"WebGPU · <adapter>"` or `"CPU"`).
+        device: String,
     },
     EpochDone {
         run_id: u64,
@@ -189,6 +211,7 @@ impl FromWorker {
     pub fn answers(&self) -> Option<Request> {
         Some(match self {
             FromWorker::ModelReady { .. } | FromWorker::LoadFailed { .. } => Request::Load,
+            FromWorker::BackendSelected { .. } => Request::Backend,
             FromWorker::Classified { request_id, .. } | FromWorker::ClassifyFailed { request_id, .. } => {
                 Request::Classify(*request_id)
             }
@@ -206,9 +229,10 @@ impl FromWorker {
             | FromWorker::EmbeddingsExported { request_id, .. }
             | FromWorker::EmbeddingsImported { request_id, .. }
             | FromWorker::RequestFailed { request_id, .. } => Request::Other(*request_id),
-            FromWorker::LoadProgress { .. } | FromWorker::TrainingStarted { .. } | FromWorker::EpochDone { .. } => {
-                return None
-            }
+            FromWorker::LoadProgress { .. }
+            | FromWorker::BackendChanged { .. }
+            | FromWorker::TrainingStarted { .. }
+            | FromWorker::EpochDone { .. } => return None,
         })
     }
 }

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use graft::classify::Prediction;
+use graft::exec::BackendStatus;
+use graft::gpu::BackendChoice;
 use graft::train::{EpochMetrics, TrainConfig, TrainReport};
 use yew::Reducible;
 
@@ -33,7 +35,7 @@ pub fn next_id() -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelStatus {
     Loading { loaded_bytes: u64, total_bytes: u64 },
-    Ready { model_name: String, backend: String, load_millis: f64 },
+    Ready { model_name: String, load_millis: f64 },
     Failed { message: String },
 }
 
@@ -78,6 +80,8 @@ pub enum Cause {
     Training,
     Predict,
     Settings,
+    /// WebGPU could not start, or the GPU failed and the CPU took over.
+    Backend,
     /// A file could not be read, or the camera failed.
     Input,
 }
@@ -125,6 +129,8 @@ pub struct TrainingView {
     pub class_names: Vec<String>,
     /// The data changed after training.
     pub stale: bool,
+    /// Where the run's head trains (`"WebGPU · <adapter>"` or `"CPU"`).
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +146,8 @@ pub struct AppState {
     /// What is saved.
     pub project: Project,
     pub model: ModelStatus,
+    /// Which backend computes, as the worker last said.
+    pub backend: Option<BackendStatus>,
     pub samples: HashMap<u64, Sample>,
     pub training: TrainingView,
     /// The training run in progress (its id), if any.
@@ -161,6 +169,7 @@ impl Default for AppState {
         Self {
             project: Project::new(next_id),
             model: ModelStatus::Loading { loaded_bytes: 0, total_bytes: 0 },
+            backend: None,
             samples: HashMap::new(),
             training: TrainingView::default(),
             run_id: None,
@@ -270,6 +279,8 @@ pub enum Action {
         request_id: u64,
         label: String,
     },
+    /// The user picked where the model computes.
+    BackendChosen(BackendChoice),
     /// A saved project replaces the current one (its samples come back through the worker).
     Restore(Project),
 }
@@ -290,6 +301,10 @@ impl Reducible for AppState {
                 next.notify(cause, message);
             }
             Action::Worker(message) => next.apply_worker(message),
+            Action::BackendChosen(choice) => {
+                next.project.backend = choice;
+                next.clear(Cause::Backend);
+            }
             Action::Restore(project) => next.restore(project),
             other => next.apply_project_action(other),
         }
@@ -358,7 +373,11 @@ impl AppState {
             Action::PredictRequested { request_id, label } => {
                 self.pending_prediction = Some((request_id, label));
             }
-            Action::Chose(_) | Action::Error { .. } | Action::Worker(_) | Action::Restore(_) => {}
+            Action::Chose(_)
+            | Action::Error { .. }
+            | Action::Worker(_)
+            | Action::Restore(_)
+            | Action::BackendChosen(_) => {}
         }
     }
 
@@ -391,8 +410,14 @@ impl AppState {
             }
             FromWorker::ModelReady { model_name, backend, backbone, load_millis } => {
                 self.project.backbone = Some(backbone);
-                self.model = ModelStatus::Ready { model_name, backend, load_millis };
+                self.model = ModelStatus::Ready { model_name, load_millis };
                 self.clear(Cause::Load);
+                self.backend_changed(backend, None);
+            }
+            FromWorker::BackendSelected { status, error } => self.backend_changed(status, error),
+            FromWorker::BackendChanged { status } => {
+                let reason = status.cpu_reason.clone();
+                self.backend_changed(status, reason);
             }
             FromWorker::LoadFailed { message } => {
                 self.notify(Cause::Load, format!("The model could not be loaded: {message}"));
@@ -424,9 +449,21 @@ impl AppState {
         }
     }
 
+    /// What computes now; `problem`, when there is one, is said (why WebGPU is not in use).
+    fn backend_changed(&mut self, status: BackendStatus, problem: Option<String>) {
+        self.backend = Some(status);
+        match problem {
+            Some(problem) => self.notify(Cause::Backend, format!("{problem}. Graft continues on the CPU; nothing was lost.")),
+            None => self.clear(Cause::Backend),
+        }
+    }
+
     /// Training and prediction messages; those of an older run are ignored.
     fn apply_training_message(&mut self, message: FromWorker) {
         match message {
+            FromWorker::TrainingStarted { run_id, device, .. } if self.is_current_run(run_id) => {
+                self.training.device = Some(device);
+            }
             FromWorker::EpochDone { run_id, metrics, samples_per_second, elapsed_millis }
                 if self.is_current_run(run_id) =>
             {

@@ -20,8 +20,9 @@ const WEIGHTS_SAFETENSORS_SHA256: &str = "be3534eab2a7ad16d91fbd299afdf63e12dd2a
 
 const BINARYEN_NPM: &str = "binaryen@132.0.0";
 /// Debian packages the tests use: the browser and its driver, real photos, Fashion-MNIST and
-/// the Python imaging the e2e tests use to turn it into image files and a webcam clip.
-const TEST_APT_PACKAGES: [&str; 7] = [
+/// the Python imaging the e2e tests use to turn it into image files and a webcam clip, and
+/// Mesa's software Vulkan driver (lavapipe) with the loader, the GPU tests' adapter natively.
+const TEST_APT_PACKAGES: [&str; 9] = [
     "chromium",
     "chromium-driver",
     "python3-skimage",
@@ -29,6 +30,8 @@ const TEST_APT_PACKAGES: [&str; 7] = [
     "python3-numpy",
     "opencv-doc",
     "dataset-fashion-mnist",
+    "mesa-vulkan-drivers",
+    "libvulkan1",
 ];
 
 pub fn tools_dir() -> PathBuf {

@@ -1,7 +1,8 @@
 //! `cargo xtask test [lint] [native] [wasm] [e2e]`: every suite by default.
 //! - lint:   `cargo fmt --check`, then clippy with `-D warnings` natively and for wasm32
 //! - native: `cargo test` of the engine (parity with PyTorch included) and of xtask
-//! - wasm:   the engine's wasm tests in headless Chromium (wasm-bindgen-test-runner + chromedriver)
+//! - wasm:   the engine's wasm tests in headless Chromium (wasm-bindgen-test-runner + chromedriver),
+//!           the GPU cases on WebGPU (SwiftShader) in a dedicated worker
 //! - e2e:    the built site in headless Chromium driven by Playwright (node's test runner)
 
 use std::process::Command;
@@ -55,16 +56,30 @@ fn lint() -> Result {
 // and with the site (wasm): Candle compiles once per target instead of twice.
 fn native() -> Result {
     util::run(
-        Command::new("cargo")
+        with_gpu(&mut Command::new("cargo"))
             .args(["test", "--release", "--package", "graft", "--package", "graft-web", "--package", "xtask"])
             .env("GRAFT_REQUIRE_FIXTURES", "1"),
     )
 }
 
+/// The set-up installed an adapter (lavapipe natively; Chromium's SwiftShader with
+/// `--enable-unsafe-webgpu`, see webdriver.json), so a GPU test that finds none fails instead of
+/// skipping. Mesa wants a runtime folder, which a CI shell may not have.
+fn with_gpu(command: &mut Command) -> &mut Command {
+    command.env("GRAFT_REQUIRE_GPU", "1");
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        command.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    command
+}
+
+/// The engine's wasm tests (`tests/wasm.rs`, on the page) and its GPU cases on WebGPU
+/// (`tests/wasm_gpu.rs`, in a dedicated worker).
 fn wasm() -> Result {
     util::run(
-        Command::new("cargo")
-            .args(["test", "--release", "--package", "graft", "--target", "wasm32-unknown-unknown", "--test", "wasm"])
+        with_gpu(&mut Command::new("cargo"))
+            .args(["test", "--release", "--package", "graft", "--target", "wasm32-unknown-unknown"])
+            .args(["--test", "wasm", "--test", "wasm_gpu"])
             .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", wasm_bindgen_test_runner())
             .env("CHROMEDRIVER", "/usr/bin/chromedriver")
             .env("WASM_BINDGEN_TEST_TIMEOUT", "300"),

@@ -85,6 +85,21 @@ fn start_training(state: &UseReducerHandle<AppState>, worker: &Worker) {
     worker.send(ToWorker::Train { run_id, classes, config: state.project.settings.clone() });
 }
 
+/// The test hook of the lost-device path: `window.graftLoseGpuDevice()` destroys the worker's
+/// GPU device, as a driver reset would. Returns the effect's cleanup, which removes it.
+fn expose_gpu_loss_hook(worker: Worker) -> impl FnOnce() {
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    let hook = Closure::<dyn Fn()>::new(move || worker.send(ToWorker::LoseGpuDevice));
+    let window = gloo::utils::window();
+    let name = wasm_bindgen::JsValue::from_str("graftLoseGpuDevice");
+    let _ = js_sys::Reflect::set(&window, &name, hook.as_ref().unchecked_ref());
+    move || {
+        let _ = js_sys::Reflect::delete_property(&window, &name);
+        drop(hook);
+    }
+}
+
 #[function_component(Graft)]
 fn graft() -> Html {
     let state = use_reducer(AppState::default);
@@ -115,11 +130,20 @@ fn graft() -> Html {
     use_live_prediction(*live && camera.on, camera.video.clone(), live_in_flight, send);
     {
         let worker = worker.clone();
+        let backend = state.project.backend;
         use_effect_with((), move |_| {
             let manifest_url = page_url(&format!("models/{}", manifest_file(Architecture::DEFAULT)));
-            worker.send(ToWorker::LoadModel { manifest_url });
+            worker.send(ToWorker::LoadModel { manifest_url, backend });
+            expose_gpu_loss_hook(worker)
         });
     }
+    let on_backend = {
+        let (state, worker) = (state.clone(), worker.clone());
+        Callback::from(move |choice| {
+            state.dispatch(Action::BackendChosen(choice));
+            worker.send(ToWorker::SelectBackend { choice });
+        })
+    };
 
     let on_smoke_file = {
         let state = state.clone();
@@ -185,7 +209,8 @@ fn graft() -> Html {
                 <h1>{ "Graft" }</h1>
                 <p class="tagline">{ "Transfer learning in your browser. Nothing leaves this machine." }</p>
             </header>
-            <ModelStatusBar status={ state.model.clone() } />
+            <ModelStatusBar status={ state.model.clone() } backend={ state.backend.clone() }
+                choice={ state.project.backend } on_choose={ on_backend } />
             if let Some(message) = &state.error {
                 <div class="error" role="alert" data-testid="error">{ &message.message }</div>
             }

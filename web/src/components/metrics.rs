@@ -115,6 +115,9 @@ pub fn metrics(props: &MetricsProps) -> Html {
                 { "Validation accuracy: " }
                 <strong data-testid="val-accuracy">{ val_accuracy.map_or("–".into(), |a| format!("{:.1}%", a * 100.0)) }</strong>
                 { format!(" · epoch {done}/{} · {:.0} samples/s · elapsed {} · ETA {eta}", t.epochs_planned, t.samples_per_second, seconds(t.elapsed_millis)) }
+                if let Some(device) = &t.device {
+                    { " · trained on " }<span data-testid="train-device">{ device }</span>
+                }
             </p>
             if t.stale {
                 <p class="stale" data-testid="stale">{ "The data changed since training: train again to use it." }</p>

@@ -1,5 +1,10 @@
-//! Model download progress, then which model and compute backend are in use.
+//! Model download progress, then which model is loaded and where it computes: the backend
+//! badge (`WebGPU · <adapter>` or the CPU path, with the reason when the CPU runs although
+//! WebGPU was wanted) and the backend choice.
 
+use graft::exec::{BackendKind, BackendStatus};
+use graft::gpu::BackendChoice;
+use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
 use crate::state::ModelStatus;
@@ -7,14 +12,66 @@ use crate::state::ModelStatus;
 #[derive(Properties, PartialEq)]
 pub struct ModelStatusProps {
     pub status: ModelStatus,
+    pub backend: Option<BackendStatus>,
+    pub choice: BackendChoice,
+    pub on_choose: Callback<BackendChoice>,
 }
 
 fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
+/// What each choice means, for the options' labels.
+fn choice_label(choice: BackendChoice) -> &'static str {
+    match choice {
+        BackendChoice::Auto => "Automatic (a hardware GPU, else the CPU)",
+        BackendChoice::Cpu => "CPU (WebAssembly)",
+        BackendChoice::Webgpu => "WebGPU (any adapter)",
+    }
+}
+
+#[function_component(BackendPicker)]
+fn backend_picker(props: &ModelStatusProps) -> Html {
+    let on_change = props.on_choose.reform(|e: Event| {
+        let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+        BackendChoice::parse(&value).unwrap_or_default()
+    });
+    let busy = matches!(props.status, ModelStatus::Loading { .. });
+    html! {
+        <label class="backend-choice">{ "Compute on " }
+            <select data-testid="backend-select" onchange={ on_change } disabled={ busy }>
+                { for BackendChoice::ALL.into_iter().map(|choice| html! {
+                    <option value={ choice.name() } selected={ choice == props.choice }>{ choice_label(choice) }</option>
+                }) }
+            </select>
+        </label>
+    }
+}
+
+fn badge(backend: &Option<BackendStatus>) -> Html {
+    let Some(status) = backend else {
+        return html! { <span class="backend" data-testid="backend" data-kind="none">{ "starting…" }</span> };
+    };
+    let kind = match status.kind {
+        BackendKind::Cpu => "cpu",
+        BackendKind::Webgpu => "webgpu",
+    };
+    html! {
+        <>
+            <span class="backend" data-testid="backend" data-kind={ kind } title="Where the model computes">
+                { &status.description }
+            </span>
+            if let Some(reason) = &status.cpu_reason {
+                <span class="backend-reason" data-testid="backend-reason">{ reason }</span>
+            }
+        </>
+    }
+}
+
 #[function_component(ModelStatusBar)]
 pub fn model_status_bar(props: &ModelStatusProps) -> Html {
+    let picker = html! { <BackendPicker status={ props.status.clone() } backend={ props.backend.clone() }
+        choice={ props.choice } on_choose={ props.on_choose.clone() } /> };
     match &props.status {
         ModelStatus::Loading { loaded_bytes, total_bytes } => html! {
             <section class="model-status loading">
@@ -24,15 +81,17 @@ pub fn model_status_bar(props: &ModelStatusProps) -> Html {
                 <progress id="load-progress" data-testid="load-progress"
                     max={ total_bytes.max(&1).to_string() } value={ loaded_bytes.to_string() }
                     data-loaded={ loaded_bytes.to_string() } data-total={ total_bytes.to_string() } />
-                <span class="backend" data-testid="backend">{ "starting…" }</span>
+                { badge(&None) }
+                { picker }
             </section>
         },
-        ModelStatus::Ready { model_name, backend, load_millis } => html! {
+        ModelStatus::Ready { model_name, load_millis } => html! {
             <section class="model-status ready" data-ready="true">
                 <progress data-testid="load-progress" max="1" value="1" />
                 <span class="model-name">{ model_name }</span>
-                <span class="backend" data-testid="backend" title="Where the model computes">{ backend }</span>
+                { badge(&props.backend) }
                 <span class="load-time">{ format!("ready in {:.1} s", load_millis / 1000.0) }</span>
+                { picker }
             </section>
         },
         ModelStatus::Failed { .. } => html! {

@@ -3,6 +3,8 @@
 
 use candle_core::{Device, Tensor};
 use graft::preprocess::{decode_image, image_from_rgba, store_image};
+use graft::exec::{BackendKind, BackendStatus};
+use graft::gpu::BackendChoice;
 use graft::train::{SavedHead, TrainConfig, TrainData, Trainer};
 use image::RgbImage;
 
@@ -15,6 +17,8 @@ const NOT_LOADED: &str = "the model is not loaded yet";
 
 pub struct WorkerCore {
     model: Option<Model>,
+    /// The backend the page was last told about, to report a change (a GPU fallback) once.
+    reported_backend: Option<BackendStatus>,
     samples: SampleStore,
     training: Training,
     /// Milliseconds (`Date.now()` in the browser).
@@ -31,11 +35,35 @@ fn decode(image: ImageData) -> Result<RgbImage, String> {
 
 impl WorkerCore {
     pub fn new(clock: fn() -> f64) -> Self {
-        Self { model: None, samples: SampleStore::default(), training: Training::default(), clock }
+        Self { model: None, reported_backend: None, samples: SampleStore::default(), training: Training::default(), clock }
     }
 
-    pub fn set_model(&mut self, model: Model) {
+    /// Uses `model` (on the CPU) and moves it to `backend`; the `ModelReady` answer.
+    pub async fn set_model(&mut self, model: Model, backend: BackendChoice, load_millis: f64) -> FromWorker {
+        // An explicit WebGPU that cannot run leaves the CPU in use, with the reason in the
+        // status the page shows.
+        let _ = model.extractor.select_backend(backend).await;
+        let status = model.extractor.executor().status();
+        self.reported_backend = Some(status.clone());
+        let reply = FromWorker::ModelReady {
+            model_name: model.name.clone(),
+            backend: status,
+            backbone: model.extractor.key().clone(),
+            load_millis,
+        };
         self.model = Some(model);
+        reply
+    }
+
+    /// `BackendChanged` when the backend is no longer the one last reported (the GPU failed
+    /// during the last message or slice and the CPU took over).
+    pub fn backend_change(&mut self) -> Option<FromWorker> {
+        let status = self.model.as_ref()?.extractor.executor().status();
+        if self.reported_backend.as_ref() == Some(&status) {
+            return None;
+        }
+        self.reported_backend = Some(status.clone());
+        Some(FromWorker::BackendChanged { status })
     }
 
     pub fn model(&self) -> Option<&Model> {
@@ -47,9 +75,9 @@ impl WorkerCore {
     }
 
     /// One time slice of the training run, and what it has to say.
-    pub fn train_slice(&mut self) -> Vec<FromWorker> {
+    pub async fn train_slice(&mut self) -> Vec<FromWorker> {
         match &self.model {
-            Some(model) => self.training.slice(self.clock, model.extractor.key()),
+            Some(model) => self.training.slice(self.clock, model.extractor.key()).await,
             None => Vec::new(),
         }
     }
@@ -67,10 +95,17 @@ impl WorkerCore {
                 self.samples.remove(sample_id);
                 return None;
             }
-            ToWorker::Train { run_id, classes, config } => self.start_training(run_id, classes, config),
+            ToWorker::SelectBackend { choice } => self.select_backend(choice).await,
+            ToWorker::LoseGpuDevice => {
+                if let Some(gpu) = self.model.as_ref()?.extractor.executor().gpu() {
+                    gpu.context().lose_device();
+                }
+                return None;
+            }
+            ToWorker::Train { run_id, classes, config } => self.start_training(run_id, classes, config).await,
             ToWorker::StopTraining { run_id } => {
                 let key = self.model.as_ref()?.extractor.key().clone();
-                return self.training.finish(run_id, true, &key);
+                return self.training.finish(run_id, true, &key).await;
             }
             ToWorker::Predict { request_id, image } => self.predict(request_id, image).await,
             ToWorker::ExportSample { request_id, sample_id } => match self.samples.image(sample_id) {
@@ -145,9 +180,28 @@ impl WorkerCore {
         }
     }
 
-    fn start_training(&mut self, run_id: u64, classes: Vec<ClassSamples>, config: TrainConfig) -> FromWorker {
+    async fn select_backend(&mut self, choice: BackendChoice) -> FromWorker {
+        let Some(model) = &self.model else {
+            return FromWorker::BackendSelected {
+                status: BackendStatus { kind: BackendKind::Cpu, description: "no model".into(), cpu_reason: None },
+                error: Some(NOT_LOADED.into()),
+            };
+        };
+        let error = model.extractor.select_backend(choice).await.err().map(|e| e.to_string());
+        let status = model.extractor.executor().status();
+        self.reported_backend = Some(status.clone());
+        FromWorker::BackendSelected { status, error }
+    }
+
+    async fn start_training(&mut self, run_id: u64, classes: Vec<ClassSamples>, config: TrainConfig) -> FromWorker {
         match self.new_trainer(&classes, config) {
-            Ok(trainer) => {
+            Ok(mut trainer) => {
+                // The head trains where the backbone runs; a GPU that cannot take it leaves
+                // the run on the CPU, which the start message names.
+                let gpu = self.model.as_ref().and_then(|m| m.extractor.executor().gpu());
+                if let Some(gpu) = gpu {
+                    let _ = trainer.use_gpu(gpu.context().clone()).await;
+                }
                 let names = classes.into_iter().map(|c| c.name).collect();
                 self.training.start(run_id, trainer, names, (self.clock)())
             }
@@ -226,7 +280,8 @@ mod tests {
         let vb = VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu);
         let extractor = FeatureExtractor::new(&manifest, &vb, &Device::Cpu).unwrap();
         let mut core = WorkerCore::new(clock);
-        core.set_model(Model { name: "test".into(), extractor, pretrained: None });
+        let model = Model { name: "test".into(), extractor, pretrained: None };
+        block_on(core.set_model(model, BackendChoice::Cpu, 0.0));
         core
     }
 
@@ -246,7 +301,7 @@ mod tests {
             if replies.iter().any(|r| r.answers() == Some(request)) {
                 break;
             }
-            replies.extend(core.train_slice());
+            replies.extend(block_on(core.train_slice()));
         }
         let finals = replies.iter().filter(|r| r.answers() == Some(request)).count();
         assert_eq!(finals, 1, "{request:?} got {finals} final answers: {replies:?}");
@@ -336,7 +391,7 @@ mod tests {
         ];
         let config = TrainConfig { epochs: 1000, ..TrainConfig::default() };
         block_on(core.handle(ToWorker::Train { run_id: 7, classes, config }));
-        core.train_slice();
+        block_on(core.train_slice());
         assert!(block_on(core.handle(ToWorker::StopTraining { run_id: 6 })).is_none());
         assert!(core.is_training());
         let reply = block_on(core.handle(ToWorker::StopTraining { run_id: 7 }));

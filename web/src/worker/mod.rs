@@ -16,6 +16,7 @@ pub mod training;
 
 use futures::future::{select, Either};
 use futures::{SinkExt, StreamExt};
+use graft::gpu::BackendChoice;
 use yew_agent::prelude::*;
 
 use self::core::WorkerCore;
@@ -45,7 +46,9 @@ pub async fn graft_worker(mut scope: Scope) {
             match select(scope.next(), tick).await {
                 Either::Left((message, _)) => message,
                 Either::Right(_) => {
-                    for reply in core.train_slice() {
+                    let mut replies = core.train_slice().await;
+                    replies.extend(core.backend_change());
+                    for reply in replies {
                         if scope.send(reply).await.is_err() {
                             return;
                         }
@@ -58,30 +61,24 @@ pub async fn graft_worker(mut scope: Scope) {
         };
         let Some(message) = message else { break };
         let reply = match message {
-            ToWorker::LoadModel { manifest_url } => Some(load(&mut core, &manifest_url, &mut scope).await),
+            ToWorker::LoadModel { manifest_url, backend } => {
+                Some(load(&mut core, &manifest_url, backend, &mut scope).await)
+            }
             other => core.handle(other).await,
         };
-        if let Some(reply) = reply {
+        // A GPU failure while answering: say so before the answer the CPU gave.
+        for reply in core.backend_change().into_iter().chain(reply) {
             if scope.send(reply).await.is_err() {
-                break;
+                return;
             }
         }
     }
 }
 
-async fn load(core: &mut WorkerCore, manifest_url: &str, scope: &mut Scope) -> FromWorker {
+async fn load(core: &mut WorkerCore, manifest_url: &str, backend: BackendChoice, scope: &mut Scope) -> FromWorker {
     let started = now_millis();
     match model::load_model(manifest_url, scope).await {
-        Ok(model) => {
-            let reply = FromWorker::ModelReady {
-                model_name: model.name.clone(),
-                backend: model.backend(),
-                backbone: model.extractor.key().clone(),
-                load_millis: now_millis() - started,
-            };
-            core.set_model(model);
-            reply
-        }
+        Ok(model) => core.set_model(model, backend, now_millis() - started).await,
         Err(message) => FromWorker::LoadFailed { message },
     }
 }

@@ -5,7 +5,6 @@ use candle_core::Device;
 use futures::{SinkExt, StreamExt};
 use graft::classify::PretrainedHead;
 use graft::embed::FeatureExtractor;
-use graft::exec::Executor;
 use graft::manifest::ModelManifest;
 
 use crate::fetch::{fetch_bytes, fetch_text};
@@ -15,12 +14,6 @@ pub struct Model {
     pub name: String,
     pub extractor: FeatureExtractor,
     pub pretrained: Option<PretrainedHead>,
-}
-
-impl Model {
-    pub fn backend(&self) -> String {
-        self.extractor.executor().describe()
-    }
 }
 
 /// Resolves `file` against the folder of `manifest_url`.

@@ -33,20 +33,24 @@ impl Training {
     /// Starts run `run_id` (a run in progress is dropped: the page started a new one).
     pub fn start(&mut self, run_id: u64, trainer: Trainer, class_names: Vec<String>, now: f64) -> FromWorker {
         let split = trainer.split();
-        let reply =
-            FromWorker::TrainingStarted { run_id, train_samples: split.train.len(), val_samples: split.val.len() };
+        let reply = FromWorker::TrainingStarted {
+            run_id,
+            train_samples: split.train.len(),
+            val_samples: split.val.len(),
+            device: trainer.device_description(),
+        };
         self.run = Some(Run { run_id, trainer, class_names, started: now, epoch_started: now });
         reply
     }
 
     /// Trains for one slice; returns an epoch's metrics when one ended, and the end of the run
     /// when it ended (done, or failed).
-    pub fn slice(&mut self, clock: fn() -> f64, backbone: &BackboneKey) -> Vec<FromWorker> {
+    pub async fn slice(&mut self, clock: fn() -> f64, backbone: &BackboneKey) -> Vec<FromWorker> {
         let Some(run) = self.run.as_mut() else {
             return Vec::new();
         };
         let run_id = run.run_id;
-        match run.trainer.step_for(&clock, SLICE_MILLIS) {
+        match run.trainer.step_for(&clock, SLICE_MILLIS).await {
             Ok(None) => Vec::new(),
             Ok(Some(metrics)) => {
                 let now = clock();
@@ -57,7 +61,7 @@ impl Training {
                     FromWorker::EpochDone { run_id, metrics, samples_per_second, elapsed_millis: now - run.started };
                 let mut replies = vec![epoch];
                 if run.trainer.is_done() {
-                    replies.extend(self.finish(run_id, false, backbone));
+                    replies.extend(self.finish(run_id, false, backbone).await);
                 }
                 replies
             }
@@ -69,12 +73,12 @@ impl Training {
     }
 
     /// Ends run `run_id` (if it is the one in progress), keeping its best weights.
-    pub fn finish(&mut self, run_id: u64, stopped_early: bool, backbone: &BackboneKey) -> Option<FromWorker> {
+    pub async fn finish(&mut self, run_id: u64, stopped_early: bool, backbone: &BackboneKey) -> Option<FromWorker> {
         if self.run.as_ref().is_none_or(|r| r.run_id != run_id) {
             return None;
         }
         let run = self.run.take()?;
-        let outcome = run.trainer.finish().and_then(|head| {
+        let outcome = run.trainer.finish().await.and_then(|head| {
             let saved = SavedHead::new(&head, backbone.clone(), run.class_names)?;
             Ok((head, saved))
         });
