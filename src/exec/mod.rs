@@ -130,9 +130,17 @@ impl Backend {
         &mut self.cpu
     }
 
-    /// The GPU executor in use, if any.
+    /// The GPU executor in use, if any. A GPU whose device was lost is let go here, with the
+    /// reason, so that the status says so before any work fails on it.
     pub fn gpu(&self) -> Option<Arc<GpuExecutor>> {
-        self.gpu.lock().ok().and_then(|gpu| gpu.clone())
+        let gpu = self.gpu.lock().ok().and_then(|gpu| gpu.clone())?;
+        match gpu.context().check_alive() {
+            Ok(()) => Some(gpu),
+            Err(e) => {
+                self.fall_back(&e);
+                None
+            }
+        }
     }
 
     /// Opens the GPU `choice` asks for and moves the work there, or stays on (or returns to)

@@ -65,12 +65,13 @@ pub struct AdapterSummary {
 
 impl AdapterSummary {
     fn from_info(info: &wgpu::AdapterInfo) -> Self {
-        // Browsers may hide the name (SwiftShader in Chromium reports none).
-        let name = [info.name.trim(), info.driver.trim()]
-            .into_iter()
-            .find(|s| !s.is_empty())
-            .map_or_else(|| format!("{:?} adapter", info.device_type).to_lowercase(), str::to_string);
-        Self { name, software: info.device_type == wgpu::DeviceType::Cpu }
+        let software = info.device_type == wgpu::DeviceType::Cpu;
+        // Browsers may hide the name (Chromium's SwiftShader reports none).
+        let name = [info.name.trim(), info.driver.trim()].into_iter().find(|s| !s.is_empty()).map_or_else(
+            || if software { "software adapter (fallback)".to_string() } else { "hardware adapter".to_string() },
+            str::to_string,
+        );
+        Self { name, software }
     }
 }
 

@@ -1,0 +1,162 @@
+// WebGPU in the page, on Chromium's software adapter (SwiftShader, `--enable-unsafe-webgpu`):
+// `auto` keeps the CPU and says why; picking WebGPU moves the model there; the pretrained
+// classifier gives PyTorch's top-1 on the reference photos; the learning loop on WebGPU reaches
+// the CPU's validation accuracy on the same data and seed; a lost device moves the work in
+// flight to the CPU without losing a sample or the run.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { launch, openGraft } from "./browser.mjs";
+
+const WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"];
+const CLASSES = ["T-shirt", "Trouser", "Pullover"];
+const PER_CLASS = 12;
+const LONG = 300_000;
+
+let browser;
+let trainDir;
+
+before(async () => {
+  browser = await launch(WEBGPU_FLAGS);
+  trainDir = mkdtempSync(join(tmpdir(), "graft-gpu-fm-"));
+  const script = new URL("../reference/fashion_mnist_folder.py", import.meta.url).pathname;
+  const run = spawnSync("/usr/bin/python3", [script, trainDir, "--per-class", String(PER_CLASS), "--classes", "3", "--split", "train"]);
+  assert.equal(run.status, 0, String(run.stderr));
+});
+after(async () => {
+  await browser?.close();
+});
+
+const files = (name) => readdirSync(join(trainDir, name)).map((f) => join(trainDir, name, f));
+
+async function ready(page) {
+  await page.locator('[data-ready="true"]').waitFor({ timeout: LONG });
+}
+
+/** Picks a backend and waits until the badge shows the kind that runs. */
+async function chooseBackend(page, value, kind) {
+  await page.locator('[data-testid="backend-select"]').selectOption(value);
+  await page.waitForFunction((k) => document.querySelector('[data-testid="backend"]')?.dataset.kind === k, kind, {
+    timeout: LONG,
+  });
+}
+
+async function embedded(page) {
+  await page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: LONG });
+}
+
+async function trained(page) {
+  await page.waitForFunction(() => document.querySelector('[data-testid="train-status"]')?.textContent === "done", null, {
+    timeout: LONG,
+  });
+}
+
+test("auto keeps the CPU on a software adapter and says why; WebGPU can be picked", async () => {
+  const { page, problems } = await openGraft(browser);
+  await ready(page);
+  const badge = page.locator('[data-testid="backend"]');
+  assert.equal(await badge.getAttribute("data-kind"), "cpu");
+  assert.match(await page.locator('[data-testid="backend-reason"]').textContent(), /auto chose the CPU: .*software/);
+  assert.equal(await page.locator('[data-testid="backend-select"]').inputValue(), "auto");
+  await chooseBackend(page, "webgpu", "webgpu");
+  assert.match(await badge.textContent(), /^WebGPU · /);
+  assert.equal(await page.locator('[data-testid="backend-reason"]').count(), 0);
+  await chooseBackend(page, "cpu", "cpu");
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("on WebGPU the pretrained classifier gives PyTorch's top-1 on the six reference photos", async () => {
+  const reference = JSON.parse(readFileSync(new URL("../fixtures/mobilenet_v2_reference.json", import.meta.url)));
+  const labels = readFileSync(new URL("../../static/models/imagenet_classes.txt", import.meta.url), "utf8").split("\n");
+  const { page, problems } = await openGraft(browser);
+  await ready(page);
+  await chooseBackend(page, "webgpu", "webgpu");
+  await page.getByText("What does the pretrained model see?").click();
+  for (const image of reference.images) {
+    await page.setInputFiles('[data-testid="image-input"]', image.file);
+    await page.waitForFunction(
+      (name) =>
+        document.querySelector(".predictions h2 em")?.textContent === name && !document.querySelector('[data-testid="busy"]'),
+      image.file.split("/").pop(),
+      { timeout: LONG },
+    );
+    const top = await page.locator('[data-testid="top5"] li').first().getAttribute("data-label");
+    assert.equal(top, labels[image.top5[0]].trim(), image.file);
+  }
+  assert.equal(await page.locator('[data-testid="backend"]').getAttribute("data-kind"), "webgpu", "no fallback happened");
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+/** Three classes of Fashion-MNIST images, 30 epochs with seed 3: the validation accuracy. */
+async function learn(backend, kind) {
+  const { page, problems } = await openGraft(browser);
+  await ready(page);
+  await chooseBackend(page, backend, kind);
+  await page.locator('[data-testid="add-class"]').click();
+  const cards = page.locator('[data-testid="class-card"]');
+  for (let i = 0; i < 3; i++) {
+    await cards.nth(i).locator('[data-testid="class-name"]').fill(CLASSES[i]);
+    await cards.nth(i).locator('[data-testid="class-upload"]').setInputFiles(files(CLASSES[i]));
+  }
+  await embedded(page);
+  await page.locator('[data-testid="epochs"]').fill("30");
+  await page.locator('[data-testid="seed"]').fill("3");
+  await page.locator('[data-testid="seed"]').press("Tab");
+  await page.locator('[data-testid="train"]').click();
+  await trained(page);
+  const device = await page.locator('[data-testid="train-device"]').textContent();
+  const accuracy = Number.parseFloat(await page.locator('[data-testid="val-accuracy"]').textContent());
+  assert.deepEqual(problems, []);
+  await page.close();
+  return { accuracy, device };
+}
+
+test("the learning loop on WebGPU reaches the CPU's validation accuracy on the same data and seed", async () => {
+  const cpu = await learn("cpu", "cpu");
+  const gpu = await learn("webgpu", "webgpu");
+  console.log(`# validation accuracy: CPU ${cpu.accuracy}% (${cpu.device}), WebGPU ${gpu.accuracy}% (${gpu.device})`);
+  assert.match(cpu.device, /^CPU/);
+  assert.match(gpu.device, /^WebGPU · /);
+  assert.ok(cpu.accuracy > 60, `CPU validation accuracy ${cpu.accuracy}%`);
+  assert.ok(Math.abs(gpu.accuracy - cpu.accuracy) <= 2, `WebGPU ${gpu.accuracy}% vs CPU ${cpu.accuracy}%`);
+});
+
+test("a lost GPU device moves the work in flight to the CPU and nothing is lost", async () => {
+  const { page, problems } = await openGraft(browser);
+  await ready(page);
+  await chooseBackend(page, "webgpu", "webgpu");
+  const cards = page.locator('[data-testid="class-card"]');
+  await cards.nth(0).locator('[data-testid="class-upload"]').setInputFiles(files("T-shirt").slice(0, 6));
+  await cards.nth(1).locator('[data-testid="class-upload"]').setInputFiles(files("Trouser").slice(0, 6));
+  await embedded(page);
+
+  // Lost while embedding: the sample in flight is embedded on the CPU.
+  await page.evaluate(() => window.graftLoseGpuDevice());
+  await cards.nth(1).locator('[data-testid="class-upload"]').setInputFiles(files("Trouser").slice(6, 7));
+  await embedded(page);
+  assert.equal(await cards.nth(1).locator('[data-testid="sample-count"]').textContent(), "7");
+  assert.equal(await page.locator('[data-testid="backend"]').getAttribute("data-kind"), "cpu");
+  assert.match(await page.locator('[data-testid="backend-reason"]').textContent(), /lost/);
+  assert.match(await page.locator('[data-testid="error"]').textContent(), /lost.*continues on the CPU/);
+
+  // Picked again, WebGPU comes back; lost while training: the run ends on the CPU.
+  await chooseBackend(page, "auto", "cpu");
+  await chooseBackend(page, "webgpu", "webgpu");
+  await page.locator('[data-testid="epochs"]').fill("400");
+  await page.locator('[data-testid="epochs"]').press("Tab");
+  await page.locator('[data-testid="train"]').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="loss-chart"] polyline')[0]?.getAttribute("points")?.length > 0);
+  assert.match(await page.locator('[data-testid="train-device"]').textContent(), /^WebGPU · /);
+  await page.evaluate(() => window.graftLoseGpuDevice());
+  await trained(page);
+  assert.equal(await page.locator('[data-testid="backend"]').getAttribute("data-kind"), "cpu");
+  assert.ok(Number.parseFloat(await page.locator('[data-testid="val-accuracy"]').textContent()) >= 50);
+  assert.equal(await cards.nth(0).locator('[data-testid="sample-count"]').textContent(), "6");
+  assert.deepEqual(problems.filter((p) => !/lost|destroyed/i.test(p)), []);
+  await page.close();
+});
