@@ -35,6 +35,8 @@ gpu_cases!(
     a_batch_over_the_buffer_limit_is_cut_into_chunks,
     a_lost_device_hands_the_work_in_flight_to_the_cpu,
     a_plan_without_a_kernel_stays_on_the_cpu_and_says_why,
+    a_shader_that_does_not_compile_is_a_typed_error,
+    a_device_the_adapter_refuses_is_a_typed_error,
     explicit_cpu_and_auto_choices_are_honoured,
     head_training_on_the_gpu_matches_the_cpu_trainer,
     a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights,

@@ -19,7 +19,8 @@ mod native {
     use candle_core::{Device, Tensor};
     use clap::{Parser, Subcommand};
     use graft::backbone::Architecture;
-    use graft::embed::FeatureExtractor;
+    use graft::embed::{block_on, FeatureExtractor};
+    use graft::gpu::BackendChoice;
     use graft::manifest::{manifest_file, ModelManifest};
     use graft::preprocess::{decode_image, image_to_chw, InputSpec};
     use serde_json::json;
@@ -145,6 +146,43 @@ mod native {
         Ok(summary(times))
     }
 
+    /// The GPU executor on the native adapter (Vulkan), batch 1, 8 and 32 after the first run
+    /// (whose time includes compiling the pipelines), and its features against the CPU's; or
+    /// why there is none.
+    fn native_gpu(
+        extractor: &FeatureExtractor,
+        images: &[Tensor],
+        cpu_features: &[f32],
+    ) -> Result<serde_json::Value, String> {
+        let status = match block_on(extractor.select_backend(BackendChoice::Webgpu)) {
+            Ok(status) => status,
+            Err(e) => return Ok(json!({ "unavailable": e.to_string() })),
+        };
+        let gpu = |x: &Tensor| block_on(extractor.embed_tensor(x)).map_err(|e| e.to_string());
+        let started = Instant::now();
+        gpu(&images[0])?;
+        let first_run_ms = started.elapsed().as_secs_f64() * 1e3;
+        let cycled: Vec<Tensor> = images.iter().cycle().take(64).cloned().collect();
+        let mut features = Vec::new();
+        for batch in images.chunks(8).filter(|c| c.len() == 8) {
+            let x = Tensor::cat(batch, 0).map_err(|e| e.to_string())?;
+            features.extend(gpu(&x)?.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())?);
+        }
+        let diff = features.iter().zip(cpu_features).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let report = json!({
+            "adapter": status.description,
+            "first_run_ms": first_run_ms,
+            "batch1": time_batches(images, 1, &gpu)?,
+            "batch8": time_batches(images, 8, &gpu)?,
+            "batch32": time_batches(&cycled, 32, &gpu)?,
+            "max_abs_diff_vs_cpu": diff,
+        });
+        if extractor.executor().status() != status {
+            return Err(format!("the GPU failed during the benchmark: {:?}", extractor.executor().status()));
+        }
+        Ok(report)
+    }
+
     fn native(inputs: &Path, model_dir: &Path, out: &Path, features_out: &Path) -> Result<(), String> {
         let manifest_path = model_dir.join(manifest_file(Architecture::DEFAULT));
         let manifest_text = std::fs::read_to_string(manifest_path).map_err(|e| e.to_string())?;
@@ -214,6 +252,7 @@ mod native {
             "batch1": time_batches(&images, 1, &fast)?,
             "batch8": time_batches(&images, 8, &fast)?,
         });
+        report["webgpu"] = native_gpu(&extractor, &images, &features)?;
         std::fs::write(out, serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
         println!("{report}");

@@ -176,6 +176,9 @@ impl Backend {
     }
 
     /// Runs on `gpu` from now on.
+    // Natively wgpu's handles are Send + Sync and the Arc is shared; on wasm32 (one thread)
+    // they are not, and the Arc only counts references.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub fn attach(&self, gpu: GpuExecutor) {
         set(&self.gpu, Some(Arc::new(gpu)));
         set(&self.cpu_reason, None);

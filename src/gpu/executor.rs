@@ -168,6 +168,9 @@ impl GpuExecutor {
         Ok(images as usize)
     }
 
+    // Natively wgpu's handles are Send + Sync and the Arc is shared; on wasm32 (one thread)
+    // they are not, and the Arc only counts references.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     async fn program(&self, key: ProgramKey) -> Result<Arc<Program>> {
         let mut programs = self.programs.lock().await;
         if let Some(program) = programs.get(&key) {

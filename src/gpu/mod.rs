@@ -84,6 +84,9 @@ pub struct GpuContext {
     adapter: AdapterSummary,
     limits: wgpu::Limits,
     lost: Arc<Mutex<Option<String>>>,
+    /// An error raised outside every error scope (natively wgpu would panic on it): kept here
+    /// and returned by the next [`GpuContext::checked`] call.
+    uncaptured: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -97,6 +100,12 @@ impl GpuContext {
     /// (the user asked for WebGPU, or a test); otherwise one is refused, naming it, so that
     /// `auto` stays on the faster CPU path.
     pub async fn request(allow_software: bool) -> Result<Self> {
+        Self::request_with(allow_software, |_| ()).await
+    }
+
+    /// [`GpuContext::request`], with the device's limits adjusted by `limits` first (a test
+    /// asks for more than the adapter has, to see `request_device` fail).
+    pub async fn request_with(allow_software: bool, adjust: impl FnOnce(&mut wgpu::Limits)) -> Result<Self> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         let options = wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
@@ -113,7 +122,8 @@ impl GpuContext {
                 summary.name
             )));
         }
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        adjust(&mut limits);
         let descriptor =
             wgpu::DeviceDescriptor { label: Some("graft"), required_limits: limits.clone(), ..Default::default() };
         let (device, queue) = adapter
@@ -130,7 +140,14 @@ impl GpuContext {
                 ));
             }
         });
-        Ok(Self { device, queue, adapter: summary, limits, lost })
+        let uncaptured = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            if let Ok(mut slot) = slot.lock() {
+                slot.get_or_insert_with(|| error.to_string());
+            }
+        }));
+        Ok(Self { device, queue, adapter: summary, limits, lost, uncaptured })
     }
 
     pub fn adapter(&self) -> &AdapterSummary {
@@ -230,9 +247,10 @@ impl GpuContext {
         let memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = work();
-        let invalid = validation.pop().await;
-        let out_of_memory = memory.pop().await;
-        if let Some(error) = invalid.or(out_of_memory) {
+        let invalid = validation.pop().await.map(|e| e.to_string());
+        let out_of_memory = memory.pop().await.map(|e| e.to_string());
+        let earlier = self.uncaptured.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(error) = invalid.or(out_of_memory).or(earlier) {
             self.check_alive()?;
             return Err(GraftError::Gpu(format!("{what} failed on the GPU ({error})")));
         }

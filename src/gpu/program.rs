@@ -235,6 +235,12 @@ pub struct Recorded {
     stride: u64,
 }
 
+impl std::fmt::Debug for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorded").field("dispatches", &self.dispatches.len()).finish_non_exhaustive()
+    }
+}
+
 impl Recorded {
     /// New parameters for dispatch `index` from the next submit on (AdamW's step count).
     pub fn write_params(&self, queue: &wgpu::Queue, index: usize, params: &Params) {

@@ -192,6 +192,9 @@ impl GpuHead {
         }
     }
 
+    // Natively wgpu's handles are Send + Sync and the Arc is shared; on wasm32 (one thread)
+    // they are not, and the Arc only counts references.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     async fn pass(&mut self, rows: usize, train: bool) -> Result<Arc<Pass>> {
         if let Some(pass) = self.passes.get(&(rows, train)) {
             return Ok(Arc::clone(pass));

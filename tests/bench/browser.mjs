@@ -1,13 +1,17 @@
 // Drives the benchmark page in headless Chromium: once with onnxruntime-web on one thread
 // (Graft runs in that load too), then, when the page is cross-origin isolated, with its own
-// default thread count and, if that is not every core, with one thread per core.
-// Prints one JSON document.
-// Usage: node tests/bench/browser.mjs URL
+// default thread count and, if that is not every core, with one thread per core; then the
+// WebGPU engines (`?webgpu`) in a Chromium with WebGPU enabled (SwiftShader where there is no
+// GPU: correctness figures, not speed). Prints one JSON document.
+// Usage: node tests/bench/browser.mjs URL [webgpu]   (`webgpu`: only the WebGPU page)
 import { launch } from "../e2e/browser.mjs";
 
 const TIMEOUT_MS = 10 * 60 * 1000;
+/** WebGPU in headless Chromium; SwiftShader when the machine has no GPU (a real adapter is
+ * preferred where one exists). */
+const WEBGPU_FLAGS = ["--enable-unsafe-webgpu", ...(process.env.GRAFT_BENCH_SWIFTSHADER === "0" ? [] : ["--use-webgpu-adapter=swiftshader"])];
 
-async function runPage(browser, url) {
+async function runPage(browser, url, timeout = TIMEOUT_MS) {
   const page = await browser.newPage();
   const problems = [];
   page.on("pageerror", (e) => problems.push(e.message));
@@ -17,7 +21,7 @@ async function runPage(browser, url) {
     }
   });
   await page.goto(url);
-  await page.waitForFunction(() => window.benchResult !== undefined, null, { timeout: TIMEOUT_MS, polling: 500 });
+  await page.waitForFunction(() => window.benchResult !== undefined, null, { timeout, polling: 500 });
   const result = await page.evaluate(() => window.benchResult);
   await page.close();
   if (result.error || problems.length) {
@@ -26,9 +30,24 @@ async function runPage(browser, url) {
   return result;
 }
 
+/** The WebGPU engines' page, in a Chromium with WebGPU enabled. */
+async function runWebgpu() {
+  const gpuBrowser = await launch(WEBGPU_FLAGS);
+  try {
+    return await runPage(gpuBrowser, `${process.argv[2]}?webgpu`, 3 * TIMEOUT_MS);
+  } finally {
+    await gpuBrowser.close();
+  }
+}
+
 const base = process.argv[2];
+const onlyWebgpu = process.argv[3] === "webgpu";
 const browser = await launch();
 try {
+  if (onlyWebgpu) {
+    console.log(JSON.stringify({ webgpu: await runWebgpu() }));
+    process.exit(0);
+  }
   const single = await runPage(browser, `${base}?threads=1`);
   const cores = single.hardware_concurrency;
   const threaded = [];
@@ -39,7 +58,7 @@ try {
       threaded.push(await runPage(browser, `${base}?threads=${cores}&skip-graft`));
     }
   }
-  console.log(JSON.stringify({ single, threaded }));
+  console.log(JSON.stringify({ single, threaded, webgpu: await runWebgpu() }));
 } finally {
   await browser.close();
 }

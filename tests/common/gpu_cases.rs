@@ -13,7 +13,7 @@ use graft::exec::plan::{FoldedBlock, Unit};
 use graft::exec::{Backend, BackendKind, CpuExecutor, Executor, FeatureMap, FoldedPlan};
 use graft::gpu::kernels::matmul::{matmul_reference, Epilogue, MatmulShape};
 use graft::gpu::kernels::{conv3x3, depthwise, matmul, mean, pointwise};
-use graft::gpu::program::{KernelCall, Kernels};
+use graft::gpu::program::{Kernel, KernelCall, Kernels};
 use graft::gpu::{BackendChoice, GpuContext, GpuExecutor};
 use graft::kernels::depthwise::{depthwise3x3_reference, DepthwiseShape};
 use graft::kernels::im2col::im2col3x3;
@@ -123,13 +123,13 @@ pub async fn pointwise_matches_its_cpu_twin(context: GpuContext) {
                     output: out,
                 };
                 pointwise::call(shape, relu6, buffers)
-            }).await;
+            })
+            .await;
             let error = relative_error(&got, &twin);
             assert!(error < 1e-5, "{shape:?} residual {with_residual} relu6 {relu6}: error {error}");
         }
     }
 }
-
 
 pub async fn depthwise_matches_its_cpu_twin(context: GpuContext) {
     let kernels = Kernels::new(context);
@@ -146,12 +146,12 @@ pub async fn depthwise_matches_its_cpu_twin(context: GpuContext) {
             .collect();
         let got = run_kernel(&kernels, &[&input, &taps, &bias], twin.len(), |b, out| {
             depthwise::call(shape, batch, [&b[0], &b[1], &b[2], out], max)
-        }).await;
+        })
+        .await;
         let error = relative_error(&got, &twin);
         assert!(error < 1e-5, "{shape:?} batch {batch}: error {error}");
     }
 }
-
 
 pub async fn stem_convolution_matches_im2col_and_product(context: GpuContext) {
     let kernels = Kernels::new(context);
@@ -173,12 +173,12 @@ pub async fn stem_convolution_matches_im2col_and_product(context: GpuContext) {
             .collect();
         let got = run_kernel(&kernels, &[&input, &weight, &bias], twin.len(), |b, out| {
             conv3x3::call(shape, batch, out_channels, true, [&b[0], &b[1], &b[2], out])
-        }).await;
+        })
+        .await;
         let error = relative_error(&got, &twin);
         assert!(error < 1e-5, "{shape:?} -> {out_channels}: error {error}");
     }
 }
-
 
 pub async fn mean_matches_pooled(context: GpuContext) {
     let kernels = Kernels::new(context);
@@ -188,7 +188,6 @@ pub async fn mean_matches_pooled(context: GpuContext) {
     let got = run_kernel(&kernels, &[&map.data], twin.len(), |b, out| mean::call(3, 35, 20, [&b[0], out], max)).await;
     assert!(relative_error(&got, &twin) < 1e-6);
 }
-
 
 pub async fn matmul_matches_a_triple_loop_with_every_transpose(context: GpuContext) {
     let kernels = Kernels::new(context);
@@ -200,7 +199,8 @@ pub async fn matmul_matches_a_triple_loop_with_every_transpose(context: GpuConte
                 let twin = matmul_reference(shape, epilogue, &a, &b, &bias);
                 let got = run_kernel(&kernels, &[&a, &b, &bias], twin.len(), |x, out| {
                     matmul::call(shape, epilogue, [&x[0], &x[1], &x[2], out])
-                }).await;
+                })
+                .await;
                 let error = relative_error(&got, &twin);
                 assert!(error < 1e-5, "{shape:?} {epilogue:?}: error {error}");
             }
@@ -230,7 +230,6 @@ pub async fn backbone_features_and_boundary_activations_match_the_cpu_executor(c
     assert!(relative_error(&rest.data, &want_rest.data) <= 1e-3);
 }
 
-
 pub async fn a_batch_over_the_buffer_limit_is_cut_into_chunks(context: GpuContext) {
     let plan = random_plan();
     let mut gpu = GpuExecutor::new(context, Arc::clone(&plan)).await.unwrap();
@@ -245,7 +244,6 @@ pub async fn a_batch_over_the_buffer_limit_is_cut_into_chunks(context: GpuContex
     let error = gpu.features(&x).await.unwrap_err();
     assert!(error.is_gpu() && error.to_string().contains("exceeds"), "{error}");
 }
-
 
 pub async fn a_lost_device_hands_the_work_in_flight_to_the_cpu(context: GpuContext) {
     let plan = random_plan();
@@ -262,7 +260,6 @@ pub async fn a_lost_device_hands_the_work_in_flight_to_the_cpu(context: GpuConte
     assert!(status.cpu_reason.as_deref().unwrap_or("").contains("lost"), "{status:?}");
 }
 
-
 pub async fn a_plan_without_a_kernel_stays_on_the_cpu_and_says_why(context: GpuContext) {
     let unit = Unit::Pointwise { in_channels: 4, weight: values(12, 1), bias: values(3, 2), relu: true };
     let odd = FoldedPlan::new(vec![FoldedBlock { units: vec![unit], residual: false }]);
@@ -270,6 +267,28 @@ pub async fn a_plan_without_a_kernel_stays_on_the_cpu_and_says_why(context: GpuC
     assert!(error.is_gpu() && error.to_string().contains("no variant"), "{error}");
 }
 
+pub async fn a_shader_that_does_not_compile_is_a_typed_error(context: GpuContext) {
+    static BROKEN: Kernel =
+        Kernel { name: "broken", source: "@compute @workgroup_size(1) fn main() { let x: u32 = ; }", bindings: &[] };
+    let kernels = Kernels::new(context);
+    let call = KernelCall {
+        kernel: &BROKEN,
+        constants: Vec::new(),
+        params: [0; 8],
+        buffers: Vec::new(),
+        workgroups: [1, 1, 1],
+    };
+    let error = kernels.record("compiling a broken kernel", &[call]).await.expect_err("a broken shader is refused");
+    assert!(error.is_gpu() && error.to_string().contains("compiling a broken kernel"), "{error}");
+}
+
+pub async fn a_device_the_adapter_refuses_is_a_typed_error(_context: GpuContext) {
+    let error = GpuContext::request_with(true, |limits| limits.max_bind_groups = u32::MAX)
+        .await
+        .expect_err("limits beyond the adapter's are refused");
+    assert!(matches!(error, graft::GraftError::GpuUnavailable(_)), "{error}");
+    assert!(error.to_string().contains("refused a device"), "{error}");
+}
 
 pub async fn explicit_cpu_and_auto_choices_are_honoured(_context: GpuContext) {
     let plan = random_plan();
@@ -284,7 +303,6 @@ pub async fn explicit_cpu_and_auto_choices_are_honoured(_context: GpuContext) {
         _ => assert!(status.description.starts_with("WebGPU")),
     }
 }
-
 
 pub async fn head_training_on_the_gpu_matches_the_cpu_trainer(context: GpuContext) {
     for hidden in [8, 0] {
@@ -313,7 +331,6 @@ pub async fn head_training_on_the_gpu_matches_the_cpu_trainer(context: GpuContex
         );
     }
 }
-
 
 pub async fn a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights(context: GpuContext) {
     let config = TrainConfig { epochs: 6, batch_size: 8, hidden: 8, learning_rate: 0.02, ..TrainConfig::default() };

@@ -69,6 +69,28 @@ test("auto keeps the CPU on a software adapter and says why; WebGPU can be picke
   await page.close();
 });
 
+test("without a WebGPU adapter, picking WebGPU says why and the page stays on the CPU", async () => {
+  const plain = await launch();
+  try {
+    const { page, problems } = await openGraft(plain);
+    await ready(page);
+    assert.equal(await page.locator('[data-testid="backend"]').getAttribute("data-kind"), "cpu");
+    assert.match(await page.locator('[data-testid="backend-reason"]').textContent(), /auto chose the CPU/);
+    await page.locator('[data-testid="backend-select"]').selectOption("webgpu");
+    const error = page.locator('[data-testid="error"]');
+    await error.waitFor({ timeout: LONG });
+    assert.match(await error.textContent(), /WebGPU is not available.*continues on the CPU/);
+    assert.equal(await page.locator('[data-testid="backend"]').getAttribute("data-kind"), "cpu");
+    // The page still works: a class takes samples on the CPU.
+    await page.locator('[data-testid="class-card"]').nth(0).locator('[data-testid="class-upload"]').setInputFiles(files("T-shirt").slice(0, 2));
+    await embedded(page);
+    assert.equal(await page.locator('[data-testid="class-card"]').nth(0).locator('[data-testid="sample-count"]').textContent(), "2");
+    assert.deepEqual(problems, []);
+  } finally {
+    await plain.close();
+  }
+});
+
 test("on WebGPU the pretrained classifier gives PyTorch's top-1 on the six reference photos", async () => {
   const reference = JSON.parse(readFileSync(new URL("../fixtures/mobilenet_v2_reference.json", import.meta.url)));
   const labels = readFileSync(new URL("../../static/models/imagenet_classes.txt", import.meta.url), "utf8").split("\n");

@@ -453,7 +453,9 @@ impl AppState {
     fn backend_changed(&mut self, status: BackendStatus, problem: Option<String>) {
         self.backend = Some(status);
         match problem {
-            Some(problem) => self.notify(Cause::Backend, format!("{problem}. Graft continues on the CPU; nothing was lost.")),
+            Some(problem) => {
+                self.notify(Cause::Backend, format!("{problem}. Graft continues on the CPU; nothing was lost."))
+            }
             None => self.clear(Cause::Backend),
         }
     }

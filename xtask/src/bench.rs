@@ -8,8 +8,14 @@
 //!   build with its default thread count, and with one thread per core when that differs), on
 //!   an ONNX file exported from the app's own safetensors
 //!   (tests/bench/torch_reference.py).
+//! - Browser, WebGPU (a second Chromium with `--enable-unsafe-webgpu`, SwiftShader unless
+//!   `GRAFT_BENCH_SWIFTSHADER=0`): Graft's GPU executor, onnxruntime-web's WebGPU execution
+//!   provider on the same ONNX file, and TensorFlow.js's WebGPU backend running MobileNetV2 built
+//!   from tfjs-core fused ops with Graft's folded weights; batch 1, 8 and 32, the first run's
+//!   time (pipeline compilation), features against Graft's CPU path.
 //! - Native: Graft (`graft-bench native`) and PyTorch CPU (Debian's python3-torch,
-//!   `torch.set_num_threads`), one thread each, then every core each.
+//!   `torch.set_num_threads`), one thread each, then every core each; Graft's GPU executor on
+//!   the native adapter (Vulkan; lavapipe where there is no GPU).
 //! - Outputs compared: Graft's features against each reference's (max |diff|).
 //!
 //! Prints a table and writes everything to `.cache/bench/results.json`.
@@ -27,7 +33,22 @@ const PHOTOS_DIR: &str = "/usr/share/doc/opencv-doc/examples/data";
 const IMAGES: usize = 24;
 const BENCH_APT_PACKAGES: [&str; 2] = ["python3-torch", "python3-torchvision"];
 /// onnxruntime-web's files the page loads: the wasm-only bundle and its SIMD build.
-const ORT_FILES: [&str; 3] = ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"];
+const ORT_FILES: [&str; 8] = [
+    "ort.wasm.min.mjs",
+    "ort-wasm-simd-threaded.mjs",
+    "ort-wasm-simd-threaded.wasm",
+    // The WebGPU execution provider's bundle and builds.
+    "ort.webgpu.min.mjs",
+    "ort-wasm-simd-threaded.jsep.mjs",
+    "ort-wasm-simd-threaded.jsep.wasm",
+    "ort-wasm-simd-threaded.asyncify.mjs",
+    "ort-wasm-simd-threaded.asyncify.wasm",
+];
+/// TensorFlow.js's core and WebGPU backend (UMD builds the page loads as scripts).
+const TFJS_FILES: [(&str, &str); 2] = [
+    ("@tensorflow/tfjs-core", "tf-core.es2017.min.js"),
+    ("@tensorflow/tfjs-backend-webgpu", "tf-backend-webgpu.es2017.min.js"),
+];
 const PYTHON: &str = "/usr/bin/python3";
 /// Width of the table's label column.
 const LABEL: usize = 50;
@@ -37,7 +58,8 @@ pub fn run_all() -> Result {
     test_tools()?;
     apt_packages(&BENCH_APT_PACKAGES)?;
     let bench_js = root().join("tests/bench");
-    if !bench_js.join("node_modules/onnxruntime-web").exists() {
+    let installed = ["onnxruntime-web", "@tensorflow/tfjs-backend-webgpu"];
+    if installed.iter().any(|package| !bench_js.join("node_modules").join(package).exists()) {
         run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&bench_js))?;
     }
     let dir = root().join(".cache/bench");
@@ -72,6 +94,7 @@ pub fn run_all() -> Result {
     std::fs::write(&out, serde_json::to_string_pretty(&results).unwrap_or_default())
         .map_err(|e| format!("could not write {}: {e}", out.display()))?;
     println!("{}", table(&results));
+    println!("{}", webgpu_table(&results));
     println!("All figures: {}", out.display());
     Ok(())
 }
@@ -147,6 +170,11 @@ fn browser(dir: &Path) -> Result<Value> {
     std::fs::create_dir_all(site.join("ort")).map_err(|e| e.to_string())?;
     for file in ORT_FILES {
         copy(&ort_dist.join(file), &site.join("ort").join(file))?;
+    }
+    std::fs::create_dir_all(site.join("tfjs")).map_err(|e| e.to_string())?;
+    for (package, file) in TFJS_FILES {
+        let dist = root().join("tests/bench/node_modules").join(package).join("dist");
+        copy(&dist.join(file), &site.join("tfjs").join(file))?;
     }
     for file in ["inputs.f32".to_string(), onnx_file()] {
         copy(&dir.join(&file), &site.join(&file))?;
@@ -294,6 +322,76 @@ pub fn table(results: &Value) -> String {
     rows.join("\n")
 }
 
+/// The WebGPU section: per-image milliseconds at batch 1, 8 and 32, the first run, and each
+/// engine's features against Graft's CPU path; which adapter ran them, and whether it is a
+/// software one (then the figures are for correctness, not speed).
+pub fn webgpu_table(results: &Value) -> String {
+    let webgpu = &results["browser"]["webgpu"];
+    let adapter = &webgpu["adapter"];
+    let software = adapter["fallback"].as_bool() == Some(true);
+    let mut rows = vec![format!(
+        "{:<LABEL$} {:<16} {:<16} {:<16} {:>10} {:>9}",
+        format!(
+            "WebGPU, ms per image ({} {}{})",
+            adapter["vendor"].as_str().unwrap_or("?"),
+            adapter["architecture"].as_str().unwrap_or("?"),
+            if software { ", software adapter: correctness figures, not speed" } else { "" }
+        ),
+        "batch 1 med/p90",
+        "batch 8 med/p90",
+        "batch 32 med/p90",
+        "first run",
+        "max|diff|"
+    )];
+    let labels = [
+        ("graft-webgpu", "browser  Graft WebGPU"),
+        ("onnxruntime-web-webgpu", "browser  onnxruntime-web WebGPU EP"),
+        ("tfjs-webgpu", "browser  TensorFlow.js WebGPU (fused ops)"),
+    ];
+    for engine in webgpu["engines"].as_array().into_iter().flatten() {
+        let name = engine["engine"].as_str().unwrap_or("");
+        let label = labels.iter().find(|(n, _)| *n == name).map_or(name, |(_, l)| l);
+        rows.push(gpu_row(label, engine, &engine["max_abs_diff_vs_graft_cpu"]));
+    }
+    let native = &results["native"]["graft"]["webgpu"];
+    match native["unavailable"].as_str() {
+        Some(reason) => rows.push(format!("native   Graft wgpu: no adapter ({reason})")),
+        None if native.is_object() => rows.push(gpu_row(
+            &format!("native   Graft wgpu ({})", native["adapter"].as_str().unwrap_or("?")),
+            native,
+            &native["max_abs_diff_vs_cpu"],
+        )),
+        None => {}
+    }
+    let engines = webgpu["engines"].as_array().cloned().unwrap_or_default();
+    let batch8 =
+        |name: &str| engines.iter().find(|e| e["engine"] == name).map_or(&Value::Null, |e| &e["batch8"]).clone();
+    let graft = batch8("graft-webgpu");
+    let peers = [batch8("onnxruntime-web-webgpu"), batch8("tfjs-webgpu")];
+    let fastest = peers.iter().filter(|p| p["median_ms"].is_number()).min_by(|a, b| {
+        a["median_ms"].as_f64().unwrap_or(f64::MAX).total_cmp(&b["median_ms"].as_f64().unwrap_or(f64::MAX))
+    });
+    if let Some(fastest) = fastest {
+        rows.push(format!(
+            "{:<LABEL$} {}",
+            "browser  ratio Graft WebGPU / faster peer, batch 8",
+            ratio(&graft, fastest).trim_end()
+        ));
+    }
+    rows.join("\n")
+}
+
+fn gpu_row(label: &str, engine: &Value, diff: &Value) -> String {
+    format!(
+        "{label:<LABEL$} {} {} {} {:>7.0} ms {:>9.1e}",
+        cell(&engine["batch1"]),
+        cell(&engine["batch8"]),
+        cell(&engine["batch32"]),
+        engine["first_run_ms"].as_f64().unwrap_or(f64::NAN),
+        diff.as_f64().unwrap_or(f64::NAN)
+    )
+}
+
 fn row(label: &str, batch1: &Value, batch8: &Value) -> String {
     format!("{label:<LABEL$} {} {}", cell(batch1), cell(batch8))
 }
@@ -328,5 +426,31 @@ mod tests {
         assert!(line("browser  Graft wasm").contains("30.0 /  31.0"), "{text}");
         assert!(text.contains("1.00e-5") && text.contains("2.00e-5"), "{text}");
         assert!(line("browser  onnxruntime-web wasm, 2 threads, default").contains("15.0 /  16.0"), "{text}");
+    }
+
+    #[test]
+    fn webgpu_table_names_the_adapter_and_compares_with_the_faster_peer() {
+        let timing = |median: f64| json!({ "median_ms": median, "p90_ms": median + 1.0, "runs": 4 });
+        let engine = |name: &str, b8: f64| {
+            json!({ "engine": name, "batch1": timing(b8 * 2.0), "batch8": timing(b8), "batch32": timing(b8 / 2.0),
+                    "first_run_ms": 900.0, "max_abs_diff_vs_graft_cpu": 3e-6 })
+        };
+        let results = json!({
+            "browser": { "webgpu": {
+                "adapter": { "vendor": "google", "architecture": "swiftshader", "fallback": true },
+                "engines": [engine("graft-webgpu", 30.0), engine("onnxruntime-web-webgpu", 60.0), engine("tfjs-webgpu", 40.0)],
+            } },
+            "native": { "graft": { "webgpu": { "adapter": "WebGPU · llvmpipe", "first_run_ms": 50.0,
+                "batch1": timing(80.0), "batch8": timing(70.0), "batch32": timing(65.0), "max_abs_diff_vs_cpu": 1e-6 } } },
+        });
+        let text = webgpu_table(&results);
+        let line = |start: &str| text.lines().find(|l| l.starts_with(start)).unwrap_or_default().to_string();
+        assert!(text.lines().next().unwrap().contains("google swiftshader, software adapter"), "{text}");
+        assert!(
+            line("browser  Graft WebGPU").contains("30.0 /  31.0") && line("browser  Graft WebGPU").contains("15.0"),
+            "{text}"
+        );
+        assert!(line("browser  ratio Graft WebGPU").contains("0.75x"), "{text}");
+        assert!(line("native   Graft wgpu (WebGPU · llvmpipe)").contains("65.0"), "{text}");
     }
 }

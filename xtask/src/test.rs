@@ -2,7 +2,7 @@
 //! - lint:   `cargo fmt --check`, then clippy with `-D warnings` natively and for wasm32
 //! - native: `cargo test` of the engine (parity with PyTorch included) and of xtask
 //! - wasm:   the engine's wasm tests in headless Chromium (wasm-bindgen-test-runner + chromedriver),
-//!           the GPU cases on WebGPU (SwiftShader) in a dedicated worker
+//!   and the GPU cases on WebGPU (SwiftShader) in a dedicated worker
 //! - e2e:    the built site in headless Chromium driven by Playwright (node's test runner)
 
 use std::process::Command;

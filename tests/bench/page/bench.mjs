@@ -1,60 +1,10 @@
 // Times Graft's wasm backbone and onnxruntime-web on the same inputs in this page and leaves
-// the figures in `window.benchResult` (read by tests/bench/browser.mjs).
-import * as ort from "./ort/ort.wasm.min.mjs";
+// the figures in `window.benchResult` (read by tests/bench/browser.mjs). With `?webgpu`, the
+// WebGPU engines instead (webgpu.mjs).
 import init, { BenchBackbone, wasm_memory_bytes } from "./graft-bench-web.js";
 
-const SIZE = 224;
-const PER_IMAGE = 3 * SIZE * SIZE;
-const FEATURES = 1280;
-const BATCH8_ROUNDS = 3;
-/** Untimed runs first, so that V8 has tiered the hot code up before the clock runs. */
-const WARM_UP_RUNS = 3;
-/** Written by `cargo xtask bench`: `{ manifest, onnx }`, the files of the backbone under test. */
-const config = fetch("bench-config.json").then((response) => response.json());
-const log = (line) => (document.getElementById("log").textContent += line + "\n");
-
-function summary(perImageMs) {
-  const ordered = [...perImageMs].sort((a, b) => a - b);
-  const at = (q) => ordered[Math.round((ordered.length - 1) * q)];
-  return { median_ms: at(0.5), p90_ms: at(0.9), runs: ordered.length };
-}
-
-/** Per-image milliseconds of `run(batchInput, batch)` over the inputs, after warm-up runs. */
-async function timeBatches(inputs, batch, rounds, run) {
-  const count = Math.floor(inputs.length / PER_IMAGE / batch);
-  const slice = (i) => inputs.subarray(i * batch * PER_IMAGE, (i + 1) * batch * PER_IMAGE);
-  for (let i = 0; i < WARM_UP_RUNS; i++) await run(slice(0), batch);
-  const times = [];
-  for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < count; i++) {
-      const start = performance.now();
-      await run(slice(i), batch);
-      times.push((performance.now() - start) / batch);
-    }
-  }
-  return summary(times);
-}
-
-async function features(inputs, run) {
-  const count = inputs.length / PER_IMAGE;
-  const out = new Float32Array(count * FEATURES);
-  for (let i = 0; i < count; i++) {
-    out.set(await run(inputs.subarray(i * PER_IMAGE, (i + 1) * PER_IMAGE), 1), i * FEATURES);
-  }
-  return out;
-}
-
-function maxAbsDiff(a, b) {
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
-}
-
-async function bytes(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url}: ${response.status}`);
-  return new Uint8Array(await response.arrayBuffer());
-}
+import { SIZE, PER_IMAGE, BATCH8_ROUNDS, config, log, timeBatches, features, maxAbsDiff, bytes } from "./timing.mjs";
+import { webgpu } from "./webgpu.mjs";
 
 async function graft(inputs) {
   await init();
@@ -84,6 +34,7 @@ async function graft(inputs) {
 
 /** `threads`: a count, or "default" for onnxruntime-web's own choice. */
 async function onnxruntime(inputs, threads) {
+  const ort = await import("./ort/ort.wasm.min.mjs");
   if (threads !== "default") ort.env.wasm.numThreads = Number(threads);
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
   const model = await bytes((await config).onnx);
@@ -114,6 +65,10 @@ async function main() {
   const params = new URLSearchParams(location.search);
   const threads = params.get("threads") ?? "1";
   const inputs = new Float32Array((await bytes("inputs.f32")).buffer);
+  if (params.has("webgpu")) {
+    window.benchResult = await webgpu(inputs, { BenchBackbone, init, ort: await import("./ort/ort.webgpu.min.mjs") });
+    return;
+  }
   const result = {
     user_agent: navigator.userAgent,
     cross_origin_isolated: self.crossOriginIsolated,

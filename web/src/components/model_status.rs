@@ -71,7 +71,7 @@ fn badge(backend: &Option<BackendStatus>) -> Html {
 #[function_component(ModelStatusBar)]
 pub fn model_status_bar(props: &ModelStatusProps) -> Html {
     let picker = html! { <BackendPicker status={ props.status.clone() } backend={ props.backend.clone() }
-        choice={ props.choice } on_choose={ props.on_choose.clone() } /> };
+    choice={ props.choice } on_choose={ props.on_choose.clone() } /> };
     match &props.status {
         ModelStatus::Loading { loaded_bytes, total_bytes } => html! {
             <section class="model-status loading">

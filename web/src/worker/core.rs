@@ -2,9 +2,9 @@
 //! tested) natively too: every request gets exactly one final answer.
 
 use candle_core::{Device, Tensor};
-use graft::preprocess::{decode_image, image_from_rgba, store_image};
 use graft::exec::{BackendKind, BackendStatus};
 use graft::gpu::BackendChoice;
+use graft::preprocess::{decode_image, image_from_rgba, store_image};
 use graft::train::{SavedHead, TrainConfig, TrainData, Trainer};
 use image::RgbImage;
 
@@ -35,7 +35,13 @@ fn decode(image: ImageData) -> Result<RgbImage, String> {
 
 impl WorkerCore {
     pub fn new(clock: fn() -> f64) -> Self {
-        Self { model: None, reported_backend: None, samples: SampleStore::default(), training: Training::default(), clock }
+        Self {
+            model: None,
+            reported_backend: None,
+            samples: SampleStore::default(),
+            training: Training::default(),
+            clock,
+        }
     }
 
     /// Uses `model` (on the CPU) and moves it to `backend`; the `ModelReady` answer.
