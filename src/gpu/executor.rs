@@ -50,6 +50,9 @@ struct Program {
     output_len: usize,
     output_dims: Dims,
     _arena: Vec<wgpu::Buffer>,
+    /// Held from writing the input to reading the output: two callers of one program would
+    /// share its buffers.
+    in_use: futures::lock::Mutex<()>,
 }
 
 /// See the module header.
@@ -134,6 +137,7 @@ impl GpuExecutor {
             let images = chunk.min(batch - start);
             let key = ProgramKey { batch: images, blocks: (blocks.start, blocks.end), input: dims, pooled };
             let program = self.program(key).await?;
+            let _in_use = program.in_use.lock().await;
             let slice = &input[start * per_image..(start + images) * per_image];
             self.context().queue().write_buffer(&program.input, 0, bytemuck::cast_slice(slice));
             let mut out =
@@ -148,9 +152,7 @@ impl GpuExecutor {
     /// and every dispatch within its workgroup count.
     fn images_per_chunk(&self, dims: Dims, blocks: Range<usize>) -> Result<usize> {
         let limits = self.context().limits();
-        let outputs: Vec<Dims> = unit_dims(&self.plan, dims, blocks).map(|(_, d)| d).collect();
-        let largest = outputs.iter().chain([&dims]).map(|d| d.0 * d.1 * d.2).max().unwrap_or(1);
-        let largest_pixels = outputs.iter().chain([&dims]).map(|d| d.0 * d.1).max().unwrap_or(1);
+        let (largest, largest_pixels) = largest_activation(&self.plan, dims, blocks);
         let binding = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size)
@@ -183,12 +185,7 @@ impl GpuExecutor {
 
     async fn compile(&self, key: &ProgramKey) -> Result<Program> {
         let context = self.context();
-        let blocks = key.blocks.0..key.blocks.1;
-        let largest = unit_dims(&self.plan, key.input, blocks.clone())
-            .map(|(_, d)| d.0 * d.1 * d.2)
-            .max()
-            .unwrap_or(0)
-            .max(key.input.0 * key.input.1 * key.input.2);
+        let (largest, _) = largest_activation(&self.plan, key.input, key.blocks.0..key.blocks.1);
         let (input, arena, features) = context
             .checked("allocating activations", || {
                 let bytes = (key.batch * largest * 4) as u64;
@@ -210,7 +207,16 @@ impl GpuExecutor {
         };
         let recorded = self.kernels.record("compiling the backbone's kernels", &calls).await?;
         let staging = context.staging((output_len * 4) as u64);
-        Ok(Program { input, output, staging, recorded, output_len, output_dims, _arena: arena })
+        Ok(Program {
+            input,
+            output,
+            staging,
+            recorded,
+            output_len,
+            output_dims,
+            _arena: arena,
+            in_use: Default::default(),
+        })
     }
 
     fn last_channels(&self, key: &ProgramKey) -> usize {
@@ -299,6 +305,12 @@ fn unit_dims(plan: &FoldedPlan, input: Dims, blocks: Range<usize>) -> impl Itera
         };
         Some((unit, *dims))
     })
+}
+
+/// Values and pixels of one image's largest activation over `blocks` (their input included).
+fn largest_activation(plan: &FoldedPlan, input: Dims, blocks: Range<usize>) -> (usize, usize) {
+    let all = std::iter::once(input).chain(unit_dims(plan, input, blocks).map(|(_, d)| d));
+    all.fold((1, 1), |(values, pixels), (h, w, c)| (values.max(h * w * c), pixels.max(h * w)))
 }
 
 /// Why a unit of the plan has no GPU kernel (the kernels read channels four at a time).

@@ -356,11 +356,10 @@ pub fn webgpu_table(results: &Value) -> String {
     let native = &results["native"]["graft"]["webgpu"];
     match native["unavailable"].as_str() {
         Some(reason) => rows.push(format!("native   Graft wgpu: no adapter ({reason})")),
-        None if native.is_object() => rows.push(gpu_row(
-            &format!("native   Graft wgpu ({})", native["adapter"].as_str().unwrap_or("?")),
-            native,
-            &native["max_abs_diff_vs_cpu"],
-        )),
+        None if native.is_object() => {
+            rows.push(gpu_row("native   Graft wgpu, Vulkan", native, &native["max_abs_diff_vs_cpu"]));
+            rows.push(format!("native   adapter: {}", native["adapter"].as_str().unwrap_or("?")));
+        }
         None => {}
     }
     let engines = webgpu["engines"].as_array().cloned().unwrap_or_default();
@@ -451,6 +450,7 @@ mod tests {
             "{text}"
         );
         assert!(line("browser  ratio Graft WebGPU").contains("0.75x"), "{text}");
-        assert!(line("native   Graft wgpu (WebGPU · llvmpipe)").contains("65.0"), "{text}");
+        assert!(line("native   Graft wgpu, Vulkan").contains("65.0"), "{text}");
+        assert!(line("native   adapter").contains("llvmpipe"), "{text}");
     }
 }
