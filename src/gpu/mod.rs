@@ -68,7 +68,7 @@ impl AdapterSummary {
         let software = info.device_type == wgpu::DeviceType::Cpu;
         // Browsers may hide the name (Chromium's SwiftShader reports none).
         let name = [info.name.trim(), info.driver.trim()].into_iter().find(|s| !s.is_empty()).map_or_else(
-            || if software { "software adapter (fallback)".to_string() } else { "hardware adapter".to_string() },
+            || if software { "browser fallback adapter".to_string() } else { "GPU".to_string() },
             str::to_string,
         );
         Self { name, software }
@@ -118,7 +118,7 @@ impl GpuContext {
         let summary = AdapterSummary::from_info(&adapter.get_info());
         if summary.software && !allow_software {
             return Err(GraftError::GpuUnavailable(format!(
-                "the only adapter is a software one ({}), slower than the CPU path",
+                "the only adapter is a software renderer ({}), slower than the CPU path",
                 summary.name
             )));
         }
