@@ -200,7 +200,7 @@ impl Backend {
 
     /// Hands a GPU failure's work item to the CPU: the GPU is dropped and the reason kept.
     fn fall_back(&self, error: &crate::GraftError) {
-        self.use_cpu(Some(format!("{error}; continuing on the CPU")));
+        self.use_cpu(Some(error.to_string()));
     }
 }
 

@@ -201,7 +201,7 @@ impl Trainer {
     /// flight is redone there.
     fn leave_gpu(&mut self, error: &GraftError) -> Result<()> {
         self.gpu = None;
-        self.gpu_failure = Some(format!("{error}; continued on the CPU"));
+        self.gpu_failure = Some(error.to_string());
         self.restore_best()
     }
 
