@@ -10,6 +10,9 @@ Outputs (committed, all small):
   tests/fixtures/tiny_legacy.json       the values the Rust reader must find in it
   tests/fixtures/mobilenet_v2_reference.json   PyTorch logits for real photos
   tests/fixtures/head_training_reference.json  AdamW steps of an MLP head (losses, weights)
+  tests/fixtures/finetune_reference.json       fine-tuning: one inverted-residual block's
+                                               gradients, and AdamW steps of a head plus the
+                                               last two blocks (losses)
 
 Preprocessing here is the engine's documented algorithm (ARCHITECTURE.md): decode, apply EXIF
 orientation, composite alpha on white, scale to [0,1], resize the shorter side to 256 with
@@ -110,6 +113,87 @@ def head_training():
         json.dump(ref, f)
 
 
+def wave(n, a, b, scale=1.0):
+    """`scale * sin(a * j + b)` for j < n, in float64 then float32: the deterministic fill the
+    Rust test computes the same way (tests/finetune_parity.rs), so no weights are stored."""
+    return (scale * np.sin(a * np.arange(n, dtype=np.float64) + b)).astype(np.float32)
+
+
+def deterministic_mobilenet():
+    """MobileNetV2 1.0 (no classifier used) with every float tensor filled by `wave`, tensor t in
+    name order: conv weights / sqrt(fan_in), BN scale 1 + 0.1 w, shift and mean 0.1 w, variance
+    1 + 0.25 (w + 1). Eval mode: batch norm uses its running statistics."""
+    model = torchvision.models.mobilenet_v2(weights=None).eval()
+    sd = model.state_dict()
+    names = sorted(k for k in sd if not k.endswith("num_batches_tracked") and not k.startswith("classifier"))
+    for t, name in enumerate(names):
+        tensor = sd[name]
+        w = wave(tensor.numel(), 1.7, 0.3 * t + 0.1)
+        if name.endswith("running_var"):
+            v = 1.0 + 0.25 * (w + 1.0)
+        elif name.endswith("running_mean") or (name.endswith(".bias")):
+            v = 0.1 * w
+        elif tensor.dim() == 1:
+            v = 1.0 + 0.1 * w
+        else:
+            v = w / np.sqrt(tensor[0].numel())
+        tensor.copy_(torch.from_numpy(v.reshape(tensor.shape)))
+    return model, names
+
+
+def summary(tensor):
+    """What the Rust test compares of a gradient: its sum, sum of squares and first values."""
+    flat = tensor.detach().double().flatten()
+    return {"sum": float(flat.sum()), "sq": float((flat * flat).sum()), "head": flat[:4].tolist()}
+
+
+def finetune():
+    model, names = deterministic_mobilenet()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    # One block (features.3: 24 -> 144 -> 24, stride 1, residual) on a fixed input.
+    block = model.features[3]
+    x = torch.from_numpy(wave(2 * 24 * 8 * 8, 0.05, 1.0).reshape(2, 24, 8, 8)).requires_grad_(True)
+    r = torch.from_numpy(wave(2 * 24 * 8 * 8, 0.11, 0.5))
+    loss = (block(x).flatten() * r).sum()
+    loss.backward()
+    grads = {f"features.3.{n}": summary(p.grad) for n, p in block.named_parameters()}
+    block_ref = {"index": 3, "input_shape": [2, 24, 8, 8], "loss": float(loss), "input": summary(x.grad), "grads": grads}
+    # Three AdamW steps of a linear head plus the last two blocks (17, 18) on a 64x64 batch
+    # (2x2 at the boundary, so every depthwise tap is used).
+    model.zero_grad()
+    images = torch.from_numpy(wave(2 * 3 * 64 * 64, 0.05, 0.0).reshape(2, 3, 64, 64))
+    labels = torch.tensor([0, 2])
+    head = torch.nn.Linear(1280, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(wave(3 * 1280, 1.3, 0.2, 1.0 / np.sqrt(1280)).reshape(3, 1280)))
+        head.bias.copy_(torch.from_numpy(wave(3, 0.7, 0.0, 0.1)))
+        boundary = model.features[:17](images)
+    suffix = model.features[17:]
+    optimizer = torch.optim.AdamW(
+        [{"params": head.parameters(), "lr": 1e-3}, {"params": suffix.parameters(), "lr": 1e-4}],
+        weight_decay=0.01,
+    )
+    losses, first_grads = [], {}
+    for step in range(3):
+        logits = head(suffix(boundary).mean((2, 3)))
+        step_loss = F.cross_entropy(logits, labels)
+        losses.append(float(step_loss))
+        optimizer.zero_grad()
+        step_loss.backward()
+        if step == 0:
+            first_grads = {
+                name: summary(p.grad)
+                for name, p in model.named_parameters()
+                if name.startswith(("features.17.", "features.18."))
+            }
+        optimizer.step()
+    steps = {"boundary": 17, "image_shape": [2, 3, 64, 64], "labels": labels.tolist(), "lr_head": 1e-3,
+             "lr_backbone": 1e-4, "weight_decay": 0.01, "losses": losses, "first_grads": first_grads}
+    with open(os.path.join(FIXTURES, "finetune_reference.json"), "w") as f:
+        json.dump({"torch": torch.__version__, "names": names, "block": block_ref, "steps": steps}, f)
+
+
 def load_rgb(path):
     img = ImageOps.exif_transpose(Image.open(path))
     if img.mode in ("RGBA", "LA", "P"):
@@ -168,5 +252,6 @@ if __name__ == "__main__":
     os.makedirs(FIXTURES, exist_ok=True)
     tiny_legacy()
     head_training()
+    finetune()
     if args.pth:
         reference_logits(args.pth)

@@ -1,0 +1,173 @@
+//! Fine-tuning's numbers against PyTorch (`tests/reference/make_fixtures.py`, Debian's
+//! python3-torch): the gradients of one inverted-residual block (every parameter and the input),
+//! and three AdamW steps of a linear head plus the last two blocks, each group at its own
+//! learning rate, batch norm in inference mode (the losses of every step, the blocks'
+//! gradients at the first). Both sides fill MobileNetV2 with the same
+//! deterministic values (`wave`), so the fixture holds no weights.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use graft::backbone::{Architecture, Backbone};
+use graft::model::{MlpHead, MlpHeadSpec};
+use graft::preprocess::InputSpec;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Reference {
+    names: Vec<String>,
+    block: BlockReference,
+    steps: StepsReference,
+}
+
+#[derive(Deserialize)]
+struct BlockReference {
+    index: usize,
+    input_shape: Vec<usize>,
+    loss: f64,
+    input: Summary,
+    grads: HashMap<String, Summary>,
+}
+
+#[derive(Deserialize)]
+struct StepsReference {
+    boundary: usize,
+    image_shape: Vec<usize>,
+    labels: Vec<u32>,
+    lr_head: f64,
+    lr_backbone: f64,
+    weight_decay: f64,
+    losses: Vec<f64>,
+    /// The unfrozen blocks' gradients at the first step.
+    first_grads: HashMap<String, Summary>,
+}
+
+#[derive(Deserialize)]
+struct Summary {
+    sum: f64,
+    sq: f64,
+    head: Vec<f64>,
+}
+
+fn reference() -> Reference {
+    serde_json::from_str(include_str!("fixtures/finetune_reference.json")).unwrap()
+}
+
+/// `scale * sin(a j + b)` for j < n, in f64 then f32 (the script's `wave`).
+fn wave(n: usize, a: f64, b: f64, scale: f64) -> Vec<f32> {
+    (0..n).map(|j| (scale * (a * j as f64 + b).sin()) as f32).collect()
+}
+
+fn tensor(values: Vec<f32>, shape: &[usize]) -> Tensor {
+    Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+}
+
+/// MobileNetV2 with every tensor filled as the script fills it, by name order.
+fn deterministic_backbone(names: &[String]) -> (Backbone, VarMap) {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let backbone = Backbone::load(Architecture::MobileNetV2, InputSpec::imagenet(), vb).unwrap();
+    let data = varmap.data().lock().unwrap();
+    let mut ours: Vec<&String> = data.keys().collect();
+    ours.sort();
+    assert_eq!(ours, names.iter().collect::<Vec<_>>(), "the checkpoint names differ from PyTorch's");
+    for (t, name) in names.iter().enumerate() {
+        let var = &data[name];
+        let w = wave(var.elem_count(), 1.7, 0.3 * t as f64 + 0.1, 1.0);
+        let values: Vec<f32> = if name.ends_with("running_var") {
+            w.iter().map(|v| 1.0 + 0.25 * (v + 1.0)).collect()
+        } else if name.ends_with("running_mean") || name.ends_with(".bias") {
+            w.iter().map(|v| 0.1 * v).collect()
+        } else if var.rank() == 1 {
+            w.iter().map(|v| 1.0 + 0.1 * v).collect()
+        } else {
+            let fan_in = (var.elem_count() / var.dims()[0]) as f32;
+            w.iter().map(|v| v / fan_in.sqrt()).collect()
+        };
+        var.set(&tensor(values, var.dims())).unwrap();
+    }
+    drop(data);
+    (backbone, varmap)
+}
+
+fn close(got: f64, want: f64, relative: f64) -> bool {
+    (got - want).abs() <= relative * want.abs().max(1e-3)
+}
+
+fn assert_summary(what: &str, grad: &Tensor, want: &Summary) {
+    let values: Vec<f64> = grad.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
+    let sum: f64 = values.iter().sum();
+    let sq: f64 = values.iter().map(|v| v * v).sum();
+    assert!(close(sq, want.sq, 1e-4), "{what}: sum of squares {sq} vs PyTorch {}", want.sq);
+    let scale = want.sq.sqrt().max(1e-6);
+    assert!((sum - want.sum).abs() <= 1e-4 * scale * (values.len() as f64).sqrt(), "{what}: sum {sum} vs {}", want.sum);
+    for (i, (got, want)) in values.iter().zip(&want.head).enumerate() {
+        assert!((got - want).abs() <= 1e-4 * scale, "{what}[{i}]: {got} vs PyTorch {want}");
+    }
+}
+
+#[test]
+fn an_inverted_residual_blocks_gradients_match_pytorch() {
+    let reference = reference();
+    let (backbone, varmap) = deterministic_backbone(&reference.names);
+    let block = &reference.block;
+    let n: usize = block.input_shape.iter().product();
+    let x = Var::from_tensor(&tensor(wave(n, 0.05, 1.0, 1.0), &block.input_shape)).unwrap();
+    let r = tensor(wave(n, 0.11, 0.5, 1.0), &[n]);
+    let y = backbone.blocks()[block.index].forward(x.as_tensor()).unwrap();
+    let loss = (y.flatten_all().unwrap() * r).unwrap().sum_all().unwrap();
+    let value = loss.to_scalar::<f32>().unwrap() as f64;
+    assert!(close(value, block.loss, 1e-5), "loss {value} vs PyTorch {}", block.loss);
+    let grads = loss.backward().unwrap();
+    assert_summary("input", grads.get(x.as_tensor()).unwrap(), &block.input);
+    let data = varmap.data().lock().unwrap();
+    assert_eq!(block.grads.len(), 9, "three convs with their batch norms' scale and shift");
+    for (name, want) in &block.grads {
+        let var = data.get(name).unwrap_or_else(|| panic!("{name} is not a variable"));
+        let grad = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name} has no gradient"));
+        assert_summary(name, grad, want);
+    }
+}
+
+#[test]
+fn adamw_steps_of_a_head_and_the_last_two_blocks_match_pytorch() {
+    let reference = reference();
+    let (backbone, _) = deterministic_backbone(&reference.names);
+    let steps = &reference.steps;
+    let images = tensor(wave(steps.image_shape.iter().product(), 0.05, 0.0, 1.0), &steps.image_shape);
+    let boundary = backbone.forward_blocks(&images, 0..steps.boundary).unwrap();
+    let suffix = backbone.trainable_suffix(steps.boundary).unwrap();
+
+    let head_vars = VarMap::new();
+    let spec = MlpHeadSpec { in_dim: 1280, hidden: 0, classes: 3 };
+    let head = MlpHead::load(spec, VarBuilder::from_varmap(&head_vars, DType::F32, &Device::Cpu)).unwrap();
+    {
+        let data = head_vars.data().lock().unwrap();
+        data["output.weight"].set(&tensor(wave(3 * 1280, 1.3, 0.2, 1.0 / 1280f64.sqrt()), &[3, 1280])).unwrap();
+        data["output.bias"].set(&tensor(wave(3, 0.7, 0.0, 0.1), &[3])).unwrap();
+    }
+    let group = |vars: Vec<Var>, lr: f64| {
+        AdamW::new(vars, ParamsAdamW { lr, weight_decay: steps.weight_decay, ..Default::default() }).unwrap()
+    };
+    let mut head_optimizer = group(head_vars.all_vars(), steps.lr_head);
+    let mut block_optimizer = group(suffix.vars().iter().map(|(_, v)| v.clone()).collect(), steps.lr_backbone);
+    let labels = Tensor::new(steps.labels.as_slice(), &Device::Cpu).unwrap();
+    for (step, want) in steps.losses.iter().enumerate() {
+        let logits = head.forward(&suffix.forward_features(&boundary).unwrap()).unwrap();
+        let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
+        let got = loss.to_scalar::<f32>().unwrap() as f64;
+        println!("step {step}: loss {got:.7} (PyTorch {want:.7})");
+        assert!(close(got, *want, 1e-4), "step {step}: loss {got} vs PyTorch {want}");
+        let grads = loss.backward().unwrap();
+        if step == 0 {
+            assert_eq!(steps.first_grads.len(), suffix.vars().len(), "every unfrozen parameter is compared");
+            for (name, var) in suffix.vars() {
+                let grad = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name} has no gradient"));
+                assert_summary(name, grad, &steps.first_grads[name]);
+            }
+        }
+        head_optimizer.step(&grads).unwrap();
+        block_optimizer.step(&grads).unwrap();
+    }
+}
