@@ -103,6 +103,41 @@ fn boundary_data(backbone: &Backbone, n: usize) -> TrainData {
     TrainData { inputs, labels, class_names: vec!["a".into(), "b".into()] }
 }
 
+#[test]
+fn the_blocks_join_after_the_head_stage_and_a_head_stage_best_restores_them() {
+    let backbone = random_backbone();
+    let suffix = backbone.trainable_suffix(17).unwrap();
+    let before = suffix_values(&suffix);
+    let config = TrainConfig { epochs: 3, batch_size: 8, val_fraction: 0.0, ..Default::default() };
+    let mut trainer =
+        Trainer::with_suffix(boundary_data(&backbone, 8), config, suffix.clone(), SuffixMode::Frozen).unwrap();
+    assert_eq!(trainer.suffix_mode(), Some(SuffixMode::Frozen));
+    block_on(trainer.run_epoch()).unwrap();
+    assert_eq!(suffix_values(&suffix), before, "the blocks moved in the head stage");
+    trainer.set_suffix_mode(SuffixMode::Trainable).unwrap();
+    block_on(trainer.run_epoch()).unwrap();
+    assert!(before.iter().zip(&suffix_values(&suffix)).any(|((_, old), (_, new))| max_abs_diff(old, new) > 0.0));
+    // Back to head-only: the blocks stop moving again.
+    trainer.set_suffix_mode(SuffixMode::Frozen).unwrap();
+    let tuned = suffix_values(&suffix);
+    block_on(trainer.run_epoch()).unwrap();
+    assert_eq!(suffix_values(&suffix), tuned);
+    let trained = block_on(trainer.finish()).unwrap();
+    // Whichever epoch was best, the saved blocks are the ones it ran with.
+    let expected = if trained.report.best_epoch == 1 { &before } else { &tuned };
+    assert_eq!(&suffix_values(trained.suffix().unwrap()), expected, "best epoch {}", trained.report.best_epoch);
+    let mut plain = Trainer::new(
+        TrainData {
+            inputs: Tensor::zeros((4, 1280), candle_core::DType::F32, &Device::Cpu).unwrap(),
+            labels: vec![0, 1, 0, 1],
+            class_names: vec!["a".into(), "b".into()],
+        },
+        TrainConfig::default(),
+    )
+    .unwrap();
+    assert!(plain.set_suffix_mode(SuffixMode::Trainable).is_err(), "a head-only run has no blocks to unfreeze");
+}
+
 fn suffix_values(suffix: &graft::backbone::TrainableSuffix) -> Vec<(String, Vec<f32>)> {
     suffix.vars().iter().map(|(name, var)| (name.clone(), values(var.as_tensor()))).collect()
 }

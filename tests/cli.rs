@@ -114,10 +114,52 @@ fn train_prints_epochs_and_a_final_report() {
     }
 }
 
-/// `graft train` on two classes of five crops; returns its JSON lines.
-fn train_on_five_crops(backend: &str) -> Vec<serde_json::Value> {
-    // Two classes of real photos, with a few crops of each as extra samples.
-    let dir = std::env::temp_dir().join(format!("graft-train-{}-{backend}", std::process::id()));
+#[test]
+fn train_unfreezes_the_last_blocks_after_the_head_epochs_and_saves_them() {
+    if !ready() {
+        return;
+    }
+    let dir = five_crops_each("unfreeze");
+    let head = dir.join("tuned.safetensors");
+    let out = graft(&[
+        "train",
+        dir.to_str().unwrap(),
+        "--epochs",
+        "4",
+        "--unfreeze",
+        "2",
+        "--head-epochs",
+        "2",
+        "--val-fraction",
+        "0.2",
+        "--json",
+        "--save",
+        head.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let stages: Vec<&str> = lines[..4].iter().map(|l| l["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["head", "head", "fine-tune", "fine-tune"]);
+    assert_eq!(lines[4]["unfreeze"], 2);
+    assert_eq!(lines[4]["val_accuracy"], 1.0, "{}", lines[4]);
+    let saved = std::fs::read(&head).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&saved).unwrap();
+    let names: Vec<String> = tensors.names().into_iter().map(str::to_string).collect();
+    assert!(names.iter().any(|n| n == "output.weight"), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("features.17.")) && names.iter().any(|n| n.starts_with("features.18.")));
+    assert!(!names.iter().any(|n| n.starts_with("features.16.")), "only the unfrozen blocks are saved");
+    let out = graft(&["train", dir.to_str().unwrap(), "--unfreeze", "40"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unfreeze must be between 0 and 19"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two classes of real photos, with a few crops of each as samples, in a fresh folder.
+fn five_crops_each(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("graft-train-{}-{tag}", std::process::id()));
     for (class, photo) in [("cat", CHELSEA), ("coffee", COFFEE)] {
         let folder = dir.join(class);
         std::fs::create_dir_all(&folder).unwrap();
@@ -127,6 +169,12 @@ fn train_on_five_crops(backend: &str) -> Vec<serde_json::Value> {
             crop.save(folder.join(format!("{i}.png"))).unwrap();
         }
     }
+    dir
+}
+
+/// `graft train` on two classes of five crops; returns its JSON lines.
+fn train_on_five_crops(backend: &str) -> Vec<serde_json::Value> {
+    let dir = five_crops_each(backend);
     std::fs::write(dir.join("cat/broken.jpg"), b"not really a jpeg").unwrap();
     let head = dir.join("head.safetensors");
     let out = graft(&[

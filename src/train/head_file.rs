@@ -110,9 +110,14 @@ impl TrainedHead {
         Ok(candle_nn::ops::softmax_last_dim(&logits)?)
     }
 
-    /// The head's weights as safetensors bytes (`hidden.*`, `output.*`).
+    /// The head's weights as safetensors bytes (`hidden.*`, `output.*`), and after a fine-tuning
+    /// run the fine-tuned blocks' under their checkpoint names (`features.17.conv.0.0.weight`, …).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        vars_to_safetensors(&named_vars(&self.head_vars)?)
+        let mut vars = named_vars(&self.head_vars)?;
+        if let Some(suffix) = &self.suffix {
+            vars.extend(suffix.vars().iter().cloned());
+        }
+        vars_to_safetensors(&vars)
     }
 
     /// A head rebuilt from [`Self::to_safetensors`] bytes, with the report it was saved with.

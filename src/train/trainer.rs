@@ -208,8 +208,8 @@ impl Trainer {
     /// Sets every trainable variable to its value in the best snapshot, if there is one.
     fn restore_best(&self) -> Result<()> {
         if let Some((_, _, saved)) = &self.best {
-            for (name, var) in self.groups.iter().flat_map(|g| &g.vars) {
-                if let Some(value) = saved.get(name) {
+            for (name, var) in self.weights() {
+                if let Some(value) = saved.get(&name) {
                     var.set(value)?;
                 }
             }
@@ -391,22 +391,52 @@ impl Trainer {
                 Err(e) => return Err(e),
             }
         }
-        self.groups
-            .iter()
-            .flat_map(|g| &g.vars)
-            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
-            .collect()
+        self.weights().into_iter().map(|(name, var)| Ok((name, var.as_tensor().copy()?))).collect()
     }
 }
 
 impl Trainer {
     fn tensors_of(&self, mut weights: HashMap<String, Vec<f32>>) -> Result<HashMap<String, Tensor>> {
         let mut tensors = HashMap::new();
-        for (name, var) in self.groups.iter().flat_map(|g| &g.vars) {
-            let values = weights.remove(name).ok_or_else(|| GraftError::Gpu(format!("{name} was not read back")))?;
-            tensors.insert(name.clone(), Tensor::from_vec(values, var.shape(), var.device())?);
+        for (name, var) in self.weights() {
+            let values = weights.remove(&name).ok_or_else(|| GraftError::Gpu(format!("{name} was not read back")))?;
+            tensors.insert(name, Tensor::from_vec(values, var.shape(), var.device())?);
         }
         Ok(tensors)
+    }
+
+    /// Every variable the run may change: the head's, and the unfrozen blocks' whether or not
+    /// they learn yet (a best epoch in the head-only stage restores their pretrained values).
+    fn weights(&self) -> Vec<(String, Var)> {
+        let head = self.groups.first().map(|g| g.vars.clone()).unwrap_or_default();
+        let blocks = self.network.suffix.as_ref().map(|(s, _)| s.vars().to_vec()).unwrap_or_default();
+        head.into_iter().chain(blocks).collect()
+    }
+
+    /// Whether the unfrozen blocks learn from now on (the second stage of fine-tuning), or only
+    /// run forward (the first, head-only stage). Their optimizer starts fresh when they join.
+    pub fn set_suffix_mode(&mut self, mode: SuffixMode) -> Result<()> {
+        let Some((suffix, current)) = self.network.suffix.as_mut() else {
+            return Err(GraftError::Training("this run has no unfrozen blocks".into()));
+        };
+        if *current == mode {
+            return Ok(());
+        }
+        *current = mode;
+        match mode {
+            SuffixMode::Trainable => {
+                let vars = suffix.vars().to_vec();
+                let group = param_group(vars, self.config.backbone_learning_rate, self.config.weight_decay)?;
+                self.groups.push(group);
+            }
+            SuffixMode::Frozen => self.groups.truncate(1),
+        }
+        Ok(())
+    }
+
+    /// The unfrozen blocks' mode, when the run has some.
+    pub fn suffix_mode(&self) -> Option<SuffixMode> {
+        self.network.suffix.as_ref().map(|(_, mode)| *mode)
     }
 }
 

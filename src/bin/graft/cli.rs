@@ -72,6 +72,16 @@ enum Command {
         /// Write the trained head's weights here (safetensors).
         #[arg(long)]
         save: Option<PathBuf>,
+        /// Fine-tuning: how many of the backbone's last blocks train with the head (0: the head
+        /// alone on frozen features).
+        #[arg(long, default_value_t = 0)]
+        unfreeze: usize,
+        /// Learning rate of the unfrozen blocks.
+        #[arg(long, default_value_t = 1e-4)]
+        backbone_lr: f64,
+        /// With `--unfreeze`: epochs of the head alone before the blocks join.
+        #[arg(long, default_value_t = 5)]
+        head_epochs: usize,
         /// Where the backbone and the head's training run: `auto`, `cpu` or `webgpu`.
         #[arg(long, default_value = "auto", value_parser = parse_backend)]
         backend: BackendChoice,
@@ -101,18 +111,35 @@ enum Command {
 pub fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Classify { images, json, backend, model_dir } => classify(&images, json, backend, &model_dir),
-        Command::Train { dir, epochs, batch, lr, hidden, val_fraction, seed, json, save, backend, model_dir } => {
+        Command::Train {
+            dir,
+            epochs,
+            batch,
+            lr,
+            hidden,
+            val_fraction,
+            seed,
+            json,
+            save,
+            unfreeze,
+            backbone_lr,
+            head_epochs,
+            backend,
+            model_dir,
+        } => {
             let config = TrainConfig {
                 epochs,
                 batch_size: batch,
                 learning_rate: lr,
+                backbone_learning_rate: backbone_lr,
                 hidden,
                 val_fraction,
                 seed,
                 ..TrainConfig::default()
             };
             let output = crate::train::Output { json, save: save.as_deref() };
-            crate::train::train(&dir, config, backend, output, &model_dir).map(|()| true)
+            let fine_tuning = crate::train::FineTuning { unfreeze, head_epochs };
+            crate::train::train(&dir, config, fine_tuning, backend, output, &model_dir).map(|()| true)
         }
         Command::ImportWeights { architecture, pth, out_dir, package, package_file, license } => import_weights(
             architecture,
