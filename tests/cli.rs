@@ -17,6 +17,12 @@ fn ready() -> bool {
         && common::require(PathBuf::from(CHELSEA), "install python3-skimage").is_some()
 }
 
+/// The JSON lines a successful run printed (fails the test, with stderr, if it failed).
+fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 fn graft(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_graft")).args(args).output().unwrap()
 }
@@ -138,9 +144,7 @@ fn train_unfreezes_the_last_blocks_after_the_head_epochs_and_saves_them() {
         "--backend",
         "cpu",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = json_lines(&out);
     let stages: Vec<&str> = lines[..4].iter().map(|l| l["stage"].as_str().unwrap()).collect();
     assert_eq!(stages, ["head", "head", "fine-tune", "fine-tune"]);
     assert_eq!(lines[4]["unfreeze"], 2);
@@ -190,9 +194,7 @@ fn train_on_five_crops(backend: &str) -> Vec<serde_json::Value> {
         "--backend",
         backend,
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = json_lines(&out);
     assert_eq!(lines.len(), 6);
     for (i, epoch) in lines[..5].iter().enumerate() {
         assert_eq!(epoch["epoch"], i + 1);

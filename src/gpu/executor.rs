@@ -102,10 +102,6 @@ impl GpuExecutor {
         self.kernels.context()
     }
 
-    pub fn kernels(&self) -> &Kernels {
-        &self.kernels
-    }
-
     /// Cuts batches as if the adapter's `maxStorageBufferBindingSize` were `bytes`.
     pub fn limit_binding_size(&mut self, bytes: u64) {
         self.binding_limit = Some(bytes);

@@ -254,12 +254,4 @@ impl Recorded {
             pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.dispatches.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.dispatches.is_empty()
-    }
 }

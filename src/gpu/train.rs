@@ -60,6 +60,11 @@ pub struct GpuHead {
     weight_decay: f64,
 }
 
+/// `(M, N, K)` of a product and which operand is stored transposed.
+fn product(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> MatmulShape {
+    MatmulShape { m, n, k, trans_a, trans_b }
+}
+
 /// Names of the head's tensors in order: the hidden layer's, then the output layer's.
 fn param_names(spec: &MlpHeadSpec) -> Vec<&'static str> {
     let output = ["output.weight", "output.bias"];
@@ -168,9 +173,13 @@ impl GpuHead {
         Ok(weights)
     }
 
-    /// Destroys the device under the run (the test hook of the lost-device path).
-    pub fn lose_device(&self) {
-        self.context().lose_device();
+    /// Width of the output layer's input: the hidden units, or the features of a linear head.
+    fn output_in(&self) -> usize {
+        if self.spec.hidden > 0 {
+            self.spec.hidden
+        } else {
+            self.spec.in_dim
+        }
     }
 
     fn write_rows(&self, pass: &Pass, rows: &[usize], mask: Option<&[f32]>) {
@@ -218,7 +227,6 @@ impl GpuHead {
         let max = context.limits().max_compute_workgroups_per_dimension;
         let mut calls = vec![elementwise::gather(rows, in_dim, [&self.features, &indices, &x], max)];
         let (w2, b2) = (&self.params[self.params.len() - 2], &self.params[self.params.len() - 1]);
-        let product = |m, n, k, trans_a, trans_b| MatmulShape { m, n, k, trans_a, trans_b };
         let with_bias = |relu| Epilogue { bias: true, relu };
         let head_input = if hidden > 0 {
             let (w1, b1) = (&self.params[0], &self.params[1]);
@@ -232,9 +240,8 @@ impl GpuHead {
         } else {
             &x
         };
-        let input_dim = if hidden > 0 { hidden } else { in_dim };
         calls.push(matmul::call(
-            product(rows, classes, input_dim, false, true),
+            product(rows, classes, self.output_in(), false, true),
             with_bias(false),
             [head_input, &w2.value, &b2.value, &logits],
         ));
@@ -266,16 +273,18 @@ impl GpuHead {
         let MlpHeadSpec { in_dim, hidden, classes } = self.spec;
         let n = self.params.len();
         let (w2, b2) = (&self.params[n - 2], &self.params[n - 1]);
-        let input_dim = if hidden > 0 { hidden } else { in_dim };
         let plain = Epilogue::default();
-        let shape = |m, n, k, trans_a, trans_b| MatmulShape { m, n, k, trans_a, trans_b };
-        calls.push(matmul::call(shape(classes, input_dim, rows, true, false), plain, [dz, head_input, dz, &w2.grad]));
+        calls.push(matmul::call(
+            product(classes, self.output_in(), rows, true, false),
+            plain,
+            [dz, head_input, dz, &w2.grad],
+        ));
         calls.push(elementwise::column_sum(rows, classes, [dz, &b2.grad]));
         if hidden > 0 {
             let (w1, b1) = (&self.params[0], &self.params[1]);
-            calls.push(matmul::call(shape(rows, hidden, classes, false, false), plain, [dz, &w2.value, dz, dh]));
+            calls.push(matmul::call(product(rows, hidden, classes, false, false), plain, [dz, &w2.value, dz, dh]));
             calls.push(elementwise::mask(rows * hidden, true, [mask, head_input, dh], max));
-            calls.push(matmul::call(shape(hidden, in_dim, rows, true, false), plain, [dh, x, dh, &w1.grad]));
+            calls.push(matmul::call(product(hidden, in_dim, rows, true, false), plain, [dh, x, dh, &w1.grad]));
             calls.push(elementwise::column_sum(rows, hidden, [dh, &b1.grad]));
         }
         let first = calls.len();
