@@ -98,7 +98,7 @@ fn threads_share_a_batch_without_changing_its_results() {
 /// Boundary activations entering block 17 for `n` random images, and labels 0, 1, 0, 1, ...
 fn boundary_data(backbone: &Backbone, n: usize) -> TrainData {
     let images = Tensor::randn(0f32, 1.0, (n, 3, 32, 32), &Device::Cpu).unwrap();
-    let inputs = backbone.forward_blocks(&images, 0..17).unwrap();
+    let inputs = backbone.forward_blocks(&images, 0..17).unwrap().permute((0, 2, 3, 1)).unwrap().contiguous().unwrap();
     let labels = (0..n).map(|i| i % 2).collect();
     TrainData { inputs, labels, class_names: vec!["a".into(), "b".into()] }
 }
@@ -151,7 +151,8 @@ fn the_last_two_blocks_learn_only_when_their_group_is_trainable() {
     assert!(!names.iter().any(|n| n.contains("running")), "BN statistics are not trainable");
     // Loaded, not re-initialised: the suffix computes what the pretrained blocks compute.
     let probe = boundary_data(&backbone, 2).inputs;
-    let pretrained = values(&backbone.forward_blocks(&probe, 17..19).unwrap().mean((2, 3)).unwrap());
+    let probe_nchw = probe.permute((0, 3, 1, 2)).unwrap();
+    let pretrained = values(&backbone.forward_blocks(&probe_nchw, 17..19).unwrap().mean((2, 3)).unwrap());
     let scale = pretrained.iter().fold(1f32, |m, v| m.max(v.abs()));
     assert!(max_abs_diff(&values(&suffix.forward_features(&probe).unwrap()), &pretrained) < 1e-5 * scale);
     let before = suffix_values(&suffix);
@@ -169,7 +170,7 @@ fn the_last_two_blocks_learn_only_when_their_group_is_trainable() {
         assert!(max_abs_diff(old, new) > 0.0, "{name} did not move");
     }
     // The backbone the suffix was copied from is untouched.
-    let again = values(&backbone.forward_blocks(&probe, 17..19).unwrap().mean((2, 3)).unwrap());
+    let again = values(&backbone.forward_blocks(&probe_nchw, 17..19).unwrap().mean((2, 3)).unwrap());
     assert!(max_abs_diff(&again, &pretrained) < 1e-5 * scale);
 }
 

@@ -107,26 +107,41 @@ fn assert_summary(what: &str, grad: &Tensor, want: &Summary) {
     }
 }
 
+/// Both paths of a block: Candle's NCHW modules (the reference twin) and the NHWC training
+/// ops that fine-tuning runs (hand-written backward passes).
 #[test]
 fn an_inverted_residual_blocks_gradients_match_pytorch() {
     let reference = reference();
     let (backbone, varmap) = deterministic_backbone(&reference.names);
     let block = &reference.block;
     let n: usize = block.input_shape.iter().product();
-    let x = Var::from_tensor(&tensor(wave(n, 0.05, 1.0, 1.0), &block.input_shape)).unwrap();
+    let input = tensor(wave(n, 0.05, 1.0, 1.0), &block.input_shape);
     let r = tensor(wave(n, 0.11, 0.5, 1.0), &[n]);
-    let y = backbone.blocks()[block.index].forward(x.as_tensor()).unwrap();
-    let loss = (y.flatten_all().unwrap() * r).unwrap().sum_all().unwrap();
-    let value = loss.to_scalar::<f32>().unwrap() as f64;
-    assert!(close(value, block.loss, 1e-5), "loss {value} vs PyTorch {}", block.loss);
-    let grads = loss.backward().unwrap();
-    assert_summary("input", grads.get(x.as_tensor()).unwrap(), &block.input);
-    let data = varmap.data().lock().unwrap();
-    assert_eq!(block.grads.len(), 9, "three convs with their batch norms' scale and shift");
-    for (name, want) in &block.grads {
-        let var = data.get(name).unwrap_or_else(|| panic!("{name} is not a variable"));
-        let grad = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name} has no gradient"));
-        assert_summary(name, grad, want);
+    for nhwc in [false, true] {
+        let unit = &backbone.blocks()[block.index];
+        let (x, y) = if nhwc {
+            let x = Var::from_tensor(&input.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap()).unwrap();
+            let y = unit.forward_nhwc(x.as_tensor()).unwrap().permute((0, 3, 1, 2)).unwrap();
+            (x, y)
+        } else {
+            let x = Var::from_tensor(&input).unwrap();
+            let y = unit.forward(x.as_tensor()).unwrap();
+            (x, y)
+        };
+        let loss = (y.flatten_all().unwrap() * &r).unwrap().sum_all().unwrap();
+        let value = loss.to_scalar::<f32>().unwrap() as f64;
+        assert!(close(value, block.loss, 1e-5), "nhwc {nhwc}: loss {value} vs PyTorch {}", block.loss);
+        let grads = loss.backward().unwrap();
+        let dx = grads.get(x.as_tensor()).unwrap();
+        let dx = if nhwc { dx.permute((0, 3, 1, 2)).unwrap().contiguous().unwrap() } else { dx.clone() };
+        assert_summary("input", &dx, &block.input);
+        let data = varmap.data().lock().unwrap();
+        assert_eq!(block.grads.len(), 9, "three convs with their batch norms' scale and shift");
+        for (name, want) in &block.grads {
+            let var = data.get(name).unwrap_or_else(|| panic!("{name} is not a variable"));
+            let grad = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name} has no gradient"));
+            assert_summary(&format!("{name} (nhwc {nhwc})"), grad, want);
+        }
     }
 }
 
@@ -137,6 +152,7 @@ fn adamw_steps_of_a_head_and_the_last_two_blocks_match_pytorch() {
     let steps = &reference.steps;
     let images = tensor(wave(steps.image_shape.iter().product(), 0.05, 0.0, 1.0), &steps.image_shape);
     let boundary = backbone.forward_blocks(&images, 0..steps.boundary).unwrap();
+    let boundary = boundary.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap();
     let suffix = backbone.trainable_suffix(steps.boundary).unwrap();
 
     let head_vars = VarMap::new();

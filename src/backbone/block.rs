@@ -39,6 +39,21 @@ impl Block {
     }
 }
 
+impl Block {
+    /// [`Module::forward`] on NHWC activations, through the training ops.
+    pub fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+        let mut y = x.clone();
+        for unit in &self.units {
+            y = unit.forward_nhwc(&y)?;
+        }
+        if self.residual {
+            y + x
+        } else {
+            Ok(y)
+        }
+    }
+}
+
 impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();

@@ -4,10 +4,11 @@
 //! `k / 2`, no conv bias, BN in inference mode (running statistics, eps from the config).
 //! Folded for frozen inference: `w' = w * g`, `b' = beta - mean * g`, `g = gamma / sqrt(var + eps)`.
 
-use candle_core::{Module, ModuleT, Result, Tensor, Var};
+use candle_core::{Module, Result, Tensor, Var};
 use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
 
 use super::depthwise::depthwise_conv3x3;
+use super::train_ops;
 
 /// Shape of one conv + BN unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,14 +96,65 @@ impl ConvBn {
     }
 }
 
-impl Module for ConvBn {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let conv = if self.spec.is_depthwise3x3() {
-            depthwise_conv3x3(x, self.conv.weight(), self.spec.stride)?
-        } else {
-            self.conv.forward(x)?
+impl ConvBn {
+    /// The batch norm as a per-channel scale and shift, `(g, beta - mean * g)` with
+    /// `g = gamma / sqrt(var + eps)`: differentiable in gamma and beta, so a trainable copy
+    /// folds them into its conv weight on every forward instead of normalising the big tensor.
+    fn bn_scale_shift(&self) -> Result<(Tensor, Tensor)> {
+        let Some((gamma, beta)) = self.bn.weight_and_bias() else {
+            candle_core::bail!("batch norm {} has no scale and shift", self.bn_name);
         };
-        let y = self.bn.forward_t(&conv, false)?;
+        let inv_std = (self.bn.running_var() + self.bn.eps())?.sqrt()?.recip()?;
+        let scale = (gamma * inv_std)?;
+        let shift = (beta - (self.bn.running_mean() * &scale)?)?;
+        Ok((scale, shift))
+    }
+
+    /// The same unit on NHWC activations `(B, H, W, C_in) -> (B, H', W', C_out)`, through the
+    /// training ops (hand-written backward passes): the path of unfrozen blocks.
+    pub fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+        let (scale, shift) = self.bn_scale_shift()?;
+        let ConvBnSpec { out_channels: co, in_channels: ci, .. } = self.spec;
+        let weight = self.conv.weight().broadcast_mul(&scale.reshape((co, 1, 1, 1))?)?;
+        let (b, h, w, _) = x.dims4()?;
+        if self.spec.is_depthwise3x3() && self.spec.relu6 {
+            let taps = weight.reshape((co, 9))?.t()?;
+            return train_ops::depthwise_relu6(x, &taps, &shift, self.spec.stride);
+        }
+        if self.spec.kernel == 1 && self.spec.stride == 1 && self.spec.groups == 1 {
+            let y = train_ops::pointwise(
+                &x.reshape((b * h * w, ci))?,
+                &weight.reshape((co, ci))?.t()?,
+                &shift,
+                self.spec.relu6,
+            )?;
+            return y.reshape((b, h, w, co));
+        }
+        // Any other conv (the stem): Candle's, in NCHW.
+        let nchw = self.forward(&x.permute((0, 3, 1, 2))?)?;
+        nchw.permute((0, 2, 3, 1))?.contiguous()
+    }
+}
+
+impl Module for ConvBn {
+    /// `relu6?(conv(x, w * g) + shift)`: the conv with the (inference-mode) batch norm folded
+    /// in, which equals `BN(conv(x, w))`. A 1x1 conv is one batched product `(C_out, C_in) x
+    /// (C_in, H W)` and the depthwise 3x3 the shifted multiply-adds, so that the backward pass
+    /// is products and elementwise ops (Candle's grouped conv backward is slow or unsupported).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (scale, shift) = self.bn_scale_shift()?;
+        let co = self.spec.out_channels;
+        let weight = self.conv.weight().broadcast_mul(&scale.reshape((co, 1, 1, 1))?)?;
+        let conv = if self.spec.is_depthwise3x3() {
+            depthwise_conv3x3(x, &weight, self.spec.stride)?
+        } else if self.spec.kernel == 1 && self.spec.stride == 1 && self.spec.groups == 1 {
+            let (b, c, h, w) = x.dims4()?;
+            let product = weight.reshape((co, c))?.broadcast_matmul(&x.reshape((b, c, h * w))?)?;
+            product.reshape((b, co, h, w))?
+        } else {
+            x.conv2d(&weight, self.spec.kernel / 2, self.spec.stride, 1, self.spec.groups)?
+        };
+        let y = conv.broadcast_add(&shift.reshape((1, co, 1, 1))?)?;
         if self.spec.relu6 {
             y.clamp(0f32, 6f32)
         } else {

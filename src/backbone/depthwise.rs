@@ -1,63 +1,170 @@
-//! Depthwise 3x3 convolution (`groups == channels`) as nine shifted multiply-adds.
+//! Depthwise 3x3 convolution (`groups == channels`) as a Candle custom op with its own
+//! backward pass, for training through the unfrozen blocks.
 //!
 //! `y[b, c, i, j] = sum_{ky, kx in 0..3} w[c, 0, ky, kx] * x_pad[b, c, s*i + ky, s*j + kx]`,
 //! `x: (B, C, H, W)`, `w: (C, 1, 3, 3)`, padding 1, stride `s` in {1, 2},
-//! `y: (B, C, (H + 2 - 3) / s + 1, (W + 2 - 3) / s + 1)`.
+//! `y: (B, C, (H - 1) / s + 1, (W - 1) / s + 1)`.
+//! Gradients: `dx[b, c, s*i + ky - 1, s*j + kx - 1] += w[c, ky, kx] * dy[b, c, i, j]` and
+//! `dw[c, ky, kx] = sum_{b, i, j} dy[b, c, i, j] * x_pad[b, c, s*i + ky, s*j + kx]`.
 //!
-//! Candle 0.11 runs a grouped convolution group by group (C tiny im2col + GEMM calls), which
-//! made depthwise layers 75% of MobileNetV2's time. Here each tap is one broadcast
-//! multiply-add over the whole batch, built from ordinary tensor ops, so autograd works
-//! unchanged. For stride 2 the padded input is split into its four row/column phases, so
-//! every tap is a plain slice of one phase. Candle's `conv2d` is the reference twin (tests).
+//! Candle 0.11 runs a grouped convolution group by group and its conv2d backward fails for
+//! grouped and stride-2 convolutions; nine shifted multiply-adds built from tensor ops (the
+//! previous formulation) spent most of a fine-tuning epoch copying strided slices. Here each
+//! (batch, channel) plane is one direct loop, forward and backward. Candle's `conv2d` is the
+//! forward twin and a dense convolution the gradient twin (tests).
 
-use candle_core::{Result, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
-/// The padded input's phase `(row % stride, col % stride)`, or the input itself for stride 1.
-fn phases(padded: &Tensor, stride: usize) -> Result<Vec<Vec<Tensor>>> {
-    if stride == 1 {
-        return Ok(vec![vec![padded.clone()]]);
-    }
-    let (b, c, h, w) = padded.dims4()?;
-    let split = padded.reshape((b, c, h / 2, 2, w / 2, 2))?;
-    (0..2).map(|a| (0..2).map(|bb| split.narrow(3, a, 1)?.narrow(5, bb, 1)?.squeeze(5)?.squeeze(3)).collect()).collect()
+/// Geometry of one depthwise convolution.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    planes: usize,
+    channels: usize,
+    h: usize,
+    w: usize,
+    stride: usize,
 }
 
-/// Depthwise 3x3 convolution with padding 1 and stride 1 or 2 (no bias).
-pub fn depthwise_conv3x3(x: &Tensor, weight: &Tensor, stride: usize) -> Result<Tensor> {
-    let (_, c, h, w) = x.dims4()?;
-    if weight.dims() != [c, 1, 3, 3] || !(stride == 1 || stride == 2) {
-        candle_core::bail!("depthwise_conv3x3: weight {:?} for {c} channels, stride {stride}", weight.dims());
+impl Geometry {
+    fn out(&self) -> (usize, usize) {
+        ((self.h - 1) / self.stride + 1, (self.w - 1) / self.stride + 1)
     }
-    let (out_h, out_w) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
-    // Pad 1 on top/left; bottom/right so that the padded size is a multiple of the stride.
-    let pad_bottom = (out_h - 1) * stride + 3 - (h + 1);
-    let pad_right = (out_w - 1) * stride + 3 - (w + 1);
-    let padded = x.pad_with_zeros(2, 1, pad_bottom.max(1))?.pad_with_zeros(3, 1, pad_right.max(1))?;
-    let padded = if stride == 2 {
-        let (ph, pw) = (padded.dim(2)?, padded.dim(3)?);
-        padded.pad_with_zeros(2, 0, ph % 2)?.pad_with_zeros(3, 0, pw % 2)?
-    } else {
-        padded
+
+    /// For output index `o` and tap `k`, the input index, if inside the unpadded input.
+    fn source(o: usize, k: usize, stride: usize, size: usize) -> Option<usize> {
+        (o * stride + k).checked_sub(1).filter(|&i| i < size)
+    }
+}
+
+/// The contiguous `f32` data of a CPU tensor argument.
+fn data<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else {
+        candle_core::bail!("depthwise_conv3x3: {what} must be f32");
     };
-    let phases = phases(&padded, stride)?;
-    let taps = weight.reshape((c, 9))?;
-    let mut out: Option<Tensor> = None;
-    for ky in 0..3 {
-        for kx in 0..3 {
-            let phase = &phases[ky % stride][kx % stride];
-            let window = phase.narrow(2, ky / stride, out_h)?.narrow(3, kx / stride, out_w)?;
-            let tap = taps.narrow(1, ky * 3 + kx, 1)?.reshape((1, c, 1, 1))?;
-            let term = window.broadcast_mul(&tap)?;
-            out = Some(match out {
-                Some(acc) => (acc + term)?,
-                None => term,
-            });
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&values[start..end]),
+        None => candle_core::bail!("depthwise_conv3x3: {what} must be contiguous"),
+    }
+}
+
+/// `y = depthwise(x, w)`; the op records its stride and input size.
+struct Forward(Geometry);
+/// `dx` from `(dy, w)`.
+struct InputGrad(Geometry);
+/// `dw` from `(x, dy)`.
+struct WeightGrad(Geometry);
+
+impl CustomOp2 for Forward {
+    fn name(&self) -> &'static str {
+        "depthwise3x3"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let (x, w) = (data(s1, l1, "input")?, data(s2, l2, "weight")?);
+        let (oh, ow) = g.out();
+        let mut y = vec![0f32; g.planes * oh * ow];
+        for (p, out) in y.chunks_exact_mut(oh * ow).enumerate() {
+            let plane = &x[p * g.h * g.w..][..g.h * g.w];
+            let taps = &w[(p % g.channels) * 9..][..9];
+            for ky in 0..3 {
+                for i in 0..oh {
+                    let Some(iy) = Geometry::source(i, ky, g.stride, g.h) else { continue };
+                    let row = &plane[iy * g.w..][..g.w];
+                    for kx in 0..3 {
+                        let tap = taps[ky * 3 + kx];
+                        for j in 0..ow {
+                            if let Some(ix) = Geometry::source(j, kx, g.stride, g.w) {
+                                out[i * ow + j] += tap * row[ix];
+                            }
+                        }
+                    }
+                }
+            }
         }
+        Ok((CpuStorage::F32(y), Shape::from((g.planes / g.channels, g.channels, oh, ow))))
     }
-    match out {
-        Some(y) => Ok(y),
-        None => candle_core::bail!("depthwise_conv3x3: no taps"),
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let dx = dy.apply_op2_no_bwd(w, &InputGrad(self.0))?;
+        let dw = x.apply_op2_no_bwd(&dy, &WeightGrad(self.0))?;
+        Ok((Some(dx), Some(dw)))
     }
+}
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "depthwise3x3-input-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let (dy, w) = (data(s1, l1, "gradient")?, data(s2, l2, "weight")?);
+        let (oh, ow) = g.out();
+        let mut dx = vec![0f32; g.planes * g.h * g.w];
+        for (p, plane) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
+            let grad = &dy[p * oh * ow..][..oh * ow];
+            let taps = &w[(p % g.channels) * 9..][..9];
+            for ky in 0..3 {
+                for i in 0..oh {
+                    let Some(iy) = Geometry::source(i, ky, g.stride, g.h) else { continue };
+                    for kx in 0..3 {
+                        let tap = taps[ky * 3 + kx];
+                        for j in 0..ow {
+                            if let Some(ix) = Geometry::source(j, kx, g.stride, g.w) {
+                                plane[iy * g.w + ix] += tap * grad[i * ow + j];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok((CpuStorage::F32(dx), Shape::from((g.planes / g.channels, g.channels, g.h, g.w))))
+    }
+}
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "depthwise3x3-weight-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let (x, dy) = (data(s1, l1, "input")?, data(s2, l2, "gradient")?);
+        let (oh, ow) = g.out();
+        let mut dw = vec![0f32; g.channels * 9];
+        for p in 0..g.planes {
+            let plane = &x[p * g.h * g.w..][..g.h * g.w];
+            let grad = &dy[p * oh * ow..][..oh * ow];
+            let taps = &mut dw[(p % g.channels) * 9..][..9];
+            for ky in 0..3 {
+                for i in 0..oh {
+                    let Some(iy) = Geometry::source(i, ky, g.stride, g.h) else { continue };
+                    for kx in 0..3 {
+                        let mut acc = 0f32;
+                        for j in 0..ow {
+                            if let Some(ix) = Geometry::source(j, kx, g.stride, g.w) {
+                                acc += grad[i * ow + j] * plane[iy * g.w + ix];
+                            }
+                        }
+                        taps[ky * 3 + kx] += acc;
+                    }
+                }
+            }
+        }
+        Ok((CpuStorage::F32(dw), Shape::from((g.channels, 1, 3, 3))))
+    }
+}
+
+/// Depthwise 3x3 convolution with padding 1 and stride 1 or 2 (no bias), differentiable.
+pub fn depthwise_conv3x3(x: &Tensor, weight: &Tensor, stride: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if weight.dims() != [c, 1, 3, 3] || !(stride == 1 || stride == 2) || h == 0 || w == 0 {
+        candle_core::bail!("depthwise_conv3x3: weight {:?} for input {:?}, stride {stride}", weight.dims(), x.dims());
+    }
+    let geometry = Geometry { planes: b * c, channels: c, h, w, stride };
+    x.contiguous()?.apply_op2(&weight.contiguous()?, Forward(geometry))
 }
 
 #[cfg(test)]

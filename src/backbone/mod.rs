@@ -13,6 +13,7 @@ pub mod block;
 pub mod conv_bn;
 pub mod depthwise;
 pub mod mobilenet_v2;
+pub mod train_ops;
 
 use std::fmt;
 use std::ops::Range;
@@ -178,7 +179,7 @@ fn run_blocks(blocks: &[Block], x: &Tensor) -> Result<Tensor> {
 }
 
 /// The last blocks of a backbone as trainable variables (fine-tuning): it maps the activation
-/// at the freeze boundary, `(B, C, h, w)` entering block `first`, to pooled features.
+/// at the freeze boundary, `(B, h, w, C)` entering block `first`, to pooled features.
 #[derive(Debug, Clone)]
 pub struct TrainableSuffix {
     first: usize,
@@ -203,8 +204,13 @@ impl TrainableSuffix {
         &self.vars
     }
 
-    /// Pooled features `(B, feature_dim)` of the boundary activation `x`.
+    /// Pooled features `(B, feature_dim)` of the boundary activation `x`, NHWC `(B, h, w, C)`
+    /// (the executors' layout, [`crate::exec::FeatureMap::to_nhwc`]).
     pub fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
-        run_blocks(&self.blocks, x)?.mean((2, 3))
+        let mut y = x.clone();
+        for block in &self.blocks {
+            y = block.forward_nhwc(&y)?;
+        }
+        y.mean((1, 2))
     }
 }

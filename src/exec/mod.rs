@@ -50,6 +50,11 @@ impl FeatureMap {
         Tensor::from_slice(&self.data, (b, h, w, c), device)?.permute((0, 3, 1, 2))?.contiguous()
     }
 
+    /// As an NHWC tensor `(B, H, W, C)` (the input of trainable blocks).
+    pub fn to_nhwc(&self, device: &Device) -> candle_core::Result<Tensor> {
+        Tensor::from_slice(&self.data, (self.batch, self.height, self.width, self.channels), device)
+    }
+
     /// Values of one image, `(H, W, C)`.
     pub fn image(&self, index: usize) -> &[f32] {
         let len = self.height * self.width * self.channels;

@@ -6,6 +6,7 @@
 //! in its file. The Candle model ([`crate::backbone::Backbone`]) stays the differentiable
 //! path; these kernels serve blocks whose weights are frozen ([`crate::exec::CpuExecutor`]).
 
+pub mod backward;
 pub mod depthwise;
 pub mod im2col;
 pub mod pointwise;

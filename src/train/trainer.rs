@@ -1,7 +1,7 @@
 //! Training a classifier: the head on cached features (feature extraction), or the head with
 //! the last backbone blocks (fine-tuning) on the activations at the freeze boundary.
 //!
-//! Inputs `x` are `(N, D)` features, or `(N, C, h, w)` boundary activations when a
+//! Inputs `x` are `(N, D)` features, or `(N, h, w, C)` boundary activations (NHWC) when a
 //! [`TrainableSuffix`] maps them to `(N, D)` features. Logits = head(features).
 //! Mini-batch AdamW on cross-entropy, one optimizer per parameter group (the head; the
 //! unfrozen blocks), each with its own learning rate; only the head is initialised (seeded,
@@ -33,7 +33,7 @@ use crate::model::{MlpHead, MlpHeadSpec};
 
 /// Labelled training inputs.
 pub struct TrainData {
-    /// `(N, D)` features, or `(N, C, h, w)` activations at the freeze boundary.
+    /// `(N, D)` features, or `(N, h, w, C)` activations at the freeze boundary (NHWC).
     pub inputs: Tensor,
     pub labels: Vec<usize>,
     pub class_names: Vec<String>,

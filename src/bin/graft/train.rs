@@ -63,7 +63,7 @@ pub struct FineTuning {
 }
 
 /// What a run trains on: features `(N, D)`, or with unfrozen blocks the activations entering
-/// the first of them `(N, C, h, w)`; the labels, and how many files were skipped.
+/// the first of them `(N, h, w, C)`; the labels, and how many files were skipped.
 struct Inputs {
     inputs: Tensor,
     labels: Vec<usize>,
@@ -83,7 +83,7 @@ fn embed_folder(
             None => block_on(extractor.embed(images)),
             Some(k) => {
                 let x = images_to_tensor(images, extractor.input_spec(), extractor.device())?;
-                Ok(block_on(extractor.activations(&x, k))?.to_nchw(extractor.device())?)
+                Ok(block_on(extractor.activations(&x, k))?.to_nhwc(extractor.device())?)
             }
         }
     };
