@@ -50,8 +50,9 @@ pub enum GraftError {
     #[error("cannot train: {0}")]
     Training(String),
 
-    #[error("training diverged in epoch {epoch} (the loss is no longer a number); try a smaller learning rate")]
-    Diverged { epoch: usize },
+    /// The loss exploded or stopped being a number; `advice` says what to change.
+    #[error("training diverged in epoch {epoch} (the loss exploded or is no longer a number); {advice}")]
+    Diverged { epoch: usize, advice: String },
 
     /// No GPU to use: the CPU runs instead.
     #[error("WebGPU is not available: {0}")]

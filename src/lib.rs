@@ -2,6 +2,7 @@
 //! weights (legacy PyTorch checkpoints to safetensors), and classification. No web
 //! dependencies: it builds natively (the `graft` CLI) and for wasm32 (the browser worker).
 
+pub mod augment;
 pub mod backbone;
 pub mod classify;
 pub mod embed;

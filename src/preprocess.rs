@@ -149,9 +149,39 @@ pub fn image_to_chw(image: &RgbImage, spec: &InputSpec) -> Vec<f32> {
     let left = ((out_w as f64 - crop as f64) / 2.0).round().max(0.0) as usize;
     let rows = bilinear_aa_taps(in_h, out_h, top..(top + crop).min(out_h));
     let cols = bilinear_aa_taps(in_w, out_w, left..(left + crop).min(out_w));
+    let mut out = resample(image, &rows, &cols, crop);
+    normalise(&mut out, spec);
+    out
+}
+
+/// `(x - mean) / std` per channel of a CHW image.
+pub(crate) fn normalise(chw: &mut [f32], spec: &InputSpec) {
+    let plane = chw.len() / 3;
+    for (c, values) in chw.chunks_exact_mut(plane.max(1)).enumerate().take(3) {
+        values.iter_mut().for_each(|v| *v = (*v - spec.mean[c]) / spec.std[c]);
+    }
+}
+
+/// The window `(top, left, height, width)` of `image` resampled to `size x size`, channel-major
+/// values in [0, 1] (the random resized crop of augmentation).
+pub(crate) fn resample_window(image: &RgbImage, window: (usize, usize, usize, usize), size: usize) -> Vec<f32> {
+    let (top, left, height, width) = window;
+    let offset = |mut taps: Taps, by: usize| {
+        taps.start.iter_mut().for_each(|s| *s += by);
+        taps
+    };
+    let rows = offset(bilinear_aa_taps(height, size, 0..size), top);
+    let cols = offset(bilinear_aa_taps(width, size, 0..size), left);
+    resample(image, &rows, &cols, size)
+}
+
+/// The two antialiased passes: input rows and columns through `rows` and `cols` taps into a
+/// `(3, crop, crop)` buffer of values in [0, 1] (pixels the taps do not reach stay 0).
+fn resample(image: &RgbImage, rows: &Taps, cols: &Taps, crop: usize) -> Vec<f32> {
+    let in_w = image.width() as usize;
     let pixels = image.as_raw();
 
-    // Horizontal pass over the input rows the vertical taps need: (in_h, crop, 3).
+    // Horizontal pass over the input rows the vertical taps need: (rows, crop, 3).
     let first_row = rows.start.first().copied().unwrap_or(0);
     let last_row = rows.start.iter().zip(&rows.weights).map(|(s, w)| s + w.len()).max().unwrap_or(0);
     let mut horizontal = vec![0f32; (last_row - first_row) * cols.start.len() * 3];
@@ -170,7 +200,7 @@ pub fn image_to_chw(image: &RgbImage, spec: &InputSpec) -> Vec<f32> {
         }
     }
 
-    // Vertical pass and normalisation, written channel-major.
+    // Vertical pass, written channel-major.
     let (out_rows, out_cols) = (rows.start.len(), cols.start.len());
     let mut out = vec![0f32; 3 * crop * crop];
     for (y, (&start, weights)) in rows.start.iter().zip(&rows.weights).enumerate() {
@@ -183,7 +213,7 @@ pub fn image_to_chw(image: &RgbImage, spec: &InputSpec) -> Vec<f32> {
                 }
             }
             for c in 0..3 {
-                out[c * crop * crop + y * crop + x] = (acc[c] - spec.mean[c]) / spec.std[c];
+                out[c * crop * crop + y * crop + x] = acc[c];
             }
         }
     }

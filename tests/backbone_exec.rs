@@ -100,7 +100,7 @@ fn boundary_data(backbone: &Backbone, n: usize) -> TrainData {
     let images = Tensor::randn(0f32, 1.0, (n, 3, 32, 32), &Device::Cpu).unwrap();
     let inputs = backbone.forward_blocks(&images, 0..17).unwrap().permute((0, 2, 3, 1)).unwrap().contiguous().unwrap();
     let labels = (0..n).map(|i| i % 2).collect();
-    TrainData { inputs, labels, class_names: vec!["a".into(), "b".into()] }
+    TrainData::new(inputs, labels, vec!["a".into(), "b".into()])
 }
 
 #[test]
@@ -127,11 +127,11 @@ fn the_blocks_join_after_the_head_stage_and_a_head_stage_best_restores_them() {
     let expected = if trained.report.best_epoch == 1 { &before } else { &tuned };
     assert_eq!(&suffix_values(trained.suffix().unwrap()), expected, "best epoch {}", trained.report.best_epoch);
     let mut plain = Trainer::new(
-        TrainData {
-            inputs: Tensor::zeros((4, 1280), candle_core::DType::F32, &Device::Cpu).unwrap(),
-            labels: vec![0, 1, 0, 1],
-            class_names: vec!["a".into(), "b".into()],
-        },
+        TrainData::new(
+            Tensor::zeros((4, 1280), candle_core::DType::F32, &Device::Cpu).unwrap(),
+            vec![0, 1, 0, 1],
+            vec!["a".into(), "b".into()],
+        ),
         TrainConfig::default(),
     )
     .unwrap();
@@ -199,17 +199,61 @@ fn a_saved_head_restores_the_same_predictions_and_checks_its_backbone() {
     let features = Tensor::randn(0f32, 1.0, (12, 6), &Device::Cpu).unwrap();
     let labels: Vec<usize> = (0..12).map(|i| i % 3).collect();
     let class_names: Vec<String> = ["x", "y", "z"].map(String::from).to_vec();
-    let data = TrainData { inputs: features.clone(), labels, class_names: class_names.clone() };
+    let data = TrainData::new(features.clone(), labels, class_names.clone());
     let config = TrainConfig { epochs: 2, hidden: 5, ..Default::default() };
     let mut trainer = Trainer::new(data, config).unwrap();
     block_on(trainer.run_epoch()).unwrap();
     let trained = block_on(trainer.finish()).unwrap();
     let saved = SavedHead::new(&trained, key("aaaa"), class_names).unwrap();
-    let restored = saved.restore(&key("aaaa"), &Device::Cpu).unwrap();
+    let backbone = random_backbone();
+    let restored = saved.restore(&key("aaaa"), &backbone, &Device::Cpu).unwrap();
     assert_eq!(values(&restored.predict(&features).unwrap()), values(&trained.predict(&features).unwrap()));
     assert_eq!(restored.report, trained.report);
-    assert!(matches!(saved.restore(&key("bbbb"), &Device::Cpu), Err(GraftError::BackboneMismatch { .. })));
+    assert!(restored.suffix().is_none());
+    let other = saved.restore(&key("bbbb"), &backbone, &Device::Cpu);
+    assert!(matches!(other, Err(GraftError::BackboneMismatch { .. })));
     let mut broken = saved.clone();
     broken.safetensors.truncate(20);
-    assert!(matches!(broken.restore(&key("aaaa"), &Device::Cpu), Err(GraftError::BadFile { .. })));
+    assert!(matches!(broken.restore(&key("aaaa"), &backbone, &Device::Cpu), Err(GraftError::BadFile { .. })));
+}
+
+#[test]
+fn a_saved_fine_tuned_model_restores_its_blocks() {
+    let backbone = random_backbone();
+    let suffix = backbone.trainable_suffix(17).unwrap();
+    let config = TrainConfig { epochs: 1, batch_size: 8, val_fraction: 0.0, ..Default::default() };
+    let mut trainer = Trainer::with_suffix(boundary_data(&backbone, 8), config, suffix, SuffixMode::Trainable).unwrap();
+    block_on(trainer.run_epoch()).unwrap();
+    let trained = block_on(trainer.finish()).unwrap();
+    let saved = SavedHead::new(&trained, key("aaaa"), vec!["a".into(), "b".into()]).unwrap();
+    let restored = saved.restore(&key("aaaa"), &backbone, &Device::Cpu).unwrap();
+    let tuned = restored.suffix().expect("the fine-tuned blocks come back");
+    assert_eq!(tuned.first_block(), 17);
+    assert_eq!(suffix_values(tuned), suffix_values(trained.suffix().unwrap()));
+    let probe = boundary_data(&backbone, 3).inputs;
+    let (a, b) = (tuned.forward_features(&probe).unwrap(), trained.suffix().unwrap().forward_features(&probe).unwrap());
+    assert_eq!(values(&restored.predict(&a).unwrap()), values(&trained.predict(&b).unwrap()));
+    // Blocks that are not a suffix of this backbone are refused, by file.
+    let mut tensors = candle_core::safetensors::load_buffer(&saved.safetensors, &Device::Cpu).unwrap();
+    tensors.retain(|name, _| !name.starts_with("features.18."));
+    let path = std::env::temp_dir().join(format!("graft-odd-{}.safetensors", std::process::id()));
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let mut odd = saved.clone();
+    odd.safetensors = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let err = odd.restore(&key("aaaa"), &backbone, &Device::Cpu).err().unwrap();
+    assert!(err.to_string().contains("are not the last blocks"), "{err}");
+}
+
+#[test]
+fn the_freeze_picture_names_every_block_with_its_output_and_parameters() {
+    let infos = random_backbone().block_infos();
+    assert_eq!(infos.len(), 19);
+    let names: Vec<String> = (0..19).map(|i| format!("features.{i}")).collect();
+    assert_eq!(infos.iter().map(|b| b.name.clone()).collect::<Vec<_>>(), names);
+    assert_eq!(infos[0].output, [112, 112, 32]);
+    assert_eq!(infos[17].output, [7, 7, 320]);
+    assert_eq!(infos[18].output, [7, 7, 1280]);
+    // torchvision's mobilenet_v2().features has 2,223,872 parameters.
+    assert_eq!(infos.iter().map(|b| b.parameters).sum::<usize>(), 2_223_872);
 }

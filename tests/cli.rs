@@ -157,7 +157,13 @@ fn train_unfreezes_the_last_blocks_after_the_head_epochs_and_saves_them() {
     assert!(!names.iter().any(|n| n.starts_with("features.16.")), "only the unfrozen blocks are saved");
     let out = graft(&["train", dir.to_str().unwrap(), "--unfreeze", "40"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unfreeze must be between 0 and 19"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unfrozen blocks must be between 0 and 19"));
+    // Augmented views are cached per sample, as many as the cache budget allows (at most 4).
+    let out = graft(&["train", dir.to_str().unwrap(), "--epochs", "2", "--augment", "--json", "--backend", "cpu"]);
+    let last = json_lines(&out).pop().unwrap();
+    assert_eq!(last["augmented_views"], 4, "{last}");
+    let images = last["images"].as_u64().unwrap();
+    assert_eq!(last["cache_bytes"].as_u64().unwrap(), 5 * images * 1280 * 4, "plain rows and four views of features");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -90,7 +90,7 @@ fn trainer(
     class_names: &[String],
     config: TrainConfig,
 ) -> graft::Result<Trainer> {
-    Trainer::new(TrainData { inputs: features, labels, class_names: class_names.to_vec() }, config)
+    Trainer::new(TrainData::new(features, labels, class_names.to_vec()), config)
 }
 
 fn names(n: usize) -> Vec<String> {
@@ -151,6 +151,41 @@ fn divergence_is_reported_not_hidden() {
     let mut trainer = trainer(features, labels, &names(2), config).unwrap();
     let outcome = (0..3).map(|_| block_on(trainer.run_epoch())).find(|r| r.is_err());
     assert!(matches!(outcome, Some(Err(GraftError::Diverged { .. }))), "{outcome:?}");
+}
+
+/// Epoch 1 trains on a sane view, epoch 2 on one that overflows: the run stops with advice, and
+/// finishing it keeps the weights of epoch 1 (scored on the plain inputs).
+#[test]
+fn an_exploding_run_stops_and_keeps_its_best_epoch() {
+    let (features, labels) = blobs(10, 2);
+    let views = vec![features.clone(), (&features * 1e38).unwrap()];
+    let data = TrainData { inputs: features, views, labels, class_names: names(2) };
+    let config = TrainConfig { learning_rate: 1e-2, ..Default::default() };
+    let mut trainer = Trainer::new(data, config).unwrap();
+    let first = block_on(trainer.run_epoch()).unwrap();
+    let err = block_on(trainer.run_epoch()).unwrap_err();
+    assert!(matches!(&err, GraftError::Diverged { epoch: 2, .. }), "{err}");
+    assert!(err.to_string().contains("try a smaller learning rate"), "{err}");
+    assert!(block_on(trainer.run_epoch()).is_err(), "a diverged run does not go on");
+    let kept = block_on(trainer.finish()).unwrap();
+    assert_eq!(kept.report.best_epoch, 1);
+    assert_eq!(kept.report.val_accuracy, first.val_accuracy.unwrap());
+}
+
+#[test]
+fn cosine_decay_lowers_the_rate_to_zero_over_the_run() {
+    let (features, labels) = blobs(10, 2);
+    let config = TrainConfig { epochs: 4, cosine_decay: true, ..Default::default() };
+    let mut trainer = trainer(features, labels, &names(2), config).unwrap();
+    let mut rates = Vec::new();
+    for _ in 0..4 {
+        block_on(trainer.run_epoch()).unwrap();
+        rates.push(trainer.learning_rates()[0]);
+    }
+    let expected = [1.0, 0.853_553, 0.5, 0.146_447].map(|f| f * 1e-3);
+    for (got, want) in rates.iter().zip(expected) {
+        assert!((got - want).abs() < 1e-9, "{rates:?}");
+    }
 }
 
 #[test]

@@ -7,13 +7,19 @@ use super::conv_bn::ConvBn;
 
 #[derive(Debug, Clone)]
 pub struct Block {
+    /// The checkpoint prefix of its tensors (`features.3`).
+    name: String,
     units: Vec<ConvBn>,
     residual: bool,
 }
 
 impl Block {
-    pub fn new(units: Vec<ConvBn>, residual: bool) -> Self {
-        Self { units, residual }
+    pub fn new(name: String, units: Vec<ConvBn>, residual: bool) -> Self {
+        Self { name, units, residual }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The conv + BN units, in order.
@@ -35,7 +41,7 @@ impl Block {
             units.push(copy);
             vars.extend(unit_vars);
         }
-        Ok((Block { units, residual: self.residual }, vars))
+        Ok((Block { name: self.name.clone(), units, residual: self.residual }, vars))
     }
 }
 

@@ -56,6 +56,11 @@ impl ConvBn {
         &self.spec
     }
 
+    /// Trainable parameters: the conv weight and the BN's scale and shift.
+    pub fn parameter_count(&self) -> usize {
+        self.conv.weight().elem_count() + 2 * self.spec.out_channels
+    }
+
     /// A copy whose conv weight and BN scale and shift are trainable variables holding the
     /// current values, returned with their checkpoint names. The BN statistics stay as they
     /// are (inference-mode BN: fine-tuning on a few images must not move them).

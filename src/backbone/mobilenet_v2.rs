@@ -73,7 +73,7 @@ pub fn blocks(config: &MobileNetV2Config, vb: VarBuilder) -> Result<Vec<Block>> 
             let stride = if repeat == 0 { stage.stride } else { 1 };
             let shape =
                 InvertedResidual { in_channels, out_channels: stage.channels, stride, expansion: stage.expansion };
-            blocks.push(inverted_residual(shape, eps, features.pp(blocks.len()).pp("conv"))?);
+            blocks.push(inverted_residual(shape, eps, features.pp(blocks.len()))?);
             in_channels = stage.channels;
         }
     }
@@ -84,7 +84,7 @@ pub fn blocks(config: &MobileNetV2Config, vb: VarBuilder) -> Result<Vec<Block>> 
 }
 
 fn single_unit(spec: ConvBnSpec, eps: f64, vb: VarBuilder) -> Result<Block> {
-    Ok(Block::new(vec![ConvBn::load(spec, eps, vb.pp(0), vb.pp(1))?], false))
+    Ok(Block::new(vb.prefix(), vec![ConvBn::load(spec, eps, vb.pp(0), vb.pp(1))?], false))
 }
 
 struct InvertedResidual {
@@ -94,8 +94,10 @@ struct InvertedResidual {
     expansion: usize,
 }
 
-/// `features.i.conv`: (expand) -> depthwise -> project, torchvision's numbering.
-fn inverted_residual(shape: InvertedResidual, eps: f64, vb: VarBuilder) -> Result<Block> {
+/// `features.i.conv`: (expand) -> depthwise -> project, torchvision's numbering; `block` is
+/// `features.i`.
+fn inverted_residual(shape: InvertedResidual, eps: f64, block: VarBuilder) -> Result<Block> {
+    let vb = block.pp("conv");
     let InvertedResidual { in_channels, out_channels, stride, expansion } = shape;
     let hidden = in_channels * expansion;
     let mut units = Vec::with_capacity(3);
@@ -110,5 +112,5 @@ fn inverted_residual(shape: InvertedResidual, eps: f64, vb: VarBuilder) -> Resul
     units.push(ConvBn::load(depthwise, eps, vb.pp(index).pp(0), vb.pp(index).pp(1))?);
     let project = ConvBnSpec { in_channels: hidden, out_channels, kernel: 1, stride: 1, groups: 1, relu6: false };
     units.push(ConvBn::load(project, eps, vb.pp(index + 1), vb.pp(index + 2))?);
-    Ok(Block::new(units, stride == 1 && in_channels == out_channels))
+    Ok(Block::new(block.prefix(), units, stride == 1 && in_channels == out_channels))
 }

@@ -153,6 +153,23 @@ impl Backbone {
         self.forward_blocks(x, 0..self.blocks.len())?.mean((2, 3))
     }
 
+    /// Every block's name, output shape and parameter count (the page's freeze picture).
+    pub fn block_infos(&self) -> Vec<BlockInfo> {
+        let (mut h, mut w) = (self.input.crop as usize, self.input.crop as usize);
+        self.blocks
+            .iter()
+            .map(|block| {
+                let mut channels = 0;
+                for unit in block.units() {
+                    let spec = unit.spec();
+                    (h, w, channels) = ((h - 1) / spec.stride + 1, (w - 1) / spec.stride + 1, spec.out_channels);
+                }
+                let parameters = block.units().iter().map(|u| u.parameter_count()).sum();
+                BlockInfo { name: block.name().to_string(), output: [h, w, channels], parameters }
+            })
+            .collect()
+    }
+
     /// Copies of blocks `first..` whose weights are trainable variables holding the pretrained
     /// values (nothing is re-initialised). Batch-norm statistics stay frozen.
     pub fn trainable_suffix(&self, first: usize) -> Result<TrainableSuffix> {
@@ -168,6 +185,17 @@ impl Backbone {
         }
         Ok(TrainableSuffix { first, blocks, vars, feature_dim: self.feature_dim })
     }
+}
+
+/// One block as the page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlockInfo {
+    /// The checkpoint prefix its tensors share (`features.17`).
+    pub name: String,
+    /// `[height, width, channels]` of its output for the backbone's input size.
+    pub output: [usize; 3],
+    /// Trainable parameters (conv weights, batch-norm scale and shift).
+    pub parameters: usize,
 }
 
 fn run_blocks(blocks: &[Block], x: &Tensor) -> Result<Tensor> {

@@ -21,6 +21,61 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     pub val_fraction: f32,
     pub seed: u64,
+    /// How many of the backbone's last blocks train (0: the head alone, feature extraction).
+    #[serde(default)]
+    pub unfreeze: usize,
+    /// Epochs of the head alone before unfrozen blocks join (the two-stage schedule).
+    #[serde(default = "default_head_epochs")]
+    pub head_epochs: usize,
+    /// Cosine decay of both learning rates over each group's epochs.
+    #[serde(default)]
+    pub cosine_decay: bool,
+    /// Random resized crop, horizontal flip and colour jitter of the training images.
+    #[serde(default)]
+    pub augment: Augment,
+    /// What batch norm does in unfrozen blocks.
+    #[serde(default)]
+    pub batch_norm: BatchNormMode,
+}
+
+/// Augmentation of training images (validation images never are).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Augment {
+    pub enabled: bool,
+    /// 0 (none) to 1 (strong): crop area down to `1 - 0.7 s`, aspect `exp(+-0.3 s)`, brightness,
+    /// contrast and saturation `1 +- 0.4 s`; flips at any strength above 0.
+    pub strength: f32,
+}
+
+impl Default for Augment {
+    fn default() -> Self {
+        Self { enabled: false, strength: 0.5 }
+    }
+}
+
+/// Batch norm in unfrozen blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchNormMode {
+    /// The pretrained statistics (inference-mode BN): right for small batches.
+    #[default]
+    Frozen,
+    /// Batch statistics while training, and running statistics updated (momentum 0.1).
+    Train,
+}
+
+impl BatchNormMode {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "frozen" => Some(Self::Frozen),
+            "train" => Some(Self::Train),
+            _ => None,
+        }
+    }
+}
+
+fn default_head_epochs() -> usize {
+    5
 }
 
 fn default_backbone_learning_rate() -> f64 {
@@ -39,6 +94,11 @@ impl Default for TrainConfig {
             weight_decay: 0.01,
             val_fraction: 0.15,
             seed: 0,
+            unfreeze: 0,
+            head_epochs: default_head_epochs(),
+            cosine_decay: false,
+            augment: Augment::default(),
+            batch_norm: BatchNormMode::Frozen,
         }
     }
 }
@@ -76,6 +136,23 @@ impl TrainConfig {
         if !(0.0..=0.9).contains(&self.val_fraction) {
             return bad("validation fraction", "between 0 and 0.9");
         }
+        if self.unfreeze > 0 && self.head_epochs >= self.epochs {
+            return bad("head-only epochs", "fewer than the epochs, so that the unfrozen blocks train");
+        }
+        if !(0.0..=1.0).contains(&self.augment.strength) {
+            return bad("augmentation strength", "between 0 and 1");
+        }
+        Ok(())
+    }
+
+    /// Checks the settings that depend on the backbone: `unfreeze` up to its `blocks`.
+    pub fn validate_for(&self, blocks: usize) -> Result<()> {
+        self.validate()?;
+        if self.unfreeze > blocks {
+            return Err(GraftError::Settings(format!(
+                "unfrozen blocks must be between 0 and {blocks} (the backbone's blocks)"
+            )));
+        }
         Ok(())
     }
 }
@@ -88,13 +165,15 @@ mod tests {
     fn defaults_are_valid_and_each_bad_value_is_named() {
         assert!(TrainConfig::default().validate().is_ok());
         type Spoil = fn(&mut TrainConfig);
-        let cases: [(&str, Spoil); 6] = [
+        let cases: [(&str, Spoil); 8] = [
             ("epochs", |c| c.epochs = 0),
             ("batch size", |c| c.batch_size = 0),
             ("learning rate", |c| c.learning_rate = f64::NAN),
             ("hidden units", |c| c.hidden = MAX_HIDDEN + 1),
             ("dropout", |c| c.dropout = 1.0),
             ("validation fraction", |c| c.val_fraction = 0.95),
+            ("head-only epochs", |c| (c.unfreeze, c.head_epochs, c.epochs) = (2, 5, 5)),
+            ("augmentation strength", |c| c.augment.strength = 2.0),
         ];
         for (name, spoil) in cases {
             let mut config = TrainConfig::default();
@@ -110,5 +189,12 @@ mod tests {
         json.as_object_mut().unwrap().remove("backbone_learning_rate");
         let config: TrainConfig = serde_json::from_value(json).unwrap();
         assert_eq!(config.backbone_learning_rate, 1e-4);
+        let mut json = serde_json::to_value(TrainConfig::default()).unwrap();
+        for key in ["unfreeze", "head_epochs", "cosine_decay", "augment", "batch_norm"] {
+            json.as_object_mut().unwrap().remove(key);
+        }
+        assert_eq!(serde_json::from_value::<TrainConfig>(json).unwrap(), TrainConfig::default());
+        let unfreeze = TrainConfig { unfreeze: 20, ..TrainConfig::default() };
+        assert!(unfreeze.validate_for(19).unwrap_err().to_string().contains("between 0 and 19"));
     }
 }

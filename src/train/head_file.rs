@@ -5,14 +5,16 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use super::report::TrainReport;
 use super::vars::{named_vars, poisoned, vars_to_safetensors};
-use crate::backbone::BackboneKey;
-use crate::backbone::TrainableSuffix;
+use crate::backbone::{Backbone, BackboneKey, TrainableSuffix};
+use crate::embed::FeatureExtractor;
 use crate::error::{GraftError, Result};
 use crate::model::{MlpHead, MlpHeadSpec};
+use crate::preprocess::images_to_tensor;
 
 /// A trained head with everything needed to use it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,15 +32,13 @@ impl SavedHead {
         Ok(Self { backbone, class_names, report: head.report.clone(), safetensors: head.to_safetensors()? })
     }
 
-    /// The head, checked against the backbone it will run after.
-    pub fn restore(&self, backbone: &BackboneKey, device: &Device) -> Result<TrainedHead> {
-        if &self.backbone != backbone {
-            return Err(GraftError::BackboneMismatch {
-                expected: backbone.to_string(),
-                found: self.backbone.to_string(),
-            });
+    /// The head (and its fine-tuned blocks), checked against the backbone it will run after:
+    /// `key` names it, `backbone` gives the blocks fine-tuned weights are loaded into.
+    pub fn restore(&self, key: &BackboneKey, backbone: &Backbone, device: &Device) -> Result<TrainedHead> {
+        if &self.backbone != key {
+            return Err(GraftError::BackboneMismatch { expected: key.to_string(), found: self.backbone.to_string() });
         }
-        let head = TrainedHead::from_safetensors(&self.safetensors, self.report.clone(), device)?;
+        let head = TrainedHead::from_safetensors(&self.safetensors, self.report.clone(), backbone, device)?;
         let classes = head.head().classes();
         if classes != self.class_names.len() {
             return Err(bad(format!("it has {classes} outputs for {} class names", self.class_names.len())));
@@ -120,9 +120,57 @@ impl TrainedHead {
         vars_to_safetensors(&vars)
     }
 
-    /// A head rebuilt from [`Self::to_safetensors`] bytes, with the report it was saved with.
-    pub fn from_safetensors(bytes: &[u8], report: TrainReport, device: &candle_core::Device) -> Result<Self> {
+    /// A head rebuilt from [`Self::to_safetensors`] bytes, with the report it was saved with;
+    /// fine-tuned blocks (tensors named as `backbone`'s checkpoint) become its suffix.
+    pub fn from_safetensors(bytes: &[u8], report: TrainReport, backbone: &Backbone, device: &Device) -> Result<Self> {
         let (head_vars, head) = head_from_safetensors(bytes, device)?;
-        Ok(Self { head_vars, head, suffix: None, report })
+        let tensors = candle_core::safetensors::load_buffer(bytes, device).map_err(|e| bad(e.to_string()))?;
+        let head_names = named_vars(&head_vars)?.into_iter().map(|(name, _)| name).collect::<Vec<_>>();
+        let mut block_names: Vec<&String> = tensors.keys().filter(|n| !head_names.contains(n)).collect();
+        if block_names.is_empty() {
+            return Ok(Self { head_vars, head, suffix: None, report });
+        }
+        block_names.sort();
+        let suffix = matching_suffix(backbone, &block_names)?;
+        for (name, var) in suffix.vars() {
+            let value = &tensors[name];
+            if value.dims() != var.dims() {
+                return Err(bad(format!("{name} has shape {:?}, expected {:?}", value.dims(), var.dims())));
+            }
+            var.set(&value.to_dtype(DType::F32)?)?;
+        }
+        Ok(Self { head_vars, head, suffix: Some(suffix), report })
     }
+
+    /// Class probabilities `(N, C)` of images: the frozen blocks on the executor, then the
+    /// fine-tuned blocks (if any) and the head.
+    pub async fn predict_images(&self, extractor: &FeatureExtractor, images: &[RgbImage]) -> Result<Tensor> {
+        let features = match &self.suffix {
+            None => extractor.embed(images).await?,
+            Some(suffix) => {
+                let x = images_to_tensor(images, extractor.input_spec(), extractor.device())?;
+                let boundary = extractor.activations(&x, suffix.first_block()).await?;
+                suffix.forward_features(&boundary.to_nhwc(extractor.device())?)?
+            }
+        };
+        self.predict(&features)
+    }
+}
+
+/// The suffix of `backbone` whose variables are exactly `names` (sorted), with its pretrained
+/// values: the blocks a fine-tuned file holds.
+fn matching_suffix(backbone: &Backbone, names: &[&String]) -> Result<TrainableSuffix> {
+    for first in (0..backbone.num_blocks()).rev() {
+        let suffix = backbone.trainable_suffix(first)?;
+        let mut own: Vec<&String> = suffix.vars().iter().map(|(n, _)| n).collect();
+        if own.len() > names.len() {
+            break;
+        }
+        own.sort();
+        if own == names {
+            return Ok(suffix);
+        }
+    }
+    let shown: Vec<&str> = names.iter().take(3).map(|n| n.as_str()).collect();
+    Err(bad(format!("its tensors {shown:?}... are not the last blocks of {}", backbone.architecture())))
 }

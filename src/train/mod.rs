@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod head_file;
+pub mod inputs;
 pub mod metrics;
 pub mod report;
 pub mod rng;
@@ -10,7 +11,8 @@ pub mod split;
 pub mod trainer;
 mod vars;
 
-pub use config::TrainConfig;
+pub use config::{Augment, BatchNormMode, TrainConfig};
 pub use head_file::{SavedHead, TrainedHead};
-pub use report::{EpochMetrics, TrainReport};
+pub use inputs::InputBuilder;
+pub use report::{EpochMetrics, Stage, TrainReport};
 pub use trainer::{class_problem, SuffixMode, TrainData, Trainer};

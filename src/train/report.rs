@@ -4,10 +4,34 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::Confusion;
 
+/// Which part of the network learned in an epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    /// The head alone (feature extraction, or the first stage of fine-tuning).
+    #[default]
+    #[serde(rename = "head")]
+    Head,
+    /// The head with the unfrozen blocks.
+    #[serde(rename = "fine-tune")]
+    FineTune,
+}
+
+impl Stage {
+    /// `head` or `fine-tune`, as the CLI and the page show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Head => "head",
+            Stage::FineTune => "fine-tune",
+        }
+    }
+}
+
 /// What one epoch did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     pub epoch: usize,
+    #[serde(default)]
+    pub stage: Stage,
     pub train_loss: f32,
     pub train_accuracy: f32,
     pub val_loss: Option<f32>,

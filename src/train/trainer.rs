@@ -10,8 +10,15 @@
 //! in time slices ([`Trainer::step_for`]) so that the browser worker can answer a Stop between
 //! any two batches. After each epoch the validation split is scored; the weights of every
 //! trainable group with the lowest validation loss (training loss without a validation split)
-//! are kept and restored at the end, also when the run is stopped early. A non-finite loss
-//! stops the run with `GraftError::Diverged`.
+//! are kept and restored at the end, also when the run is stopped early. A non-finite or
+//! exploding loss (above [`DIVERGED_LOSS`]) stops the run with `GraftError::Diverged`;
+//! [`Trainer::finish`] still returns the best weights kept before it.
+//!
+//! Fine-tuning ([`Trainer::fine_tuning`]): the last `unfreeze` blocks run forward only for
+//! `head_epochs` epochs, then join with their own AdamW at the backbone learning rate. With
+//! augmentation, epoch `e` trains on precomputed view `e mod K` of each sample
+//! ([`TrainData::views`]); scoring always uses the plain inputs. Cosine decay multiplies each
+//! group's rate by `(1 + cos(pi t / T)) / 2`, `t` the epochs since the group began training.
 
 use std::collections::HashMap;
 
@@ -21,22 +28,39 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use super::config::TrainConfig;
 use super::head_file::TrainedHead;
 use super::metrics::Confusion;
-use super::report::{EpochMetrics, TrainReport};
+use super::report::{EpochMetrics, Stage, TrainReport};
 use super::rng::SplitMix64;
 use super::split::{stratified_split, Split};
 use super::vars::named_vars;
-use crate::backbone::TrainableSuffix;
+use crate::backbone::{Backbone, TrainableSuffix};
 use crate::error::{GraftError, Result};
 use crate::gpu::train::GpuHead;
 use crate::gpu::GpuContext;
 use crate::model::{MlpHead, MlpHeadSpec};
 
+/// A training loss above this (cross-entropy starts near `ln C`) means the run exploded.
+pub const DIVERGED_LOSS: f32 = 1e3;
+
 /// Labelled training inputs.
 pub struct TrainData {
     /// `(N, D)` features, or `(N, h, w, C)` activations at the freeze boundary (NHWC).
     pub inputs: Tensor,
+    /// Augmented views of every sample, each shaped like `inputs` (empty: no augmentation).
+    pub views: Vec<Tensor>,
     pub labels: Vec<usize>,
     pub class_names: Vec<String>,
+}
+
+impl TrainData {
+    /// Plain inputs without augmented views.
+    pub fn new(inputs: Tensor, labels: Vec<usize>, class_names: Vec<String>) -> Self {
+        Self { inputs, views: Vec::new(), labels, class_names }
+    }
+
+    /// Bytes held by the inputs and their views (the activation cache of fine-tuning).
+    pub fn cache_bytes(&self) -> usize {
+        (1 + self.views.len()) * self.inputs.elem_count() * std::mem::size_of::<f32>()
+    }
 }
 
 /// Whether unfrozen backbone blocks learn in this run.
@@ -100,6 +124,10 @@ pub struct Trainer {
     gpu: Option<GpuHead>,
     /// Why a run that began on the GPU continues on the CPU.
     gpu_failure: Option<String>,
+    /// The epoch (0-based) at which the unfrozen blocks joined, for their cosine schedule.
+    joined_at: Option<usize>,
+    /// Set when the loss exploded: the run cannot continue, its best weights remain.
+    diverged: bool,
 }
 
 impl Trainer {
@@ -118,6 +146,19 @@ impl Trainer {
         mode: SuffixMode,
     ) -> Result<Self> {
         Self::build(data, config, Some((suffix, mode)))
+    }
+
+    /// The run `config` asks for on a backbone: the head alone when `config.unfreeze` is 0,
+    /// else the head after the last `unfreeze` blocks, on the activations entering them, with
+    /// the blocks joining after `config.head_epochs`.
+    pub fn fine_tuning(data: TrainData, config: TrainConfig, backbone: &Backbone) -> Result<Self> {
+        config.validate_for(backbone.num_blocks())?;
+        if config.unfreeze == 0 {
+            return Self::new(data, config);
+        }
+        let suffix = backbone.trainable_suffix(backbone.num_blocks() - config.unfreeze)?;
+        let mode = if config.head_epochs == 0 { SuffixMode::Trainable } else { SuffixMode::Frozen };
+        Self::with_suffix(data, config, suffix, mode)
     }
 
     fn build(data: TrainData, config: TrainConfig, suffix: Option<(TrainableSuffix, SuffixMode)>) -> Result<Self> {
@@ -142,8 +183,18 @@ impl Trainer {
             groups.push(param_group(suffix.vars().to_vec(), config.backbone_learning_rate, config.weight_decay)?);
         }
         let split = stratified_split(&data.labels, data.class_names.len(), config.val_fraction, config.seed);
+        if let Some(bad) = data.views.iter().find(|v| v.dims() != data.inputs.dims()) {
+            return Err(GraftError::Training(format!(
+                "a view has shape {:?}, not {:?}",
+                bad.dims(),
+                data.inputs.dims()
+            )));
+        }
+        let joined_at = matches!(suffix, Some((_, SuffixMode::Trainable))).then_some(0);
         let network = Network { suffix, head, head_vars };
         Ok(Self {
+            joined_at,
+            diverged: false,
             network,
             groups,
             data,
@@ -164,6 +215,9 @@ impl Trainer {
     pub async fn use_gpu(&mut self, context: GpuContext) -> Result<()> {
         if self.network.suffix.is_some() {
             return Err(GraftError::Gpu("fine-tuning runs train on the CPU".into()));
+        }
+        if !self.data.views.is_empty() {
+            return Err(GraftError::Gpu("runs with augmentation train on the CPU".into()));
         }
         let initial = named_vars(&self.network.head_vars)?
             .into_iter()
@@ -236,9 +290,15 @@ impl Trainer {
     /// Trains batch after batch until `budget_ms` have passed on `clock` (milliseconds) or an
     /// epoch ends; returns that epoch's metrics when one ended. At least one batch runs.
     pub async fn step_for(&mut self, clock: &dyn Fn() -> f64, budget_ms: f64) -> Result<Option<EpochMetrics>> {
+        if self.diverged {
+            return Err(GraftError::Training("this run diverged; finish it to keep its best weights".into()));
+        }
         let started = clock();
         loop {
-            let mut cursor = self.cursor.take().unwrap_or_else(|| self.new_epoch());
+            let mut cursor = match self.cursor.take() {
+                Some(cursor) => cursor,
+                None => self.new_epoch()?,
+            };
             let end = (cursor.next + self.config.batch_size).min(cursor.order.len());
             if cursor.next < end {
                 self.train_batch(&cursor.order[cursor.next..end]).await?;
@@ -263,10 +323,34 @@ impl Trainer {
         }
     }
 
-    fn new_epoch(&mut self) -> EpochCursor {
+    /// The next epoch's order; the blocks join when the head stage ends, and the learning
+    /// rates follow the cosine schedule.
+    fn new_epoch(&mut self) -> Result<EpochCursor> {
+        if self.suffix_mode() == Some(SuffixMode::Frozen) && self.epoch == self.config.head_epochs {
+            self.set_suffix_mode(SuffixMode::Trainable)?;
+        }
+        if self.config.cosine_decay {
+            let total = self.config.epochs;
+            let rates =
+                [(self.config.learning_rate, 0), (self.config.backbone_learning_rate, self.joined_at.unwrap_or(0))];
+            for (group, (base, start)) in self.groups.iter_mut().zip(rates) {
+                let progress = (self.epoch - start.min(self.epoch)) as f64 / (total - start.min(total)).max(1) as f64;
+                group.optimizer.set_learning_rate(base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+            }
+        }
         let mut order = self.split.train.clone();
         self.rng.shuffle(&mut order);
-        EpochCursor { order, next: 0 }
+        Ok(EpochCursor { order, next: 0 })
+    }
+
+    /// The error of a run whose loss exploded in the current epoch, with what to try.
+    fn diverged(&mut self, epoch: usize) -> GraftError {
+        self.diverged = true;
+        let advice = match self.suffix_mode() {
+            Some(SuffixMode::Trainable) => "try a smaller backbone learning rate or fewer unfrozen blocks",
+            _ => "try a smaller learning rate",
+        };
+        GraftError::Diverged { epoch, advice: advice.into() }
     }
 
     async fn train_batch(&mut self, batch: &[usize]) -> Result<()> {
@@ -277,7 +361,11 @@ impl Trainer {
                 done => return done,
             }
         }
-        let (x, y) = self.batch(batch)?;
+        let inputs = match self.data.views.len() {
+            0 => &self.data.inputs,
+            views => &self.data.views[self.epoch % views],
+        };
+        let (x, y) = self.batch(inputs, batch)?;
         let mask = match mask {
             Some(values) => {
                 Some(Tensor::from_vec(values, (batch.len(), self.config.hidden), self.data.inputs.device())?)
@@ -286,8 +374,9 @@ impl Trainer {
         };
         let logits = self.network.logits(&x, mask.as_ref())?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-        if !loss.to_scalar::<f32>()?.is_finite() {
-            return Err(GraftError::Diverged { epoch: self.epoch + 1 });
+        let value = loss.to_scalar::<f32>()?;
+        if !value.is_finite() || value > DIVERGED_LOSS {
+            return Err(self.diverged(self.epoch + 1));
         }
         let grads = loss.backward()?;
         for group in &mut self.groups {
@@ -301,8 +390,8 @@ impl Trainer {
         let train = self.score(&self.split.train.clone()).await?;
         let val = if self.split.val.is_empty() { None } else { Some(self.score(&self.split.val.clone()).await?) };
         let selection_loss = val.as_ref().map_or(train.loss, |v| v.loss);
-        if !selection_loss.is_finite() {
-            return Err(GraftError::Diverged { epoch: self.epoch });
+        if !selection_loss.is_finite() || train.loss > DIVERGED_LOSS {
+            return Err(self.diverged(self.epoch));
         }
         if self.best.as_ref().is_none_or(|(best, _, _)| selection_loss < *best) {
             let snapshot = self.snapshot().await?;
@@ -310,6 +399,7 @@ impl Trainer {
         }
         Ok(EpochMetrics {
             epoch: self.epoch,
+            stage: self.stage(),
             train_loss: train.loss,
             train_accuracy: train.confusion.accuracy(),
             val_loss: val.as_ref().map(|v| v.loss),
@@ -320,6 +410,12 @@ impl Trainer {
 
     /// Restores the best weights of every trainable group and scores them.
     pub async fn finish(mut self) -> Result<TrainedHead> {
+        if self.diverged && self.best.is_none() {
+            return Err(GraftError::Diverged {
+                epoch: self.epoch + 1,
+                advice: "no epoch finished before it, so there are no weights to keep".into(),
+            });
+        }
         if self.best.is_none() {
             // Stopped before the first epoch ended: the current weights are the result.
             let current = self.snapshot().await?;
@@ -343,12 +439,13 @@ impl Trainer {
         Ok(TrainedHead::new(head_vars, head, suffix.map(|(s, _)| s), report))
     }
 
-    fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
-        let device = self.data.inputs.device();
+    /// Rows `indices` of `inputs` and their labels.
+    fn batch(&self, inputs: &Tensor, indices: &[usize]) -> Result<(Tensor, Tensor)> {
+        let device = inputs.device();
         let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
         let idx = Tensor::new(idx.as_slice(), device)?;
         let y: Vec<u32> = indices.iter().map(|&i| self.data.labels[i] as u32).collect();
-        Ok((self.data.inputs.index_select(&idx, 0)?, Tensor::new(y.as_slice(), device)?))
+        Ok((inputs.index_select(&idx, 0)?, Tensor::new(y.as_slice(), device)?))
     }
 
     /// The dropout mask `(rows, hidden)` of the next batch, from the run's seeded generator:
@@ -374,7 +471,7 @@ impl Trainer {
                 Err(e) => return Err(e),
             }
         }
-        let (x, y) = self.batch(indices)?;
+        let (x, y) = self.batch(&self.data.inputs, indices)?;
         let logits = self.network.logits(&x, None)?.detach();
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
         let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
@@ -428,10 +525,28 @@ impl Trainer {
                 let vars = suffix.vars().to_vec();
                 let group = param_group(vars, self.config.backbone_learning_rate, self.config.weight_decay)?;
                 self.groups.push(group);
+                self.joined_at = Some(self.epoch);
             }
-            SuffixMode::Frozen => self.groups.truncate(1),
+            SuffixMode::Frozen => {
+                self.groups.truncate(1);
+                self.joined_at = None;
+            }
         }
         Ok(())
+    }
+
+    /// The current learning rate of each parameter group: the head's, then the blocks' once
+    /// they train.
+    pub fn learning_rates(&self) -> Vec<f64> {
+        self.groups.iter().map(|g| g.optimizer.learning_rate()).collect()
+    }
+
+    /// What learns now: the head, or the head with the unfrozen blocks.
+    pub fn stage(&self) -> Stage {
+        match self.suffix_mode() {
+            Some(SuffixMode::Trainable) => Stage::FineTune,
+            _ => Stage::Head,
+        }
     }
 
     /// The unfrozen blocks' mode, when the run has some.

@@ -119,7 +119,7 @@ pub fn blobs(per_class: usize) -> (Tensor, Vec<usize>) {
 pub fn blob_trainer(config: TrainConfig) -> Trainer {
     let (inputs, labels) = blobs(23);
     let class_names = vec!["a".into(), "b".into(), "c".into()];
-    Trainer::new(TrainData { inputs, labels, class_names }, config).unwrap()
+    Trainer::new(TrainData::new(inputs, labels, class_names), config).unwrap()
 }
 
 pub fn close(a: f32, b: f32) -> bool {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use graft::backbone::Architecture;
 use graft::classify::Prediction;
 use graft::embed::block_on;
@@ -17,7 +17,7 @@ use graft::exec::Executor;
 use graft::gpu::BackendChoice;
 use graft::manifest::{manifest_file, ModelManifest, WeightsSource};
 use graft::preprocess::decode_image;
-use graft::train::TrainConfig;
+use graft::train::{Augment, BatchNormMode, TrainConfig};
 use graft::weights::{legacy_pth_to_safetensors, sha256_hex};
 use graft::{GraftError, Result};
 use serde::Serialize;
@@ -50,44 +50,9 @@ enum Command {
         #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
         model_dir: PathBuf,
     },
-    /// Train a classifier head on frozen backbone features of DIR/<class>/<image> files.
-    Train {
-        dir: PathBuf,
-        #[arg(long, default_value_t = 50)]
-        epochs: usize,
-        #[arg(long, default_value_t = 16)]
-        batch: usize,
-        #[arg(long, default_value_t = 1e-3)]
-        lr: f64,
-        /// Hidden units of the head; 0 trains a linear head.
-        #[arg(long, default_value_t = 100)]
-        hidden: usize,
-        #[arg(long, default_value_t = 0.15)]
-        val_fraction: f32,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// One JSON object per epoch, then a final one, on stdout.
-        #[arg(long)]
-        json: bool,
-        /// Write the trained head's weights here (safetensors).
-        #[arg(long)]
-        save: Option<PathBuf>,
-        /// Fine-tuning: how many of the backbone's last blocks train with the head (0: the head
-        /// alone on frozen features).
-        #[arg(long, default_value_t = 0)]
-        unfreeze: usize,
-        /// Learning rate of the unfrozen blocks.
-        #[arg(long, default_value_t = 1e-4)]
-        backbone_lr: f64,
-        /// With `--unfreeze`: epochs of the head alone before the blocks join.
-        #[arg(long, default_value_t = 5)]
-        head_epochs: usize,
-        /// Where the backbone and the head's training run: `auto`, `cpu` or `webgpu`.
-        #[arg(long, default_value = "auto", value_parser = parse_backend)]
-        backend: BackendChoice,
-        #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
-        model_dir: PathBuf,
-    },
+    /// Train a classifier on DIR/<class>/<image> files: a head on frozen backbone features, or
+    /// with the last backbone blocks unfrozen (fine-tuning).
+    Train(TrainArgs),
     /// Convert a backbone's legacy .pth checkpoint to safetensors and write its manifest.
     ImportWeights {
         /// The architecture of the checkpoint, as manifests name it.
@@ -108,38 +73,84 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct TrainArgs {
+    dir: PathBuf,
+    #[arg(long, default_value_t = 50)]
+    epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Learning rate of the head.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Hidden units of the head; 0 trains a linear head.
+    #[arg(long, default_value_t = 100)]
+    hidden: usize,
+    #[arg(long, default_value_t = 0.15)]
+    val_fraction: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One JSON object per epoch, then a final one, on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Write the trained head (and any fine-tuned blocks) here (safetensors).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Fine-tuning: how many of the backbone's last blocks train with the head (0: the head
+    /// alone on frozen features).
+    #[arg(long, default_value_t = 0)]
+    unfreeze: usize,
+    /// Learning rate of the unfrozen blocks.
+    #[arg(long, default_value_t = 1e-4)]
+    backbone_lr: f64,
+    /// With `--unfreeze`: epochs of the head alone before the blocks join.
+    #[arg(long, default_value_t = 5)]
+    head_epochs: usize,
+    /// Augment the training images: random resized crop, flip, colour jitter.
+    #[arg(long)]
+    augment: bool,
+    /// Augmentation strength, 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    augment_strength: f32,
+    /// Cosine decay of the learning rates.
+    #[arg(long)]
+    cosine: bool,
+    /// Batch norm in unfrozen blocks: `frozen` (pretrained statistics) or `train`.
+    #[arg(long, default_value = "frozen", value_parser = parse_batch_norm)]
+    bn: BatchNormMode,
+    /// Where the backbone and the head's training run: `auto`, `cpu` or `webgpu`.
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    backend: BackendChoice,
+    #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
+    model_dir: PathBuf,
+}
+
+impl TrainArgs {
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch,
+            learning_rate: self.lr,
+            backbone_learning_rate: self.backbone_lr,
+            hidden: self.hidden,
+            val_fraction: self.val_fraction,
+            seed: self.seed,
+            unfreeze: self.unfreeze,
+            head_epochs: self.head_epochs,
+            cosine_decay: self.cosine,
+            augment: Augment { enabled: self.augment, strength: self.augment_strength },
+            batch_norm: self.bn,
+            ..TrainConfig::default()
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Classify { images, json, backend, model_dir } => classify(&images, json, backend, &model_dir),
-        Command::Train {
-            dir,
-            epochs,
-            batch,
-            lr,
-            hidden,
-            val_fraction,
-            seed,
-            json,
-            save,
-            unfreeze,
-            backbone_lr,
-            head_epochs,
-            backend,
-            model_dir,
-        } => {
-            let config = TrainConfig {
-                epochs,
-                batch_size: batch,
-                learning_rate: lr,
-                backbone_learning_rate: backbone_lr,
-                hidden,
-                val_fraction,
-                seed,
-                ..TrainConfig::default()
-            };
-            let output = crate::train::Output { json, save: save.as_deref() };
-            let fine_tuning = crate::train::FineTuning { unfreeze, head_epochs };
-            crate::train::train(&dir, config, fine_tuning, backend, output, &model_dir).map(|()| true)
+        Command::Train(args) => {
+            let output = crate::train::Output { json: args.json, save: args.save.as_deref() };
+            crate::train::train(&args.dir, args.config(), args.backend, output, &args.model_dir).map(|()| true)
         }
         Command::ImportWeights { architecture, pth, out_dir, package, package_file, license } => import_weights(
             architecture,
@@ -161,6 +172,10 @@ pub fn main() -> ExitCode {
 
 fn parse_backend(name: &str) -> std::result::Result<BackendChoice, String> {
     BackendChoice::parse(name).ok_or_else(|| format!("`{name}` is not a backend: use auto, cpu or webgpu"))
+}
+
+fn parse_batch_norm(name: &str) -> std::result::Result<BatchNormMode, String> {
+    BatchNormMode::parse(name).ok_or_else(|| format!("`{name}` is not a batch-norm mode: use frozen or train"))
 }
 
 fn parse_architecture(id: &str) -> std::result::Result<Architecture, String> {

@@ -4,16 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::Tensor;
 use graft::embed::block_on;
 use graft::embed::FeatureExtractor;
 use graft::exec::Executor;
 use graft::gpu::BackendChoice;
 use graft::preprocess::decode_image;
-use graft::preprocess::images_to_tensor;
-use graft::train::{EpochMetrics, SuffixMode, TrainConfig, TrainData, Trainer};
+use graft::train::{EpochMetrics, InputBuilder, TrainConfig, TrainData, Trainer};
 use graft::{GraftError, Result};
-use image::RgbImage;
 use serde_json::json;
 
 use crate::files::{load_extractor, read, select_backend};
@@ -54,45 +51,22 @@ fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
     Ok(classes)
 }
 
-/// Fine-tuning settings of a run.
-pub struct FineTuning {
-    /// How many of the last blocks train (0: the head alone on frozen features).
-    pub unfreeze: usize,
-    /// Epochs of the head alone before the blocks join.
-    pub head_epochs: usize,
-}
-
-/// What a run trains on: features `(N, D)`, or with unfrozen blocks the activations entering
-/// the first of them `(N, h, w, C)`; the labels, and how many files were skipped.
-struct Inputs {
-    inputs: Tensor,
-    labels: Vec<usize>,
-    skipped: usize,
-}
-
-/// Decodes every class's images and runs the frozen part of the backbone on them, a batch at a
-/// time: all of it (features), or the blocks before `boundary`.
-fn embed_folder(
+/// Decodes every class's images and runs the frozen part of the backbone on them (and their
+/// augmented views), a batch at a time; the inputs of the run, and how many files were skipped.
+fn prepare_inputs(
     extractor: &FeatureExtractor,
     dir: &Path,
     classes: &[(String, Vec<PathBuf>)],
-    boundary: Option<usize>,
-) -> Result<Inputs> {
-    let frozen = |images: &[RgbImage]| -> Result<Tensor> {
-        match boundary {
-            None => block_on(extractor.embed(images)),
-            Some(k) => {
-                let x = images_to_tensor(images, extractor.input_spec(), extractor.device())?;
-                Ok(block_on(extractor.activations(&x, k))?.to_nhwc(extractor.device())?)
-            }
-        }
-    };
-    let (mut parts, mut labels, mut skipped, mut batch) = (Vec::new(), Vec::new(), 0usize, Vec::new());
+    config: &TrainConfig,
+) -> Result<(TrainData, usize)> {
+    let files = classes.iter().map(|(_, files)| files.len()).sum();
+    let mut builder = InputBuilder::new(config, extractor.backbone().num_blocks(), files);
+    let (mut skipped, mut images, mut labels) = (0usize, Vec::new(), Vec::new());
     for (label, (_, files)) in classes.iter().enumerate() {
         for file in files {
             match read(file).and_then(|bytes| decode_image(&file.display().to_string(), &bytes)) {
                 Ok(image) => {
-                    batch.push(image);
+                    images.push(image);
                     labels.push(label);
                 }
                 Err(e) => {
@@ -100,57 +74,39 @@ fn embed_folder(
                     skipped += 1;
                 }
             }
-            if batch.len() == EMBED_BATCH {
-                parts.push(frozen(&batch)?);
-                batch.clear();
+            if images.len() == EMBED_BATCH {
+                block_on(builder.add(extractor, &images, &labels))?;
+                (images, labels) = (Vec::new(), Vec::new());
             }
         }
     }
-    if !batch.is_empty() {
-        parts.push(frozen(&batch)?);
-    }
-    if parts.is_empty() {
+    block_on(builder.add(extractor, &images, &labels))?;
+    if builder.is_empty() {
         return Err(GraftError::Training(format!("no images found under {}", dir.display())));
     }
-    Ok(Inputs { inputs: Tensor::cat(&parts, 0)?, labels, skipped })
+    let class_names = classes.iter().map(|(name, _)| name.clone()).collect();
+    Ok((builder.finish(class_names, extractor.device())?, skipped))
 }
 
-/// The trainer of a run: the head on features (on the GPU when the backbone runs there), or the
-/// head after the last `unfreeze` blocks, which join after `head_epochs` head-only epochs.
-fn new_trainer(
-    extractor: &FeatureExtractor,
-    data: TrainData,
-    config: TrainConfig,
-    fine: &FineTuning,
-) -> Result<Trainer> {
-    if fine.unfreeze == 0 {
-        let mut trainer = Trainer::new(data, config)?;
-        if let Some(gpu) = extractor.executor().gpu() {
-            if let Err(e) = block_on(trainer.use_gpu(gpu.context().clone())) {
-                eprintln!("graft: the head trains on the CPU: {e}");
-            }
+/// The trainer of a run: the head on features (on the GPU when the backbone runs there and
+/// nothing is augmented), or with unfrozen blocks.
+fn new_trainer(extractor: &FeatureExtractor, data: TrainData, config: TrainConfig) -> Result<Trainer> {
+    let mut trainer = Trainer::fine_tuning(data, config, extractor.backbone())?;
+    if let Some(gpu) = extractor.executor().gpu() {
+        if let Err(e) = block_on(trainer.use_gpu(gpu.context().clone())) {
+            eprintln!("graft: the head trains on the CPU: {e}");
         }
-        return Ok(trainer);
     }
-    let boundary = extractor.backbone().num_blocks() - fine.unfreeze;
-    let suffix = extractor.backbone().trainable_suffix(boundary)?;
-    let mode = if fine.head_epochs == 0 { SuffixMode::Trainable } else { SuffixMode::Frozen };
-    Trainer::with_suffix(data, config, suffix, mode)
+    Ok(trainer)
 }
 
-/// `"head"` while only the head learns, `"fine-tune"` once unfrozen blocks learn too.
-fn stage(trainer: &Trainer) -> &'static str {
-    match trainer.suffix_mode() {
-        Some(SuffixMode::Trainable) => "fine-tune",
-        _ => "head",
-    }
-}
-
-fn print_epoch(epoch: &EpochMetrics, stage: &str, json: bool) {
+fn print_epoch(epoch: &EpochMetrics, learning_rates: &[f64], json: bool) {
+    let stage = epoch.stage.name();
     if json {
         let line = json!({
             "epoch": epoch.epoch,
             "stage": stage,
+            "learning_rates": learning_rates,
             "train_loss": epoch.train_loss,
             "train_accuracy": epoch.train_accuracy,
             "val_loss": epoch.val_loss,
@@ -169,40 +125,33 @@ fn print_epoch(epoch: &EpochMetrics, stage: &str, json: bool) {
     }
 }
 
-pub fn train(
-    dir: &Path,
-    config: TrainConfig,
-    fine: FineTuning,
-    backend: BackendChoice,
-    output: Output,
-    model_dir: &Path,
-) -> Result<()> {
+pub fn train(dir: &Path, config: TrainConfig, backend: BackendChoice, output: Output, model_dir: &Path) -> Result<()> {
     let Output { json, save } = output;
-    config.validate()?;
     let extractor = load_extractor(model_dir)?;
-    let blocks = extractor.backbone().num_blocks();
-    if fine.unfreeze > blocks {
-        return Err(GraftError::Settings(format!("unfreeze must be between 0 and {blocks} (the backbone's blocks)")));
-    }
+    config.validate_for(extractor.backbone().num_blocks())?;
     select_backend(&extractor, backend);
     let classes = list_classes(dir)?;
     let class_names: Vec<String> = classes.iter().map(|(name, _)| name.clone()).collect();
 
     let embed_started = Instant::now();
-    let boundary = (fine.unfreeze > 0).then(|| blocks - fine.unfreeze);
-    let Inputs { inputs, labels, skipped } = embed_folder(&extractor, dir, &classes, boundary)?;
+    let (data, skipped) = prepare_inputs(&extractor, dir, &classes, &config)?;
     let embed_seconds = embed_started.elapsed().as_secs_f64();
-    let images = labels.len();
+    let (images, cache_bytes, views) = (data.labels.len(), data.cache_bytes(), data.views.len());
 
     let train_started = Instant::now();
-    let data = TrainData { inputs, labels, class_names: class_names.clone() };
-    let mut trainer = new_trainer(&extractor, data, config, &fine)?;
+    let unfreeze = config.unfreeze;
+    let mut trainer = new_trainer(&extractor, data, config)?;
+    let mut diverged = None;
     while !trainer.is_done() {
-        if fine.unfreeze > 0 && trainer.epochs_done() == fine.head_epochs {
-            trainer.set_suffix_mode(SuffixMode::Trainable)?;
+        match block_on(trainer.run_epoch()) {
+            Ok(epoch) => print_epoch(&epoch, &trainer.learning_rates(), json),
+            Err(e @ GraftError::Diverged { .. }) => {
+                eprintln!("graft: {e}; keeping the best weights so far");
+                diverged = Some(e.to_string());
+                break;
+            }
+            Err(e) => return Err(e),
         }
-        let epoch = block_on(trainer.run_epoch())?;
-        print_epoch(&epoch, stage(&trainer), json);
     }
     let training_backend = trainer.device_description();
     let trained = block_on(trainer.finish())?;
@@ -224,7 +173,10 @@ pub fn train(
         "train_images": report.train_samples,
         "val_images": report.val_samples,
         "best_epoch": report.best_epoch,
-        "unfreeze": fine.unfreeze,
+        "unfreeze": unfreeze,
+        "augmented_views": views,
+        "cache_bytes": cache_bytes,
+        "diverged": diverged,
         "embed_seconds": embed_seconds,
         "backend": {
             "embedding": extractor.executor().describe(),
