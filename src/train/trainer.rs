@@ -213,11 +213,16 @@ impl Trainer {
     /// with the same batches, dropout masks and optimizer as on the CPU. Head-only runs: the
     /// unfrozen blocks of fine-tuning train with Candle on the CPU.
     pub async fn use_gpu(&mut self, context: GpuContext) -> Result<()> {
-        if self.network.suffix.is_some() {
-            return Err(GraftError::Gpu("fine-tuning runs train on the CPU".into()));
-        }
-        if !self.data.views.is_empty() {
-            return Err(GraftError::Gpu("runs with augmentation train on the CPU".into()));
+        let refusal = if self.network.suffix.is_some() {
+            Some("the unfrozen blocks have no WebGPU backward kernels yet, so fine-tuning trains on the CPU")
+        } else if !self.data.views.is_empty() {
+            Some("augmented views train on the CPU")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            self.gpu_failure = Some(why.into());
+            return Err(GraftError::GpuUnavailable(why.into()));
         }
         let initial = named_vars(&self.network.head_vars)?
             .into_iter()
@@ -277,6 +282,11 @@ impl Trainer {
 
     pub fn config(&self) -> &TrainConfig {
         &self.config
+    }
+
+    /// What the run trains on.
+    pub fn data(&self) -> &TrainData {
+        &self.data
     }
 
     pub fn epochs_done(&self) -> usize {

@@ -2,7 +2,7 @@
 //! answers every request with exactly one final message (plus progress while loading and
 //! epochs while training), which [`ToWorker::request`] and [`FromWorker::answers`] pair up.
 
-use graft::backbone::BackboneKey;
+use graft::backbone::{BackboneKey, BlockInfo};
 use graft::classify::Prediction;
 use graft::embed::EmbeddingCache;
 use graft::exec::BackendStatus;
@@ -51,8 +51,11 @@ pub enum ToWorker {
     AddSample { sample_id: u64, image: ImageData },
     /// Forget a sample (no answer: nothing can fail).
     RemoveSample { sample_id: u64 },
-    /// Train a new head on the cached features of these classes' samples.
+    /// Train a new head on the cached features of these classes' samples; with unfrozen blocks
+    /// or augmentation, first run the frozen part on their stored images (and views).
     Train { run_id: u64, classes: Vec<ClassSamples>, config: TrainConfig },
+    /// A few augmented views of stored samples at `strength`, to show what augmentation does.
+    PreviewAugment { request_id: u64, sample_ids: Vec<u64>, strength: f32 },
     /// End run `run_id` now, keeping the best weights so far (no answer of its own: the run
     /// ends with `TrainingDone`).
     StopTraining { run_id: u64 },
@@ -95,7 +98,8 @@ impl ToWorker {
             | ToWorker::ExportHead { request_id }
             | ToWorker::ImportHead { request_id, .. }
             | ToWorker::ExportEmbeddings { request_id }
-            | ToWorker::ImportEmbeddings { request_id, .. } => Request::Other(*request_id),
+            | ToWorker::ImportEmbeddings { request_id, .. }
+            | ToWorker::PreviewAugment { request_id, .. } => Request::Other(*request_id),
             ToWorker::RemoveSample { .. } | ToWorker::StopTraining { .. } | ToWorker::LoseGpuDevice => return None,
         })
     }
@@ -112,6 +116,8 @@ pub enum FromWorker {
         model_name: String,
         backend: BackendStatus,
         backbone: BackboneKey,
+        /// The backbone's blocks, in order (the freeze picture).
+        blocks: Vec<BlockInfo>,
         load_millis: f64,
     },
     LoadFailed {
@@ -146,12 +152,22 @@ pub enum FromWorker {
         sample_id: u64,
         message: String,
     },
+    /// The frozen part has run on `prepared` of `total` samples (fine-tuning, augmentation).
+    TrainingPreparing {
+        run_id: u64,
+        prepared: usize,
+        total: usize,
+    },
     TrainingStarted {
         run_id: u64,
         train_samples: usize,
         val_samples: usize,
-        /// Where the head trains (`"WebGPU · <adapter>"` or `"CPU"`).
+        /// Where the run trains (`"WebGPU · <adapter>"` or `"CPU"`, and which part).
         device: String,
+        /// Augmented views cached per sample (0: none).
+        views: usize,
+        /// Memory of the cached inputs (features, or activations at the freeze boundary).
+        cache_bytes: usize,
     },
     EpochDone {
         run_id: u64,
@@ -164,6 +180,8 @@ pub enum FromWorker {
         report: TrainReport,
         stopped_early: bool,
         head: SavedHead,
+        /// Why the run stopped when its loss exploded (the best weights were kept).
+        diverged: Option<String>,
     },
     TrainingFailed {
         run_id: u64,
@@ -199,6 +217,11 @@ pub enum FromWorker {
         request_id: u64,
         sample_ids: Vec<u64>,
     },
+    /// Augmented views (PNG), in the order of the request's samples.
+    AugmentPreview {
+        request_id: u64,
+        images: Vec<StoredImage>,
+    },
     /// A request of the `Other` kind failed (exports, imports).
     RequestFailed {
         request_id: u64,
@@ -228,9 +251,11 @@ impl FromWorker {
             | FromWorker::HeadImported { request_id, .. }
             | FromWorker::EmbeddingsExported { request_id, .. }
             | FromWorker::EmbeddingsImported { request_id, .. }
+            | FromWorker::AugmentPreview { request_id, .. }
             | FromWorker::RequestFailed { request_id, .. } => Request::Other(*request_id),
             FromWorker::LoadProgress { .. }
             | FromWorker::BackendChanged { .. }
+            | FromWorker::TrainingPreparing { .. }
             | FromWorker::TrainingStarted { .. }
             | FromWorker::EpochDone { .. } => return None,
         })

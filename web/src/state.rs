@@ -5,10 +5,11 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use graft::backbone::BlockInfo;
 use graft::classify::Prediction;
 use graft::exec::BackendStatus;
 use graft::gpu::BackendChoice;
-use graft::train::{EpochMetrics, TrainConfig, TrainReport};
+use graft::train::{EpochMetrics, Stage, TrainConfig, TrainReport};
 use yew::Reducible;
 
 use crate::project::{ClassEntry, Project};
@@ -44,6 +45,13 @@ pub enum ModelStatus {
 pub enum Picture {
     Object(Rc<gloo::file::ObjectUrl>),
     Data(Rc<str>),
+}
+
+impl PartialEq for Picture {
+    /// The same picture: the same URL.
+    fn eq(&self, other: &Self) -> bool {
+        self.src() == other.src()
+    }
 }
 
 impl Picture {
@@ -131,6 +139,47 @@ pub struct TrainingView {
     pub stale: bool,
     /// Where the run's head trains (`"WebGPU · <adapter>"` or `"CPU"`).
     pub device: Option<String>,
+    /// `(prepared, total)` while the frozen part runs on the stored images.
+    pub preparing: Option<(usize, usize)>,
+    /// The run's unfrozen blocks and head-only epochs, as it was started.
+    pub unfreeze: usize,
+    pub head_epochs: usize,
+    /// Augmented views cached per image, and the cache's bytes.
+    pub views: usize,
+    pub cache_bytes: usize,
+    /// Why the run stopped early when its loss exploded.
+    pub diverged: Option<String>,
+}
+
+impl TrainingView {
+    /// `preparing`, then `head` or `fine-tune` while running; the last epoch's stage after.
+    pub fn stage(&self) -> Option<&'static str> {
+        if self.preparing.is_some() && self.running {
+            return Some("preparing");
+        }
+        if self.running {
+            let fine = self.unfreeze > 0 && self.history.len() >= self.head_epochs;
+            return Some(if fine { Stage::FineTune.name() } else { Stage::Head.name() });
+        }
+        self.history.last().map(|m| m.stage.name())
+    }
+
+    /// The epoch (1-based) where the unfrozen blocks began to learn, if they did.
+    pub fn fine_tune_start(&self) -> Option<usize> {
+        self.history.iter().find(|m| m.stage == Stage::FineTune).map(|m| m.epoch)
+    }
+
+    /// Epochs in a row, up to the last, in which validation loss rose while training loss fell.
+    pub fn overfitting_epochs(&self) -> usize {
+        self.history
+            .windows(2)
+            .rev()
+            .take_while(|w| match (w[0].val_loss, w[1].val_loss) {
+                (Some(a), Some(b)) => b > a && w[1].train_loss < w[0].train_loss,
+                _ => false,
+            })
+            .count()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +197,10 @@ pub struct AppState {
     pub model: ModelStatus,
     /// Which backend computes, as the worker last said.
     pub backend: Option<BackendStatus>,
+    /// The backbone's blocks (the freeze picture), once the model is loaded.
+    pub blocks: Vec<BlockInfo>,
+    /// Augmented views of a few samples, as last asked for.
+    pub augment_preview: Vec<Picture>,
     pub samples: HashMap<u64, Sample>,
     pub training: TrainingView,
     /// The training run in progress (its id), if any.
@@ -170,6 +223,8 @@ impl Default for AppState {
             project: Project::new(next_id),
             model: ModelStatus::Loading { loaded_bytes: 0, total_bytes: 0 },
             backend: None,
+            blocks: Vec::new(),
+            augment_preview: Vec::new(),
             samples: HashMap::new(),
             training: TrainingView::default(),
             run_id: None,
@@ -281,6 +336,8 @@ pub enum Action {
     },
     /// The user picked where the model computes.
     BackendChosen(BackendChoice),
+    /// Augmented views to show (the worker's `AugmentPreview`, as pictures).
+    AugmentPreview(Vec<Picture>),
     /// A saved project replaces the current one (its samples come back through the worker).
     Restore(Project),
 }
@@ -306,6 +363,7 @@ impl Reducible for AppState {
                 next.clear(Cause::Backend);
             }
             Action::Restore(project) => next.restore(project),
+            Action::AugmentPreview(pictures) => next.augment_preview = pictures,
             other => next.apply_project_action(other),
         }
         Rc::new(next)
@@ -351,19 +409,27 @@ impl AppState {
                 self.samples.remove(&sample_id);
                 self.data_changed();
             }
-            Action::Settings(settings) => {
-                match settings.validate() {
+            Action::Settings(mut settings) => {
+                // Augmentation follows the method: off for the head alone, on for fine-tuning.
+                let before = self.project.settings.unfreeze > 0;
+                if (settings.unfreeze > 0) != before {
+                    settings.augment.enabled = settings.unfreeze > 0;
+                }
+                match self.validate(&settings) {
                     Ok(()) => self.clear(Cause::Settings),
-                    Err(e) => self.notify(Cause::Settings, e.to_string()),
+                    Err(message) => self.notify(Cause::Settings, message),
                 }
                 self.project.settings = settings;
             }
             Action::TrainingRequested { run_id, class_names } => {
                 self.run_id = Some(run_id);
+                let settings = &self.project.settings;
                 self.training = TrainingView {
                     running: true,
-                    epochs_planned: self.project.settings.epochs,
+                    epochs_planned: settings.epochs,
                     class_names,
+                    unfreeze: settings.unfreeze,
+                    head_epochs: settings.head_epochs,
                     ..TrainingView::default()
                 };
                 self.prediction = None;
@@ -377,7 +443,8 @@ impl AppState {
             | Action::Error { .. }
             | Action::Worker(_)
             | Action::Restore(_)
-            | Action::BackendChosen(_) => {}
+            | Action::BackendChosen(_)
+            | Action::AugmentPreview(_) => {}
         }
     }
 
@@ -395,6 +462,15 @@ impl AppState {
         self.error = None;
     }
 
+    /// The settings' problem, if any: every range, and the unfrozen blocks against the backbone.
+    pub fn validate(&self, settings: &TrainConfig) -> Result<(), String> {
+        match self.blocks.len() {
+            0 => settings.validate(),
+            blocks => settings.validate_for(blocks),
+        }
+        .map_err(|e| e.to_string())
+    }
+
     fn is_current(&self, request_id: u64) -> bool {
         self.chosen.as_ref().is_some_and(|c| c.request_id == request_id)
     }
@@ -408,8 +484,9 @@ impl AppState {
             FromWorker::LoadProgress { loaded_bytes, total_bytes } => {
                 self.model = ModelStatus::Loading { loaded_bytes, total_bytes }
             }
-            FromWorker::ModelReady { model_name, backend, backbone, load_millis } => {
+            FromWorker::ModelReady { model_name, backend, backbone, blocks, load_millis } => {
                 self.project.backbone = Some(backbone);
+                self.blocks = blocks;
                 self.model = ModelStatus::Ready { model_name, load_millis };
                 self.clear(Cause::Load);
                 self.backend_changed(backend, None);
@@ -463,8 +540,13 @@ impl AppState {
     /// Training and prediction messages; those of an older run are ignored.
     fn apply_training_message(&mut self, message: FromWorker) {
         match message {
-            FromWorker::TrainingStarted { run_id, device, .. } if self.is_current_run(run_id) => {
+            FromWorker::TrainingPreparing { run_id, prepared, total } if self.is_current_run(run_id) => {
+                self.training.preparing = Some((prepared, total));
+            }
+            FromWorker::TrainingStarted { run_id, device, views, cache_bytes, .. } if self.is_current_run(run_id) => {
                 self.training.device = Some(device);
+                self.training.preparing = None;
+                (self.training.views, self.training.cache_bytes) = (views, cache_bytes);
             }
             FromWorker::EpochDone { run_id, metrics, samples_per_second, elapsed_millis }
                 if self.is_current_run(run_id) =>
@@ -473,15 +555,22 @@ impl AppState {
                 self.training.samples_per_second = samples_per_second;
                 self.training.elapsed_millis = elapsed_millis;
             }
-            FromWorker::TrainingDone { run_id, report, head, .. } if self.is_current_run(run_id) => {
+            FromWorker::TrainingDone { run_id, report, head, diverged, .. } if self.is_current_run(run_id) => {
                 self.run_id = None;
                 self.training.running = false;
+                if let Some(why) = &diverged {
+                    let kept =
+                        format!("Training stopped: {why}. The best weights (epoch {}) were kept.", report.best_epoch);
+                    self.notify(Cause::Training, kept);
+                }
+                self.training.diverged = diverged;
                 self.training.report = Some(report);
                 self.project.head = Some(head);
             }
             FromWorker::TrainingFailed { run_id, message } if self.is_current_run(run_id) => {
                 self.run_id = None;
                 self.training.running = false;
+                self.training.preparing = None;
                 self.training.failed = true;
                 self.notify(Cause::Training, message);
             }
@@ -559,6 +648,36 @@ mod tests {
         let state = reduce(state, Action::Worker(current));
         assert_eq!(state.train_status(), TrainStatus::Error);
         assert_eq!(state.error.map(|n| n.message), Some("diverged".into()));
+    }
+
+    fn epoch(epoch: usize, stage: Stage, train_loss: f32, val_loss: f32) -> EpochMetrics {
+        let confusion = graft::train::metrics::Confusion::new(2, &[0, 1], &[0, 1]);
+        let (train_accuracy, val_accuracy) = (1.0, Some(1.0));
+        EpochMetrics { epoch, stage, train_loss, train_accuracy, val_loss: Some(val_loss), val_accuracy, confusion }
+    }
+
+    #[test]
+    fn augmentation_follows_the_method_and_the_stage_follows_the_epochs() {
+        let fine = TrainConfig { unfreeze: 2, head_epochs: 1, epochs: 6, ..TrainConfig::default() };
+        let state = reduce(AppState::default(), Action::Settings(fine.clone()));
+        assert!(state.project.settings.augment.enabled, "on when blocks are unfrozen");
+        let state = reduce(state, Action::TrainingRequested { run_id: 4, class_names: vec![] });
+        let prepare = FromWorker::TrainingPreparing { run_id: 4, prepared: 3, total: 9 };
+        let mut state = reduce(state, Action::Worker(prepare));
+        assert_eq!(state.training.stage(), Some("preparing"));
+        state.training.preparing = None;
+        assert_eq!(state.training.stage(), Some("head"));
+        let losses = [(Stage::Head, 1.0, 1.0), (Stage::FineTune, 0.8, 0.9), (Stage::FineTune, 0.6, 1.0)];
+        for (i, (stage, train, val)) in losses.into_iter().enumerate() {
+            let metrics = epoch(i + 1, stage, train, val);
+            let done = FromWorker::EpochDone { run_id: 4, metrics, samples_per_second: 1.0, elapsed_millis: 1.0 };
+            state = reduce(state, Action::Worker(done));
+            assert_eq!(state.training.stage(), Some("fine-tune"));
+        }
+        assert_eq!(state.training.fine_tune_start(), Some(2));
+        assert_eq!(state.training.overfitting_epochs(), 1, "validation loss rose once while training loss fell");
+        let state = reduce(state, Action::Settings(TrainConfig { unfreeze: 0, ..fine }));
+        assert!(!state.project.settings.augment.enabled, "off for the head alone");
     }
 
     #[test]

@@ -94,7 +94,7 @@ fn new_trainer(extractor: &FeatureExtractor, data: TrainData, config: TrainConfi
     let mut trainer = Trainer::fine_tuning(data, config, extractor.backbone())?;
     if let Some(gpu) = extractor.executor().gpu() {
         if let Err(e) = block_on(trainer.use_gpu(gpu.context().clone())) {
-            eprintln!("graft: the head trains on the CPU: {e}");
+            eprintln!("graft: training on the CPU: {e}");
         }
     }
     Ok(trainer)

@@ -7,11 +7,13 @@ use std::rc::Rc;
 use gloo::file::{Blob, ObjectUrl};
 use graft::backbone::Architecture;
 use graft::manifest::manifest_file;
+use graft::preprocess::StoredImage;
 use web_sys::{File, HtmlVideoElement};
 use yew::prelude::*;
 use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider, UseReactorBridgeHandle};
 
 use super::class_card::{ClassCard, ClassStateProp};
+use super::freeze_panel::FreezePanel;
 use super::image_drop::ImageDrop;
 use super::metrics::Metrics;
 use super::model_status::ModelStatusBar;
@@ -70,8 +72,8 @@ fn start_training(state: &UseReducerHandle<AppState>, worker: &Worker) {
         state.dispatch(Action::Error { cause: Cause::Training, message });
         return;
     }
-    if let Err(e) = state.project.settings.validate() {
-        state.dispatch(Action::Error { cause: Cause::Settings, message: e.to_string() });
+    if let Err(message) = state.validate(&state.project.settings) {
+        state.dispatch(Action::Error { cause: Cause::Settings, message });
         return;
     }
     let classes: Vec<ClassSamples> = state
@@ -83,6 +85,22 @@ fn start_training(state: &UseReducerHandle<AppState>, worker: &Worker) {
     let run_id = next_id();
     state.dispatch(Action::TrainingRequested { run_id, class_names: classes.iter().map(|c| c.name.clone()).collect() });
     worker.send(ToWorker::Train { run_id, classes, config: state.project.settings.clone() });
+}
+
+/// A stored image as a picture the page can show.
+fn picture_of(image: &StoredImage) -> Picture {
+    let blob = Blob::new_with_options(image.bytes.as_slice(), Some(&image.mime));
+    Picture::Object(Rc::new(ObjectUrl::from(blob)))
+}
+
+/// Asks for augmented views of a few samples: the first of each class, then the next ones.
+fn preview_augmentation(state: &AppState, worker: &Worker) {
+    let classes = &state.project.classes;
+    let longest = classes.iter().map(|c| c.sample_ids.len()).max().unwrap_or(0);
+    let sample_ids: Vec<u64> =
+        (0..longest).flat_map(|i| classes.iter().filter_map(move |c| c.sample_ids.get(i).copied())).take(6).collect();
+    let strength = state.project.settings.augment.strength;
+    worker.send(ToWorker::PreviewAugment { request_id: next_id(), sample_ids, strength });
 }
 
 /// The test hook of the lost-device path: `window.graftLoseGpuDevice()` destroys the worker's
@@ -112,6 +130,10 @@ fn graft() -> Html {
             if let ReactorEvent::Output(message) = event {
                 if matches!(message, FromWorker::Predicted { .. } | FromWorker::PredictFailed { .. }) {
                     *live_in_flight.borrow_mut() = false;
+                }
+                if let FromWorker::AugmentPreview { images, .. } = &message {
+                    state.dispatch(Action::AugmentPreview(images.iter().map(picture_of).collect()));
+                    return;
                 }
                 state.dispatch(Action::Worker(message));
             }
@@ -178,6 +200,10 @@ fn graft() -> Html {
             }
         })
     };
+    let on_preview = {
+        let (state, worker) = (state.clone(), worker.clone());
+        Callback::from(move |()| preview_augmentation(&state, &worker))
+    };
     let on_predict_file = {
         let (state, worker) = (state.clone(), worker.clone());
         Callback::from(move |file: File| {
@@ -232,7 +258,13 @@ fn graft() -> Html {
                 }) }
                 <button class="add-class" data-testid="add-class" onclick={ classes.add_class.clone() }>{ "+ Add a class" }</button>
             </section>
+            if !state.blocks.is_empty() {
+                <FreezePanel key={ state.settings_revision } blocks={ state.blocks.clone() } settings={ state.project.settings.clone() }
+                    classes={ state.project.classes.len() } samples={ state.samples.len() } on_settings={ on_settings.clone() }
+                    preview={ state.augment_preview.clone() } on_preview={ on_preview } disabled={ !ready } />
+            }
             <TrainPanel key={ state.settings_revision } settings={ state.project.settings.clone() } status={ state.train_status() }
+                stage={ state.training.stage() } preparing={ state.training.preparing }
                 pending_samples={ state.pending_samples() } on_settings={ on_settings }
                 on_train={ on_train } on_stop={ on_stop } disabled={ !ready } />
             <Metrics training={ state.training.clone() } />

@@ -19,14 +19,17 @@ const PAD: f64 = 32.0;
 const AXIS_BOTTOM: f64 = H - PAD + 8.0;
 const PLOT_TOP: f64 = 24.0;
 
-/// An SVG line chart of two series over epochs, with axes and a legend.
-fn chart(
-    testid: &'static str,
-    title: &str,
-    y_label: &str,
+/// What a chart draws: two series over epochs, the top of the y axis (else from the data),
+/// and the epoch where fine-tuning began (a dashed line).
+struct ChartData {
     series: [(&'static str, &'static str, Vec<f32>); 2],
     y_max: Option<f32>,
-) -> Html {
+    fine_tune_from: Option<usize>,
+}
+
+/// An SVG line chart of two series over epochs, with axes, a legend and the stage marker.
+fn chart(testid: &'static str, title: &str, y_label: &str, data: ChartData) -> Html {
+    let ChartData { series, y_max, fine_tune_from } = data;
     let n = series.iter().map(|s| s.2.len()).max().unwrap_or(0);
     let top = y_max.unwrap_or_else(|| {
         series.iter().flat_map(|s| s.2.iter().copied()).filter(|v| v.is_finite()).fold(0.0f32, f32::max) * 1.1
@@ -38,6 +41,8 @@ fn chart(
         let points: String = values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1} ", x(i), y(*v))).collect();
         html! { <polyline points={ points } fill="none" stroke={ *color } stroke-width="2"><title>{ *name }</title></polyline> }
     });
+    // Between the last head-only epoch and the first fine-tuning one.
+    let marker = fine_tune_from.filter(|&e| e >= 2 && e <= n).map(|e| (x(e - 2) + x(e - 1)) / 2.0);
     let legend = series.iter().enumerate().map(|(i, (name, color, _))| html! {
         <text x={ (PAD + 8.0 + i as f64 * 110.0).to_string() } y="12" fill={ *color } font-size="11">{ *name }</text>
     });
@@ -52,6 +57,13 @@ fn chart(
                 <text x="10" y={ (H / 2.0).to_string() } font-size="11" transform={ format!("rotate(-90 10 {})", H / 2.0) } text-anchor="middle">{ y_label }</text>
                 { for lines }
                 { for legend }
+                if let Some(mx) = marker {
+                    <g data-testid="stage-marker">
+                        <line x1={ mx.to_string() } y1={ PLOT_TOP.to_string() } x2={ mx.to_string() } y2={ AXIS_BOTTOM.to_string() }
+                            stroke="#555" stroke-dasharray="4 3" />
+                        <text x={ (mx + 3.0).to_string() } y={ (PLOT_TOP + 10.0).to_string() } font-size="10">{ "fine-tuning" }</text>
+                    </g>
+                }
             </svg>
             <figcaption>{ title }</figcaption>
         </figure>
@@ -60,6 +72,19 @@ fn chart(
 
 fn series(history: &[EpochMetrics], pick: fn(&EpochMetrics) -> Option<f32>) -> Vec<f32> {
     history.iter().filter_map(pick).collect()
+}
+
+/// Epochs of rising validation loss before the page says the model overfits.
+const OVERFIT_EPOCHS: usize = 3;
+
+/// What the run keeps in memory: its inputs at the freeze boundary and augmented views.
+fn cache_text(t: &TrainingView) -> String {
+    let what = if t.unfreeze > 0 { "activations entering the unfrozen blocks" } else { "features" };
+    let views = match t.views {
+        0 => String::new(),
+        k => format!(", with {k} augmented view(s) per image"),
+    };
+    format!("Cached {what}: {:.1} MB{views}", t.cache_bytes as f64 / (1 << 20) as f64)
 }
 
 fn seconds(millis: f64) -> String {
@@ -107,6 +132,8 @@ pub fn metrics(props: &MetricsProps) -> Html {
     } else {
         "–".into()
     };
+    let fine_tune_from = t.fine_tune_start();
+    let overfitting = t.overfitting_epochs();
     let val_accuracy = t.report.as_ref().map(|r| r.val_accuracy).or_else(|| last.and_then(|m| m.val_accuracy));
     html! {
         <section class="metrics">
@@ -119,18 +146,27 @@ pub fn metrics(props: &MetricsProps) -> Html {
                     { " · trained on " }<span data-testid="train-device">{ device }</span>
                 }
             </p>
+            if t.cache_bytes > 0 {
+                <p class="numbers" data-testid="cache-size">{ cache_text(t) }</p>
+            }
+            if overfitting >= OVERFIT_EPOCHS {
+                <p class="advice" role="note" data-testid="overfit-hint">{ format!(
+                    "Validation loss has risen for {overfitting} epochs while training loss fell: the model is starting to \
+                     memorise its training images (overfitting). The best weights so far are kept; more images, augmentation \
+                     or fewer epochs would help{}.", if t.unfreeze > 0 { ", and so would fewer unfrozen blocks" } else { "" }) }</p>
+            }
             if t.stale {
                 <p class="stale" data-testid="stale">{ "The data changed since training: train again to use it." }</p>
             }
             <div class="charts">
-                { chart("loss-chart", "Loss", "cross-entropy", [
+                { chart("loss-chart", "Loss", "cross-entropy", ChartData { series: [
                     ("train loss", "#2f7d4f", series(&t.history, |m| Some(m.train_loss))),
                     ("validation loss", "#c0572b", series(&t.history, |m| m.val_loss)),
-                ], None) }
-                { chart("accuracy-chart", "Accuracy", "accuracy", [
+                ], y_max: None, fine_tune_from }) }
+                { chart("accuracy-chart", "Accuracy", "accuracy", ChartData { series: [
                     ("train accuracy", "#2f7d4f", series(&t.history, |m| Some(m.train_accuracy))),
                     ("validation accuracy", "#c0572b", series(&t.history, |m| m.val_accuracy)),
-                ], Some(1.0)) }
+                ], y_max: Some(1.0), fine_tune_from }) }
             </div>
             if let Some(ConfusionView { heading, counts, per_class }) = confusion_view(t) {
                 <h3>{ heading }</h3>

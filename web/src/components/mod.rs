@@ -2,10 +2,12 @@
 
 pub mod app;
 pub mod class_card;
+pub mod freeze_panel;
 pub mod image_drop;
 pub mod metrics;
 pub mod model_status;
 pub mod predict_panel;
+pub mod setting_input;
 pub mod top_predictions;
 pub mod train_panel;
 pub mod webcam_panel;

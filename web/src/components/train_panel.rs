@@ -1,15 +1,19 @@
 //! Training settings (with their defaults shown), Train and Stop, and the status line.
 
 use graft::train::TrainConfig;
-use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use super::setting_input::{updater, SettingInput};
 use crate::state::TrainStatus;
 
 #[derive(Properties, PartialEq)]
 pub struct TrainPanelProps {
     pub settings: TrainConfig,
     pub status: TrainStatus,
+    /// `preparing`, `head` or `fine-tune` (see `TrainingView::stage`).
+    pub stage: Option<&'static str>,
+    /// `(prepared, total)` images while the frozen part runs on them.
+    pub preparing: Option<(usize, usize)>,
     pub pending_samples: usize,
     pub on_settings: Callback<TrainConfig>,
     pub on_train: Callback<()>,
@@ -25,55 +29,6 @@ fn status_text(status: TrainStatus, pending: usize) -> &'static str {
         TrainStatus::Done => "done",
         TrainStatus::Error => "error",
     }
-}
-
-#[derive(Properties, PartialEq)]
-struct SettingInputProps {
-    testid: &'static str,
-    label: &'static str,
-    initial: String,
-    step: &'static str,
-    on_value: Callback<f64>,
-}
-
-/// A numeric setting. It keeps its own text, so re-renders while training (every epoch) never
-/// overwrite what a person is typing; each number is passed on as it is typed, and
-/// `TrainConfig::validate` (in the page's reducer) says when one is out of range. The panel is
-/// keyed by the settings' revision, so a restored project gives the inputs their text again.
-#[function_component(SettingInput)]
-fn setting_input(props: &SettingInputProps) -> Html {
-    let text = use_state(|| props.initial.clone());
-    let on_input = {
-        let (text, on_value) = (text.clone(), props.on_value.clone());
-        Callback::from(move |e: InputEvent| {
-            let value = e.target_unchecked_into::<HtmlInputElement>().value();
-            if let Ok(v) = value.trim().parse::<f64>() {
-                if v.is_finite() && v >= 0.0 {
-                    on_value.emit(v);
-                }
-            }
-            text.set(value);
-        })
-    };
-    html! {
-        <label class="setting">{ props.label }
-            <input type="number" data-testid={ props.testid } value={ (*text).clone() } step={ props.step } min="0" oninput={ on_input } />
-        </label>
-    }
-}
-
-/// Applies `update` to a copy of the settings and emits it.
-fn updater(
-    settings: &TrainConfig,
-    on_settings: &Callback<TrainConfig>,
-    update: fn(&mut TrainConfig, f64),
-) -> Callback<f64> {
-    let (settings, on_settings) = (settings.clone(), on_settings.clone());
-    Callback::from(move |v| {
-        let mut next = settings.clone();
-        update(&mut next, v);
-        on_settings.emit(next);
-    })
 }
 
 #[function_component(TrainPanel)]
@@ -104,6 +59,14 @@ pub fn train_panel(props: &TrainPanelProps) -> Html {
                 <button class="primary" data-testid="train" onclick={ on_train } disabled={ training || props.disabled }>{ "Train" }</button>
                 <button data-testid="stop" onclick={ on_stop } disabled={ !training }>{ "Stop" }</button>
                 <span class="status">{ "Status: " }<strong data-testid="train-status">{ status_text(props.status, props.pending_samples) }</strong></span>
+                if let Some(stage) = props.stage {
+                    <span class="status">{ "Stage: " }<strong data-testid="train-stage">{ stage }</strong></span>
+                }
+                if let Some((prepared, total)) = props.preparing {
+                    <label class="status">{ format!("Preparing images {prepared}/{total} ") }
+                        <progress data-testid="prepare-progress" max={ total.to_string() } value={ prepared.to_string() } />
+                    </label>
+                }
             </div>
         </section>
     }

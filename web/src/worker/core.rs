@@ -2,18 +2,22 @@
 //! tested) natively too: every request gets exactly one final answer.
 
 use candle_core::{Device, Tensor};
+use graft::augment::{augmented_image, random_view};
 use graft::exec::{BackendKind, BackendStatus};
 use graft::gpu::BackendChoice;
-use graft::preprocess::{decode_image, image_from_rgba, store_image};
-use graft::train::{SavedHead, TrainConfig, TrainData, Trainer};
+use graft::preprocess::{decode_image, image_from_rgba, store_image, StoredImage};
+use graft::train::rng::SplitMix64;
+use graft::train::{class_problem, SavedHead, TrainConfig, TrainData, Trainer};
 use image::RgbImage;
 
 use super::model::Model;
 use super::samples::SampleStore;
-use super::training::Training;
+use super::training::{Preparation, Training};
 use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
 
 const NOT_LOADED: &str = "the model is not loaded yet";
+/// Side of the augmentation preview's pictures, in pixels.
+const PREVIEW_SIDE: u32 = 96;
 
 pub struct WorkerCore {
     model: Option<Model>,
@@ -55,6 +59,7 @@ impl WorkerCore {
             model_name: model.name.clone(),
             backend: status,
             backbone: model.extractor.key().clone(),
+            blocks: model.extractor.backbone().block_infos(),
             load_millis,
         };
         self.model = Some(model);
@@ -83,7 +88,7 @@ impl WorkerCore {
     /// One time slice of the training run, and what it has to say.
     pub async fn train_slice(&mut self) -> Vec<FromWorker> {
         match &self.model {
-            Some(model) => self.training.slice(self.clock, model.extractor.key()).await,
+            Some(model) => self.training.slice(self.clock, model, &self.samples).await,
             None => Vec::new(),
         }
     }
@@ -110,8 +115,7 @@ impl WorkerCore {
             }
             ToWorker::Train { run_id, classes, config } => self.start_training(run_id, classes, config).await,
             ToWorker::StopTraining { run_id } => {
-                let key = self.model.as_ref()?.extractor.key().clone();
-                return self.training.finish(run_id, true, &key).await;
+                return self.training.finish(run_id, true, self.model.as_ref()?).await;
             }
             ToWorker::Predict { request_id, image } => self.predict(request_id, image).await,
             ToWorker::ExportSample { request_id, sample_id } => match self.samples.image(sample_id) {
@@ -123,6 +127,12 @@ impl WorkerCore {
                 None => FromWorker::RequestFailed { request_id, message: "nothing has been trained yet".into() },
             },
             ToWorker::ImportHead { request_id, head } => self.import_head(request_id, head),
+            ToWorker::PreviewAugment { request_id, sample_ids, strength } => {
+                match self.preview_augment(&sample_ids, strength) {
+                    Ok(images) => FromWorker::AugmentPreview { request_id, images },
+                    Err(message) => FromWorker::RequestFailed { request_id, message },
+                }
+            }
             ToWorker::ExportEmbeddings { request_id } => match self.samples.export() {
                 Some(cache) => FromWorker::EmbeddingsExported { request_id, cache },
                 None => FromWorker::RequestFailed { request_id, message: "no sample has been embedded yet".into() },
@@ -200,6 +210,14 @@ impl WorkerCore {
     }
 
     async fn start_training(&mut self, run_id: u64, classes: Vec<ClassSamples>, config: TrainConfig) -> FromWorker {
+        let names: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
+        let now = (self.clock)();
+        if config.unfreeze > 0 || config.augment.enabled {
+            return match self.preparation(&classes, config) {
+                Ok(preparation) => self.training.prepare(run_id, preparation, names, now),
+                Err(message) => FromWorker::TrainingFailed { run_id, message },
+            };
+        }
         match self.new_trainer(&classes, config) {
             Ok(mut trainer) => {
                 // The head trains where the backbone runs; a GPU that cannot take it leaves
@@ -208,11 +226,29 @@ impl WorkerCore {
                 if let Some(gpu) = gpu {
                     let _ = trainer.use_gpu(gpu.context().clone()).await;
                 }
-                let names = classes.into_iter().map(|c| c.name).collect();
-                self.training.start(run_id, trainer, names, (self.clock)())
+                self.training.start(run_id, trainer, names, now)
             }
             Err(message) => FromWorker::TrainingFailed { run_id, message },
         }
+    }
+
+    /// A run that starts from the stored images: its settings and classes are checked first,
+    /// so that a mistake is reported before any image is processed.
+    fn preparation(&self, classes: &[ClassSamples], config: TrainConfig) -> Result<Preparation, String> {
+        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+        let blocks = extractor.backbone().num_blocks();
+        config.validate_for(blocks).map_err(|e| e.to_string())?;
+        let stored = |class: &ClassSamples| -> Vec<u64> {
+            class.sample_ids.iter().copied().filter(|&id| self.samples.image(id).is_some()).collect()
+        };
+        let stored: Vec<Vec<u64>> = classes.iter().map(stored).collect();
+        let names: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
+        let counts: Vec<usize> = stored.iter().map(Vec::len).collect();
+        if let Some(problem) = class_problem(&names, &counts) {
+            return Err(format!("cannot train: {problem}"));
+        }
+        let queue = stored.iter().enumerate().flat_map(|(label, ids)| ids.iter().map(move |&id| (id, label))).collect();
+        Ok(Preparation::new(config, blocks, queue))
     }
 
     fn new_trainer(&self, classes: &[ClassSamples], config: TrainConfig) -> Result<Trainer, String> {
@@ -230,15 +266,30 @@ impl WorkerCore {
         let class_names = classes.iter().map(|c| c.name.clone()).collect();
         let shape = (labels.len(), extractor.feature_dim());
         let inputs = Tensor::from_vec(rows, shape, &Device::Cpu).map_err(|e| e.to_string())?;
-        Trainer::new(TrainData { inputs, labels, class_names }, config).map_err(|e| e.to_string())
+        Trainer::new(TrainData::new(inputs, labels, class_names), config).map_err(|e| e.to_string())
+    }
+
+    /// One augmented view of each sample (those still stored), as small pictures.
+    fn preview_augment(&self, sample_ids: &[u64], strength: f32) -> Result<Vec<StoredImage>, String> {
+        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+        let mut rng = SplitMix64::new((self.clock)().to_bits());
+        let mut images = Vec::new();
+        for stored in sample_ids.iter().filter_map(|&id| self.samples.image(id)) {
+            let image = decode_image("stored sample", &stored.bytes).map_err(|e| e.to_string())?;
+            let view = random_view(image.width() as usize, image.height() as usize, strength, &mut rng);
+            let picture = augmented_image(&image, PREVIEW_SIDE, &view);
+            images.push(store_image(&picture, extractor.input_spec()).map_err(|e| e.to_string())?);
+        }
+        Ok(images)
     }
 
     async fn predict(&self, request_id: u64, image: ImageData) -> FromWorker {
         let started = (self.clock)();
         let outcome = async {
             let (head, _) = self.training.head().ok_or("train the model first")?;
-            let (_, features) = self.embed(image).await?;
-            let probs = head.predict(&features.unsqueeze(0).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+            let model = self.model.as_ref().ok_or(NOT_LOADED)?;
+            let image = decode(image)?;
+            let probs = head.predict_images(&model.extractor, &[image]).await.map_err(|e| e.to_string())?;
             probs.squeeze(0).and_then(|p| p.to_vec1::<f32>()).map_err(|e| e.to_string())
         };
         match outcome.await {
@@ -251,7 +302,7 @@ impl WorkerCore {
         let Some(model) = &self.model else {
             return FromWorker::RequestFailed { request_id, message: NOT_LOADED.into() };
         };
-        match head.restore(model.extractor.key(), &Device::Cpu) {
+        match head.restore(model.extractor.key(), model.extractor.backbone(), &Device::Cpu) {
             Ok(trained) => {
                 let class_names = head.class_names.clone();
                 self.training.set_head(trained, head);
@@ -271,6 +322,7 @@ mod tests {
     use graft::backbone::Architecture;
     use graft::embed::{block_on, FeatureExtractor};
     use graft::manifest::{ModelManifest, WeightsSource};
+    use graft::train::Stage;
 
     use super::*;
 
@@ -383,6 +435,72 @@ mod tests {
         let reply = answers(&mut fresh, ToWorker::Predict { request_id: 27, image: png(40) });
         // (Its random weights differ from the first worker's: only the shape can be compared.)
         assert!(matches!(&reply[0], FromWorker::Predicted { probs: again, .. } if again.len() == 2), "{reply:?}");
+    }
+
+    /// Unfreezing the last two blocks with augmentation: the stored images are prepared in
+    /// slices, the head trains alone for one epoch and the blocks join; the fine-tuned model
+    /// predicts, and a fresh worker restores it with its blocks.
+    #[test]
+    fn a_fine_tuning_run_prepares_trains_in_two_stages_and_restores() {
+        let mut core = core_with_model();
+        let mut ids = [Vec::new(), Vec::new()];
+        for sample_id in 1..=8 {
+            answers(&mut core, ToWorker::AddSample { sample_id, image: png((sample_id * 30) as u8) });
+            ids[(sample_id % 2) as usize].push(sample_id);
+        }
+        let classes: Vec<ClassSamples> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, ids)| ClassSamples { name: format!("c{i}"), sample_ids: ids.clone() })
+            .collect();
+        let mut config =
+            TrainConfig { epochs: 3, unfreeze: 2, head_epochs: 1, val_fraction: 0.0, ..TrainConfig::default() };
+        config.augment.enabled = true;
+        let replies = answers(&mut core, ToWorker::Train { run_id: 30, classes: classes.clone(), config });
+        assert!(
+            matches!(replies[0], FromWorker::TrainingPreparing { run_id: 30, prepared: 0, total: 8 }),
+            "{replies:?}"
+        );
+        let started = replies.iter().find_map(|r| match r {
+            FromWorker::TrainingStarted { views, cache_bytes, .. } => Some((*views, *cache_bytes)),
+            _ => None,
+        });
+        // Block 17's input is 7 x 7 x 160 for a 224 crop; four views besides the plain input.
+        assert_eq!(started, Some((4, 5 * 8 * 7 * 7 * 160 * 4)), "{replies:?}");
+        let stages: Vec<Stage> = replies
+            .iter()
+            .filter_map(|r| match r {
+                FromWorker::EpochDone { metrics, .. } => Some(metrics.stage),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stages, [Stage::Head, Stage::FineTune, Stage::FineTune]);
+        let Some(FromWorker::TrainingDone { head, diverged: None, .. }) = replies.last() else { panic!("{replies:?}") };
+        let reply = answers(&mut core, ToWorker::Predict { request_id: 31, image: png(60) });
+        let FromWorker::Predicted { probs, .. } = &reply[0] else { panic!("{reply:?}") };
+
+        // A head-only run replaces the model; importing the saved one brings its blocks back.
+        let head_only = TrainConfig { epochs: 1, ..TrainConfig::default() };
+        answers(&mut core, ToWorker::Train { run_id: 36, classes: classes.clone(), config: head_only });
+        let reply = answers(&mut core, ToWorker::Predict { request_id: 37, image: png(60) });
+        assert!(matches!(&reply[0], FromWorker::Predicted { probs: other, .. } if other != probs), "{reply:?}");
+        let reply = answers(&mut core, ToWorker::ImportHead { request_id: 32, head: head.clone() });
+        assert!(matches!(reply[0], FromWorker::HeadImported { .. }), "{reply:?}");
+        let reply = answers(&mut core, ToWorker::Predict { request_id: 33, image: png(60) });
+        let FromWorker::Predicted { probs: again, .. } = &reply[0] else { panic!("{reply:?}") };
+        assert_eq!(again, probs);
+
+        let reply =
+            answers(&mut core, ToWorker::PreviewAugment { request_id: 34, sample_ids: vec![1, 2, 99], strength: 0.8 });
+        let FromWorker::AugmentPreview { images, .. } = &reply[0] else { panic!("{reply:?}") };
+        assert_eq!(images.len(), 2, "one view per stored sample");
+        assert_eq!((images[0].width, images[0].height), (PREVIEW_SIDE, PREVIEW_SIDE));
+
+        let too_many = TrainConfig { unfreeze: 20, ..TrainConfig::default() };
+        let reply = answers(&mut core, ToWorker::Train { run_id: 35, classes, config: too_many });
+        assert!(
+            matches!(&reply[0], FromWorker::TrainingFailed { message, .. } if message.contains("between 0 and 19"))
+        );
     }
 
     #[test]

@@ -1,18 +1,71 @@
 //! The training scheduler: one run at a time, identified by the page's run id, advanced in
 //! time slices between messages so that Stop (or a new sample) is handled within one slice
 //! however long an epoch takes.
+//!
+//! A run that trains on cached features starts at once. One with unfrozen blocks or
+//! augmentation first prepares its inputs: each slice decodes a few stored images and runs
+//! the frozen part of the backbone on them (and their augmented views), reporting progress;
+//! then training begins.
 
-use graft::backbone::BackboneKey;
-use graft::train::{SavedHead, TrainedHead, Trainer};
+use candle_core::Device;
+use graft::preprocess::decode_image;
+use graft::train::{InputBuilder, SavedHead, TrainConfig, TrainedHead, Trainer};
+use graft::GraftError;
 
+use super::model::Model;
+use super::samples::SampleStore;
 use crate::protocol::FromWorker;
 
 /// Milliseconds of training between two looks at the message queue.
 pub const SLICE_MILLIS: f64 = 50.0;
+/// Stored images decoded and run through the frozen part at a time while preparing.
+const PREPARE_BATCH: usize = 4;
+
+/// Inputs being made from stored images before a run can train.
+pub struct Preparation {
+    /// Taken when the inputs are complete.
+    builder: Option<InputBuilder>,
+    /// `(sample id, label)` of every sample, in order; `next` is the first not yet done.
+    queue: Vec<(u64, usize)>,
+    next: usize,
+    config: TrainConfig,
+}
+
+impl Preparation {
+    pub fn new(config: TrainConfig, blocks: usize, queue: Vec<(u64, usize)>) -> Self {
+        Self { builder: Some(InputBuilder::new(&config, blocks, queue.len())), queue, next: 0, config }
+    }
+
+    /// Prepares the next few samples; samples whose image is gone (deleted meanwhile) are
+    /// skipped.
+    async fn step(&mut self, model: &Model, samples: &SampleStore) -> Result<(), String> {
+        let end = (self.next + PREPARE_BATCH).min(self.queue.len());
+        let (mut images, mut labels) = (Vec::new(), Vec::new());
+        for &(id, label) in &self.queue[self.next..end] {
+            if let Some(stored) = samples.image(id) {
+                images.push(decode_image("stored sample", &stored.bytes).map_err(|e| e.to_string())?);
+                labels.push(label);
+            }
+        }
+        let builder = self.builder.as_mut().ok_or("the inputs are already complete")?;
+        builder.add(&model.extractor, &images, &labels).await.map_err(|e| e.to_string())?;
+        self.next = end;
+        Ok(())
+    }
+
+    fn is_done(&self) -> bool {
+        self.next >= self.queue.len()
+    }
+}
+
+enum Phase {
+    Preparing(Box<Preparation>),
+    Training(Box<Trainer>),
+}
 
 struct Run {
     run_id: u64,
-    trainer: Trainer,
+    phase: Phase,
     class_names: Vec<String>,
     started: f64,
     epoch_started: f64,
@@ -25,71 +78,106 @@ pub struct Training {
     head: Option<(TrainedHead, SavedHead)>,
 }
 
+/// The message that says a run began training.
+fn started_message(run_id: u64, trainer: &Trainer, views: usize, cache_bytes: usize) -> FromWorker {
+    let split = trainer.split();
+    FromWorker::TrainingStarted {
+        run_id,
+        train_samples: split.train.len(),
+        val_samples: split.val.len(),
+        device: trainer.device_description(),
+        views,
+        cache_bytes,
+    }
+}
+
 impl Training {
     pub fn is_running(&self) -> bool {
         self.run.is_some()
     }
 
-    /// Starts run `run_id` (a run in progress is dropped: the page started a new one).
+    /// Starts run `run_id` on cached features (a run in progress is dropped: the page started
+    /// a new one).
     pub fn start(&mut self, run_id: u64, trainer: Trainer, class_names: Vec<String>, now: f64) -> FromWorker {
-        let split = trainer.split();
-        let reply = FromWorker::TrainingStarted {
-            run_id,
-            train_samples: split.train.len(),
-            val_samples: split.val.len(),
-            device: trainer.device_description(),
-        };
-        self.run = Some(Run { run_id, trainer, class_names, started: now, epoch_started: now });
+        let reply = started_message(run_id, &trainer, 0, trainer.data().cache_bytes());
+        let phase = Phase::Training(Box::new(trainer));
+        self.run = Some(Run { run_id, phase, class_names, started: now, epoch_started: now });
         reply
     }
 
-    /// Trains for one slice; returns an epoch's metrics when one ended, and the end of the run
-    /// when it ended (done, or failed).
-    pub async fn slice(&mut self, clock: fn() -> f64, backbone: &BackboneKey) -> Vec<FromWorker> {
+    /// Starts run `run_id` by preparing its inputs from stored images.
+    pub fn prepare(&mut self, run_id: u64, preparation: Preparation, class_names: Vec<String>, now: f64) -> FromWorker {
+        let total = preparation.queue.len();
+        let phase = Phase::Preparing(Box::new(preparation));
+        self.run = Some(Run { run_id, phase, class_names, started: now, epoch_started: now });
+        FromWorker::TrainingPreparing { run_id, prepared: 0, total }
+    }
+
+    /// Works for one slice: prepares inputs, or trains; returns progress, an epoch's metrics,
+    /// and the end of the run when it ended (done, diverged or failed).
+    pub async fn slice(&mut self, clock: fn() -> f64, model: &Model, samples: &SampleStore) -> Vec<FromWorker> {
         let Some(run) = self.run.as_mut() else {
             return Vec::new();
         };
         let run_id = run.run_id;
-        match run.trainer.step_for(&clock, SLICE_MILLIS).await {
-            Ok(None) => Vec::new(),
-            Ok(Some(metrics)) => {
-                let now = clock();
-                let seconds = ((now - run.epoch_started) / 1000.0).max(1e-3);
-                let samples_per_second = run.trainer.split().train.len() as f64 / seconds;
-                run.epoch_started = now;
-                let epoch =
-                    FromWorker::EpochDone { run_id, metrics, samples_per_second, elapsed_millis: now - run.started };
-                let mut replies = vec![epoch];
-                if run.trainer.is_done() {
-                    replies.extend(self.finish(run_id, false, backbone).await);
+        let outcome = match &mut run.phase {
+            Phase::Preparing(_) => prepare_slice(run, clock, model, samples).await,
+            Phase::Training(trainer) => match trainer.step_for(&clock, SLICE_MILLIS).await {
+                Ok(None) => Ok(Vec::new()),
+                Ok(Some(metrics)) => {
+                    let now = clock();
+                    let seconds = ((now - run.epoch_started) / 1000.0).max(1e-3);
+                    let samples_per_second = trainer.split().train.len() as f64 / seconds;
+                    run.epoch_started = now;
+                    let elapsed_millis = now - run.started;
+                    let mut replies =
+                        vec![FromWorker::EpochDone { run_id, metrics, samples_per_second, elapsed_millis }];
+                    if trainer.is_done() {
+                        replies.extend(self.finish(run_id, false, model).await);
+                    }
+                    return replies;
                 }
-                replies
-            }
-            Err(e) => {
-                self.run = None;
-                vec![FromWorker::TrainingFailed { run_id, message: e.to_string() }]
-            }
-        }
+                Err(e @ GraftError::Diverged { .. }) => {
+                    return self.end(run_id, false, Some(e.to_string()), model).await.into_iter().collect();
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        outcome.unwrap_or_else(|message| {
+            self.run = None;
+            vec![FromWorker::TrainingFailed { run_id, message }]
+        })
     }
 
     /// Ends run `run_id` (if it is the one in progress), keeping its best weights.
-    pub async fn finish(&mut self, run_id: u64, stopped_early: bool, backbone: &BackboneKey) -> Option<FromWorker> {
+    pub async fn finish(&mut self, run_id: u64, stopped_early: bool, model: &Model) -> Option<FromWorker> {
+        self.end(run_id, stopped_early, None, model).await
+    }
+
+    async fn end(
+        &mut self,
+        run_id: u64,
+        stopped_early: bool,
+        diverged: Option<String>,
+        model: &Model,
+    ) -> Option<FromWorker> {
         if self.run.as_ref().is_none_or(|r| r.run_id != run_id) {
             return None;
         }
         let run = self.run.take()?;
-        let outcome = run.trainer.finish().await.and_then(|head| {
-            let saved = SavedHead::new(&head, backbone.clone(), run.class_names)?;
+        let Phase::Training(trainer) = run.phase else {
+            let message = "stopped before training began (while preparing the images)".into();
+            return Some(FromWorker::TrainingFailed { run_id, message });
+        };
+        let key = model.extractor.key().clone();
+        let outcome = trainer.finish().await.and_then(|head| {
+            let saved = SavedHead::new(&head, key, run.class_names)?;
             Ok((head, saved))
         });
         Some(match outcome {
             Ok((head, saved)) => {
-                let reply = FromWorker::TrainingDone {
-                    run_id,
-                    report: head.report.clone(),
-                    stopped_early,
-                    head: saved.clone(),
-                };
+                let report = head.report.clone();
+                let reply = FromWorker::TrainingDone { run_id, report, stopped_early, head: saved.clone(), diverged };
                 self.head = Some((head, saved));
                 reply
             }
@@ -104,4 +192,41 @@ impl Training {
     pub fn set_head(&mut self, head: TrainedHead, saved: SavedHead) {
         self.head = Some((head, saved));
     }
+}
+
+/// One slice of preparation: a few samples at a time until the slice is used up; when all
+/// are done the trainer is built and the run starts training.
+async fn prepare_slice(
+    run: &mut Run,
+    clock: fn() -> f64,
+    model: &Model,
+    samples: &SampleStore,
+) -> Result<Vec<FromWorker>, String> {
+    let Phase::Preparing(preparation) = &mut run.phase else {
+        return Ok(Vec::new());
+    };
+    let started = clock();
+    while !preparation.is_done() && clock() - started < SLICE_MILLIS {
+        preparation.step(model, samples).await?;
+    }
+    let (run_id, total) = (run.run_id, preparation.queue.len());
+    let progress = FromWorker::TrainingPreparing { run_id, prepared: preparation.next, total };
+    if !preparation.is_done() {
+        return Ok(vec![progress]);
+    }
+    let builder = preparation.builder.take().ok_or("the inputs are already complete")?;
+    let views = builder.views();
+    let data = builder.finish(run.class_names.clone(), &Device::Cpu).map_err(|e| e.to_string())?;
+    let cache_bytes = data.cache_bytes();
+    let config = preparation.config.clone();
+    let mut trainer = Trainer::fine_tuning(data, config, model.extractor.backbone()).map_err(|e| e.to_string())?;
+    if let Some(gpu) = model.extractor.executor().gpu() {
+        // Refused for unfrozen blocks and augmented views; the start message says why.
+        let _ = trainer.use_gpu(gpu.context().clone()).await;
+    }
+    let reply = started_message(run_id, &trainer, views, cache_bytes);
+    let now = clock();
+    (run.started, run.epoch_started) = (now, now);
+    run.phase = Phase::Training(Box::new(trainer));
+    Ok(vec![progress, reply])
 }
