@@ -1,9 +1,9 @@
 //! One backbone block: a chain of conv + BN units, with a skip connection `x + f(x)` when the
 //! block keeps its input's shape (inverted residuals with stride 1 and C_in == C_out).
 
-use candle_core::{Module, Result, Tensor, Var};
+use candle_core::{Module, Result, Tensor};
 
-use super::conv_bn::ConvBn;
+use super::conv_bn::{ConvBn, TrainableVars};
 
 #[derive(Debug, Clone)]
 pub struct Block {
@@ -32,10 +32,10 @@ impl Block {
         self.residual
     }
 
-    /// A copy whose weights are trainable variables, with those variables and their names.
-    pub fn trainable(&self) -> Result<(Block, Vec<(String, Var)>)> {
+    /// A copy whose weights (and BN statistics) are variables, with those variables.
+    pub fn trainable(&self) -> Result<(Block, TrainableVars)> {
         let mut units = Vec::with_capacity(self.units.len());
-        let mut vars = Vec::new();
+        let mut vars = TrainableVars::default();
         for unit in &self.units {
             let (copy, unit_vars) = unit.trainable()?;
             units.push(copy);
@@ -46,11 +46,12 @@ impl Block {
 }
 
 impl Block {
-    /// [`Module::forward`] on NHWC activations, through the training ops.
-    pub fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+    /// [`Module::forward`] on NHWC activations, through the training ops; with `batch_stats`,
+    /// batch norm normalises with the batch's statistics and updates its running ones.
+    pub fn forward_nhwc(&self, x: &Tensor, batch_stats: bool) -> Result<Tensor> {
         let mut y = x.clone();
         for unit in &self.units {
-            y = unit.forward_nhwc(&y)?;
+            y = if batch_stats { unit.forward_nhwc_batch_stats(&y)? } else { unit.forward_nhwc(&y)? };
         }
         if self.residual {
             y + x

@@ -38,7 +38,27 @@ pub struct ConvBn {
     /// trainable copies.
     conv_name: String,
     bn_name: String,
+    /// A trainable copy's running mean and variance, which training-mode BN updates.
+    stats: Option<(Var, Var)>,
 }
+
+/// The variables of a trainable copy: parameters (learned by the optimizer) and batch-norm
+/// statistics (moved only by training-mode batch norm), with their checkpoint names.
+#[derive(Debug, Clone, Default)]
+pub struct TrainableVars {
+    pub params: Vec<(String, Var)>,
+    pub stats: Vec<(String, Var)>,
+}
+
+impl TrainableVars {
+    pub fn extend(&mut self, other: TrainableVars) {
+        self.params.extend(other.params);
+        self.stats.extend(other.stats);
+    }
+}
+
+/// Momentum of the running statistics in training-mode batch norm (PyTorch's default).
+const BN_MOMENTUM: f64 = 0.1;
 
 impl ConvBn {
     /// Loads the conv from `conv_vb` (`weight`) and the BN from `bn_vb`
@@ -49,7 +69,7 @@ impl ConvBn {
         let conv =
             candle_nn::conv2d_no_bias(spec.in_channels, spec.out_channels, spec.kernel, config, conv_vb.clone())?;
         let bn = candle_nn::batch_norm(spec.out_channels, bn_eps, bn_vb.clone())?;
-        Ok(Self { conv, bn, spec, conv_name: conv_vb.prefix(), bn_name: bn_vb.prefix() })
+        Ok(Self { conv, bn, spec, conv_name: conv_vb.prefix(), bn_name: bn_vb.prefix(), stats: None })
     }
 
     pub fn spec(&self) -> &ConvBnSpec {
@@ -62,32 +82,46 @@ impl ConvBn {
     }
 
     /// A copy whose conv weight and BN scale and shift are trainable variables holding the
-    /// current values, returned with their checkpoint names. The BN statistics stay as they
-    /// are (inference-mode BN: fine-tuning on a few images must not move them).
-    pub fn trainable(&self) -> Result<(ConvBn, Vec<(String, Var)>)> {
+    /// current values; its BN statistics are variables too, which only training-mode batch
+    /// norm moves ([`ConvBn::forward_nhwc_batch_stats`]). All named as in the checkpoint.
+    pub fn trainable(&self) -> Result<(ConvBn, TrainableVars)> {
         // `Var::from_tensor` shares a tensor that already is a variable: copy first, so that
         // training the copy never moves the backbone it came from.
-        let weight = Var::from_tensor(&self.conv.weight().copy()?)?;
+        let copy_var = |t: &Tensor| Var::from_tensor(&t.copy()?);
+        let weight = copy_var(self.conv.weight())?;
         let conv = Conv2d::new(weight.as_tensor().clone(), None, *self.conv.config());
         let Some((gamma, beta)) = self.bn.weight_and_bias() else {
             candle_core::bail!("batch norm {} has no scale and shift", self.bn_name);
         };
-        let (gamma, beta) = (Var::from_tensor(&gamma.copy()?)?, Var::from_tensor(&beta.copy()?)?);
+        let (gamma, beta) = (copy_var(gamma)?, copy_var(beta)?);
+        let (mean, var) = (copy_var(self.bn.running_mean())?, copy_var(self.bn.running_var())?);
         let bn = BatchNorm::new(
             self.spec.out_channels,
-            self.bn.running_mean().clone(),
-            self.bn.running_var().clone(),
+            mean.as_tensor().clone(),
+            var.as_tensor().clone(),
             gamma.as_tensor().clone(),
             beta.as_tensor().clone(),
             self.bn.eps(),
         )?;
-        let vars = vec![
-            (format!("{}.weight", self.conv_name), weight),
-            (format!("{}.weight", self.bn_name), gamma),
-            (format!("{}.bias", self.bn_name), beta),
-        ];
-        let copy =
-            ConvBn { conv, bn, spec: self.spec, conv_name: self.conv_name.clone(), bn_name: self.bn_name.clone() };
+        let vars = TrainableVars {
+            params: vec![
+                (format!("{}.weight", self.conv_name), weight),
+                (format!("{}.weight", self.bn_name), gamma),
+                (format!("{}.bias", self.bn_name), beta),
+            ],
+            stats: vec![
+                (format!("{}.running_mean", self.bn_name), mean.clone()),
+                (format!("{}.running_var", self.bn_name), var.clone()),
+            ],
+        };
+        let copy = ConvBn {
+            conv,
+            bn,
+            spec: self.spec,
+            conv_name: self.conv_name.clone(),
+            bn_name: self.bn_name.clone(),
+            stats: Some((mean, var)),
+        };
         Ok((copy, vars))
     }
 
@@ -119,25 +153,81 @@ impl ConvBn {
     /// training ops (hand-written backward passes): the path of unfrozen blocks.
     pub fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
         let (scale, shift) = self.bn_scale_shift()?;
-        let ConvBnSpec { out_channels: co, in_channels: ci, .. } = self.spec;
+        let co = self.spec.out_channels;
         let weight = self.conv.weight().broadcast_mul(&scale.reshape((co, 1, 1, 1))?)?;
-        let (b, h, w, _) = x.dims4()?;
         if self.spec.is_depthwise3x3() && self.spec.relu6 {
             let taps = weight.reshape((co, 9))?.t()?;
             return train_ops::depthwise_relu6(x, &taps, &shift, self.spec.stride);
         }
-        if self.spec.kernel == 1 && self.spec.stride == 1 && self.spec.groups == 1 {
-            let y = train_ops::pointwise(
-                &x.reshape((b * h * w, ci))?,
-                &weight.reshape((co, ci))?.t()?,
-                &shift,
-                self.spec.relu6,
-            )?;
-            return y.reshape((b, h, w, co));
+        let y = self.conv_nhwc(x, &weight, &shift, self.spec.relu6)?;
+        if self.spec.relu6 && !self.is_pointwise() {
+            return y.clamp(0f32, 6f32);
         }
-        // Any other conv (the stem): Candle's, in NCHW.
-        let nchw = self.forward(&x.permute((0, 3, 1, 2))?)?;
-        nchw.permute((0, 2, 3, 1))?.contiguous()
+        Ok(y)
+    }
+
+    fn is_pointwise(&self) -> bool {
+        self.spec.kernel == 1 && self.spec.stride == 1 && self.spec.groups == 1
+    }
+
+    /// `conv(x, weight) + bias` in NHWC (ReLU6 too for a pointwise conv when `relu6`).
+    fn conv_nhwc(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, relu6: bool) -> Result<Tensor> {
+        let (b, h, w, ci) = x.dims4()?;
+        let co = self.spec.out_channels;
+        if self.is_pointwise() {
+            let rows =
+                train_ops::pointwise(&x.reshape((b * h * w, ci))?, &weight.reshape((co, ci))?.t()?, bias, relu6)?;
+            return rows.reshape((b, h, w, co));
+        }
+        // The depthwise conv without its ReLU6, and any other conv (the stem): NCHW.
+        let nchw = x.permute((0, 3, 1, 2))?;
+        let y = if self.spec.is_depthwise3x3() {
+            depthwise_conv3x3(&nchw, weight, self.spec.stride)?
+        } else {
+            nchw.conv2d(weight, self.spec.kernel / 2, self.spec.stride, 1, self.spec.groups)?
+        };
+        y.broadcast_add(&bias.reshape((1, co, 1, 1))?)?.permute((0, 2, 3, 1))?.contiguous()
+    }
+
+    /// Training-mode batch norm: the conv's output normalised with the batch's own mean and
+    /// (biased) variance per channel over `B H' W'`, then scaled and shifted; the running
+    /// statistics move towards the batch's (momentum 0.1, unbiased variance), as PyTorch's.
+    pub fn forward_nhwc_batch_stats(&self, x: &Tensor) -> Result<Tensor> {
+        let Some((gamma, beta)) = self.bn.weight_and_bias() else {
+            candle_core::bail!("batch norm {} has no scale and shift", self.bn_name);
+        };
+        let co = self.spec.out_channels;
+        let zero = Tensor::zeros(co, x.dtype(), x.device())?;
+        let conv = self.conv_nhwc(x, self.conv.weight(), &zero, false)?;
+        let shape = conv.dims4()?;
+        let rows = conv.reshape((shape.0 * shape.1 * shape.2, co))?;
+        // Column means as a product with a row of `1 / n` (Candle's reduction over the first
+        // dimension is several times slower, forward and backward).
+        let n = rows.dim(0)?;
+        let average = Tensor::full(1.0 / n as f32, (1, n), rows.device())?;
+        let mean = average.matmul(&rows)?;
+        let centred = rows.broadcast_sub(&mean)?;
+        let var = average.matmul(&centred.sqr()?)?;
+        let normalised = centred.broadcast_div(&(&var + self.bn.eps())?.sqrt()?)?;
+        let y = normalised.broadcast_mul(gamma)?.broadcast_add(beta)?.reshape(shape)?;
+        self.update_running_stats(&mean, &var, n)?;
+        if self.spec.relu6 {
+            y.clamp(0f32, 6f32)
+        } else {
+            Ok(y)
+        }
+    }
+
+    fn update_running_stats(&self, mean: &Tensor, var: &Tensor, n: usize) -> Result<()> {
+        let Some((running_mean, running_var)) = &self.stats else {
+            return Ok(());
+        };
+        let unbiased = (var.detach().squeeze(0)? * (n as f64 / (n.max(2) - 1) as f64))?;
+        let blend = |running: &Var, batch: &Tensor| -> Result<()> {
+            running.set(&((running.as_tensor() * (1.0 - BN_MOMENTUM))? + (batch * BN_MOMENTUM)?)?)
+        };
+        blend(running_mean, &mean.detach().squeeze(0)?)?;
+        blend(running_var, &unbiased)
     }
 }
 

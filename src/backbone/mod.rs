@@ -23,9 +23,11 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 pub use block::Block;
+use conv_bn::TrainableVars;
 use mobilenet_v2::MobileNetV2Config;
 
 use crate::preprocess::InputSpec;
+use crate::train::BatchNormMode;
 
 /// The backbone architectures Graft can build. The serde name is the one manifests use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -171,19 +173,21 @@ impl Backbone {
     }
 
     /// Copies of blocks `first..` whose weights are trainable variables holding the pretrained
-    /// values (nothing is re-initialised). Batch-norm statistics stay frozen.
+    /// values (nothing is re-initialised). Batch norm keeps its statistics unless
+    /// [`TrainableSuffix::set_batch_norm`] says otherwise.
     pub fn trainable_suffix(&self, first: usize) -> Result<TrainableSuffix> {
         if first > self.blocks.len() {
             candle_core::bail!("block {first} is past the last block ({})", self.blocks.len());
         }
         let mut blocks = Vec::with_capacity(self.blocks.len() - first);
-        let mut vars = Vec::new();
+        let mut vars = TrainableVars::default();
         for block in &self.blocks[first..] {
             let (copy, block_vars) = block.trainable()?;
             blocks.push(copy);
             vars.extend(block_vars);
         }
-        Ok(TrainableSuffix { first, blocks, vars, feature_dim: self.feature_dim })
+        let batch_norm = BatchNormMode::Frozen;
+        Ok(TrainableSuffix { first, blocks, vars, feature_dim: self.feature_dim, batch_norm })
     }
 }
 
@@ -212,8 +216,9 @@ fn run_blocks(blocks: &[Block], x: &Tensor) -> Result<Tensor> {
 pub struct TrainableSuffix {
     first: usize,
     blocks: Vec<Block>,
-    vars: Vec<(String, Var)>,
+    vars: TrainableVars,
     feature_dim: usize,
+    batch_norm: BatchNormMode,
 }
 
 impl TrainableSuffix {
@@ -227,17 +232,38 @@ impl TrainableSuffix {
         self.first
     }
 
-    /// The trainable variables with their checkpoint names.
+    /// The trainable parameters with their checkpoint names (what the optimizer moves).
     pub fn vars(&self) -> &[(String, Var)] {
-        &self.vars
+        &self.vars.params
+    }
+
+    /// The parameters and the batch-norm statistics: everything a saved model holds.
+    pub fn tensors(&self) -> impl Iterator<Item = &(String, Var)> {
+        self.vars.params.iter().chain(&self.vars.stats)
+    }
+
+    /// What batch norm does while these blocks train.
+    pub fn set_batch_norm(&mut self, mode: BatchNormMode) {
+        self.batch_norm = mode;
     }
 
     /// Pooled features `(B, feature_dim)` of the boundary activation `x`, NHWC `(B, h, w, C)`
-    /// (the executors' layout, [`crate::exec::FeatureMap::to_nhwc`]).
+    /// (the executors' layout, [`crate::exec::FeatureMap::to_nhwc`]); batch norm in inference
+    /// mode.
     pub fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, false)
+    }
+
+    /// [`Self::forward_features`] for a training step: batch norm in training mode when
+    /// [`BatchNormMode::Train`] (batch statistics, running ones updated).
+    pub fn forward_features_training(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, self.batch_norm == BatchNormMode::Train)
+    }
+
+    fn run(&self, x: &Tensor, batch_stats: bool) -> Result<Tensor> {
         let mut y = x.clone();
         for block in &self.blocks {
-            y = block.forward_nhwc(&y)?;
+            y = block.forward_nhwc(&y, batch_stats)?;
         }
         y.mean((1, 2))
     }

@@ -111,11 +111,12 @@ impl TrainedHead {
     }
 
     /// The head's weights as safetensors bytes (`hidden.*`, `output.*`), and after a fine-tuning
-    /// run the fine-tuned blocks' under their checkpoint names (`features.17.conv.0.0.weight`, …).
+    /// run the fine-tuned blocks' weights and batch-norm statistics under their checkpoint names
+    /// (`features.17.conv.0.0.weight`, `features.17.conv.0.1.running_mean`, …).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
         let mut vars = named_vars(&self.head_vars)?;
         if let Some(suffix) = &self.suffix {
-            vars.extend(suffix.vars().iter().cloned());
+            vars.extend(suffix.tensors().cloned());
         }
         vars_to_safetensors(&vars)
     }
@@ -132,7 +133,7 @@ impl TrainedHead {
         }
         block_names.sort();
         let suffix = matching_suffix(backbone, &block_names)?;
-        for (name, var) in suffix.vars() {
+        for (name, var) in suffix.tensors() {
             let value = &tensors[name];
             if value.dims() != var.dims() {
                 return Err(bad(format!("{name} has shape {:?}, expected {:?}", value.dims(), var.dims())));
@@ -162,7 +163,7 @@ impl TrainedHead {
 fn matching_suffix(backbone: &Backbone, names: &[&String]) -> Result<TrainableSuffix> {
     for first in (0..backbone.num_blocks()).rev() {
         let suffix = backbone.trainable_suffix(first)?;
-        let mut own: Vec<&String> = suffix.vars().iter().map(|(n, _)| n).collect();
+        let mut own: Vec<&String> = suffix.tensors().map(|(n, _)| n).collect();
         if own.len() > names.len() {
             break;
         }

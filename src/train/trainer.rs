@@ -86,8 +86,10 @@ struct Network {
 }
 
 impl Network {
-    fn logits(&self, x: &Tensor, dropout_mask: Option<&Tensor>) -> Result<Tensor> {
+    /// Logits of `x`; `training` is a training step (dropout, training-mode batch norm).
+    fn logits(&self, x: &Tensor, dropout_mask: Option<&Tensor>, training: bool) -> Result<Tensor> {
         let features = match &self.suffix {
+            Some((suffix, SuffixMode::Trainable)) if training => suffix.forward_features_training(x)?,
             Some((suffix, SuffixMode::Trainable)) => suffix.forward_features(x)?,
             // Detached: the backward pass stops at the head instead of running through
             // blocks whose gradients no optimizer uses.
@@ -156,7 +158,8 @@ impl Trainer {
         if config.unfreeze == 0 {
             return Self::new(data, config);
         }
-        let suffix = backbone.trainable_suffix(backbone.num_blocks() - config.unfreeze)?;
+        let mut suffix = backbone.trainable_suffix(backbone.num_blocks() - config.unfreeze)?;
+        suffix.set_batch_norm(config.batch_norm);
         let mode = if config.head_epochs == 0 { SuffixMode::Trainable } else { SuffixMode::Frozen };
         Self::with_suffix(data, config, suffix, mode)
     }
@@ -382,7 +385,7 @@ impl Trainer {
             }
             None => None,
         };
-        let logits = self.network.logits(&x, mask.as_ref())?;
+        let logits = self.network.logits(&x, mask.as_ref(), true)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() || value > DIVERGED_LOSS {
@@ -482,7 +485,7 @@ impl Trainer {
             }
         }
         let (x, y) = self.batch(&self.data.inputs, indices)?;
-        let logits = self.network.logits(&x, None)?.detach();
+        let logits = self.network.logits(&x, None, false)?.detach();
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
         let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
         let predicted: Vec<usize> = predicted.into_iter().map(|p| p as usize).collect();
@@ -512,11 +515,13 @@ impl Trainer {
         Ok(tensors)
     }
 
-    /// Every variable the run may change: the head's, and the unfrozen blocks' whether or not
-    /// they learn yet (a best epoch in the head-only stage restores their pretrained values).
+    /// Every variable the run may change: the head's, and the unfrozen blocks' (batch-norm
+    /// statistics included) whether or not they learn yet (a best epoch in the head-only stage
+    /// restores their pretrained values).
     fn weights(&self) -> Vec<(String, Var)> {
         let head = self.groups.first().map(|g| g.vars.clone()).unwrap_or_default();
-        let blocks = self.network.suffix.as_ref().map(|(s, _)| s.vars().to_vec()).unwrap_or_default();
+        let blocks: Vec<_> =
+            self.network.suffix.as_ref().map(|(s, _)| s.tensors().cloned().collect()).unwrap_or_default();
         head.into_iter().chain(blocks).collect()
     }
 

@@ -190,8 +190,39 @@ def finetune():
         optimizer.step()
     steps = {"boundary": 17, "image_shape": [2, 3, 64, 64], "labels": labels.tolist(), "lr_head": 1e-3,
              "lr_backbone": 1e-4, "weight_decay": 0.01, "losses": losses, "first_grads": first_grads}
+    steps["batch_norm_train"] = batch_norm_train_steps(boundary, labels)
     with open(os.path.join(FIXTURES, "finetune_reference.json"), "w") as f:
         json.dump({"torch": torch.__version__, "names": names, "block": block_ref, "steps": steps}, f)
+
+
+def batch_norm_train_steps(boundary, labels):
+    """The same three steps with the blocks' batch norm in training mode: batch statistics in the
+    forward pass, running statistics updated (momentum 0.1, unbiased variance)."""
+    model, _ = deterministic_mobilenet()
+    head = torch.nn.Linear(1280, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(wave(3 * 1280, 1.3, 0.2, 1.0 / np.sqrt(1280)).reshape(3, 1280)))
+        head.bias.copy_(torch.from_numpy(wave(3, 0.7, 0.0, 0.1)))
+    suffix = model.features[17:].train()
+    optimizer = torch.optim.AdamW(
+        [{"params": head.parameters(), "lr": 1e-3}, {"params": suffix.parameters(), "lr": 1e-4}],
+        weight_decay=0.01,
+    )
+    losses, running = [], {}
+    for step in range(3):
+        loss = F.cross_entropy(head(suffix(boundary).mean((2, 3))), labels)
+        losses.append(float(loss))
+        if step == 0:
+            running = {
+                name: summary(buffer)
+                for name, buffer in model.named_buffers()
+                if name.startswith(("features.17.", "features.18.")) and "running" in name
+            }
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    # `running`: after the first forward pass, before any weight moved.
+    return {"losses": losses, "running": running}
 
 
 def load_rgb(path):
