@@ -38,6 +38,9 @@ use crate::gpu::train::GpuHead;
 use crate::gpu::GpuContext;
 use crate::model::{MlpHead, MlpHeadSpec};
 
+/// Samples scored at a time.
+const SCORE_CHUNK: usize = 64;
+
 /// A training loss above this (cross-entropy starts near `ln C`) means the run exploded.
 pub const DIVERGED_LOSS: f32 = 1e3;
 
@@ -484,8 +487,16 @@ impl Trainer {
                 Err(e) => return Err(e),
             }
         }
-        let (x, y) = self.batch(&self.data.inputs, indices)?;
-        let logits = self.network.logits(&x, None, false)?.detach();
+        // In chunks: a whole split at once would hold every sample's activations in the
+        // unfrozen blocks at the same time (hundreds of MB for a thousand images).
+        let mut parts = Vec::new();
+        for chunk in indices.chunks(SCORE_CHUNK) {
+            let (x, _) = self.batch(&self.data.inputs, chunk)?;
+            parts.push(self.network.logits(&x, None, false)?.detach());
+        }
+        let logits = Tensor::cat(&parts, 0)?;
+        let y: Vec<u32> = truth.iter().map(|&l| l as u32).collect();
+        let y = Tensor::new(y.as_slice(), logits.device())?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
         let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
         let predicted: Vec<usize> = predicted.into_iter().map(|p| p as usize).collect();

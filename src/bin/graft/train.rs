@@ -100,13 +100,14 @@ fn new_trainer(extractor: &FeatureExtractor, data: TrainData, config: TrainConfi
     Ok(trainer)
 }
 
-fn print_epoch(epoch: &EpochMetrics, learning_rates: &[f64], json: bool) {
+fn print_epoch(epoch: &EpochMetrics, learning_rates: &[f64], seconds: f64, json: bool) {
     let stage = epoch.stage.name();
     if json {
         let line = json!({
             "epoch": epoch.epoch,
             "stage": stage,
             "learning_rates": learning_rates,
+            "seconds": seconds,
             "train_loss": epoch.train_loss,
             "train_accuracy": epoch.train_accuracy,
             "val_loss": epoch.val_loss,
@@ -115,7 +116,7 @@ fn print_epoch(epoch: &EpochMetrics, learning_rates: &[f64], json: bool) {
         println!("{line}");
     } else {
         println!(
-            "epoch {:>3}  {stage:<9}  train loss {:.4} acc {:.3}  val loss {} acc {}",
+            "epoch {:>3}  {stage:<9}  train loss {:.4} acc {:.3}  val loss {} acc {}  {seconds:.1} s",
             epoch.epoch,
             epoch.train_loss,
             epoch.train_accuracy,
@@ -143,8 +144,9 @@ pub fn train(dir: &Path, config: TrainConfig, backend: BackendChoice, output: Ou
     let mut trainer = new_trainer(&extractor, data, config)?;
     let mut diverged = None;
     while !trainer.is_done() {
+        let epoch_started = Instant::now();
         match block_on(trainer.run_epoch()) {
-            Ok(epoch) => print_epoch(&epoch, &trainer.learning_rates(), json),
+            Ok(epoch) => print_epoch(&epoch, &trainer.learning_rates(), epoch_started.elapsed().as_secs_f64(), json),
             Err(e @ GraftError::Diverged { .. }) => {
                 eprintln!("graft: {e}; keeping the best weights so far");
                 diverged = Some(e.to_string());
