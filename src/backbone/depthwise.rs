@@ -15,6 +15,9 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
+use super::train_ops::data;
+use crate::kernels::backward::source;
+
 /// Geometry of one depthwise convolution.
 #[derive(Debug, Clone, Copy)]
 struct Geometry {
@@ -28,22 +31,6 @@ struct Geometry {
 impl Geometry {
     fn out(&self) -> (usize, usize) {
         ((self.h - 1) / self.stride + 1, (self.w - 1) / self.stride + 1)
-    }
-
-    /// For output index `o` and tap `k`, the input index, if inside the unpadded input.
-    fn source(o: usize, k: usize, stride: usize, size: usize) -> Option<usize> {
-        (o * stride + k).checked_sub(1).filter(|&i| i < size)
-    }
-}
-
-/// The contiguous `f32` data of a CPU tensor argument.
-fn data<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("depthwise_conv3x3: {what} must be f32");
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&values[start..end]),
-        None => candle_core::bail!("depthwise_conv3x3: {what} must be contiguous"),
     }
 }
 
@@ -61,7 +48,7 @@ impl CustomOp2 for Forward {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let (x, w) = (data(s1, l1, "input")?, data(s2, l2, "weight")?);
+        let (x, w) = (data(s1, l1, "depthwise_conv3x3: input")?, data(s2, l2, "depthwise_conv3x3: weight")?);
         let (oh, ow) = g.out();
         let mut y = vec![0f32; g.planes * oh * ow];
         for (p, out) in y.chunks_exact_mut(oh * ow).enumerate() {
@@ -69,12 +56,12 @@ impl CustomOp2 for Forward {
             let taps = &w[(p % g.channels) * 9..][..9];
             for ky in 0..3 {
                 for i in 0..oh {
-                    let Some(iy) = Geometry::source(i, ky, g.stride, g.h) else { continue };
+                    let Some(iy) = source(i, ky, g.stride, g.h) else { continue };
                     let row = &plane[iy * g.w..][..g.w];
                     for kx in 0..3 {
                         let tap = taps[ky * 3 + kx];
                         for j in 0..ow {
-                            if let Some(ix) = Geometry::source(j, kx, g.stride, g.w) {
+                            if let Some(ix) = source(j, kx, g.stride, g.w) {
                                 out[i * ow + j] += tap * row[ix];
                             }
                         }
@@ -100,7 +87,7 @@ impl CustomOp2 for InputGrad {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let (dy, w) = (data(s1, l1, "gradient")?, data(s2, l2, "weight")?);
+        let (dy, w) = (data(s1, l1, "depthwise_conv3x3: gradient")?, data(s2, l2, "depthwise_conv3x3: weight")?);
         let (oh, ow) = g.out();
         let mut dx = vec![0f32; g.planes * g.h * g.w];
         for (p, plane) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
@@ -108,11 +95,11 @@ impl CustomOp2 for InputGrad {
             let taps = &w[(p % g.channels) * 9..][..9];
             for ky in 0..3 {
                 for i in 0..oh {
-                    let Some(iy) = Geometry::source(i, ky, g.stride, g.h) else { continue };
+                    let Some(iy) = source(i, ky, g.stride, g.h) else { continue };
                     for kx in 0..3 {
                         let tap = taps[ky * 3 + kx];
                         for j in 0..ow {
-                            if let Some(ix) = Geometry::source(j, kx, g.stride, g.w) {
+                            if let Some(ix) = source(j, kx, g.stride, g.w) {
                                 plane[iy * g.w + ix] += tap * grad[i * ow + j];
                             }
                         }
@@ -131,7 +118,7 @@ impl CustomOp2 for WeightGrad {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let (x, dy) = (data(s1, l1, "input")?, data(s2, l2, "gradient")?);
+        let (x, dy) = (data(s1, l1, "depthwise_conv3x3: input")?, data(s2, l2, "depthwise_conv3x3: gradient")?);
         let (oh, ow) = g.out();
         let mut dw = vec![0f32; g.channels * 9];
         for p in 0..g.planes {
@@ -140,11 +127,11 @@ impl CustomOp2 for WeightGrad {
             let taps = &mut dw[(p % g.channels) * 9..][..9];
             for ky in 0..3 {
                 for i in 0..oh {
-                    let Some(iy) = Geometry::source(i, ky, g.stride, g.h) else { continue };
+                    let Some(iy) = source(i, ky, g.stride, g.h) else { continue };
                     for kx in 0..3 {
                         let mut acc = 0f32;
                         for j in 0..ow {
-                            if let Some(ix) = Geometry::source(j, kx, g.stride, g.w) {
+                            if let Some(ix) = source(j, kx, g.stride, g.w) {
                                 acc += grad[i * ow + j] * plane[iy * g.w + ix];
                             }
                         }

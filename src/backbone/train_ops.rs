@@ -13,14 +13,14 @@ use crate::kernels::depthwise::{depthwise3x3, DepthwiseShape};
 use crate::kernels::pointwise::PointwiseShape;
 use crate::kernels::relu6_in_place;
 
-/// The contiguous `f32` data of a CPU tensor argument.
-fn data<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+/// The contiguous `f32` data of a custom op's CPU tensor argument (`what` names it in errors).
+pub(crate) fn data<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("training op: {what} must be f32");
+        candle_core::bail!("{what} must be f32");
     };
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&values[start..end]),
-        None => candle_core::bail!("training op: {what} must be contiguous"),
+        None => candle_core::bail!("{what} must be contiguous"),
     }
 }
 
@@ -57,7 +57,11 @@ impl CustomOp3 for Pointwise {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let PointwiseShape { pixels, in_channels, out_channels } = self.shape;
-        let (x, w, b) = (data(s1, l1, "input")?, data(s2, l2, "weight")?, data(s3, l3, "bias")?);
+        let (x, w, b) = (
+            data(s1, l1, "training op: input")?,
+            data(s2, l2, "training op: weight")?,
+            data(s3, l3, "training op: bias")?,
+        );
         let mut y = vec![0f32; pixels * out_channels];
         let lhs = Operand { data: x, rows: pixels, cols: in_channels, transposed: false };
         let rhs = Operand { data: w, rows: in_channels, cols: out_channels, transposed: false };
@@ -116,7 +120,11 @@ impl CustomOp3 for Depthwise {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, taps, b) = (data(s1, l1, "input")?, data(s2, l2, "taps")?, data(s3, l3, "bias")?);
+        let (x, taps, b) = (
+            data(s1, l1, "training op: input")?,
+            data(s2, l2, "training op: taps")?,
+            data(s3, l3, "training op: bias")?,
+        );
         let (in_len, out_len) = self.sizes();
         let mut y = vec![0f32; self.batch * out_len];
         for (image, out) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {

@@ -108,9 +108,10 @@ pub fn pointwise_backward(
     (dx, dw, db)
 }
 
-/// For output index `o` and tap `k` (0..3), the input index, if inside `0..size`.
+/// For output index `o` and tap `k` (0..3) of a 3x3 conv with padding 1, the input index, if
+/// inside `0..size`.
 #[inline(always)]
-fn source(o: usize, k: usize, stride: usize, size: usize) -> Option<usize> {
+pub fn source(o: usize, k: usize, stride: usize, size: usize) -> Option<usize> {
     (o * stride + k).checked_sub(1).filter(|&i| i < size)
 }
 
