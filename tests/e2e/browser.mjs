@@ -1,4 +1,9 @@
 // Shared set-up for the end-to-end tests: Debian's Chromium, headless, on this closed network.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 export const BASE_URL = process.env.GRAFT_URL ?? "http://127.0.0.1:8080/";
@@ -46,4 +51,15 @@ export async function openGraft(browser) {
   });
   await page.goto(BASE_URL);
   return { page, problems };
+}
+
+/** A fresh ImageFolder of Fashion-MNIST (Debian's copy): `perClass` images of the first `classes`
+ * classes of `split` (train or test). */
+export function fashionMnistFolder(split, perClass, classes) {
+  const dir = mkdtempSync(join(tmpdir(), `graft-fm-${split}-`));
+  const script = new URL("../reference/fashion_mnist_folder.py", import.meta.url).pathname;
+  const args = [script, dir, "--per-class", String(perClass), "--classes", String(classes), "--split", split];
+  const run = spawnSync("/usr/bin/python3", args);
+  assert.equal(run.status, 0, String(run.stderr));
+  return dir;
 }

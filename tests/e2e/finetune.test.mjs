@@ -2,24 +2,15 @@
 // see augmented samples, train in two stages (head, then fine-tune), predict with the result.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync } from "node:fs";
-import { spawnSync } from "node:child_process";
-import { tmpdir } from "node:os";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { launch, openGraft } from "./browser.mjs";
+import { fashionMnistFolder, launch, openGraft } from "./browser.mjs";
 
 const CLASSES = ["T-shirt", "Trouser"];
 let browser;
 let trainDir;
 let testDir;
 
-function writeFolder(split, perClass) {
-  const dir = mkdtempSync(join(tmpdir(), `graft-ft-${split}-`));
-  const script = new URL("../reference/fashion_mnist_folder.py", import.meta.url).pathname;
-  const run = spawnSync("/usr/bin/python3", [script, dir, "--per-class", String(perClass), "--classes", "2", "--split", split]);
-  assert.equal(run.status, 0, String(run.stderr));
-  return dir;
-}
 
 const files = (dir, name) => readdirSync(join(dir, name)).map((f) => join(dir, name, f));
 const text = (page, id) => page.locator(`[data-testid="${id}"]`).textContent();
@@ -28,8 +19,8 @@ const trainable = (page) =>
 
 before(async () => {
   browser = await launch();
-  trainDir = writeFolder("train", 12);
-  testDir = writeFolder("test", 2);
+  trainDir = fashionMnistFolder("train", 12, 2);
+  testDir = fashionMnistFolder("test", 2, 2);
 });
 after(async () => {
   await browser?.close();

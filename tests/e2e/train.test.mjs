@@ -2,11 +2,9 @@
 // (Fashion-MNIST from Debian), train, watch it learn, stop, predict unseen images.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { spawnSync } from "node:child_process";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { launch, openGraft } from "./browser.mjs";
+import { fashionMnistFolder, launch, openGraft } from "./browser.mjs";
 
 const CLASSES = ["T-shirt", "Trouser", "Pullover"];
 const PER_CLASS = 20;
@@ -16,20 +14,13 @@ let browser;
 let trainDir;
 let testDir;
 
-function writeFolder(split, perClass) {
-  const dir = mkdtempSync(join(tmpdir(), `graft-fm-${split}-`));
-  const script = new URL("../reference/fashion_mnist_folder.py", import.meta.url).pathname;
-  const run = spawnSync("/usr/bin/python3", [script, dir, "--per-class", String(perClass), "--classes", "3", "--split", split]);
-  assert.equal(run.status, 0, String(run.stderr));
-  return dir;
-}
 
 const files = (dir, name) => readdirSync(join(dir, name)).map((f) => join(dir, name, f));
 
 before(async () => {
   browser = await launch();
-  trainDir = writeFolder("train", PER_CLASS);
-  testDir = writeFolder("test", UNSEEN);
+  trainDir = fashionMnistFolder("train", PER_CLASS, 3);
+  testDir = fashionMnistFolder("test", UNSEEN, 3);
 });
 after(async () => {
   await browser?.close();
