@@ -57,6 +57,18 @@ impl TrainableVars {
     }
 }
 
+/// A unit's tensors under their checkpoint names, for a copy that trains elsewhere (the GPU).
+#[derive(Debug, Clone)]
+pub struct UnitTensors {
+    /// The conv weight `(C_out, C_in / groups, k, k)`.
+    pub weight: (String, Tensor),
+    pub gamma: (String, Tensor),
+    pub beta: (String, Tensor),
+    pub running_mean: (String, Tensor),
+    pub running_var: (String, Tensor),
+    pub eps: f64,
+}
+
 /// Momentum of the running statistics in training-mode batch norm (PyTorch's default).
 const BN_MOMENTUM: f64 = 0.1;
 
@@ -125,6 +137,27 @@ impl ConvBn {
         Ok((copy, vars))
     }
 
+    /// The conv weight, the batch norm's scale, shift and statistics, by checkpoint name.
+    pub fn tensors(&self) -> Result<UnitTensors> {
+        let Some((gamma, beta)) = self.bn.weight_and_bias() else {
+            candle_core::bail!("batch norm {} has no scale and shift", self.bn_name);
+        };
+        let named = |suffix: &str, t: &Tensor| (format!("{}.{suffix}", self.bn_name), t.clone());
+        Ok(UnitTensors {
+            weight: (format!("{}.weight", self.conv_name), self.conv.weight().clone()),
+            gamma: named("weight", gamma),
+            beta: named("bias", beta),
+            running_mean: named("running_mean", self.bn.running_mean()),
+            running_var: named("running_var", self.bn.running_var()),
+            eps: self.bn.eps(),
+        })
+    }
+
+    /// Whether the unit is a 1x1 convolution with stride 1 (a product over pixels).
+    pub fn is_pointwise(&self) -> bool {
+        self.spec.kernel == 1 && self.spec.stride == 1 && self.spec.groups == 1
+    }
+
     /// The conv with the BN folded in: `(weight (C_out, C_in/groups, k, k), bias (C_out))`.
     pub fn folded(&self) -> Result<(Tensor, Tensor)> {
         let conv = self.conv.absorb_bn(&self.bn)?;
@@ -164,10 +197,6 @@ impl ConvBn {
             return y.clamp(0f32, 6f32);
         }
         Ok(y)
-    }
-
-    fn is_pointwise(&self) -> bool {
-        self.spec.kernel == 1 && self.spec.stride == 1 && self.spec.groups == 1
     }
 
     /// `conv(x, weight) + bias` in NHWC (ReLU6 too for a pointwise conv when `relu6`).

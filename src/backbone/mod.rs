@@ -232,6 +232,16 @@ impl TrainableSuffix {
         self.first
     }
 
+    /// The trainable blocks, in order.
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    /// What batch norm does while these blocks train.
+    pub fn batch_norm(&self) -> BatchNormMode {
+        self.batch_norm
+    }
+
     /// The trainable parameters with their checkpoint names (what the optimizer moves).
     pub fn vars(&self) -> &[(String, Var)] {
         &self.vars.params

@@ -15,6 +15,7 @@
 pub mod executor;
 pub mod kernels;
 pub mod program;
+pub mod suffix;
 pub mod train;
 
 use std::sync::{Arc, Mutex};

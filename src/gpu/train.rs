@@ -1,37 +1,78 @@
 //! The head's training step on the GPU, weights resident there: the same network, loss and
 //! optimizer as the CPU trainer ([`crate::train::Trainer`], whose batches, shuffles and dropout
-//! masks drive this one), built from general kernels that the backbone's backward pass can
-//! reuse: products with transposed operands, softmax cross-entropy, ReLU and dropout masks,
-//! column sums, AdamW.
+//! masks drive this one), built from general kernels that the backbone's backward pass
+//! reuses: products with transposed operands, softmax cross-entropy, ReLU and dropout masks,
+//! column sums, AdamW. In fine-tuning the head's input is the pooled output of the unfrozen
+//! blocks ([`super::suffix::GpuSuffix`]), whose gradients and AdamW steps join the same pass
+//! once they train.
 //!
-//! For a batch of R rows of resident features `x (N, D)`, hidden `H` (0: linear head), `C`
-//! classes, with weights stored as Candle stores them (`(out, in)`):
-//! forward   `x_b = x[rows]`, `h = relu(x_b W1^T + b1) * mask`, `z = h W2^T + b2`;
+//! For a batch of R rows of features `x (R, D)` (gathered from resident features, or made by
+//! the unfrozen blocks from the boundary activations written before the pass), hidden `H`
+//! (0: linear head), `C` classes, with weights stored as Candle stores them (`(out, in)`):
+//! forward   `h = relu(x W1^T + b1) * mask`, `z = h W2^T + b2`;
 //! loss      `mean_r CE(z_r, y_r)`, `dz = (softmax(z) - onehot(y)) / R`;
 //! backward  `dW2 = dz^T h`, `db2 = sum_r dz`, `dh = (dz W2) * mask * [h > 0]`,
-//!           `dW1 = dh^T x_b`, `db1 = sum_r dh`; then AdamW on each parameter.
+//!           `dW1 = dh^T x`, `db1 = sum_r dh`, and for trainable blocks `dx = dh W1` (`dz W2`
+//!           for a linear head); then AdamW on each parameter, each group at its own rate.
 //! (`[h > 0]` is read after dropout: where the mask is 0 the gradient is 0 either way.)
-//! A step is one compute pass and one submit with nothing read back; scoring a split reads
-//! back each row's loss and prediction, once per epoch.
+//! A step is one compute pass and one submit with nothing read back; scoring reads back each
+//! row's loss and prediction.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::kernels::matmul::{Epilogue, MatmulShape};
 use super::kernels::{adamw, elementwise, matmul, softmax_xent};
-use super::program::{KernelCall, Kernels, Recorded};
+use super::program::{KernelCall, Kernels, Params, Recorded};
+use super::suffix::{Dims, GpuSuffix, SuffixScratch};
 use super::GpuContext;
+use crate::backbone::TrainableSuffix;
 use crate::error::{GraftError, Result};
 use crate::model::MlpHeadSpec;
 
 /// A trainable tensor with its gradient and AdamW moments.
-struct Param {
-    name: String,
-    len: usize,
-    value: wgpu::Buffer,
-    grad: wgpu::Buffer,
-    m: wgpu::Buffer,
-    v: wgpu::Buffer,
+pub struct Param {
+    pub name: String,
+    pub len: usize,
+    pub value: wgpu::Buffer,
+    pub grad: wgpu::Buffer,
+    pub m: wgpu::Buffer,
+    pub v: wgpu::Buffer,
+}
+
+impl Param {
+    /// Uploads `values`, with zero moments.
+    pub fn new(context: &GpuContext, name: &str, values: &[f32]) -> Self {
+        Self {
+            name: name.to_string(),
+            len: values.len(),
+            value: context.upload(name, values),
+            grad: context.storage("grad", (values.len() * 4) as u64),
+            m: context.upload("adam m", &vec![0.0; values.len()]),
+            v: context.upload("adam v", &vec![0.0; values.len()]),
+        }
+    }
+}
+
+/// What the head learns on.
+pub enum HeadInputs<'a> {
+    /// Features `(N, D)`, row-major, kept on the GPU; each pass gathers its rows.
+    Features(&'a [f32]),
+    /// Unfrozen blocks taking `(h, w, C)` activations per image, written before each pass.
+    Suffix { suffix: &'a TrainableSuffix, boundary: Dims },
+}
+
+enum Source {
+    Resident(wgpu::Buffer),
+    Suffix(GpuSuffix),
+}
+
+/// A recorded pass: `rows` rows, a training step or scoring, with the blocks learning or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PassKey {
+    rows: usize,
+    train: bool,
+    suffix_learns: bool,
 }
 
 /// One recorded pass over `rows` rows: a training step, or scoring.
@@ -42,8 +83,9 @@ struct Pass {
     per_row: wgpu::Buffer,
     staging: wgpu::Buffer,
     recorded: Recorded,
-    /// Index of the first AdamW dispatch (one per parameter, in order).
+    /// Index of the first AdamW dispatch (one per parameter, the head's then the blocks').
     first_adamw: usize,
+    suffix: Option<SuffixScratch>,
     _scratch: Vec<wgpu::Buffer>,
 }
 
@@ -51,12 +93,16 @@ struct Pass {
 pub struct GpuHead {
     kernels: Kernels,
     spec: MlpHeadSpec,
-    features: wgpu::Buffer,
+    source: Source,
     labels: Vec<f32>,
     params: Vec<Param>,
-    passes: HashMap<(usize, bool), Arc<Pass>>,
+    passes: HashMap<PassKey, Arc<Pass>>,
     steps: u32,
-    learning_rate: f64,
+    /// AdamW steps of the blocks since they joined.
+    suffix_steps: u32,
+    suffix_learns: bool,
+    /// The head's rate and the blocks'.
+    learning_rates: [f64; 2],
     weight_decay: f64,
 }
 
@@ -76,12 +122,12 @@ fn param_names(spec: &MlpHeadSpec) -> Vec<&'static str> {
 }
 
 impl GpuHead {
-    /// Uploads the features `(N, D)` row-major and the head's initial tensors (by name).
+    /// Uploads the inputs and the head's initial tensors (by name).
     pub async fn new(
         context: GpuContext,
         spec: MlpHeadSpec,
         initial: &HashMap<String, Vec<f32>>,
-        features: &[f32],
+        inputs: HeadInputs<'_>,
         labels: &[usize],
         learning_rate: f64,
         weight_decay: f64,
@@ -92,33 +138,38 @@ impl GpuHead {
                 initial.get(name).ok_or_else(|| GraftError::Training(format!("head tensor {name} is missing")))?;
             params.push((name, values));
         }
-        let (features, params) = context
-            .checked("uploading the training data", || {
-                let params = params
-                    .iter()
-                    .map(|(name, values)| Param {
-                        name: name.to_string(),
-                        len: values.len(),
-                        value: context.upload(name, values),
-                        grad: context.storage("grad", (values.len() * 4) as u64),
-                        m: context.upload("adam m", &vec![0.0; values.len()]),
-                        v: context.upload("adam v", &vec![0.0; values.len()]),
-                    })
-                    .collect::<Vec<_>>();
-                (context.upload("features", features), params)
+        let (source, params) = context
+            .checked("uploading the training data", || -> Result<_> {
+                let params = params.iter().map(|(name, values)| Param::new(&context, name, values)).collect();
+                let source = match inputs {
+                    HeadInputs::Features(features) => Source::Resident(context.upload("features", features)),
+                    HeadInputs::Suffix { suffix, boundary } => {
+                        Source::Suffix(GpuSuffix::new(&context, suffix, boundary)?)
+                    }
+                };
+                Ok((source, params))
             })
-            .await?;
-        let labels = labels.iter().map(|&l| l as f32).collect();
-        let kernels = Kernels::new(context);
+            .await??;
+        if let Source::Suffix(suffix) = &source {
+            if suffix.feature_dim() != spec.in_dim {
+                return Err(GraftError::Training(format!(
+                    "the blocks make {} features for a head of {}",
+                    suffix.feature_dim(),
+                    spec.in_dim
+                )));
+            }
+        }
         Ok(Self {
-            kernels,
+            kernels: Kernels::new(context),
             spec,
-            features,
-            labels,
+            source,
+            labels: labels.iter().map(|&l| l as f32).collect(),
             params,
             passes: HashMap::new(),
             steps: 0,
-            learning_rate,
+            suffix_steps: 0,
+            suffix_learns: false,
+            learning_rates: [learning_rate, learning_rate],
             weight_decay,
         })
     }
@@ -127,47 +178,95 @@ impl GpuHead {
         self.kernels.context()
     }
 
-    /// One AdamW step on the rows `rows` of the features; `mask` is the dropout mask
+    /// Whether unfrozen blocks come before the head.
+    pub fn has_suffix(&self) -> bool {
+        matches!(self.source, Source::Suffix(_))
+    }
+
+    /// The learning rates from the next step on: the head's, then the blocks'.
+    pub fn set_learning_rates(&mut self, rates: &[f64]) {
+        for (slot, rate) in self.learning_rates.iter_mut().zip(rates) {
+            *slot = *rate;
+        }
+    }
+
+    /// Whether the unfrozen blocks learn from the next step on; when they join, their AdamW
+    /// starts afresh (zero moments, step 1), as the CPU trainer's new parameter group does.
+    pub fn set_suffix_learns(&mut self, learns: bool) -> Result<()> {
+        let Source::Suffix(suffix) = &self.source else {
+            return Err(GraftError::Training("this run has no unfrozen blocks".into()));
+        };
+        if learns && !self.suffix_learns {
+            let queue = self.kernels.context().queue();
+            for p in suffix.params() {
+                let zeros = vec![0f32; p.len];
+                queue.write_buffer(&p.m, 0, bytemuck::cast_slice(&zeros));
+                queue.write_buffer(&p.v, 0, bytemuck::cast_slice(&zeros));
+            }
+            self.suffix_steps = 0;
+        }
+        self.suffix_learns = learns;
+        Ok(())
+    }
+
+    /// One AdamW step on the rows `rows`; `inputs` holds their boundary activations when
+    /// blocks come first (`rows x` [`GpuSuffix::input_len`]); `mask` is the dropout mask
     /// `(rows, hidden)` (0 or `1 / (1 - p)`), `None` without dropout.
-    pub async fn train_batch(&mut self, rows: &[usize], mask: Option<&[f32]>) -> Result<()> {
-        let pass = self.pass(rows.len(), true).await?;
+    pub async fn train_batch(&mut self, rows: &[usize], inputs: Option<&[f32]>, mask: Option<&[f32]>) -> Result<()> {
+        let key = PassKey { rows: rows.len(), train: true, suffix_learns: self.suffix_learns };
+        let pass = self.pass(key).await?;
+        self.write_rows(&pass, rows, inputs, mask)?;
         self.steps += 1;
-        self.write_rows(&pass, rows, mask);
-        for (index, param) in self.params.iter().enumerate() {
-            let params = adamw::params(param.len, self.learning_rate, self.weight_decay, self.steps);
-            pass.recorded.write_params(self.context().queue(), pass.first_adamw + index, &params);
+        let weight_decay = self.weight_decay;
+        let [head_rate, suffix_rate] = self.learning_rates;
+        let mut steps: Vec<Params> =
+            self.params.iter().map(|p| adamw::params(p.len, head_rate, weight_decay, self.steps)).collect();
+        if let (Source::Suffix(suffix), true) = (&self.source, self.suffix_learns) {
+            self.suffix_steps += 1;
+            steps.extend(suffix.params().map(|p| adamw::params(p.len, suffix_rate, weight_decay, self.suffix_steps)));
+        }
+        for (index, params) in steps.iter().enumerate() {
+            pass.recorded.write_params(self.context().queue(), pass.first_adamw + index, params);
         }
         self.kernels.run(&pass.recorded, &[]).await?;
         Ok(())
     }
 
-    /// The mean cross-entropy over `rows` and each row's predicted class.
-    pub async fn score(&mut self, rows: &[usize]) -> Result<(f32, Vec<usize>)> {
+    /// The mean cross-entropy over `rows` and each row's predicted class; `inputs` as for
+    /// [`Self::train_batch`].
+    pub async fn score(&mut self, rows: &[usize], inputs: Option<&[f32]>) -> Result<(f32, Vec<usize>)> {
         if rows.is_empty() {
             return Ok((0.0, Vec::new()));
         }
-        let pass = self.pass(rows.len(), false).await?;
-        self.write_rows(&pass, rows, None);
+        let pass = self.pass(PassKey { rows: rows.len(), train: false, suffix_learns: false }).await?;
+        self.write_rows(&pass, rows, inputs, None)?;
         let per_row =
             self.kernels.run(&pass.recorded, &[(&pass.per_row, &pass.staging, 2 * rows.len())]).await?.remove(0);
         let loss = per_row.iter().step_by(2).map(|&l| l as f64).sum::<f64>() / rows.len() as f64;
         Ok((loss as f32, per_row.iter().skip(1).step_by(2).map(|&p| p as usize).collect()))
     }
 
-    /// The current weights, by name (read back when an epoch improved on the best).
+    /// The current weights by name: the head's, and the blocks' with their batch-norm
+    /// statistics (read back when an epoch improved on the best).
     pub async fn weights(&self) -> Result<HashMap<String, Vec<f32>>> {
-        let staging: Vec<_> = self.params.iter().map(|p| self.context().staging((p.len * 4) as u64)).collect();
+        let suffix = match &self.source {
+            Source::Suffix(suffix) => Some(suffix),
+            Source::Resident(_) => None,
+        };
+        let params: Vec<&Param> = self.params.iter().chain(suffix.into_iter().flat_map(|s| s.params())).collect();
+        let staging: Vec<_> = params.iter().map(|p| self.context().staging((p.len * 4) as u64)).collect();
         self.context()
-            .checked("reading the head back", || {
+            .checked("reading the weights back", || {
                 let mut encoder = self.context().device().create_command_encoder(&Default::default());
-                for (p, s) in self.params.iter().zip(&staging) {
+                for (p, s) in params.iter().zip(&staging) {
                     encoder.copy_buffer_to_buffer(&p.value, 0, s, 0, (p.len * 4) as u64);
                 }
                 self.context().queue().submit([encoder.finish()]);
             })
             .await?;
-        let mut weights = HashMap::new();
-        for (p, s) in self.params.iter().zip(&staging) {
+        let mut weights: HashMap<String, Vec<f32>> =
+            suffix.map(|s| s.stats().iter().cloned().collect()).unwrap_or_default();
+        for (p, s) in params.iter().zip(&staging) {
             weights.insert(p.name.clone(), self.context().read(s, p.len).await?);
         }
         Ok(weights)
@@ -182,12 +281,24 @@ impl GpuHead {
         }
     }
 
-    fn write_rows(&self, pass: &Pass, rows: &[usize], mask: Option<&[f32]>) {
+    fn write_rows(&self, pass: &Pass, rows: &[usize], inputs: Option<&[f32]>, mask: Option<&[f32]>) -> Result<()> {
         let queue = self.context().queue();
         let indices: Vec<f32> = rows.iter().map(|&r| r as f32).collect();
         let labels: Vec<f32> = rows.iter().map(|&r| self.labels[r]).collect();
         queue.write_buffer(&pass.indices, 0, bytemuck::cast_slice(&indices));
         queue.write_buffer(&pass.labels, 0, bytemuck::cast_slice(&labels));
+        if let (Source::Suffix(suffix), Some(scratch)) = (&self.source, &pass.suffix) {
+            let expected = rows.len() * suffix.input_len();
+            match inputs {
+                Some(values) if values.len() == expected => {
+                    queue.write_buffer(&scratch.input, 0, bytemuck::cast_slice(values))
+                }
+                _ => {
+                    let got = inputs.map_or(0, |v| v.len());
+                    return Err(GraftError::Training(format!("{got} input values for {expected}")));
+                }
+            }
+        }
         if self.spec.hidden > 0 {
             let ones;
             let mask = match mask {
@@ -199,46 +310,63 @@ impl GpuHead {
             };
             queue.write_buffer(&pass.mask, 0, bytemuck::cast_slice(mask));
         }
+        Ok(())
     }
 
     // Natively wgpu's handles are Send + Sync and the Arc is shared; on wasm32 (one thread)
     // they are not, and the Arc only counts references.
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-    async fn pass(&mut self, rows: usize, train: bool) -> Result<Arc<Pass>> {
-        if let Some(pass) = self.passes.get(&(rows, train)) {
+    async fn pass(&mut self, key: PassKey) -> Result<Arc<Pass>> {
+        if let Some(pass) = self.passes.get(&key) {
             return Ok(Arc::clone(pass));
         }
-        let pass = Arc::new(self.record(rows, train).await?);
-        self.passes.insert((rows, train), Arc::clone(&pass));
+        let pass = Arc::new(self.record(key).await?);
+        self.passes.insert(key, Arc::clone(&pass));
         Ok(pass)
     }
 
-    async fn record(&self, rows: usize, train: bool) -> Result<Pass> {
+    async fn record(&self, key: PassKey) -> Result<Pass> {
+        let PassKey { rows, train, suffix_learns } = key;
         let context = self.context();
         let MlpHeadSpec { in_dim, hidden, classes } = self.spec;
         let scratch = |len: usize| context.storage("head scratch", (len * 4) as u64);
         let (indices, labels, mask, per_row) =
             (scratch(rows), scratch(rows), scratch(rows * hidden), scratch(2 * rows));
-        let x = scratch(rows * in_dim);
+        let gathered = scratch(if matches!(self.source, Source::Resident(_)) { rows * in_dim } else { 1 });
         let h = scratch(rows * hidden);
         let dh = scratch(rows * hidden);
         let logits = scratch(rows * classes);
         let dz = scratch(rows * classes);
         let max = context.limits().max_compute_workgroups_per_dimension;
-        let mut calls = vec![elementwise::gather(rows, in_dim, [&self.features, &indices, &x], max)];
+        let suffix = match &self.source {
+            Source::Suffix(suffix) => Some((suffix, suffix.scratch(context, rows, train && suffix_learns))),
+            Source::Resident(_) => None,
+        };
+        let mut calls = Vec::new();
+        let x = match (&self.source, &suffix) {
+            (_, Some((blocks, s))) => {
+                blocks.forward(s, rows, &mut calls, max);
+                &s.features
+            }
+            (Source::Resident(features), None) => {
+                calls.push(elementwise::gather(rows, in_dim, [features, &indices, &gathered], max));
+                &gathered
+            }
+            (Source::Suffix(_), None) => unreachable!("a suffix source always has scratch"),
+        };
         let (w2, b2) = (&self.params[self.params.len() - 2], &self.params[self.params.len() - 1]);
-        let with_bias = |relu| Epilogue { bias: true, relu };
+        let with_bias = |relu| Epilogue { bias: true, relu, relu6: false };
         let head_input = if hidden > 0 {
             let (w1, b1) = (&self.params[0], &self.params[1]);
             calls.push(matmul::call(
                 product(rows, hidden, in_dim, false, true),
                 with_bias(true),
-                [&x, &w1.value, &b1.value, &h],
+                [x, &w1.value, &b1.value, &h],
             ));
             calls.push(elementwise::mask(rows * hidden, false, [&mask, &mask, &h], max));
             &h
         } else {
-            &x
+            x
         };
         calls.push(matmul::call(
             product(rows, classes, self.output_in(), false, true),
@@ -246,9 +374,25 @@ impl GpuHead {
             [head_input, &w2.value, &b2.value, &logits],
         ));
         calls.push(softmax_xent::call(rows, classes, [&logits, &labels, &dz, &per_row], max));
-        let first_adamw =
-            if train { self.backward(&mut calls, rows, [&x, head_input, &dz, &dh, &mask], max) } else { calls.len() };
-        let recorded = self.kernels.record("recording the head's training step", &calls).await?;
+        let first_adamw = if train {
+            let learning = suffix.as_ref().filter(|_| suffix_learns);
+            let d_features = learning.map(|(_, s)| &s.d_features);
+            self.backward(&mut calls, rows, [x, head_input, &dz, &dh, &mask], d_features, max);
+            if let Some((blocks, s)) = learning {
+                blocks.backward(s, rows, &mut calls, max);
+            }
+            let first = calls.len();
+            let suffix_params = learning.into_iter().flat_map(|(blocks, _)| blocks.params());
+            for p in self.params.iter().chain(suffix_params) {
+                let params = adamw::params(p.len, 0.0, 0.0, 1);
+                calls.push(adamw::call(params, [&p.grad, &p.value, &p.m, &p.v], max));
+            }
+            first
+        } else {
+            calls.len()
+        };
+        let recorded = self.kernels.record("recording the training step", &calls).await?;
+        drop(calls);
         let staging = context.staging((2 * rows * 4) as u64);
         Ok(Pass {
             indices,
@@ -258,18 +402,21 @@ impl GpuHead {
             staging,
             recorded,
             first_adamw,
-            _scratch: vec![x, h, dh, logits, dz],
+            suffix: suffix.map(|(_, s)| s),
+            _scratch: vec![gathered, h, dh, logits, dz],
         })
     }
 
-    /// Appends the backward pass and the AdamW steps; returns the index of the first AdamW call.
+    /// Appends the head's backward pass, and the gradient of its input into `d_features`
+    /// when the blocks before it learn.
     fn backward<'a>(
         &'a self,
         calls: &mut Vec<KernelCall<'a>>,
         rows: usize,
         [x, head_input, dz, dh, mask]: [&'a wgpu::Buffer; 5],
+        d_features: Option<&'a wgpu::Buffer>,
         max: u32,
-    ) -> usize {
+    ) {
         let MlpHeadSpec { in_dim, hidden, classes } = self.spec;
         let n = self.params.len();
         let (w2, b2) = (&self.params[n - 2], &self.params[n - 1]);
@@ -286,12 +433,11 @@ impl GpuHead {
             calls.push(elementwise::mask(rows * hidden, true, [mask, head_input, dh], max));
             calls.push(matmul::call(product(hidden, in_dim, rows, true, false), plain, [dh, x, dh, &w1.grad]));
             calls.push(elementwise::column_sum(rows, hidden, [dh, &b1.grad]));
+            if let Some(dx) = d_features {
+                calls.push(matmul::call(product(rows, in_dim, hidden, false, false), plain, [dh, &w1.value, dh, dx]));
+            }
+        } else if let Some(dx) = d_features {
+            calls.push(matmul::call(product(rows, in_dim, classes, false, false), plain, [dz, &w2.value, dz, dx]));
         }
-        let first = calls.len();
-        for p in &self.params {
-            let params = adamw::params(p.len, self.learning_rate, self.weight_decay, 1);
-            calls.push(adamw::call(params, [&p.grad, &p.value, &p.m, &p.v], max));
-        }
-        first
     }
 }

@@ -34,7 +34,8 @@ use super::split::{stratified_split, Split};
 use super::vars::named_vars;
 use crate::backbone::{Backbone, TrainableSuffix};
 use crate::error::{GraftError, Result};
-use crate::gpu::train::GpuHead;
+use crate::gpu::suffix::GpuSuffix;
+use crate::gpu::train::{GpuHead, HeadInputs};
 use crate::gpu::GpuContext;
 use crate::model::{MlpHead, MlpHeadSpec};
 
@@ -215,38 +216,46 @@ impl Trainer {
         })
     }
 
-    /// Trains the head on the GPU from now on, its weights and the features resident there,
-    /// with the same batches, dropout masks and optimizer as on the CPU. Head-only runs: the
-    /// unfrozen blocks of fine-tuning train with Candle on the CPU.
+    /// Trains on the GPU from now on, with the same batches, dropout masks and optimizer as
+    /// on the CPU: the head, its weights and the features resident there (with every
+    /// augmented view), or the head after the unfrozen blocks, whose boundary activations
+    /// are written batch by batch. Blocks the GPU kernels do not cover stay on the CPU, and
+    /// [`Self::device_description`] says why.
     pub async fn use_gpu(&mut self, context: GpuContext) -> Result<()> {
-        let refusal = if self.network.suffix.is_some() {
-            Some("the unfrozen blocks have no WebGPU backward kernels yet, so fine-tuning trains on the CPU")
-        } else if !self.data.views.is_empty() {
-            Some("augmented views train on the CPU")
-        } else {
-            None
-        };
-        if let Some(why) = refusal {
-            self.gpu_failure = Some(why.into());
-            return Err(GraftError::GpuUnavailable(why.into()));
+        if let Some((suffix, _)) = &self.network.suffix {
+            if let Some(why) = GpuSuffix::unsupported(suffix) {
+                let why = format!("{why}, so fine-tuning trains on the CPU");
+                self.gpu_failure = Some(why.clone());
+                return Err(GraftError::GpuUnavailable(why));
+            }
         }
         let initial = named_vars(&self.network.head_vars)?
             .into_iter()
             .map(|(name, var)| Ok((name, var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
             .collect::<Result<HashMap<_, _>>>()?;
-        let (_, in_dim) = self.data.inputs.dims2()?;
-        let spec = MlpHeadSpec { in_dim, hidden: self.config.hidden, classes: self.data.class_names.len() };
-        let features = self.data.inputs.flatten_all()?.to_vec1::<f32>()?;
-        let head = GpuHead::new(
-            context,
-            spec,
-            &initial,
-            &features,
-            &self.data.labels,
-            self.config.learning_rate,
-            self.config.weight_decay,
-        )
-        .await?;
+        let classes = self.data.class_names.len();
+        let (lr, wd) = (self.config.learning_rate, self.config.weight_decay);
+        let mut head = match &self.network.suffix {
+            Some((suffix, mode)) => {
+                let (_, h, w, c) = self.data.inputs.dims4()?;
+                let spec = MlpHeadSpec { in_dim: suffix.feature_dim(), hidden: self.config.hidden, classes };
+                let inputs = HeadInputs::Suffix { suffix, boundary: (h, w, c) };
+                let mut head = GpuHead::new(context, spec, &initial, inputs, &self.data.labels, lr, wd).await?;
+                head.set_suffix_learns(*mode == SuffixMode::Trainable)?;
+                head
+            }
+            None => {
+                // The plain features, then each view's: view `v` of sample `i` is row
+                // `(v + 1) N + i`.
+                let (_, in_dim) = self.data.inputs.dims2()?;
+                let spec = MlpHeadSpec { in_dim, hidden: self.config.hidden, classes };
+                let all = std::iter::once(&self.data.inputs).chain(&self.data.views).cloned().collect::<Vec<_>>();
+                let features = Tensor::cat(&all, 0)?.flatten_all()?.to_vec1::<f32>()?;
+                let labels = self.data.labels.repeat(all.len());
+                GpuHead::new(context, spec, &initial, HeadInputs::Features(&features), &labels, lr, wd).await?
+            }
+        };
+        head.set_learning_rates(&self.learning_rates());
         self.gpu = Some(head);
         Ok(())
     }
@@ -371,16 +380,18 @@ impl Trainer {
 
     async fn train_batch(&mut self, batch: &[usize]) -> Result<()> {
         let mask = self.dropout_mask(batch.len());
-        if let Some(gpu) = self.gpu.as_mut() {
-            match gpu.train_batch(batch, mask.as_deref()).await {
-                Err(e) if e.is_gpu() => self.leave_gpu(&e)?,
-                done => return done,
+        if self.gpu.is_some() {
+            let (rows, inputs) = self.gpu_rows(batch, true)?;
+            let rates = self.learning_rates();
+            if let Some(gpu) = self.gpu.as_mut() {
+                gpu.set_learning_rates(&rates);
+                match gpu.train_batch(&rows, inputs.as_deref(), mask.as_deref()).await {
+                    Err(e) if e.is_gpu() => self.leave_gpu(&e)?,
+                    done => return done,
+                }
             }
         }
-        let inputs = match self.data.views.len() {
-            0 => &self.data.inputs,
-            views => &self.data.views[self.epoch % views],
-        };
+        let inputs = self.epoch_inputs();
         let (x, y) = self.batch(inputs, batch)?;
         let mask = match mask {
             Some(values) => {
@@ -399,6 +410,28 @@ impl Trainer {
             group.optimizer.step(&grads)?;
         }
         Ok(())
+    }
+
+    /// What this epoch trains on: the plain inputs, or one of the augmented views.
+    fn epoch_inputs(&self) -> &Tensor {
+        match self.data.views.len() {
+            0 => &self.data.inputs,
+            views => &self.data.views[self.epoch % views],
+        }
+    }
+
+    /// The GPU's rows for samples `batch` (offset into the resident views when a head-only
+    /// run trains on augmented features) and, when blocks come first, their boundary
+    /// activations (plain when scoring, the epoch's view when `training`).
+    fn gpu_rows(&self, batch: &[usize], training: bool) -> Result<(Vec<usize>, Option<Vec<f32>>)> {
+        let inputs = if training { self.epoch_inputs() } else { &self.data.inputs };
+        if self.network.suffix.is_some() {
+            let values = self.batch(inputs, batch)?.0.flatten_all()?.to_vec1::<f32>()?;
+            return Ok((batch.to_vec(), Some(values)));
+        }
+        let views = self.data.views.len();
+        let offset = if training && views > 0 { (self.epoch % views + 1) * self.data.labels.len() } else { 0 };
+        Ok((batch.iter().map(|&i| i + offset).collect(), None))
     }
 
     async fn end_epoch(&mut self) -> Result<EpochMetrics> {
@@ -478,8 +511,8 @@ impl Trainer {
     async fn score(&mut self, indices: &[usize]) -> Result<Scores> {
         let truth: Vec<usize> = indices.iter().map(|&i| self.data.labels[i]).collect();
         let classes = self.data.class_names.len();
-        if let Some(gpu) = self.gpu.as_mut() {
-            match gpu.score(indices).await {
+        if self.gpu.is_some() {
+            match self.score_on_gpu(indices).await {
                 Ok((loss, predicted)) => {
                     return Ok(Scores { loss, confusion: Confusion::new(classes, &truth, &predicted) })
                 }
@@ -501,6 +534,21 @@ impl Trainer {
         let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
         let predicted: Vec<usize> = predicted.into_iter().map(|p| p as usize).collect();
         Ok(Scores { loss, confusion: Confusion::new(classes, &truth, &predicted) })
+    }
+
+    /// The mean loss and predictions of `indices` on the GPU: in one pass over resident
+    /// features, or in chunks whose boundary activations are written one after another.
+    async fn score_on_gpu(&mut self, indices: &[usize]) -> Result<(f32, Vec<usize>)> {
+        let chunk = if self.network.suffix.is_some() { SCORE_CHUNK } else { indices.len().max(1) };
+        let (mut total, mut predicted) = (0f64, Vec::with_capacity(indices.len()));
+        for part in indices.chunks(chunk) {
+            let (rows, inputs) = self.gpu_rows(part, false)?;
+            let Some(gpu) = self.gpu.as_mut() else { break };
+            let (loss, classes) = gpu.score(&rows, inputs.as_deref()).await?;
+            total += loss as f64 * part.len() as f64;
+            predicted.extend(classes);
+        }
+        Ok(((total / indices.len().max(1) as f64) as f32, predicted))
     }
 
     /// Copies of every trainable variable, by name (read back from the GPU when it trains).
@@ -546,6 +594,9 @@ impl Trainer {
             return Ok(());
         }
         *current = mode;
+        if let Some(gpu) = self.gpu.as_mut() {
+            gpu.set_suffix_learns(mode == SuffixMode::Trainable)?;
+        }
         match mode {
             SuffixMode::Trainable => {
                 let vars = suffix.vars().to_vec();

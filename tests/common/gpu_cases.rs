@@ -13,6 +13,7 @@ macro_rules! every_gpu_case {
         $each!(
             pointwise_matches_its_cpu_twin,
             depthwise_matches_its_cpu_twin,
+            depthwise_gradients_match_their_cpu_twin,
             stem_convolution_matches_im2col_and_product,
             mean_matches_pooled,
             matmul_matches_a_triple_loop_with_every_transpose,
@@ -24,6 +25,8 @@ macro_rules! every_gpu_case {
             a_device_the_adapter_refuses_is_a_typed_error,
             explicit_cpu_and_auto_choices_are_honoured,
             head_training_on_the_gpu_matches_the_cpu_trainer,
+            fine_tuning_on_the_gpu_matches_the_cpu_trainer,
+            augmented_head_training_on_the_gpu_matches_the_cpu_trainer,
             a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights,
         );
     };
@@ -32,16 +35,18 @@ macro_rules! every_gpu_case {
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
+use graft::backbone::Backbone;
 use graft::exec::plan::{FoldedBlock, Unit};
 use graft::exec::{Backend, BackendKind, CpuExecutor, Executor, FeatureMap, FoldedPlan};
 use graft::gpu::kernels::matmul::{matmul_reference, Epilogue, MatmulShape};
-use graft::gpu::kernels::{conv3x3, depthwise, matmul, mean, pointwise};
+use graft::gpu::kernels::{backward, conv3x3, depthwise, matmul, mean, pointwise};
 use graft::gpu::program::{Kernel, KernelCall, Kernels};
 use graft::gpu::{BackendChoice, GpuContext, GpuExecutor};
+use graft::kernels::backward::depthwise_backward_reference;
 use graft::kernels::depthwise::{depthwise3x3_reference, DepthwiseShape};
 use graft::kernels::im2col::im2col3x3;
 use graft::kernels::pointwise::{pointwise_reference, PointwiseShape};
-use graft::train::{TrainConfig, TrainData, Trainer};
+use graft::train::{BatchNormMode, TrainConfig, TrainData, Trainer};
 
 use super::random::random_backbone;
 
@@ -176,6 +181,38 @@ pub async fn depthwise_matches_its_cpu_twin(context: GpuContext) {
     }
 }
 
+pub async fn depthwise_gradients_match_their_cpu_twin(context: GpuContext) {
+    let kernels = Kernels::new(context);
+    let max = kernels.context().limits().max_compute_workgroups_per_dimension;
+    for (batch, height, width, channels, stride) in
+        [(1, 5, 7, 12, 1), (2, 9, 9, 8, 2), (3, 14, 13, 36, 2), (2, 1, 1, 4, 1)]
+    {
+        let shape = DepthwiseShape { height, width, channels, stride };
+        let per_image = height * width * channels;
+        let per_output = shape.out_height() * shape.out_width() * channels;
+        let (input, taps) = (values(batch * per_image, 21), values(9 * channels, 22));
+        let grad = values(batch * per_output, 23);
+        let (mut dx, mut dtaps) = (Vec::new(), vec![0f32; 9 * channels]);
+        for b in 0..batch {
+            let image = &input[b * per_image..(b + 1) * per_image];
+            let (image_dx, image_dtaps) =
+                depthwise_backward_reference(shape, image, &taps, &grad[b * per_output..(b + 1) * per_output]);
+            dx.extend(image_dx);
+            dtaps.iter_mut().zip(image_dtaps).for_each(|(sum, d)| *sum += d);
+        }
+        let got_dx = run_kernel(&kernels, &[&grad, &taps], dx.len(), |b, out| {
+            backward::depthwise_grad_input(shape, batch, [&b[0], &b[1], out], max)
+        })
+        .await;
+        let got_dtaps = run_kernel(&kernels, &[&grad, &input], dtaps.len(), |b, out| {
+            backward::depthwise_grad_taps(shape, batch, [&b[0], &b[1], out])
+        })
+        .await;
+        let (error_dx, error_dtaps) = (relative_error(&got_dx, &dx), relative_error(&got_dtaps, &dtaps));
+        assert!(error_dx < 1e-5 && error_dtaps < 1e-5, "{shape:?} batch {batch}: dx {error_dx}, dtaps {error_dtaps}");
+    }
+}
+
 pub async fn stem_convolution_matches_im2col_and_product(context: GpuContext) {
     let kernels = Kernels::new(context);
     for (batch, height, width, in_channels, out_channels, stride) in
@@ -218,7 +255,9 @@ pub async fn matmul_matches_a_triple_loop_with_every_transpose(context: GpuConte
         for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
             let shape = MatmulShape { m, n, k, trans_a, trans_b };
             let (a, b, bias) = (values(m * k, 12), values(k * n, 13), values(n, 14));
-            for epilogue in [Epilogue::default(), Epilogue { bias: true, relu: true }] {
+            let relu = Epilogue { bias: true, relu: true, relu6: false };
+            let relu6 = Epilogue { bias: true, relu: false, relu6: true };
+            for epilogue in [Epilogue::default(), relu, relu6] {
                 let twin = matmul_reference(shape, epilogue, &a, &b, &bias);
                 let got = run_kernel(&kernels, &[&a, &b, &bias], twin.len(), |x, out| {
                     matmul::call(shape, epilogue, [&x[0], &x[1], &x[2], out])
@@ -372,4 +411,94 @@ pub async fn a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weigh
     let trained = trainer.finish().await.unwrap();
     assert!(trained.report.val_loss <= first.val_loss.unwrap(), "the head kept learning on the CPU");
     assert!(trained.report.val_accuracy > 0.9, "{:?}", trained.report);
+}
+
+/// A fine-tuning run of the random backbone's last three blocks (a residual block, a
+/// stride-1 block that widens, the final 1x1 conv) on random boundary activations
+/// `(N, 7, 7, 160)` whose class shifts some channels.
+fn fine_tuning_trainer(config: TrainConfig, backbone: &Backbone) -> Trainer {
+    let n = 30;
+    let mut rng = graft::train::rng::SplitMix64::new(11);
+    let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
+    let mut data = Vec::with_capacity(n * 49 * 160);
+    for &label in &labels {
+        for _ in 0..49 {
+            data.extend((0..160).map(|c| rng.next_f32() - 0.5 + if c % 3 == label { 0.5 } else { 0.0 }));
+        }
+    }
+    let inputs = Tensor::from_vec(data, (n, 7, 7, 160), &Device::Cpu).unwrap();
+    let class_names = vec!["a".into(), "b".into(), "c".into()];
+    let config = TrainConfig { unfreeze: 3, ..config };
+    Trainer::fine_tuning(TrainData::new(inputs, labels, class_names), config, backbone).unwrap()
+}
+
+/// Relative closeness for values that went through several optimizer steps.
+fn near(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 2e-3 * b.abs().max(1e-2)
+}
+
+pub async fn fine_tuning_on_the_gpu_matches_the_cpu_trainer(context: GpuContext) {
+    let config = TrainConfig {
+        epochs: 3,
+        head_epochs: 1,
+        batch_size: 8,
+        hidden: 8,
+        dropout: 0.2,
+        backbone_learning_rate: 1e-3,
+        cosine_decay: true,
+        ..TrainConfig::default()
+    };
+    let backbone = random_backbone();
+    let mut cpu = fine_tuning_trainer(config.clone(), &backbone);
+    let mut gpu = fine_tuning_trainer(config.clone(), &backbone);
+    gpu.use_gpu(context.clone()).await.unwrap();
+    assert!(gpu.device_description().starts_with("WebGPU"), "{}", gpu.device_description());
+    for _ in 0..3 {
+        let (want, got) = (cpu.run_epoch().await.unwrap(), gpu.run_epoch().await.unwrap());
+        println!("epoch {} ({:?}): train loss CPU {} GPU {}", want.epoch, want.stage, want.train_loss, got.train_loss);
+        assert_eq!(got.stage, want.stage);
+        assert!(near(got.train_loss, want.train_loss), "{got:?} vs {want:?}");
+        assert!(near(got.val_loss.unwrap(), want.val_loss.unwrap()), "{got:?} vs {want:?}");
+    }
+    let (want, got) = (cpu.finish().await.unwrap(), gpu.finish().await.unwrap());
+    assert_eq!(got.report.best_epoch, want.report.best_epoch);
+    let name = "features.17.conv.0.0.weight";
+    let weight = |head: &graft::train::TrainedHead| {
+        let suffix = head.suffix().unwrap();
+        let (_, var) = suffix.vars().iter().find(|(n, _)| n == name).unwrap();
+        var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let pretrained = {
+        let fresh = fine_tuning_trainer(config, &backbone);
+        let head = fresh.finish().await.unwrap();
+        weight(&head)
+    };
+    let (cpu_weight, gpu_weight) = (weight(&want), weight(&got));
+    let moved = relative_error(&cpu_weight, &pretrained);
+    let error = relative_error(&gpu_weight, &cpu_weight);
+    println!("{name}: moved {moved} from pretrained on the CPU, GPU differs from the CPU by {error}");
+    assert!(moved > 1e-3, "the blocks learned: {moved}");
+    assert!(error < moved / 20.0, "GPU {error} vs moved {moved}");
+
+    // Training-mode batch norm has no GPU kernels: the run says so and stays on the CPU.
+    let config = TrainConfig { batch_norm: BatchNormMode::Train, ..TrainConfig::default() };
+    let mut train_bn = fine_tuning_trainer(config, &backbone);
+    assert!(train_bn.use_gpu(context).await.is_err());
+    assert!(train_bn.device_description().contains("batch norm"), "{}", train_bn.device_description());
+}
+
+pub async fn augmented_head_training_on_the_gpu_matches_the_cpu_trainer(context: GpuContext) {
+    let make = || {
+        let (inputs, labels) = blobs(12);
+        let views = (1..3).map(|k| (&inputs * (1.0 + 0.1 * k as f64)).unwrap()).collect();
+        let data = TrainData { inputs, views, labels, class_names: vec!["a".into(), "b".into(), "c".into()] };
+        Trainer::new(data, TrainConfig { epochs: 3, batch_size: 8, hidden: 8, ..TrainConfig::default() }).unwrap()
+    };
+    let (mut cpu, mut gpu) = (make(), make());
+    gpu.use_gpu(context).await.unwrap();
+    for _ in 0..3 {
+        let (want, got) = (cpu.run_epoch().await.unwrap(), gpu.run_epoch().await.unwrap());
+        assert!(close(got.train_loss, want.train_loss), "{got:?} vs {want:?}");
+        assert_eq!(got.confusion, want.confusion);
+    }
 }

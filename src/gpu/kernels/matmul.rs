@@ -1,4 +1,4 @@
-//! Driver of `matmul.wgsl`: `out = op(a) op(b) [+ bias] [ReLU]` for training, any shape.
+//! Driver of `matmul.wgsl`: `out = op(a) op(b) [+ bias] [ReLU | ReLU6]` for training, any shape.
 //! Twin: a triple loop ([`matmul_reference`]) and Candle's matmul (the CPU trainer).
 
 use super::{flag, tile_workgroups};
@@ -27,6 +27,8 @@ pub struct MatmulShape {
 pub struct Epilogue {
     pub bias: bool,
     pub relu: bool,
+    /// Clamp to `[0, 6]` (a pointwise conv of an unfrozen block).
+    pub relu6: bool,
 }
 
 /// `[a, b, bias, output]`; `bias` is any buffer when the epilogue has none.
@@ -38,6 +40,7 @@ pub fn call<'a>(shape: MatmulShape, epilogue: Epilogue, buffers: [&'a wgpu::Buff
             ("TRANS_B", flag(shape.trans_b)),
             ("BIAS", flag(epilogue.bias)),
             ("RELU", flag(epilogue.relu)),
+            ("RELU6", flag(epilogue.relu6)),
         ],
         params: [shape.m as u32, shape.n as u32, shape.k as u32, 0, 0, 0, 0, 0],
         buffers: buffers.to_vec(),
@@ -57,7 +60,13 @@ pub fn matmul_reference(shape: MatmulShape, epilogue: Epilogue, a: &[f32], b: &[
                 let y = if trans_b { b[col * k + i] } else { b[i * n + col] };
                 acc += x as f64 * y as f64;
             }
-            out[row * n + col] = if epilogue.relu { acc.max(0.0) as f32 } else { acc as f32 };
+            if epilogue.relu {
+                acc = acc.max(0.0);
+            }
+            if epilogue.relu6 {
+                acc = acc.clamp(0.0, 6.0);
+            }
+            out[row * n + col] = acc as f32;
         }
     }
     out

@@ -1,5 +1,5 @@
 // General matrix product for training, any shape, row-major:
-// out (M, N) = op(a) (M, K) * op(b) (K, N) [+ bias (N)] [then ReLU], where op(a) = a stored
+// out (M, N) = op(a) (M, K) * op(b) (K, N) [+ bias (N)] [then ReLU or ReLU6], where op(a) = a stored
 // (K, M) when TRANS_A and op(b) = b stored (N, K) when TRANS_B, so that the forward product
 // x W^T and the two gradient products dY^T X and dY W need no transposed copies.
 // 8x8 threads per 32x32 output tile, 4x4 outputs per thread, K in tiles of 32 staged in
@@ -16,6 +16,7 @@ override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override BIAS: bool = false;
 override RELU: bool = false;
+override RELU6: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -104,6 +105,9 @@ fn main(@builtin(local_invocation_id) local: vec3<u32>, @builtin(workgroup_id) g
                 }
                 if (RELU) {
                     v = max(v, 0.0);
+                }
+                if (RELU6) {
+                    v = clamp(v, 0.0, 6.0);
                 }
                 output[row * params.n + col] = v;
             }

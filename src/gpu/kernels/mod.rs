@@ -5,9 +5,10 @@
 //!
 //! Inference (NHWC activations, channel counts multiples of 4, read as `vec4`):
 //! [`pointwise`], [`depthwise`], [`conv3x3`], [`mean`]. Training (any shape, row-major):
-//! [`matmul`], [`softmax_xent`], [`elementwise`], [`adamw`].
+//! [`matmul`], [`softmax_xent`], [`elementwise`], [`adamw`], and the unfrozen blocks' [`backward`].
 
 pub mod adamw;
+pub mod backward;
 pub mod conv3x3;
 pub mod depthwise;
 pub mod elementwise;

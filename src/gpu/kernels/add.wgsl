@@ -1,0 +1,21 @@
+// In-place sum: x[i] += y[i]. A residual connection forward (the block's input onto its
+// output), and backward (the block's output gradient onto its input gradient).
+
+struct Params {
+    len: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) global: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = global.y * groups.x * 64u + global.x;
+    if (i < params.len) {
+        x[i] = x[i] + y[i];
+    }
+}
