@@ -446,6 +446,9 @@ pub async fn fine_tuning_on_the_gpu_matches_the_cpu_trainer(context: GpuContext)
         dropout: 0.2,
         backbone_learning_rate: 1e-3,
         cosine_decay: true,
+        // Selection on the training loss, which falls epoch after epoch here: the run keeps
+        // the last epoch's blocks, whose weights the test compares.
+        val_fraction: 0.0,
         ..TrainConfig::default()
     };
     let backbone = random_backbone();
@@ -458,10 +461,9 @@ pub async fn fine_tuning_on_the_gpu_matches_the_cpu_trainer(context: GpuContext)
         println!("epoch {} ({:?}): train loss CPU {} GPU {}", want.epoch, want.stage, want.train_loss, got.train_loss);
         assert_eq!(got.stage, want.stage);
         assert!(near(got.train_loss, want.train_loss), "{got:?} vs {want:?}");
-        assert!(near(got.val_loss.unwrap(), want.val_loss.unwrap()), "{got:?} vs {want:?}");
     }
     let (want, got) = (cpu.finish().await.unwrap(), gpu.finish().await.unwrap());
-    assert_eq!(got.report.best_epoch, want.report.best_epoch);
+    assert_eq!((got.report.best_epoch, want.report.best_epoch), (3, 3));
     let name = "features.17.conv.0.0.weight";
     let weight = |head: &graft::train::TrainedHead| {
         let suffix = head.suffix().unwrap();

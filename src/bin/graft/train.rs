@@ -88,8 +88,8 @@ fn prepare_inputs(
     Ok((builder.finish(class_names, extractor.device())?, skipped))
 }
 
-/// The trainer of a run: the head on features (on the GPU when the backbone runs there and
-/// nothing is augmented), or with unfrozen blocks.
+/// The trainer of a run: the head on features, or with unfrozen blocks; on the GPU when the
+/// backbone runs there and its kernels cover the run (else the reason is printed).
 fn new_trainer(extractor: &FeatureExtractor, data: TrainData, config: TrainConfig) -> Result<Trainer> {
     let mut trainer = Trainer::fine_tuning(data, config, extractor.backbone())?;
     if let Some(gpu) = extractor.executor().gpu() {

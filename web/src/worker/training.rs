@@ -221,7 +221,8 @@ async fn prepare_slice(
     let config = preparation.config.clone();
     let mut trainer = Trainer::fine_tuning(data, config, model.extractor.backbone()).map_err(|e| e.to_string())?;
     if let Some(gpu) = model.extractor.executor().gpu() {
-        // Refused for unfrozen blocks and augmented views; the start message says why.
+        // Refused where the GPU kernels do not cover the blocks (training-mode batch norm, the
+        // stem); the start message says why.
         let _ = trainer.use_gpu(gpu.context().clone()).await;
     }
     let reply = started_message(run_id, &trainer, views, cache_bytes);
