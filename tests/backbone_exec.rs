@@ -104,6 +104,19 @@ fn boundary_data(backbone: &Backbone, n: usize) -> TrainData {
 }
 
 #[test]
+fn a_folded_suffix_scores_as_its_training_ops_do() {
+    // The trainer scores unfrozen blocks through the fast executor on their current weights.
+    let backbone = random_backbone();
+    let suffix = backbone.trainable_suffix(14).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (3, 14, 14, 96), &Device::Cpu).unwrap();
+    let want = values(&suffix.forward_features(&x).unwrap());
+    let plan = FoldedPlan::from_blocks(suffix.blocks()).unwrap();
+    let got = values(&CpuExecutor::new(Arc::new(plan)).pooled_nhwc(&x).unwrap());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(max_abs_diff(&got, &want) <= 1e-4 * scale, "{} vs scale {scale}", max_abs_diff(&got, &want));
+}
+
+#[test]
 fn the_blocks_join_after_the_head_stage_and_a_head_stage_best_restores_them() {
     let backbone = random_backbone();
     let suffix = backbone.trainable_suffix(17).unwrap();

@@ -16,6 +16,7 @@ use candle_core::{bail, Result, Tensor};
 use super::plan::{FoldedPlan, Unit};
 use super::profile::Profile;
 use super::{spatial_mean, Executor, FeatureMap};
+use crate::backbone::Block;
 use crate::kernels::depthwise::{depthwise3x3, DepthwiseShape};
 use crate::kernels::im2col::im2col3x3;
 use crate::kernels::pointwise::{pointwise, PointwiseShape};
@@ -86,6 +87,22 @@ impl CpuExecutor {
         })?;
         let (height, width, channels) = shape.unwrap_or((x.height, x.width, x.channels));
         Ok(FeatureMap { data, batch: x.batch, height, width, channels })
+    }
+
+    /// An executor of these blocks folded with their current weights (fine-tuned blocks, in
+    /// inference mode), or `None` for blocks the plan has no kernel for.
+    pub fn of_blocks(blocks: &[Block]) -> Option<Self> {
+        FoldedPlan::from_blocks(blocks).ok().map(|plan| Self::new(Arc::new(plan)))
+    }
+
+    /// Pooled features `(B, D)` of NHWC activations `(B, h, w, C)` entering the plan's first
+    /// block, through all of its blocks (a fine-tuned suffix's plan).
+    pub fn pooled_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+        let (batch, height, width, channels) = x.dims4()?;
+        let data = x.flatten_all()?.to_vec1::<f32>()?;
+        let map = FeatureMap { data, batch, height, width, channels };
+        let out = self.run_now(&map, 0..self.plan.num_blocks())?;
+        Tensor::from_vec(out.pooled(), (batch, out.channels), x.device())
     }
 
     /// [`Executor::features`], answered at once: `(B, 3, H, W)` NCHW -> `(B, feature_dim)`.

@@ -45,8 +45,13 @@ pub struct FoldedPlan {
 impl FoldedPlan {
     /// Folds every block of the backbone (its current weights).
     pub fn from_backbone(backbone: &Backbone) -> Result<Self> {
-        let blocks = backbone.blocks().iter().map(fold_block).collect::<Result<_>>()?;
-        Ok(Self { blocks })
+        Self::from_blocks(backbone.blocks())
+    }
+
+    /// Folds these blocks (their current weights): a fine-tuned suffix, scored or run for
+    /// prediction by the fast executor.
+    pub fn from_blocks(blocks: &[Block]) -> Result<Self> {
+        Ok(Self { blocks: blocks.iter().map(fold_block).collect::<Result<_>>()? })
     }
 
     /// A plan of these blocks (tests build small ones by hand).

@@ -13,6 +13,7 @@ use super::vars::{named_vars, poisoned, vars_to_safetensors};
 use crate::backbone::{Backbone, BackboneKey, TrainableSuffix};
 use crate::embed::FeatureExtractor;
 use crate::error::{GraftError, Result};
+use crate::exec::CpuExecutor;
 use crate::model::{MlpHead, MlpHeadSpec};
 use crate::preprocess::images_to_tensor;
 
@@ -86,12 +87,16 @@ pub struct TrainedHead {
     head_vars: VarMap,
     head: MlpHead,
     suffix: Option<TrainableSuffix>,
+    /// The fine-tuned blocks folded once for prediction (the fast executor), when it has
+    /// kernels for them; else they run through the training ops.
+    suffix_executor: Option<CpuExecutor>,
     pub report: TrainReport,
 }
 
 impl TrainedHead {
     pub(crate) fn new(head_vars: VarMap, head: MlpHead, suffix: Option<TrainableSuffix>, report: TrainReport) -> Self {
-        Self { head_vars, head, suffix, report }
+        let suffix_executor = suffix.as_ref().and_then(|s| CpuExecutor::of_blocks(s.blocks()));
+        Self { head_vars, head, suffix, suffix_executor, report }
     }
 
     pub fn head(&self) -> &MlpHead {
@@ -129,7 +134,7 @@ impl TrainedHead {
         let head_names = named_vars(&head_vars)?.into_iter().map(|(name, _)| name).collect::<Vec<_>>();
         let mut block_names: Vec<&String> = tensors.keys().filter(|n| !head_names.contains(n)).collect();
         if block_names.is_empty() {
-            return Ok(Self { head_vars, head, suffix: None, report });
+            return Ok(Self::new(head_vars, head, None, report));
         }
         block_names.sort();
         let suffix = matching_suffix(backbone, &block_names)?;
@@ -140,7 +145,7 @@ impl TrainedHead {
             }
             var.set(&value.to_dtype(DType::F32)?)?;
         }
-        Ok(Self { head_vars, head, suffix: Some(suffix), report })
+        Ok(Self::new(head_vars, head, Some(suffix), report))
     }
 
     /// Class probabilities `(N, C)` of images: the frozen blocks on the executor, then the
@@ -150,8 +155,11 @@ impl TrainedHead {
             None => extractor.embed(images).await?,
             Some(suffix) => {
                 let x = images_to_tensor(images, extractor.input_spec(), extractor.device())?;
-                let boundary = extractor.activations(&x, suffix.first_block()).await?;
-                suffix.forward_features(&boundary.to_nhwc(extractor.device())?)?
+                let boundary = extractor.activations(&x, suffix.first_block()).await?.to_nhwc(extractor.device())?;
+                match &self.suffix_executor {
+                    Some(executor) => executor.pooled_nhwc(&boundary)?,
+                    None => suffix.forward_features(&boundary)?,
+                }
             }
         };
         self.predict(&features)

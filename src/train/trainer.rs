@@ -34,6 +34,7 @@ use super::split::{stratified_split, Split};
 use super::vars::named_vars;
 use crate::backbone::{Backbone, TrainableSuffix};
 use crate::error::{GraftError, Result};
+use crate::exec::CpuExecutor;
 use crate::gpu::suffix::GpuSuffix;
 use crate::gpu::train::{GpuHead, HeadInputs};
 use crate::gpu::GpuContext;
@@ -522,10 +523,15 @@ impl Trainer {
         }
         // In chunks: a whole split at once would hold every sample's activations in the
         // unfrozen blocks at the same time (hundreds of MB for a thousand images).
+        let executor = self.suffix_executor();
         let mut parts = Vec::new();
         for chunk in indices.chunks(SCORE_CHUNK) {
             let (x, _) = self.batch(&self.data.inputs, chunk)?;
-            parts.push(self.network.logits(&x, None, false)?.detach());
+            let logits = match &executor {
+                Some(executor) => self.network.head.forward_with_mask(&executor.pooled_nhwc(&x)?, None)?,
+                None => self.network.logits(&x, None, false)?,
+            };
+            parts.push(logits.detach());
         }
         let logits = Tensor::cat(&parts, 0)?;
         let y: Vec<u32> = truth.iter().map(|&l| l as u32).collect();
@@ -534,6 +540,14 @@ impl Trainer {
         let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
         let predicted: Vec<usize> = predicted.into_iter().map(|p| p as usize).collect();
         Ok(Scores { loss, confusion: Confusion::new(classes, &truth, &predicted) })
+    }
+
+    /// The unfrozen blocks folded with their current weights into the fast executor, which
+    /// scores them in inference mode (frozen statistics) 2-3x faster than the training ops;
+    /// `None` without blocks, or for blocks it has no kernel for.
+    fn suffix_executor(&self) -> Option<CpuExecutor> {
+        let (suffix, _) = self.network.suffix.as_ref()?;
+        CpuExecutor::of_blocks(suffix.blocks())
     }
 
     /// The mean loss and predictions of `indices` on the GPU: in one pass over resident

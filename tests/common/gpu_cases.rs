@@ -476,10 +476,14 @@ pub async fn fine_tuning_on_the_gpu_matches_the_cpu_trainer(context: GpuContext)
         weight(&head)
     };
     let (cpu_weight, gpu_weight) = (weight(&want), weight(&got));
-    let moved = relative_error(&cpu_weight, &pretrained);
-    let error = relative_error(&gpu_weight, &cpu_weight);
+    // Euclidean distances: AdamW moves a weight whose gradient is near zero by about the
+    // learning rate whatever its sign, so the odd element may differ by that much; the whole
+    // tensor's change must agree.
+    let distance = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
+    let moved = distance(&cpu_weight, &pretrained);
+    let error = distance(&gpu_weight, &cpu_weight);
     println!("{name}: moved {moved} from pretrained on the CPU, GPU differs from the CPU by {error}");
-    assert!(moved > 1e-3, "the blocks learned: {moved}");
+    assert!(moved > 1e-2, "the blocks learned: {moved}");
     assert!(error < moved / 20.0, "GPU {error} vs moved {moved}");
 
     // Training-mode batch norm has no GPU kernels: the run says so and stays on the CPU.

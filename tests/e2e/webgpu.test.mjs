@@ -1,8 +1,9 @@
 // WebGPU in the page, on Chromium's software adapter (SwiftShader, `--enable-unsafe-webgpu`):
 // `auto` keeps the CPU and says why; picking WebGPU moves the model there; the pretrained
 // classifier gives PyTorch's top-1 on the reference photos; the learning loop on WebGPU reaches
-// the CPU's validation accuracy on the same data and seed; a lost device moves the work in
-// flight to the CPU without losing a sample or the run.
+// the CPU's validation accuracy on the same data and seed; fine-tuning the last two blocks
+// trains on WebGPU; a lost device moves the work in flight to the CPU without losing a sample
+// or the run.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
@@ -146,6 +147,38 @@ test("the learning loop on WebGPU reaches the CPU's validation accuracy on the s
   assert.match(gpu.device, /^WebGPU · /);
   assert.ok(cpu.accuracy > 60, `CPU validation accuracy ${cpu.accuracy}%`);
   assert.ok(Math.abs(gpu.accuracy - cpu.accuracy) <= 2, `WebGPU ${gpu.accuracy}% vs CPU ${cpu.accuracy}%`);
+});
+
+test("fine-tuning the last two blocks trains on WebGPU, head stage then fine-tune", async () => {
+  const { page, problems } = await openGraft(browser);
+  await ready(page);
+  await chooseBackend(page, "webgpu", "webgpu");
+  await page.locator('[data-testid="add-class"]').click();
+  const cards = page.locator('[data-testid="class-card"]');
+  for (let i = 0; i < 3; i++) {
+    await cards.nth(i).locator('[data-testid="class-name"]').fill(CLASSES[i]);
+    await cards.nth(i).locator('[data-testid="class-upload"]').setInputFiles(files(CLASSES[i]).slice(0, 8));
+  }
+  await embedded(page);
+  // Small, since SwiftShader runs the kernels on the CPU: no augmented views, 4 epochs.
+  await page.locator('[data-testid="unfreeze"]').fill("2");
+  await page.locator('[data-testid="augment"]').uncheck();
+  await page.locator('[data-testid="head-epochs"]').fill("2");
+  await page.locator('[data-testid="epochs"]').fill("4");
+  await page.locator('[data-testid="epochs"]').press("Tab");
+  await page.locator('[data-testid="train"]').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="train-stage"]')?.textContent === "fine-tune", null, {
+    timeout: LONG,
+  });
+  await trained(page);
+  const device = await page.locator('[data-testid="train-device"]').textContent();
+  const accuracy = Number.parseFloat(await page.locator('[data-testid="val-accuracy"]').textContent());
+  console.log(`# fine-tuning 2 blocks on WebGPU: validation ${accuracy}% (${device})`);
+  assert.match(device, /^WebGPU · /, "the blocks trained on the GPU");
+  assert.equal(await page.locator('[data-testid="backend"]').getAttribute("data-kind"), "webgpu", "no fallback happened");
+  assert.ok(accuracy >= 50, `validation accuracy ${accuracy}%`);
+  assert.deepEqual(problems, []);
+  await page.close();
 });
 
 test("a lost GPU device moves the work in flight to the CPU and nothing is lost", async () => {
