@@ -27,6 +27,11 @@ impl ConvBnSpec {
     pub fn is_depthwise3x3(&self) -> bool {
         self.kernel == 3 && self.groups > 1 && self.groups == self.in_channels
     }
+
+    /// A 1x1 convolution with stride 1: one product over pixels.
+    pub fn is_pointwise(&self) -> bool {
+        self.kernel == 1 && self.stride == 1 && self.groups == 1
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -99,42 +104,29 @@ impl ConvBn {
     pub fn trainable(&self) -> Result<(ConvBn, TrainableVars)> {
         // `Var::from_tensor` shares a tensor that already is a variable: copy first, so that
         // training the copy never moves the backbone it came from.
-        let copy_var = |t: &Tensor| Var::from_tensor(&t.copy()?);
-        let weight = copy_var(self.conv.weight())?;
-        let conv = Conv2d::new(weight.as_tensor().clone(), None, *self.conv.config());
-        let Some((gamma, beta)) = self.bn.weight_and_bias() else {
-            candle_core::bail!("batch norm {} has no scale and shift", self.bn_name);
-        };
-        let (gamma, beta) = (copy_var(gamma)?, copy_var(beta)?);
-        let (mean, var) = (copy_var(self.bn.running_mean())?, copy_var(self.bn.running_var())?);
+        let copy_var =
+            |(name, t): (String, Tensor)| -> Result<(String, Var)> { Ok((name, Var::from_tensor(&t.copy()?)?)) };
+        let t = self.tensors()?;
+        let (weight, gamma, beta) = (copy_var(t.weight)?, copy_var(t.gamma)?, copy_var(t.beta)?);
+        let (mean, var) = (copy_var(t.running_mean)?, copy_var(t.running_var)?);
+        let conv = Conv2d::new(weight.1.as_tensor().clone(), None, *self.conv.config());
         let bn = BatchNorm::new(
             self.spec.out_channels,
-            mean.as_tensor().clone(),
-            var.as_tensor().clone(),
-            gamma.as_tensor().clone(),
-            beta.as_tensor().clone(),
-            self.bn.eps(),
+            mean.1.as_tensor().clone(),
+            var.1.as_tensor().clone(),
+            gamma.1.as_tensor().clone(),
+            beta.1.as_tensor().clone(),
+            t.eps,
         )?;
-        let vars = TrainableVars {
-            params: vec![
-                (format!("{}.weight", self.conv_name), weight),
-                (format!("{}.weight", self.bn_name), gamma),
-                (format!("{}.bias", self.bn_name), beta),
-            ],
-            stats: vec![
-                (format!("{}.running_mean", self.bn_name), mean.clone()),
-                (format!("{}.running_var", self.bn_name), var.clone()),
-            ],
-        };
         let copy = ConvBn {
             conv,
             bn,
             spec: self.spec,
             conv_name: self.conv_name.clone(),
             bn_name: self.bn_name.clone(),
-            stats: Some((mean, var)),
+            stats: Some((mean.1.clone(), var.1.clone())),
         };
-        Ok((copy, vars))
+        Ok((copy, TrainableVars { params: vec![weight, gamma, beta], stats: vec![mean, var] }))
     }
 
     /// The conv weight, the batch norm's scale, shift and statistics, by checkpoint name.
@@ -151,11 +143,6 @@ impl ConvBn {
             running_var: named("running_var", self.bn.running_var()),
             eps: self.bn.eps(),
         })
-    }
-
-    /// Whether the unit is a 1x1 convolution with stride 1 (a product over pixels).
-    pub fn is_pointwise(&self) -> bool {
-        self.spec.kernel == 1 && self.spec.stride == 1 && self.spec.groups == 1
     }
 
     /// The conv with the BN folded in: `(weight (C_out, C_in/groups, k, k), bias (C_out))`.
@@ -193,7 +180,7 @@ impl ConvBn {
             return train_ops::depthwise_relu6(x, &taps, &shift, self.spec.stride);
         }
         let y = self.conv_nhwc(x, &weight, &shift, self.spec.relu6)?;
-        if self.spec.relu6 && !self.is_pointwise() {
+        if self.spec.relu6 && !self.spec.is_pointwise() {
             return y.clamp(0f32, 6f32);
         }
         Ok(y)
@@ -203,7 +190,7 @@ impl ConvBn {
     fn conv_nhwc(&self, x: &Tensor, weight: &Tensor, bias: &Tensor, relu6: bool) -> Result<Tensor> {
         let (b, h, w, ci) = x.dims4()?;
         let co = self.spec.out_channels;
-        if self.is_pointwise() {
+        if self.spec.is_pointwise() {
             let rows =
                 train_ops::pointwise(&x.reshape((b * h * w, ci))?, &weight.reshape((co, ci))?.t()?, bias, relu6)?;
             return rows.reshape((b, h, w, co));
@@ -271,7 +258,7 @@ impl Module for ConvBn {
         let weight = self.conv.weight().broadcast_mul(&scale.reshape((co, 1, 1, 1))?)?;
         let conv = if self.spec.is_depthwise3x3() {
             depthwise_conv3x3(x, &weight, self.spec.stride)?
-        } else if self.spec.kernel == 1 && self.spec.stride == 1 && self.spec.groups == 1 {
+        } else if self.spec.is_pointwise() {
             let (b, c, h, w) = x.dims4()?;
             let product = weight.reshape((co, c))?.broadcast_matmul(&x.reshape((b, c, h * w))?)?;
             product.reshape((b, co, h, w))?

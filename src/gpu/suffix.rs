@@ -111,11 +111,7 @@ impl GpuUnit {
 
     fn fold_shape(&self) -> FoldShape {
         let channels = self.spec.out_channels;
-        FoldShape { channels, per_channel: self.weight.len / channels, eps: self.eps, taps: !self.is_pointwise() }
-    }
-
-    fn is_pointwise(&self) -> bool {
-        self.spec.kernel == 1 && self.spec.stride == 1 && self.spec.groups == 1
+        FoldShape { channels, per_channel: self.weight.len / channels, eps: self.eps, taps: !self.spec.is_pointwise() }
     }
 
     fn depthwise_shape(&self) -> DepthwiseShape {
@@ -124,7 +120,7 @@ impl GpuUnit {
     }
 
     fn forward<'a>(&'a self, rows: usize, x: &'a wgpu::Buffer, y: &'a wgpu::Buffer, max: u32) -> KernelCall<'a> {
-        if self.is_pointwise() {
+        if self.spec.is_pointwise() {
             let pixels = rows * self.input.0 * self.input.1;
             let shape =
                 MatmulShape { m: pixels, n: self.spec.out_channels, k: self.input.2, trans_a: false, trans_b: true };
@@ -145,7 +141,7 @@ impl GpuUnit {
     ) {
         let (co, ci) = (self.spec.out_channels, self.input.2);
         let pixels = rows * self.output.0 * self.output.1;
-        if self.is_pointwise() {
+        if self.spec.is_pointwise() {
             let shape = MatmulShape { m: co, n: ci, k: pixels, trans_a: true, trans_b: false };
             calls.push(matmul::call(shape, Epilogue::default(), [dy, x, dy, d_folded]));
         } else {
@@ -165,7 +161,7 @@ impl GpuUnit {
             ],
         ));
         let Some(dx) = dx else { return };
-        if self.is_pointwise() {
+        if self.spec.is_pointwise() {
             let shape = MatmulShape { m: pixels, n: ci, k: co, trans_a: false, trans_b: false };
             calls.push(matmul::call(shape, Epilogue::default(), [dy, &self.folded, dy, dx]));
         } else {
@@ -184,7 +180,7 @@ impl GpuSuffix {
             for unit in block.units() {
                 let spec = unit.spec();
                 let depthwise = spec.is_depthwise3x3() && spec.relu6 && spec.in_channels.is_multiple_of(4);
-                if !(unit.is_pointwise() || depthwise) {
+                if !(spec.is_pointwise() || depthwise) {
                     return Some(format!(
                         "block {} ({}x{} convolution, stride {}) has no WebGPU backward kernel",
                         block.name(),
