@@ -6,11 +6,9 @@
 // or the run.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { spawnSync } from "node:child_process";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { launch, openGraft } from "./browser.mjs";
+import { fashionMnistFolder, launch, openGraft } from "./browser.mjs";
 
 const WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"];
 const CLASSES = ["T-shirt", "Trouser", "Pullover"];
@@ -22,10 +20,7 @@ let trainDir;
 
 before(async () => {
   browser = await launch(WEBGPU_FLAGS);
-  trainDir = mkdtempSync(join(tmpdir(), "graft-gpu-fm-"));
-  const script = new URL("../reference/fashion_mnist_folder.py", import.meta.url).pathname;
-  const run = spawnSync("/usr/bin/python3", [script, trainDir, "--per-class", String(PER_CLASS), "--classes", "3", "--split", "train"]);
-  assert.equal(run.status, 0, String(run.stderr));
+  trainDir = fashionMnistFolder("train", PER_CLASS, 3);
 });
 after(async () => {
   await browser?.close();
