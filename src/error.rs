@@ -20,6 +20,9 @@ pub enum GraftError {
     #[error("{name} is too large ({width}x{height} pixels); the limit is {max_side} pixels a side")]
     ImageTooLarge { name: String, width: u32, height: u32, max_side: u32 },
 
+    #[error("{name} is truncated (the file ends before the image does); it was not added")]
+    TruncatedImage { name: String },
+
     #[error("{name} is empty (0 bytes)")]
     EmptyFile { name: String },
 
@@ -40,6 +43,14 @@ pub enum GraftError {
 
     #[error("{what} is not usable: {reason}")]
     BadFile { what: &'static str, reason: String },
+
+    /// An exported model file (`graft predict --model`, the page's import) that cannot be used.
+    #[error("{file} is not a usable Graft model: {reason}")]
+    BadModelFile { file: String, reason: String },
+
+    /// A `.graft` project file that cannot be imported; nothing was changed.
+    #[error("{file} is not a usable Graft project: {reason}")]
+    BadProjectFile { file: String, reason: String },
 
     #[error("these features were made by backbone {found}, but the loaded backbone is {expected}")]
     BackboneMismatch { expected: String, found: String },

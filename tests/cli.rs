@@ -155,6 +155,11 @@ fn train_unfreezes_the_last_blocks_after_the_head_epochs_and_saves_them() {
     assert!(names.iter().any(|n| n == "output.weight"), "{names:?}");
     assert!(names.iter().any(|n| n.starts_with("features.17.")) && names.iter().any(|n| n.starts_with("features.18.")));
     assert!(!names.iter().any(|n| n.starts_with("features.16.")), "only the unfrozen blocks are saved");
+    let (_, header) = safetensors::SafeTensors::read_metadata(&saved).unwrap();
+    let metadata = header.metadata().clone().unwrap();
+    assert_eq!(metadata["graft.fine_tuned_blocks"], "[17,18]");
+    assert_eq!(metadata["graft.classes"], r#"["cat","coffee"]"#);
+    predict_with_saved_model(&dir, &head);
     let out = graft(&["train", dir.to_str().unwrap(), "--unfreeze", "40"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unfrozen blocks must be between 0 and 19"));
@@ -217,10 +222,94 @@ fn train_on_five_crops(backend: &str) -> Vec<serde_json::Value> {
     assert_eq!(last["per_class_accuracy"]["cat"], 1.0);
     assert_eq!(last["confusion"], serde_json::json!([[1, 0], [0, 1]]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken.jpg"));
-    assert!(head.exists());
+    if backend == "cpu" {
+        predict_with_saved_model(&dir, &head);
+        refuse_broken_models(&dir, &std::fs::read(&head).unwrap());
+    }
     let ran_on = if backend == "cpu" { "CPU" } else { "WebGPU · " };
     assert!(last["backend"]["embedding"].as_str().unwrap().starts_with(ran_on), "{last}");
     assert!(last["backend"]["training"].as_str().unwrap().starts_with(ran_on), "{last}");
     std::fs::remove_dir_all(&dir).unwrap();
     lines
+}
+
+/// `graft predict` on a model `graft train --save` wrote: every class, most likely first, the
+/// right one on top for a photo of each class; an unreadable image fails alone.
+fn predict_with_saved_model(dir: &std::path::Path, model: &std::path::Path) {
+    let (cat, coffee) = (dir.join("cat/0.png"), dir.join("coffee/0.png"));
+    let out = graft(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        "--backend",
+        "cpu",
+        cat.to_str().unwrap(),
+        coffee.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (result, label) in results.as_array().unwrap().iter().zip(["cat", "coffee"]) {
+        let predictions = result["predictions"].as_array().unwrap();
+        assert_eq!(predictions.len(), 2, "{result}");
+        assert_eq!(predictions[0]["label"], label, "{result}");
+        let (first, second) = (predictions[0]["prob"].as_f64().unwrap(), predictions[1]["prob"].as_f64().unwrap());
+        assert!(first >= second && (first + second - 1.0).abs() < 1e-4, "{result}");
+    }
+    let broken = dir.join("cat/broken.jpg");
+    std::fs::write(&broken, b"not really a jpeg").unwrap();
+    let out = graft(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        cat.to_str().unwrap(),
+        broken.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(results[0]["predictions"].is_array() && results[1]["error"].as_str().unwrap().contains("broken.jpg"));
+}
+
+/// A copy of a model file with its metadata changed by `edit`.
+fn with_metadata(model: &[u8], edit: impl FnOnce(&mut std::collections::HashMap<String, String>)) -> Vec<u8> {
+    let tensors = safetensors::SafeTensors::deserialize(model).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(model).unwrap();
+    let mut metadata = header.metadata().clone().unwrap();
+    edit(&mut metadata);
+    safetensors::serialize(tensors.tensors(), Some(metadata)).unwrap()
+}
+
+/// A corrupt model, one for another backbone and one whose shapes disagree with its metadata
+/// are each refused with a message naming the file.
+fn refuse_broken_models(dir: &std::path::Path, model: &[u8]) {
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", model[..model.len() / 2].to_vec(), "not a safetensors file"),
+        ("empty", Vec::new(), "empty"),
+        (
+            "other-backbone",
+            with_metadata(model, |m| {
+                m.insert("graft.backbone_sha256".into(), "0".repeat(64));
+            }),
+            "trained on the features of mobilenet_v2@00000000",
+        ),
+        (
+            "wrong-shape",
+            with_metadata(model, |m| {
+                m.insert("graft.head".into(), r#"{"in_dim":1280,"hidden":50,"classes":2}"#.into());
+            }),
+            "tensor output.weight has shape [2, 100], its metadata says [2, 50]",
+        ),
+        ("no-metadata", with_metadata(model, |m| m.clear()), "does not say it is a Graft model"),
+    ];
+    let image = dir.join("cat/0.png");
+    for (name, bytes, expected) in cases {
+        let path = dir.join(format!("{name}.safetensors"));
+        std::fs::write(&path, bytes).unwrap();
+        let out = graft(&["predict", "--model", path.to_str().unwrap(), image.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}");
+        assert!(stderr.contains(&format!("{} is not a usable Graft model", path.display())), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
 }

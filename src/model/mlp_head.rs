@@ -51,6 +51,14 @@ impl MlpHead {
         self.output.weight().dim(0).unwrap_or(0)
     }
 
+    /// The spec the weights' shapes say.
+    pub fn spec(&self) -> MlpHeadSpec {
+        let in_dim = |layer: &Linear| layer.weight().dim(1).unwrap_or(0);
+        let hidden = self.hidden_dim().unwrap_or(0);
+        let in_dim = self.hidden.as_ref().map_or_else(|| in_dim(&self.output), in_dim);
+        MlpHeadSpec { in_dim, hidden, classes: self.classes() }
+    }
+
     pub fn hidden_dim(&self) -> Option<usize> {
         self.hidden.as_ref().map(|h| h.weight().dim(0).unwrap_or(0))
     }

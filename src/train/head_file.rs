@@ -119,11 +119,19 @@ impl TrainedHead {
     /// run the fine-tuned blocks' weights and batch-norm statistics under their checkpoint names
     /// (`features.17.conv.0.0.weight`, `features.17.conv.0.1.running_mean`, …).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        self.safetensors_with(None)
+    }
+
+    /// [`Self::to_safetensors`] with header metadata (the model file's).
+    pub(crate) fn safetensors_with(
+        &self,
+        metadata: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Vec<u8>> {
         let mut vars = named_vars(&self.head_vars)?;
         if let Some(suffix) = &self.suffix {
             vars.extend(suffix.tensors().cloned());
         }
-        vars_to_safetensors(&vars)
+        vars_to_safetensors(&vars, metadata)
     }
 
     /// A head rebuilt from [`Self::to_safetensors`] bytes, with the report it was saved with;

@@ -5,7 +5,7 @@ use candle_nn::VarMap;
 
 use crate::error::{GraftError, Result};
 use crate::weights::legacy_pth::{RawTensor, StorageDtype};
-use crate::weights::tensors_to_safetensors;
+use crate::weights::tensors_to_safetensors_with;
 
 /// A VarMap's variables with their names, sorted by name.
 pub(crate) fn named_vars(varmap: &VarMap) -> Result<Vec<(String, Var)>> {
@@ -19,7 +19,11 @@ pub(crate) fn poisoned() -> GraftError {
     GraftError::Training("the weights are locked by a failed thread".into())
 }
 
-pub(crate) fn vars_to_safetensors(vars: &[(String, Var)]) -> Result<Vec<u8>> {
+/// The variables as safetensors bytes, with optional header metadata.
+pub(crate) fn vars_to_safetensors(
+    vars: &[(String, Var)],
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let mut tensors = Vec::with_capacity(vars.len());
     for (name, var) in vars {
         let values: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
@@ -30,5 +34,5 @@ pub(crate) fn vars_to_safetensors(vars: &[(String, Var)]) -> Result<Vec<u8>> {
             data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         });
     }
-    tensors_to_safetensors(&tensors)
+    tensors_to_safetensors_with(&tensors, metadata)
 }

@@ -49,6 +49,14 @@ fn safetensors_dtype(dtype: StorageDtype) -> safetensors::Dtype {
 
 /// Serialises contiguous tensors to safetensors bytes.
 pub fn tensors_to_safetensors(tensors: &[RawTensor]) -> Result<Vec<u8>> {
+    tensors_to_safetensors_with(tensors, None)
+}
+
+/// [`tensors_to_safetensors`] with string metadata in the header's `__metadata__`.
+pub fn tensors_to_safetensors_with(
+    tensors: &[RawTensor],
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let views = tensors
         .iter()
         .map(|t| {
@@ -57,5 +65,5 @@ pub fn tensors_to_safetensors(tensors: &[RawTensor]) -> Result<Vec<u8>> {
         })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| GraftError::Weights(e.to_string()))?;
-    safetensors::serialize(views, None).map_err(|e| GraftError::Weights(e.to_string()))
+    safetensors::serialize(views, metadata).map_err(|e| GraftError::Weights(e.to_string()))
 }

@@ -2,6 +2,7 @@
 //!
 //! - `graft classify IMAGE... [--json]`: ImageNet top-5 for each image.
 //! - `graft train DIR ...`: trains a head on an image folder (one subfolder per class).
+//! - `graft predict --model FILE IMAGE... [--json]`: a saved model's classes for each image.
 //! - `graft import-weights --pth FILE --out-dir DIR ...`: converts a legacy PyTorch checkpoint
 //!   to safetensors and writes the model manifest next to it (used by `cargo xtask setup`).
 
@@ -53,6 +54,23 @@ enum Command {
     /// Train a classifier on DIR/<class>/<image> files: a head on frozen backbone features, or
     /// with the last backbone blocks unfrozen (fine-tuning).
     Train(TrainArgs),
+    /// Classify images with a model file written by `graft train --save` or the page's
+    /// "Export model".
+    Predict {
+        /// The model file (.safetensors with Graft metadata).
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// One JSON document on stdout: `[{"file", "predictions": [{"label", "prob"}]}]`,
+        /// most likely first.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "auto", value_parser = parse_backend)]
+        backend: BackendChoice,
+        #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
+        model_dir: PathBuf,
+    },
     /// Convert a backbone's legacy .pth checkpoint to safetensors and write its manifest.
     ImportWeights {
         /// The architecture of the checkpoint, as manifests name it.
@@ -93,7 +111,8 @@ struct TrainArgs {
     /// One JSON object per epoch, then a final one, on stdout.
     #[arg(long)]
     json: bool,
-    /// Write the trained head (and any fine-tuned blocks) here (safetensors).
+    /// Write the trained model here: one safetensors file with the head, any fine-tuned blocks,
+    /// and metadata naming the classes, the backbone and the preprocessing.
     #[arg(long)]
     save: Option<PathBuf>,
     /// Fine-tuning: how many of the backbone's last blocks train with the head (0: the head
@@ -151,6 +170,9 @@ pub fn main() -> ExitCode {
         Command::Train(args) => {
             let output = crate::train::Output { json: args.json, save: args.save.as_deref() };
             crate::train::train(&args.dir, args.config(), args.backend, output, &args.model_dir).map(|()| true)
+        }
+        Command::Predict { model, images, json, backend, model_dir } => {
+            crate::predict::predict(&model, &images, json, backend, &model_dir)
         }
         Command::ImportWeights { architecture, pth, out_dir, package, package_file, license } => import_weights(
             architecture,

@@ -1,10 +1,12 @@
-//! The `graft` command line (see `cli.rs`; `train.rs` holds `graft train`, `files.rs` reads the model folder). Native only: on wasm32 the binary is empty so
+//! The `graft` command line (see `cli.rs`; `train.rs` holds `graft train`, `predict.rs` `graft predict`, `files.rs` reads the model folder). Native only: on wasm32 the binary is empty so
 //! that `cargo test --target wasm32-unknown-unknown` can build the package.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli;
 #[cfg(not(target_arch = "wasm32"))]
 mod files;
+#[cfg(not(target_arch = "wasm32"))]
+mod predict;
 #[cfg(not(target_arch = "wasm32"))]
 mod train;
 

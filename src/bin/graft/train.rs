@@ -9,7 +9,7 @@ use graft::embed::FeatureExtractor;
 use graft::exec::Executor;
 use graft::gpu::BackendChoice;
 use graft::preprocess::decode_image;
-use graft::train::{EpochMetrics, InputBuilder, TrainConfig, TrainData, Trainer};
+use graft::train::{EpochMetrics, InputBuilder, ModelFile, TrainConfig, TrainData, Trainer};
 use graft::{GraftError, Result};
 use serde_json::json;
 
@@ -19,7 +19,7 @@ use crate::files::{load_extractor, read, select_backend};
 pub struct Output<'a> {
     /// JSON lines instead of text.
     pub json: bool,
-    /// The trained head's weights file.
+    /// The model file to write (`graft predict --model` runs it).
     pub save: Option<&'a Path>,
 }
 
@@ -160,7 +160,8 @@ pub fn train(dir: &Path, config: TrainConfig, backend: BackendChoice, output: Ou
     let train_seconds = train_started.elapsed().as_secs_f64();
     let report = &trained.report;
     if let Some(path) = save {
-        std::fs::write(path, trained.to_safetensors()?).map_err(|e| io_error(path, e))?;
+        let bytes = ModelFile::write(&trained, extractor.backbone(), extractor.key(), &class_names)?;
+        std::fs::write(path, bytes).map_err(|e| io_error(path, e))?;
     }
     let per_class: serde_json::Map<String, serde_json::Value> =
         class_names.iter().zip(&report.per_class_accuracy).map(|(name, acc)| (name.clone(), json!(acc))).collect();
