@@ -13,6 +13,7 @@ pub mod kernels;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;
+pub mod project;
 pub mod train;
 pub mod weights;
 

@@ -44,28 +44,54 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage> {
         return Err(GraftError::EmptyFile { name: name.into() });
     }
     let not_image = |reason: String| GraftError::NotAnImage { name: name.into(), reason };
-    let mut reader =
-        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| not_image(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(not_image("unrecognised file format".into()));
+    let reader = || ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| not_image(e.to_string()));
+    let format = reader()?.format().ok_or_else(|| not_image("unrecognised file format".into()))?;
+    if format == image::ImageFormat::Jpeg && jpeg_is_truncated(bytes) {
+        return Err(GraftError::TruncatedImage { name: name.into() });
     }
-    // The size check below replaces the crate's allocation limit, so that a huge image gets
-    // its own message instead of a generic decoding error.
-    reader.no_limits();
-    let mut decoder = reader.into_decoder().map_err(|e| not_image(e.to_string()))?;
-    let (width, height) = decoder.dimensions();
+    // The header alone first, so that a huge image (a decompression bomb) gets its own
+    // message; the decoder's limits stay as a second cap on what it may allocate.
+    let mut header = reader()?;
+    header.no_limits();
+    let (width, height) = header.into_dimensions().map_err(|e| not_image(e.to_string()))?;
     if width.max(height) > MAX_SIDE || width as u64 * height as u64 > MAX_PIXELS {
         return Err(GraftError::ImageTooLarge { name: name.into(), width, height, max_side: MAX_SIDE });
     }
     if width == 0 || height == 0 {
         return Err(not_image("the image has no pixels".into()));
     }
+    let mut reader = reader()?;
+    reader.limits(decode_limits());
+    let mut decoder = reader.into_decoder().map_err(|e| not_image(e.to_string()))?;
     let orientation = decoder.orientation().ok();
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| not_image(e.to_string()))?;
     if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }
     Ok(flatten_on_white(image))
+}
+
+/// The decoder's caps: [`MAX_SIDE`] a side, and the bytes of [`MAX_PIXELS`] RGBA pixels of
+/// 16 bits (a 16-bit PNG) plus the RGB8 copy.
+fn decode_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_PIXELS * 8 + MAX_PIXELS * 3);
+    limits
+}
+
+/// A JPEG whose last scan has no end-of-image marker after it: the file was cut short (the
+/// decoder would fill the missing rows with grey and say nothing). Inside entropy-coded data
+/// `FF` is always followed by `00` or a restart marker, so `FF DA` (start of scan) and `FF D9`
+/// (end of image) are found only as markers; an EXIF thumbnail's own markers come before the
+/// main image's last scan.
+fn jpeg_is_truncated(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_scan {
+        Some(at) => !bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => true,
+    }
 }
 
 /// An RGBA frame (a webcam capture drawn to a canvas) as RGB, alpha on white.

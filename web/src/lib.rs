@@ -6,7 +6,7 @@ pub mod dropped;
 pub mod fetch;
 pub mod file_input;
 pub mod hooks;
-pub mod project;
+pub use graft::project;
 pub mod protocol;
 pub mod state;
 pub mod webcam;

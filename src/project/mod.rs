@@ -1,12 +1,16 @@
 //! The project: what a person made and would want back after a reload (classes and their
-//! sample ids, settings, which backbone, the trained head with its metrics). It derives serde;
-//! everything else the page holds (pictures, progress, curves, messages) is view state
-//! ([`crate::state`]). Sample images and embeddings live in the worker, under the sample ids.
+//! sample ids, settings, which backbone, the trained head with its metrics and curves). It
+//! derives serde; what else the page holds (pictures, progress, messages) is view state. Sample
+//! images and embeddings live in the web worker, under the sample ids, and in `archive`'s
+//! `.graft` files.
 
-use graft::backbone::BackboneKey;
-use graft::gpu::BackendChoice;
-use graft::train::{SavedHead, TrainConfig};
+pub mod archive;
+
 use serde::{Deserialize, Serialize};
+
+use crate::backbone::BackboneKey;
+use crate::gpu::BackendChoice;
+use crate::train::{EpochMetrics, SavedHead, TrainConfig};
 
 /// Bumped when the format changes incompatibly.
 pub const PROJECT_VERSION: u32 = 1;
@@ -30,6 +34,9 @@ pub struct Project {
     pub backend: BackendChoice,
     /// The trained head, its class names and report.
     pub head: Option<SavedHead>,
+    /// The epochs of the run that trained `head` (its curves).
+    #[serde(default)]
+    pub history: Vec<EpochMetrics>,
 }
 
 impl Project {
@@ -44,6 +51,7 @@ impl Project {
             settings: TrainConfig::default(),
             backend: BackendChoice::Auto,
             head: None,
+            history: Vec::new(),
         }
     }
 
@@ -62,7 +70,7 @@ impl Project {
     pub fn training_blocker(&self) -> Option<String> {
         let names: Vec<String> = self.classes.iter().map(|c| c.name.clone()).collect();
         let counts: Vec<usize> = self.classes.iter().map(|c| c.sample_ids.len()).collect();
-        graft::train::class_problem(&names, &counts)
+        crate::train::class_problem(&names, &counts)
     }
 
     pub fn to_json(&self) -> Result<String, String> {
