@@ -2,6 +2,7 @@
 //! the `graft-worker` binary registers [`worker::GraftWorker`] inside a Web Worker.
 
 pub mod components;
+pub mod download;
 pub mod dropped;
 pub mod fetch;
 pub mod file_input;

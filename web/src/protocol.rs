@@ -8,6 +8,7 @@ use graft::embed::EmbeddingCache;
 use graft::exec::BackendStatus;
 use graft::gpu::BackendChoice;
 use graft::preprocess::StoredImage;
+use graft::project::Project;
 use graft::train::{EpochMetrics, SavedHead, TrainConfig, TrainReport};
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,23 @@ impl ImageData {
             ImageData::Frame { .. } => "webcam frame",
         }
     }
+}
+
+/// A saved project as the project picker lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectSummary {
+    pub id: String,
+    pub name: String,
+    /// Milliseconds since the epoch of the last save.
+    pub modified: f64,
+    pub samples: usize,
+}
+
+/// A sample's thumbnail, for the page to show after a project is opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thumbnail {
+    pub sample_id: u64,
+    pub image: StoredImage,
 }
 
 /// One class as sent for training: its name and the samples it holds.
@@ -69,6 +87,22 @@ pub enum ToWorker {
     ImportHead { request_id: u64, head: SavedHead },
     /// The embedding cache, keyed by the backbone that made it.
     ExportEmbeddings { request_id: u64 },
+    /// Open a saved project (`None`: the last one saved, or a new one if there is none): its
+    /// samples, embeddings and trained model replace the worker's.
+    OpenProject { request_id: u64, project_id: Option<String> },
+    /// Start a new, empty project with `project` (two empty classes) and save it.
+    NewProject { request_id: u64, name: String, project: Project },
+    /// Save the open project's classes, settings and curves (its model is saved by the worker
+    /// when training ends). No answer; a failure comes as `StorageFailed`.
+    SaveProject { name: String, project: Project },
+    /// Delete the open project; the last one saved (or a new one) opens.
+    DeleteProject { request_id: u64 },
+    /// The open project as a `.graft` file.
+    ExportProject { request_id: u64, name: String, project: Project },
+    /// Check a `.graft` file, then open it as a new saved project.
+    ImportProject { request_id: u64, file_name: String, bytes: Vec<u8> },
+    /// The trained model as one `.safetensors` file with its metadata.
+    ExportModel { request_id: u64, class_names: Vec<String> },
     /// Add an exported embedding cache (it must come from the loaded backbone).
     ImportEmbeddings { request_id: u64, cache: EmbeddingCache },
 }
@@ -98,9 +132,18 @@ impl ToWorker {
             | ToWorker::ExportHead { request_id }
             | ToWorker::ImportHead { request_id, .. }
             | ToWorker::ExportEmbeddings { request_id }
+            | ToWorker::OpenProject { request_id, .. }
+            | ToWorker::NewProject { request_id, .. }
+            | ToWorker::DeleteProject { request_id, .. }
+            | ToWorker::ExportProject { request_id, .. }
+            | ToWorker::ImportProject { request_id, .. }
+            | ToWorker::ExportModel { request_id, .. }
             | ToWorker::ImportEmbeddings { request_id, .. }
             | ToWorker::PreviewAugment { request_id, .. } => Request::Other(*request_id),
-            ToWorker::RemoveSample { .. } | ToWorker::StopTraining { .. } | ToWorker::LoseGpuDevice => return None,
+            ToWorker::RemoveSample { .. }
+            | ToWorker::StopTraining { .. }
+            | ToWorker::LoseGpuDevice
+            | ToWorker::SaveProject { .. } => return None,
         })
     }
 }
@@ -222,6 +265,36 @@ pub enum FromWorker {
         request_id: u64,
         images: Vec<StoredImage>,
     },
+    /// A project opened (after a reload, a switch, an import or a new one): what the page
+    /// shows of it, and every saved project.
+    ProjectOpened {
+        request_id: u64,
+        project_id: String,
+        name: String,
+        project: Project,
+        thumbnails: Vec<Thumbnail>,
+        projects: Vec<ProjectSummary>,
+    },
+    /// A file for the page to offer as a download (a `.graft` project, a model).
+    FileReady {
+        request_id: u64,
+        file_name: String,
+        mime: String,
+        bytes: Vec<u8>,
+    },
+    /// The saved projects changed (a save, a rename, a deletion).
+    ProjectsListed {
+        projects: Vec<ProjectSummary>,
+    },
+    /// How much the browser stores for this site, and its quota (bytes).
+    StorageUsed {
+        usage: f64,
+        quota: f64,
+    },
+    /// Saving failed (the storage is full or unavailable); what was saved before is intact.
+    StorageFailed {
+        message: String,
+    },
     /// A request of the `Other` kind failed (exports, imports).
     RequestFailed {
         request_id: u64,
@@ -252,12 +325,17 @@ impl FromWorker {
             | FromWorker::EmbeddingsExported { request_id, .. }
             | FromWorker::EmbeddingsImported { request_id, .. }
             | FromWorker::AugmentPreview { request_id, .. }
+            | FromWorker::ProjectOpened { request_id, .. }
+            | FromWorker::FileReady { request_id, .. }
             | FromWorker::RequestFailed { request_id, .. } => Request::Other(*request_id),
             FromWorker::LoadProgress { .. }
             | FromWorker::BackendChanged { .. }
             | FromWorker::TrainingPreparing { .. }
             | FromWorker::TrainingStarted { .. }
-            | FromWorker::EpochDone { .. } => return None,
+            | FromWorker::EpochDone { .. }
+            | FromWorker::ProjectsListed { .. }
+            | FromWorker::StorageUsed { .. }
+            | FromWorker::StorageFailed { .. } => return None,
         })
     }
 }

@@ -13,7 +13,7 @@ use graft::train::{EpochMetrics, Stage, TrainConfig, TrainReport};
 use yew::Reducible;
 
 use crate::project::{ClassEntry, Project};
-use crate::protocol::FromWorker;
+use crate::protocol::{FromWorker, ProjectSummary};
 
 thread_local! {
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
@@ -92,6 +92,8 @@ pub enum Cause {
     Backend,
     /// A file could not be read, or the camera failed.
     Input,
+    /// Saving, opening, importing or exporting a project.
+    Storage,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +217,15 @@ pub struct AppState {
     pub busy: bool,
     pub result: Option<Classification>,
     pub error: Option<Notice>,
+    /// The open project (its id and name), once the worker opened one.
+    pub project_id: Option<String>,
+    pub project_name: String,
+    /// Every saved project.
+    pub projects: Vec<ProjectSummary>,
+    /// Bytes the browser stores for this site, and its quota.
+    pub storage: Option<(f64, f64)>,
+    /// A project is being opened, imported or exported.
+    pub project_busy: bool,
 }
 
 impl Default for AppState {
@@ -236,6 +247,11 @@ impl Default for AppState {
             busy: false,
             result: None,
             error: None,
+            project_id: None,
+            project_name: String::new(),
+            projects: Vec::new(),
+            storage: None,
+            project_busy: false,
         }
     }
 }
@@ -340,6 +356,17 @@ pub enum Action {
     AugmentPreview(Vec<Picture>),
     /// A saved project replaces the current one (its samples come back through the worker).
     Restore(Project),
+    /// The worker opened a project: it, its samples' pictures and every saved project.
+    Opened {
+        project_id: String,
+        name: String,
+        project: Project,
+        pictures: Vec<(u64, Picture)>,
+        projects: Vec<ProjectSummary>,
+    },
+    RenameProject(String),
+    /// A request about projects went to the worker (open, new, delete, import, export).
+    ProjectRequested,
 }
 
 impl Reducible for AppState {
@@ -363,6 +390,18 @@ impl Reducible for AppState {
                 next.clear(Cause::Backend);
             }
             Action::Restore(project) => next.restore(project),
+            Action::Opened { project_id, name, project, pictures, projects } => {
+                next.restore(project);
+                next.samples =
+                    pictures.into_iter().map(|(id, picture)| (id, Sample { id, picture, embedded: true })).collect();
+                (next.project_id, next.project_name, next.projects) = (Some(project_id), name, projects);
+                next.project_busy = false;
+            }
+            Action::RenameProject(name) => next.project_name = name,
+            Action::ProjectRequested => {
+                next.project_busy = true;
+                next.clear(Cause::Storage);
+            }
             Action::AugmentPreview(pictures) => next.augment_preview = pictures,
             other => next.apply_project_action(other),
         }
@@ -443,6 +482,9 @@ impl AppState {
             | Action::Error { .. }
             | Action::Worker(_)
             | Action::Restore(_)
+            | Action::Opened { .. }
+            | Action::RenameProject(_)
+            | Action::ProjectRequested
             | Action::BackendChosen(_)
             | Action::AugmentPreview(_) => {}
         }
@@ -454,7 +496,10 @@ impl AppState {
         if let Some(head) = &project.head {
             self.training.report = Some(head.report.clone());
             self.training.class_names = head.class_names.clone();
+            self.training.history = project.history.clone();
+            self.training.epochs_planned = project.history.len();
         }
+        self.prediction = None;
         self.samples.retain(|id, _| project.classes.iter().any(|c| c.sample_ids.contains(id)));
         self.project = project;
         self.run_id = None;
@@ -566,6 +611,7 @@ impl AppState {
                 self.training.diverged = diverged;
                 self.training.report = Some(report);
                 self.project.head = Some(head);
+                self.project.history = self.training.history.clone();
             }
             FromWorker::TrainingFailed { run_id, message } if self.is_current_run(run_id) => {
                 self.run_id = None;
@@ -583,7 +629,14 @@ impl AppState {
                 self.prediction = Some(PredictionView { request_id, probs, millis, label });
             }
             FromWorker::PredictFailed { message, .. } => self.notify(Cause::Predict, message),
-            FromWorker::RequestFailed { message, .. } => self.notify(Cause::Input, message),
+            FromWorker::RequestFailed { message, .. } => {
+                self.project_busy = false;
+                self.notify(Cause::Storage, message);
+            }
+            FromWorker::FileReady { .. } => self.project_busy = false,
+            FromWorker::ProjectsListed { projects } => self.projects = projects,
+            FromWorker::StorageUsed { usage, quota } => self.storage = Some((usage, quota)),
+            FromWorker::StorageFailed { message } => self.notify(Cause::Storage, format!("Not saved: {message}.")),
             FromWorker::HeadImported { class_names, .. } => self.training.class_names = class_names,
             _ => {}
         }

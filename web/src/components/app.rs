@@ -18,11 +18,15 @@ use super::image_drop::ImageDrop;
 use super::metrics::Metrics;
 use super::model_status::ModelStatusBar;
 use super::predict_panel::PredictPanel;
+use super::project_bar::ProjectBar;
 use super::top_predictions::TopPredictions;
 use super::train_panel::TrainPanel;
 use super::webcam_panel::WebcamPanel;
+use crate::download::download;
 use crate::file_input::read_then;
-use crate::hooks::{input_error, use_camera, use_class_actions, use_live_prediction, use_recorder};
+use crate::hooks::{
+    input_error, use_camera, use_class_actions, use_live_prediction, use_project_actions, use_recorder,
+};
 use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
 use crate::state::{next_id, Action, AppState, Cause, ChosenImage, ModelStatus, Picture, Sample, TrainStatus};
 use crate::webcam;
@@ -131,11 +135,20 @@ fn graft() -> Html {
                 if matches!(message, FromWorker::Predicted { .. } | FromWorker::PredictFailed { .. }) {
                     *live_in_flight.borrow_mut() = false;
                 }
-                if let FromWorker::AugmentPreview { images, .. } = &message {
-                    state.dispatch(Action::AugmentPreview(images.iter().map(picture_of).collect()));
-                    return;
+                match message {
+                    FromWorker::AugmentPreview { images, .. } => {
+                        state.dispatch(Action::AugmentPreview(images.iter().map(picture_of).collect()))
+                    }
+                    FromWorker::ProjectOpened { project_id, name, project, thumbnails, projects, .. } => {
+                        let pictures = thumbnails.iter().map(|t| (t.sample_id, picture_of(&t.image))).collect();
+                        state.dispatch(Action::Opened { project_id, name, project, pictures, projects });
+                    }
+                    FromWorker::FileReady { ref file_name, ref mime, ref bytes, .. } => {
+                        download(file_name, mime, bytes);
+                        state.dispatch(Action::Worker(message));
+                    }
+                    message => state.dispatch(Action::Worker(message)),
                 }
-                state.dispatch(Action::Worker(message));
             }
         })
     };
@@ -159,6 +172,7 @@ fn graft() -> Html {
             expose_gpu_loss_hook(worker)
         });
     }
+    let projects = use_project_actions(state.clone(), worker.clone());
     let on_backend = {
         let (state, worker) = (state.clone(), worker.clone());
         Callback::from(move |choice| {
@@ -227,7 +241,9 @@ fn graft() -> Html {
         Callback::from(move |on: bool| live.set(on))
     };
 
-    let ready = matches!(state.model, ModelStatus::Ready { .. });
+    // Ready once the model is loaded and the last project is back (adding to a project that is
+    // still being opened would lose the additions).
+    let ready = matches!(state.model, ModelStatus::Ready { .. }) && state.project_id.is_some();
     let trained = state.training.report.is_some() && state.train_status() != TrainStatus::Training;
     html! {
         <main class="graft">
@@ -235,8 +251,14 @@ fn graft() -> Html {
                 <h1>{ "Graft" }</h1>
                 <p class="tagline">{ "Transfer learning in your browser. Nothing leaves this machine." }</p>
             </header>
+            <ProjectBar project_id={ state.project_id.clone() } name={ state.project_name.clone() }
+                projects={ state.projects.clone() } storage={ state.storage } trained={ trained } samples={ state.samples.len() }
+                busy={ state.project_busy || !ready } on_open={ projects.open } on_rename={ projects.rename }
+                on_new={ projects.create } on_delete={ projects.delete } on_export={ projects.export }
+                on_import={ projects.import } on_export_model={ projects.export_model } />
             <ModelStatusBar status={ state.model.clone() } backend={ state.backend.clone() }
-                choice={ state.project.backend } on_choose={ on_backend } />
+                choice={ state.project.backend } on_choose={ on_backend }
+                project_open={ state.project_id.is_some() } />
             if let Some(message) = &state.error {
                 <div class="error" role="alert" data-testid="error">{ &message.message }</div>
             }

@@ -7,6 +7,7 @@ pub mod image_drop;
 pub mod metrics;
 pub mod model_status;
 pub mod predict_panel;
+pub mod project_bar;
 pub mod setting_input;
 pub mod top_predictions;
 pub mod train_panel;

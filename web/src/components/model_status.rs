@@ -15,6 +15,9 @@ pub struct ModelStatusProps {
     pub backend: Option<BackendStatus>,
     pub choice: BackendChoice,
     pub on_choose: Callback<BackendChoice>,
+    /// The last project is open (its samples and model are back): only then is the page ready.
+    #[prop_or_default]
+    pub project_open: bool,
 }
 
 fn megabytes(bytes: u64) -> String {
@@ -86,7 +89,7 @@ pub fn model_status_bar(props: &ModelStatusProps) -> Html {
             </section>
         },
         ModelStatus::Ready { model_name, load_millis } => html! {
-            <section class="model-status ready" data-ready="true">
+            <section class="model-status ready" data-ready={ props.project_open.to_string() }>
                 <progress data-testid="load-progress" max="1" value="1" />
                 <span class="model-name">{ model_name }</span>
                 { badge(&props.backend) }

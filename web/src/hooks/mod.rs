@@ -4,9 +4,11 @@
 mod use_camera;
 mod use_class_actions;
 mod use_live_prediction;
+mod use_project_actions;
 mod use_recorder;
 
 pub use use_camera::{use_camera, CameraHandle};
 pub use use_class_actions::{input_error, use_class_actions, ClassActions};
 pub use use_live_prediction::use_live_prediction;
+pub use use_project_actions::{use_project_actions, ProjectActions};
 pub use use_recorder::{use_recorder, RecorderHandle};

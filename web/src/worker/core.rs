@@ -6,16 +6,20 @@ use graft::augment::{augmented_image, random_view};
 use graft::exec::{BackendKind, BackendStatus};
 use graft::gpu::BackendChoice;
 use graft::preprocess::{decode_image, image_from_rgba, store_image, StoredImage};
+use graft::project::archive::{read_archive, write_archive, ArchiveLimits, ProjectArchive};
+use graft::project::Project;
 use graft::train::rng::SplitMix64;
-use graft::train::{class_problem, SavedHead, TrainConfig, TrainData, Trainer};
+use graft::train::{class_problem, ModelFile, SavedHead, TrainConfig, TrainData, Trainer};
 use image::RgbImage;
 
 use super::model::Model;
-use super::samples::SampleStore;
+use super::samples::{thumbnail, SampleStore, StoredSample};
 use super::training::{Preparation, Training};
 use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
 
 const NOT_LOADED: &str = "the model is not loaded yet";
+/// Images of an imported project embedded at a time.
+const IMPORT_BATCH: usize = 8;
 /// Side of the augmentation preview's pictures, in pixels.
 const PREVIEW_SIDE: u32 = 96;
 
@@ -27,6 +31,17 @@ pub struct WorkerCore {
     training: Training,
     /// Milliseconds (`Date.now()` in the browser).
     clock: fn() -> f64,
+}
+
+/// A project name as a file name: letters, digits, `-` and `_` kept, the rest `-`.
+pub fn file_stem(name: &str) -> String {
+    let stem: String =
+        name.trim().chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    if stem.is_empty() {
+        "graft-project".into()
+    } else {
+        stem
+    }
 }
 
 fn decode(image: ImageData) -> Result<RgbImage, String> {
@@ -137,6 +152,32 @@ impl WorkerCore {
                 Some(cache) => FromWorker::EmbeddingsExported { request_id, cache },
                 None => FromWorker::RequestFailed { request_id, message: "no sample has been embedded yet".into() },
             },
+            ToWorker::ExportProject { request_id, name, project } => match self.export_project(&name, project) {
+                Ok(bytes) => FromWorker::FileReady {
+                    request_id,
+                    file_name: format!("{}.graft", file_stem(&name)),
+                    mime: "application/zip".into(),
+                    bytes,
+                },
+                Err(message) => FromWorker::RequestFailed { request_id, message },
+            },
+            ToWorker::ExportModel { request_id, class_names } => match self.export_model(&class_names) {
+                Ok(bytes) => FromWorker::FileReady {
+                    request_id,
+                    file_name: "graft-model.safetensors".into(),
+                    mime: "application/octet-stream".into(),
+                    bytes,
+                },
+                Err(message) => FromWorker::RequestFailed { request_id, message },
+            },
+            // The browser's storage answers these (`super::persist`); without it they fail.
+            ToWorker::OpenProject { request_id, .. }
+            | ToWorker::NewProject { request_id, .. }
+            | ToWorker::DeleteProject { request_id, .. }
+            | ToWorker::ImportProject { request_id, .. } => {
+                FromWorker::RequestFailed { request_id, message: "projects are saved only in the browser".into() }
+            }
+            ToWorker::SaveProject { .. } => return None,
             ToWorker::ImportEmbeddings { request_id, cache } => {
                 let outcome = match &self.model {
                     Some(m) => self.samples.import(m.extractor.key(), m.extractor.feature_dim(), cache),
@@ -183,7 +224,10 @@ impl WorkerCore {
         let outcome = async {
             let (image, features) = self.embed(image).await?;
             let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
-            let stored = store_image(&image, extractor.input_spec()).map_err(|e| e.to_string())?;
+            let stored = StoredSample {
+                image: store_image(&image, extractor.input_spec()).map_err(|e| e.to_string())?,
+                thumbnail: thumbnail(&image)?,
+            };
             let row: Vec<f32> = features.to_vec1().map_err(|e| e.to_string())?;
             Ok::<_, String>((stored, extractor.key().clone(), row))
         };
@@ -296,6 +340,102 @@ impl WorkerCore {
             Ok(probs) => FromWorker::Predicted { request_id, probs, millis: (self.clock)() - started },
             Err(message) => FromWorker::PredictFailed { request_id, message },
         }
+    }
+
+    /// The samples and the trained model, for saving.
+    pub fn samples(&self) -> &SampleStore {
+        &self.samples
+    }
+
+    pub fn trained_head(&self) -> Option<&SavedHead> {
+        self.training.head().map(|(_, saved)| saved)
+    }
+
+    /// Forgets every sample and the trained model: another project opens.
+    pub fn clear_project(&mut self) {
+        self.samples = SampleStore::default();
+        self.training = Training::default();
+    }
+
+    pub fn backbone_key(&self) -> Option<&graft::backbone::BackboneKey> {
+        self.model.as_ref().map(|m| m.extractor.key())
+    }
+
+    /// Takes back a saved sample, with its saved embedding when it was made by the loaded
+    /// backbone, else embedded again from its stored image.
+    pub async fn restore_sample(&mut self, id: u64, sample: StoredSample, row: Option<Vec<f32>>) -> Result<(), String> {
+        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+        let row = match row.filter(|r| r.len() == extractor.feature_dim()) {
+            Some(row) => row,
+            None => {
+                let image = decode_image("stored sample", &sample.image.bytes).map_err(|e| e.to_string())?;
+                let features = extractor.embed(&[image]).await.map_err(|e| e.to_string())?;
+                features.squeeze(0).and_then(|f| f.to_vec1()).map_err(|e| e.to_string())?
+            }
+        };
+        let key = extractor.key().clone();
+        self.samples.insert(id, sample, &key, row)
+    }
+
+    /// Uses a saved model as the trained head (checked against the loaded backbone).
+    pub fn restore_head(&mut self, head: SavedHead) -> Result<(), String> {
+        let model = self.model.as_ref().ok_or(NOT_LOADED)?;
+        let trained =
+            head.restore(model.extractor.key(), model.extractor.backbone(), &Device::Cpu).map_err(|e| e.to_string())?;
+        self.training.set_head(trained, head);
+        Ok(())
+    }
+
+    /// The open project as a `.graft` file, with the trained model and every stored image.
+    pub fn export_project(&self, name: &str, mut project: Project) -> Result<Vec<u8>, String> {
+        project.head = self.trained_head().cloned();
+        let images = self.samples.images_of(project.classes.iter().flat_map(|c| &c.sample_ids));
+        project.classes.iter_mut().for_each(|c| c.sample_ids.retain(|id| images.contains_key(id)));
+        write_archive(name, &project, &images).map_err(|e| e.to_string())
+    }
+
+    /// Checks a `.graft` file completely (the model against the loaded backbone, every image
+    /// decoded and embedded) before it replaces the worker's samples and model.
+    pub async fn import_project(&mut self, file_name: &str, bytes: &[u8]) -> Result<ProjectArchive, String> {
+        let archive = read_archive(file_name, bytes, &ArchiveLimits::default()).map_err(|e| e.to_string())?;
+        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+        let head = match &archive.project.head {
+            Some(saved) => Some((
+                saved
+                    .restore(extractor.key(), extractor.backbone(), &Device::Cpu)
+                    .map_err(|e| format!("{file_name}: {e}"))?,
+                saved.clone(),
+            )),
+            None => None,
+        };
+        let mut samples = SampleStore::default();
+        let ids: Vec<&u64> = archive.images.keys().collect();
+        for chunk in ids.chunks(IMPORT_BATCH) {
+            let mut images = Vec::with_capacity(chunk.len());
+            for &&id in chunk {
+                let name = format!("{file_name}: sample {id}");
+                images.push(decode_image(&name, &archive.images[&id].bytes).map_err(|e| e.to_string())?);
+            }
+            let features = extractor.embed(&images).await.map_err(|e| e.to_string())?;
+            let rows: Vec<Vec<f32>> = features.to_vec2().map_err(|e| e.to_string())?;
+            for ((&&id, image), row) in chunk.iter().zip(&images).zip(rows) {
+                let sample = StoredSample { image: archive.images[&id].clone(), thumbnail: thumbnail(image)? };
+                samples.insert(id, sample, extractor.key(), row)?;
+            }
+        }
+        self.samples = samples;
+        self.training = Training::default();
+        if let Some((trained, saved)) = head {
+            self.training.set_head(trained, saved);
+        }
+        Ok(archive)
+    }
+
+    /// The trained model as one `.safetensors` file with its metadata.
+    pub fn export_model(&self, class_names: &[String]) -> Result<Vec<u8>, String> {
+        let (head, _) = self.training.head().ok_or("train the model first")?;
+        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+        ModelFile::write(head, extractor.backbone(), extractor.key(), class_names).map_err(|e| e.to_string())
     }
 
     fn import_head(&mut self, request_id: u64, head: SavedHead) -> FromWorker {

@@ -8,10 +8,14 @@
 //! - `model.rs`     fetching and building the model
 //! - `samples.rs`   stored images and the embedding cache
 //! - `training.rs`  the training scheduler
+//! - `persist.rs`   the open project and its autosave (answers the project messages)
+//! - `storage.rs`   IndexedDB: one record per project, sample, embedding and weights file
 
 pub mod core;
 pub mod model;
+pub mod persist;
 pub mod samples;
+pub mod storage;
 pub mod training;
 
 use futures::future::{select, Either};
@@ -20,6 +24,7 @@ use graft::gpu::BackendChoice;
 use yew_agent::prelude::*;
 
 use self::core::WorkerCore;
+use self::persist::Persistence;
 use crate::protocol::{FromWorker, ToWorker};
 
 type Scope = ReactorScope<ToWorker, FromWorker>;
@@ -39,6 +44,7 @@ pub fn now_millis() -> f64 {
 #[reactor(GraftWorker)]
 pub async fn graft_worker(mut scope: Scope) {
     let mut core = WorkerCore::new(now_millis);
+    let mut persistence = Persistence::open().await;
     loop {
         let message = if core.is_training() {
             // Between two slices of training, look for a message without waiting for one.
@@ -46,12 +52,11 @@ pub async fn graft_worker(mut scope: Scope) {
             match select(scope.next(), tick).await {
                 Either::Left((message, _)) => message,
                 Either::Right(_) => {
-                    let mut replies = core.train_slice().await;
-                    replies.extend(core.backend_change());
-                    for reply in replies {
-                        if scope.send(reply).await.is_err() {
-                            return;
-                        }
+                    let replies = core.train_slice().await;
+                    let saved = persistence.after(&core, None, &replies).await;
+                    let changed = core.backend_change();
+                    if !send_all(&mut scope, replies.into_iter().chain(changed).chain(saved)).await {
+                        return;
                     }
                     continue;
                 }
@@ -60,19 +65,35 @@ pub async fn graft_worker(mut scope: Scope) {
             scope.next().await
         };
         let Some(message) = message else { break };
-        let reply = match message {
-            ToWorker::LoadModel { manifest_url, backend } => {
-                Some(load(&mut core, &manifest_url, backend, &mut scope).await)
-            }
-            other => core.handle(other).await,
+        let removed = match &message {
+            ToWorker::RemoveSample { sample_id } => Some(*sample_id),
+            _ => None,
         };
-        // A GPU failure while answering: say so before the answer the CPU gave.
-        for reply in core.backend_change().into_iter().chain(reply) {
-            if scope.send(reply).await.is_err() {
-                return;
+        let replies: Vec<FromWorker> = match message {
+            ToWorker::LoadModel { manifest_url, backend } => {
+                vec![load(&mut core, &manifest_url, backend, &mut scope).await]
             }
+            other => match persistence.handle(&mut core, other).await {
+                Ok(replies) => replies,
+                Err(other) => core.handle(other).await.into_iter().collect(),
+            },
+        };
+        let saved = persistence.after(&core, removed, &replies).await;
+        // A GPU failure while answering: say so before the answer the CPU gave.
+        if !send_all(&mut scope, core.backend_change().into_iter().chain(replies).chain(saved)).await {
+            return;
         }
     }
+}
+
+/// Sends every message; `false` when the page has gone.
+async fn send_all(scope: &mut Scope, messages: impl Iterator<Item = FromWorker>) -> bool {
+    for message in messages {
+        if scope.send(message).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 async fn load(core: &mut WorkerCore, manifest_url: &str, backend: BackendChoice, scope: &mut Scope) -> FromWorker {

@@ -1,15 +1,33 @@
-//! The worker's samples: each one's stored image (downscaled, encoded) and its embedding in a
-//! cache keyed by the backbone that made it.
+//! The worker's samples: each one's stored image (downscaled, encoded), its thumbnail, and its
+//! embedding in a cache keyed by the backbone that made it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use graft::backbone::BackboneKey;
 use graft::embed::EmbeddingCache;
-use graft::preprocess::StoredImage;
+use graft::preprocess::{store_image, InputSpec, StoredImage};
+use image::RgbImage;
+
+/// Shorter side of a thumbnail, in pixels (the class cards show them at 48 px, twice that
+/// for high-density screens).
+const THUMBNAIL_SIDE: u32 = 96;
+
+/// A sample's small picture for the page (JPEG, or PNG when already tiny).
+pub fn thumbnail(image: &RgbImage) -> Result<StoredImage, String> {
+    let spec = InputSpec { resize_shorter: THUMBNAIL_SIDE, ..InputSpec::imagenet() };
+    store_image(image, &spec).map_err(|e| e.to_string())
+}
+
+/// Everything the worker keeps of one sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSample {
+    pub image: StoredImage,
+    pub thumbnail: StoredImage,
+}
 
 #[derive(Default)]
 pub struct SampleStore {
-    images: HashMap<u64, StoredImage>,
+    samples: HashMap<u64, StoredSample>,
     embeddings: Option<EmbeddingCache>,
 }
 
@@ -22,21 +40,30 @@ impl SampleStore {
         self.embeddings.get_or_insert_with(|| EmbeddingCache::new(key.clone(), dim))
     }
 
-    pub fn insert(&mut self, id: u64, image: StoredImage, key: &BackboneKey, row: Vec<f32>) -> Result<(), String> {
+    pub fn insert(&mut self, id: u64, sample: StoredSample, key: &BackboneKey, row: Vec<f32>) -> Result<(), String> {
         self.cache_for(key, row.len()).insert(key, id, row).map_err(|e| e.to_string())?;
-        self.images.insert(id, image);
+        self.samples.insert(id, sample);
         Ok(())
     }
 
     pub fn remove(&mut self, id: u64) {
-        self.images.remove(&id);
+        self.samples.remove(&id);
         if let Some(cache) = &mut self.embeddings {
             cache.remove(id);
         }
     }
 
+    pub fn sample(&self, id: u64) -> Option<&StoredSample> {
+        self.samples.get(&id)
+    }
+
     pub fn image(&self, id: u64) -> Option<&StoredImage> {
-        self.images.get(&id)
+        self.samples.get(&id).map(|s| &s.image)
+    }
+
+    /// The stored images of `ids` (those it holds), for a project file.
+    pub fn images_of<'a>(&self, ids: impl IntoIterator<Item = &'a u64>) -> BTreeMap<u64, StoredImage> {
+        ids.into_iter().filter_map(|&id| Some((id, self.image(id)?.clone()))).collect()
     }
 
     /// The embedding of `id`, if it was made by `key`.

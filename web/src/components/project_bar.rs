@@ -1,0 +1,96 @@
+//! The project bar: which saved project is open (pick another, rename, new, delete with a
+//! confirmation), its files (export and import a `.graft` project, export the trained model),
+//! and how much the browser stores for this site.
+
+use web_sys::{File, HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+use crate::file_input::emit_first_file;
+use crate::protocol::ProjectSummary;
+
+#[derive(Properties, PartialEq)]
+pub struct ProjectBarProps {
+    pub project_id: Option<String>,
+    pub name: String,
+    pub projects: Vec<ProjectSummary>,
+    /// `(usage, quota)` in bytes.
+    pub storage: Option<(f64, f64)>,
+    /// Images in the open project (the list's count for it is as of the last listing).
+    pub samples: usize,
+    pub trained: bool,
+    pub busy: bool,
+    pub on_open: Callback<String>,
+    pub on_rename: Callback<String>,
+    pub on_new: Callback<()>,
+    pub on_delete: Callback<()>,
+    pub on_export: Callback<()>,
+    pub on_import: Callback<File>,
+    pub on_export_model: Callback<()>,
+}
+
+/// `1.2 MB`, `3.4 GB`: decimal units, as browsers report storage.
+pub fn bytes_text(bytes: f64) -> String {
+    match bytes {
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
+        b => format!("{:.0} kB", b / 1e3),
+    }
+}
+
+fn confirmed(question: &str) -> bool {
+    gloo::utils::window().confirm_with_message(question).unwrap_or(false)
+}
+
+#[function_component(ProjectBar)]
+pub fn project_bar(props: &ProjectBarProps) -> Html {
+    let import_input = use_node_ref();
+    let on_select = props.on_open.reform(|e: Event| e.target_unchecked_into::<HtmlSelectElement>().value());
+    let on_rename = props.on_rename.reform(|e: Event| e.target_unchecked_into::<HtmlInputElement>().value());
+    let on_new = props.on_new.reform(|_: MouseEvent| ());
+    let on_delete = {
+        let (on_delete, name) = (props.on_delete.clone(), props.name.clone());
+        Callback::from(move |_: MouseEvent| {
+            if confirmed(&format!(
+                "Delete the project \"{name}\" with all its images and its model? This cannot be undone."
+            )) {
+                on_delete.emit(());
+            }
+        })
+    };
+    let on_export = props.on_export.reform(|_: MouseEvent| ());
+    let on_export_model = props.on_export_model.reform(|_: MouseEvent| ());
+    let on_import = emit_first_file(&import_input, &props.on_import);
+    let open = props.project_id.is_some() && !props.busy;
+    html! {
+        <section class="project-bar" aria-label="Project">
+            <label>{ "Project " }
+                <select data-testid="project-select" onchange={ on_select } disabled={ !open }>
+                    { for props.projects.iter().map(|p| {
+                        let open = Some(&p.id) == props.project_id.as_ref();
+                        let (name, samples) = if open { (&props.name, props.samples) } else { (&p.name, p.samples) };
+                        html! { <option value={ p.id.clone() } selected={ open }>{ format!("{name} ({samples} images)") }</option> }
+                    }) }
+                </select>
+            </label>
+            <label>{ "Name " }
+                <input type="text" data-testid="project-name" value={ props.name.clone() } onchange={ on_rename } disabled={ !open } />
+            </label>
+            <button data-testid="new-project" onclick={ on_new } disabled={ !open }>{ "New" }</button>
+            <button data-testid="delete-project" onclick={ on_delete } disabled={ !open }>{ "Delete" }</button>
+            <button data-testid="export-project" onclick={ on_export } disabled={ !open }>{ "Export project" }</button>
+            <label class="file-button">{ "Import project" }
+                <input ref={ import_input } type="file" accept=".graft,application/zip" data-testid="import-project"
+                    onchange={ on_import } disabled={ !open } />
+            </label>
+            <button data-testid="export-model" onclick={ on_export_model } disabled={ !open || !props.trained }
+                title="The trained model as one .safetensors file (graft predict --model runs it)">{ "Export model" }</button>
+            <span class="storage" data-testid="storage-used">
+                { match props.storage {
+                    Some((usage, quota)) => format!("Saved in this browser: {} of {}", bytes_text(usage), bytes_text(quota)),
+                    None if props.project_id.is_some() => "Saved in this browser".to_string(),
+                    None => "Opening the last project…".to_string(),
+                } }
+            </span>
+        </section>
+    }
+}

@@ -1,0 +1,113 @@
+//! What a person does to projects (open another, rename, new, delete, export, import, export
+//! the model), and the autosave: the last project opens once the model is ready, and every
+//! change to the open project is sent to the worker to save.
+
+use web_sys::File;
+use yew::prelude::*;
+use yew_agent::reactor::UseReactorBridgeHandle;
+
+use crate::download::request_persistent_storage;
+use crate::file_input::read_then;
+use crate::project::Project;
+use crate::protocol::ToWorker;
+use crate::state::{next_id, Action, AppState, Cause, ModelStatus};
+use crate::worker::GraftWorker;
+
+type Worker = UseReactorBridgeHandle<GraftWorker>;
+
+#[derive(Clone)]
+pub struct ProjectActions {
+    pub open: Callback<String>,
+    pub rename: Callback<String>,
+    pub create: Callback<()>,
+    pub delete: Callback<()>,
+    pub export: Callback<()>,
+    pub import: Callback<File>,
+    pub export_model: Callback<()>,
+}
+
+/// The open project as saved: its weights travel apart (the worker saves them when training
+/// ends).
+fn saved_form(project: &Project) -> Project {
+    Project { head: None, ..project.clone() }
+}
+
+/// A callback that marks the page busy with a project request, then sends what `make` builds.
+fn request<T: 'static>(
+    state: &UseReducerHandle<AppState>,
+    worker: &Worker,
+    make: impl Fn(&AppState, T) -> ToWorker + 'static,
+) -> Callback<T> {
+    let (state, worker) = (state.clone(), worker.clone());
+    Callback::from(move |value: T| {
+        let message = make(&state, value);
+        state.dispatch(Action::ProjectRequested);
+        worker.send(message);
+    })
+}
+
+#[hook]
+pub fn use_project_actions(state: UseReducerHandle<AppState>, worker: Worker) -> ProjectActions {
+    use_autosave(&state, &worker);
+    let open =
+        request(&state, &worker, |_, id: String| ToWorker::OpenProject { request_id: next_id(), project_id: Some(id) });
+    let rename = {
+        let state = state.clone();
+        Callback::from(move |name: String| state.dispatch(Action::RenameProject(name.trim().to_string())))
+    };
+    let create = request(&state, &worker, |state, ()| ToWorker::NewProject {
+        request_id: next_id(),
+        name: format!("Project {}", state.projects.len() + 1),
+        project: Project::new(next_id),
+    });
+    let delete = request(&state, &worker, |_, ()| ToWorker::DeleteProject { request_id: next_id() });
+    let export = request(&state, &worker, |state, ()| ToWorker::ExportProject {
+        request_id: next_id(),
+        name: state.project_name.clone(),
+        project: saved_form(&state.project),
+    });
+    let export_model = request(&state, &worker, |state, ()| ToWorker::ExportModel {
+        request_id: next_id(),
+        class_names: state.training.class_names.clone(),
+    });
+    let import = {
+        let (state, worker) = (state.clone(), worker.clone());
+        Callback::from(move |file: File| {
+            state.dispatch(Action::ProjectRequested);
+            let worker = worker.clone();
+            let on_error = {
+                let state = state.clone();
+                Callback::from(move |message| state.dispatch(Action::Error { cause: Cause::Storage, message }))
+            };
+            read_then(&file, on_error, move |file_name, bytes| {
+                worker.send(ToWorker::ImportProject { request_id: next_id(), file_name, bytes })
+            });
+        })
+    };
+    ProjectActions { open, rename, create, delete, export, import, export_model }
+}
+
+/// Opens the last saved project once the model is ready (its samples' embeddings and its
+/// model belong to the backbone), then saves the open project whenever it changes.
+#[hook]
+fn use_autosave(state: &UseReducerHandle<AppState>, worker: &Worker) {
+    use_effect_with((), |_| request_persistent_storage());
+    let ready = matches!(state.model, ModelStatus::Ready { .. });
+    {
+        let worker = worker.clone();
+        let unopened = state.project_id.is_none();
+        use_effect_with(ready, move |&ready| {
+            if ready && unopened {
+                worker.send(ToWorker::OpenProject { request_id: next_id(), project_id: None });
+            }
+        });
+    }
+    let worker = worker.clone();
+    let saving = state.project_id.is_some() && !state.project_busy;
+    let saved = (saved_form(&state.project), state.project_name.clone(), saving);
+    use_effect_with(saved, move |(project, name, saving)| {
+        if *saving {
+            worker.send(ToWorker::SaveProject { name: name.clone(), project: project.clone() });
+        }
+    });
+}
