@@ -1,6 +1,7 @@
 //! Builds the static site into `pkg/`: both wasm binaries through wasm-bindgen and wasm-opt
 //! (skipped when `GRAFT_SKIP_WASM_OPT` is set, for quick iterations), the page's files from
-//! `web/`, and `static/` (weights included).
+//! `web/`, `static/` (weights included), and `sw.js`, the service worker, with its file list and a
+//! cache name hashed from the files.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +12,8 @@ use crate::util::{root, run, Result};
 /// Each binary with its wasm-bindgen target: the page is an ES module; the worker is loaded by
 /// gloo-worker's `importScripts` shim, which needs the `no-modules` output.
 const BINARIES: [(&str, &str); 2] = [("graft-app", "web"), ("graft-worker", "no-modules")];
-const PAGE_FILES: [&str; 4] = ["index.html", "app.js", "styles.css", "favicon.svg"];
+const PAGE_FILES: [&str; 7] =
+    ["index.html", "app.js", "styles.css", "favicon.svg", "manifest.webmanifest", "icon-192.png", "icon-512.png"];
 /// The wasm features rustc's wasm32 target enables by default, plus SIMD128.
 const WASM_FEATURES: [&str; 7] = [
     "--enable-simd",
@@ -34,8 +36,46 @@ pub fn site() -> Result {
         copy(&root.join("web").join(file), &pkg.join(file))?;
     }
     copy_dir(&root.join("static"), &pkg)?;
+    write_service_worker(&root.join("web/sw.js"), &pkg)?;
     eprintln!("xtask: site built in {}", pkg.display());
     Ok(())
+}
+
+/// Every file under `dir`, as paths relative to it with `/`, sorted.
+fn site_files(dir: &Path, prefix: &str, files: &mut Vec<String>) -> Result {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("could not list {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        if entry.path().is_dir() {
+            site_files(&entry.path(), &format!("{name}/"), files)?;
+        } else {
+            files.push(name);
+        }
+    }
+    files.sort();
+    Ok(())
+}
+
+/// `sw.js` with the site's file list and a cache name from the sha256 of every file: a new
+/// build caches anew, and the service worker deletes the old cache when it activates.
+fn write_service_worker(template: &Path, pkg: &Path) -> Result {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    site_files(pkg, "", &mut files)?;
+    let mut hash = Sha256::new();
+    for file in &files {
+        let bytes = std::fs::read(pkg.join(file)).map_err(|e| format!("could not read {file}: {e}"))?;
+        hash.update(file.as_bytes());
+        hash.update(Sha256::digest(&bytes));
+    }
+    let digest: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let mut listed = vec!["./".to_string()];
+    listed.extend(files);
+    let source = std::fs::read_to_string(template).map_err(|e| format!("could not read {}: {e}", template.display()))?;
+    let source = source
+        .replace("__GRAFT_CACHE__", &format!("graft-{digest}"))
+        .replace("__GRAFT_FILES__", &serde_json::to_string(&listed).map_err(|e| e.to_string())?);
+    std::fs::write(pkg.join("sw.js"), source).map_err(|e| format!("could not write sw.js: {e}"))
 }
 
 /// Builds binaries of the graft-web crate for wasm32 (release) and writes each one's
