@@ -365,6 +365,8 @@ pub enum Action {
         projects: Vec<ProjectSummary>,
     },
     RenameProject(String),
+    /// Files left out before they were read (too large), with why.
+    Skipped(Vec<String>),
     /// A request about projects went to the worker (open, new, delete, import, export).
     ProjectRequested,
 }
@@ -398,6 +400,7 @@ impl Reducible for AppState {
                 next.project_busy = false;
             }
             Action::RenameProject(name) => next.project_name = name,
+            Action::Skipped(messages) => next.skipped.extend(messages),
             Action::ProjectRequested => {
                 next.project_busy = true;
                 next.clear(Cause::Storage);
@@ -484,6 +487,7 @@ impl AppState {
             | Action::Restore(_)
             | Action::Opened { .. }
             | Action::RenameProject(_)
+            | Action::Skipped(_)
             | Action::ProjectRequested
             | Action::BackendChosen(_)
             | Action::AugmentPreview(_) => {}

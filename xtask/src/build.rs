@@ -71,7 +71,8 @@ fn write_service_worker(template: &Path, pkg: &Path) -> Result {
     let digest: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
     let mut listed = vec!["./".to_string()];
     listed.extend(files);
-    let source = std::fs::read_to_string(template).map_err(|e| format!("could not read {}: {e}", template.display()))?;
+    let source =
+        std::fs::read_to_string(template).map_err(|e| format!("could not read {}: {e}", template.display()))?;
     let source = source
         .replace("__GRAFT_CACHE__", &format!("graft-{digest}"))
         .replace("__GRAFT_FILES__", &serde_json::to_string(&listed).map_err(|e| e.to_string())?);

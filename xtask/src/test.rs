@@ -86,12 +86,16 @@ fn wasm() -> Result {
     )
 }
 
+/// The built site, served, driven by the e2e tests; `graft predict` (the CLI, built here)
+/// runs a model the page exported.
 fn e2e() -> Result {
     crate::build::site()?;
+    util::run(Command::new("cargo").args(["build", "--release", "--package", "graft", "--bin", "graft"]))?;
     let port = crate::serve::spawn(root().join("pkg"))?;
     util::run(
         Command::new("node")
             .args(["--test", "--test-concurrency=1", "tests/e2e/"])
-            .env("GRAFT_URL", format!("http://127.0.0.1:{port}/")),
+            .env("GRAFT_URL", format!("http://127.0.0.1:{port}/"))
+            .env("GRAFT_BIN", root().join("target/release/graft")),
     )
 }

@@ -265,6 +265,11 @@ fn graft() -> Html {
             if !state.skipped.is_empty() {
                 <div class="warning" role="status" data-testid="skipped">
                     { format!("{} file(s) skipped: {}", state.skipped.len(), state.skipped[0]) }
+                    if state.skipped.len() > 1 {
+                        <details><summary>{ "Why each was skipped" }</summary>
+                            <ul>{ for state.skipped.iter().map(|why| html! { <li data-testid="skipped-file">{ why }</li> }) }</ul>
+                        </details>
+                    }
                 </div>
             }
             <WebcamPanel video_ref={ camera.video.clone() } camera_on={ camera.on } cameras={ camera.cameras.clone() }

@@ -30,7 +30,12 @@ pub fn input_error(state: &UseReducerHandle<AppState>) -> Callback<String> {
     Callback::from(move |message| state.dispatch(Action::Error { cause: Cause::Input, message }))
 }
 
+/// Files larger than this are skipped before they are read: a photo is a few MB, and reading
+/// a huge file into the tab (then copying it to the worker) could exhaust its memory.
+pub const MAX_UPLOAD_BYTES: f64 = 64e6;
+
 fn add_files(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64, files: Vec<File>) {
+    let (files, too_large): (Vec<File>, Vec<File>) = files.into_iter().partition(|f| f.size() <= MAX_UPLOAD_BYTES);
     let samples: Vec<(Sample, File)> = files
         .into_iter()
         .map(|file| {
@@ -39,6 +44,10 @@ fn add_files(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64,
         })
         .collect();
     state.dispatch(Action::AddSamples { class_id, samples: samples.iter().map(|(s, _)| s.clone()).collect() });
+    let skipped = too_large.iter().map(|f| {
+        format!("{} is too large ({:.0} MB; the limit is {:.0} MB)", f.name(), f.size() / 1e6, MAX_UPLOAD_BYTES / 1e6)
+    });
+    state.dispatch(Action::Skipped(skipped.collect()));
     for (sample, file) in samples {
         let worker = worker.clone();
         read_then(&file, input_error(state), move |file_name, bytes| {

@@ -577,6 +577,50 @@ mod tests {
         assert!(matches!(&reply[0], FromWorker::Predicted { probs: again, .. } if again.len() == 2), "{reply:?}");
     }
 
+    fn probabilities(core: &mut WorkerCore, request_id: u64) -> Result<Vec<f32>, String> {
+        match answers(core, ToWorker::Predict { request_id, image: png(40) }).remove(0) {
+            FromWorker::Predicted { probs, .. } => Ok(probs),
+            FromWorker::PredictFailed { message, .. } => Err(message),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Export, then import into the same worker (another worker would have other random
+    /// weights): the same samples and predictions; a broken file changes nothing.
+    #[test]
+    fn a_project_file_round_trips_through_the_worker_and_a_broken_one_changes_nothing() {
+        let mut core = core_with_model();
+        let mut project = Project::new(|| 0);
+        for sample_id in 1..=6 {
+            answers(&mut core, ToWorker::AddSample { sample_id, image: png((sample_id * 35) as u8) });
+            project.classes[(sample_id % 2) as usize].sample_ids.push(sample_id);
+        }
+        let classes =
+            project.classes.iter().map(|c| ClassSamples { name: c.name.clone(), sample_ids: c.sample_ids.clone() });
+        let config = TrainConfig { epochs: 2, ..TrainConfig::default() };
+        answers(&mut core, ToWorker::Train { run_id: 1, classes: classes.collect(), config });
+        let trained = probabilities(&mut core, 2).unwrap();
+        let reply = answers(&mut core, ToWorker::ExportProject { request_id: 3, name: "Lesson 1".into(), project });
+        let FromWorker::FileReady { file_name, bytes, .. } = &reply[0] else { panic!("{reply:?}") };
+        assert_eq!(file_name, "Lesson-1.graft");
+
+        let refused = block_on(core.import_project("bad.graft", &bytes[..bytes.len() / 2])).unwrap_err();
+        assert!(refused.starts_with("bad.graft is not a usable Graft project"), "{refused}");
+        assert_eq!(probabilities(&mut core, 4).unwrap(), trained, "the open project is untouched");
+        core.clear_project();
+        assert_eq!(probabilities(&mut core, 5).unwrap_err(), "train the model first");
+
+        let archive = block_on(core.import_project("lesson.graft", bytes)).unwrap();
+        assert_eq!(archive.name, "Lesson 1");
+        assert!((1..=6).all(|id| core.samples().sample(id).is_some()));
+        let imported = probabilities(&mut core, 6).unwrap();
+        assert!(imported.iter().zip(&trained).all(|(a, b)| (a - b).abs() < 1e-6), "{imported:?} vs {trained:?}");
+        let reply =
+            answers(&mut core, ToWorker::ExportModel { request_id: 7, class_names: vec!["a".into(), "b".into()] });
+        let FromWorker::FileReady { bytes, .. } = &reply[0] else { panic!("{reply:?}") };
+        assert_eq!(graft::train::ModelFile::parse("m", bytes.clone()).unwrap().meta.classes, ["a", "b"]);
+    }
+
     /// Unfreezing the last two blocks with augmentation: the stored images are prepared in
     /// slices, the head trains alone for one epoch and the blocks join; the fine-tuned model
     /// predicts, and a fresh worker restores it with its blocks.
