@@ -51,9 +51,14 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage> {
     }
     // The header alone first, so that a huge image (a decompression bomb) gets its own
     // message; the decoder's limits stay as a second cap on what it may allocate.
-    let mut header = reader()?;
-    header.no_limits();
-    let (width, height) = header.into_dimensions().map_err(|e| not_image(e.to_string()))?;
+    let (width, height) = match png_dimensions(bytes) {
+        Some(size) if format == image::ImageFormat::Png => size,
+        _ => {
+            let mut header = reader()?;
+            header.no_limits();
+            header.into_dimensions().map_err(|e| not_image(e.to_string()))?
+        }
+    };
     if width.max(height) > MAX_SIDE || width as u64 * height as u64 > MAX_PIXELS {
         return Err(GraftError::ImageTooLarge { name: name.into(), width, height, max_side: MAX_SIDE });
     }
@@ -69,6 +74,14 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage> {
         image.apply_orientation(orientation);
     }
     Ok(flatten_on_white(image))
+}
+
+/// A PNG's size from its header (IHDR is the first chunk), read directly: on wasm32 the png
+/// crate refuses a huge image with a generic memory error before it reports the size.
+fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let field = |at: usize| Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    (bytes.get(12..16)? == b"IHDR").then_some(())?;
+    Some((field(16)?, field(20)?))
 }
 
 /// The decoder's caps: [`MAX_SIDE`] a side, and the bytes of [`MAX_PIXELS`] RGBA pixels of

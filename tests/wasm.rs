@@ -52,6 +52,17 @@ fn png_round_trip_and_preprocess_in_wasm() {
 #[wasm_bindgen_test]
 fn non_images_are_typed_errors_in_wasm() {
     assert!(matches!(decode_image("notes.txt", b"not an image"), Err(GraftError::NotAnImage { .. })));
+    // A PNG whose header declares 30000 x 30000 pixels: refused by its size on wasm32 too.
+    let mut bomb = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(1, 1))
+        .write_to(&mut Cursor::new(&mut bomb), image::ImageFormat::Png)
+        .unwrap();
+    bomb[16..24].copy_from_slice(&[0, 0, 0x75, 0x30, 0, 0, 0x75, 0x30]);
+    let mut crc = flate2::Crc::new();
+    crc.update(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    let refused = decode_image("bomb.png", &bomb);
+    assert!(matches!(refused, Err(GraftError::ImageTooLarge { width: 30000, height: 30000, .. })), "{refused:?}");
 }
 
 #[wasm_bindgen_test]
