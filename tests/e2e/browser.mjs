@@ -63,3 +63,28 @@ export function fashionMnistFolder(split, perClass, classes) {
   assert.equal(run.status, 0, String(run.stderr));
   return dir;
 }
+
+/** Uploads `file` to the trained model and returns its bars: `[[className, prob], ...]`. */
+export async function predictUpload(page, file) {
+  await page.locator('[data-testid="predict-upload"]').setInputFiles(file);
+  await page.waitForFunction(
+    (f) => document.querySelector(".predict-panel .timing")?.textContent.startsWith(f),
+    file.split("/").pop(),
+  );
+  return page
+    .locator('[data-testid="prediction"]')
+    .evaluateAll((items) => items.map((li) => [li.dataset.className, Number(li.dataset.prob)]));
+}
+
+/** Waits until the model is loaded and the last project is open. */
+export const waitReady = (page) => page.locator('[data-ready="true"]').waitFor({ timeout: 180_000 });
+
+/** Every network request (same origin or not) the page and its workers make from now on;
+ * `blob:` and `data:` URLs are the page's own memory. */
+export function recordRequests(page) {
+  const seen = [];
+  page.on("request", (r) => {
+    if (!/^(blob|data):/.test(r.url())) seen.push(r.url());
+  });
+  return seen;
+}

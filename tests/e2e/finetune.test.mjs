@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { fashionMnistFolder, launch, openGraft } from "./browser.mjs";
+import { fashionMnistFolder, launch, openGraft, predictUpload } from "./browser.mjs";
 
 const CLASSES = ["T-shirt", "Trouser"];
 let browser;
@@ -91,14 +91,7 @@ test("unfreezing the last two blocks trains head then fine-tune, and the model p
   let correct = 0;
   const unseen = CLASSES.flatMap((name) => files(testDir, name).map((file) => [name, file]));
   for (const [name, file] of unseen) {
-    await page.locator('[data-testid="predict-upload"]').setInputFiles(file);
-    await page.waitForFunction(
-      (f) => document.querySelector(".predict-panel .timing")?.textContent.startsWith(f),
-      file.split("/").pop(),
-    );
-    const bars = await page
-      .locator('[data-testid="prediction"]')
-      .evaluateAll((items) => items.map((li) => [li.dataset.className, Number(li.dataset.prob)]));
+    const bars = await predictUpload(page, file);
     assert.equal(bars.length, 2);
     correct += bars.reduce((a, b) => (b[1] > a[1] ? b : a))[0] === name ? 1 : 0;
   }

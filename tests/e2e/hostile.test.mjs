@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launch, openGraft, PHOTOS } from "./browser.mjs";
+import { launch, openGraft, PHOTOS, waitReady } from "./browser.mjs";
 
 let browser;
 before(async () => {
@@ -61,7 +61,7 @@ test("broken and hostile uploads are skipped with their reasons, and the page ke
     return join(dir, name);
   });
   const { page, problems } = await openGraft(browser);
-  await page.locator('[data-ready="true"]').waitFor({ timeout: 180_000 });
+  await waitReady(page);
   const card = page.locator('[data-testid="class-card"]').first();
   await card.locator('[data-testid="class-upload"]').setInputFiles(paths);
   await page.waitForFunction(

@@ -3,7 +3,7 @@
 // allows only its own origin.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launch, openGraft, PHOTOS } from "./browser.mjs";
+import { launch, openGraft, waitReady as ready, PHOTOS } from "./browser.mjs";
 
 let browser;
 before(async () => {
@@ -13,7 +13,6 @@ after(async () => {
   await browser?.close();
 });
 
-const ready = (page) => page.locator('[data-ready="true"]').waitFor({ timeout: 180_000 });
 
 test("with the network off, the page reloads from its service worker, trains and predicts", async () => {
   const { page, problems } = await openGraft(browser);

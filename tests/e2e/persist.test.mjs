@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fashionMnistFolder, launch, openGraft } from "./browser.mjs";
+import { fashionMnistFolder, launch, openGraft, predictUpload, recordRequests, waitReady as ready } from "./browser.mjs";
 
 const CLASSES = ["Trouser", "Bag"];
 const PER_CLASS = 8;
@@ -34,33 +34,12 @@ after(async () => {
   await browser?.close();
 });
 
-const ready = (page) => page.locator('[data-ready="true"]').waitFor({ timeout: 180_000 });
 const text = (page, id) => page.locator(`[data-testid="${id}"]`).first().textContent();
 /** The element's text, or null when the page does not show it. */
 const textIfShown = async (page, id) => ((await page.locator(`[data-testid="${id}"]`).count()) ? text(page, id) : null);
 
-/** Every network request (same origin or not) the page and its workers make from now on;
- * `blob:` and `data:` URLs are the page's own memory. */
-function recordRequests(page) {
-  const seen = [];
-  page.on("request", (r) => {
-    if (!/^(blob|data):/.test(r.url())) seen.push(r.url());
-  });
-  return seen;
-}
-
 /** The probabilities the trained model gives `file` (by class name). */
-async function predict(page, file) {
-  await page.locator('[data-testid="predict-upload"]').setInputFiles(file);
-  await page.waitForFunction(
-    (f) => document.querySelector(".predict-panel .timing")?.textContent.startsWith(f),
-    file.split("/").pop(),
-  );
-  const bars = await page
-    .locator('[data-testid="prediction"]')
-    .evaluateAll((items) => items.map((li) => [li.dataset.className, Number(li.dataset.prob)]));
-  return Object.fromEntries(bars);
-}
+const predict = async (page, file) => Object.fromEntries(await predictUpload(page, file));
 
 async function fillAndTrain(page) {
   const cards = page.locator('[data-testid="class-card"]');

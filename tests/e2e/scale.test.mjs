@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fashionMnistFolder, launch, openGraft } from "./browser.mjs";
+import { fashionMnistFolder, launch, openGraft, waitReady as ready } from "./browser.mjs";
 
 const PER_CLASS = 200;
 const CLASSES = 10;
@@ -22,7 +22,6 @@ after(async () => {
   await browser?.close();
 });
 
-const ready = (page) => page.locator('[data-ready="true"]').waitFor({ timeout: 180_000 });
 
 /** Resident memory of Chromium's renderer processes (the one tab and its workers), in MB. */
 function rendererMegabytes() {

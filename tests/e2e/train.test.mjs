@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fashionMnistFolder, launch, openGraft } from "./browser.mjs";
+import { fashionMnistFolder, launch, openGraft, predictUpload } from "./browser.mjs";
 
 const CLASSES = ["T-shirt", "Trouser", "Pullover"];
 const PER_CLASS = 20;
@@ -122,20 +122,11 @@ test("three classes of real images train well above chance and predict unseen im
   let total = 0;
   for (const name of CLASSES) {
     for (const file of files(testDir, name)) {
-      const previous = await page.locator('[data-testid="prediction"]').first().getAttribute("data-prob").catch(() => null);
-      await page.locator('[data-testid="predict-upload"]').setInputFiles(file);
-      await page.waitForFunction(
-        (f) => document.querySelector(".predict-panel .timing")?.textContent.startsWith(f),
-        file.split("/").pop(),
-      );
-      const bars = await page
-        .locator('[data-testid="prediction"]')
-        .evaluateAll((items) => items.map((li) => [li.dataset.className, Number(li.dataset.prob)]));
+      const bars = await predictUpload(page, file);
       assert.equal(bars.length, 3);
       const best = bars.reduce((a, b) => (b[1] > a[1] ? b : a));
       correct += best[0] === name ? 1 : 0;
       total += 1;
-      void previous;
     }
   }
   console.log(

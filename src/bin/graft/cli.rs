@@ -43,13 +43,8 @@ enum Command {
         /// One JSON document on stdout instead of text.
         #[arg(long)]
         json: bool,
-        /// Where the backbone runs: `auto` (a hardware GPU if there is one, else the CPU),
-        /// `cpu`, or `webgpu` (any adapter, software ones included).
-        #[arg(long, default_value = "auto", value_parser = parse_backend)]
-        backend: BackendChoice,
-        /// Folder holding the model's manifest, weights and labels (`cargo xtask setup` fills it).
-        #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
-        model_dir: PathBuf,
+        #[command(flatten)]
+        backbone: BackboneArgs,
     },
     /// Train a classifier on DIR/<class>/<image> files: a head on frozen backbone features, or
     /// with the last backbone blocks unfrozen (fine-tuning).
@@ -66,10 +61,8 @@ enum Command {
         /// most likely first.
         #[arg(long)]
         json: bool,
-        #[arg(long, default_value = "auto", value_parser = parse_backend)]
-        backend: BackendChoice,
-        #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
-        model_dir: PathBuf,
+        #[command(flatten)]
+        backbone: BackboneArgs,
     },
     /// Convert a backbone's legacy .pth checkpoint to safetensors and write its manifest.
     ImportWeights {
@@ -89,6 +82,18 @@ enum Command {
         #[arg(long, default_value = "BSD-3-Clause (torchvision)")]
         license: String,
     },
+}
+
+/// Which backbone (the model folder) and where it runs.
+#[derive(Args)]
+struct BackboneArgs {
+    /// Where the backbone runs: `auto` (a hardware GPU if there is one, else the CPU), `cpu`,
+    /// or `webgpu` (any adapter, software ones included).
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    backend: BackendChoice,
+    /// Folder holding the model's manifest, weights and labels (`cargo xtask setup` fills it).
+    #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
+    model_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -137,11 +142,9 @@ struct TrainArgs {
     /// Batch norm in unfrozen blocks: `frozen` (pretrained statistics) or `train`.
     #[arg(long, default_value = "frozen", value_parser = parse_batch_norm)]
     bn: BatchNormMode,
-    /// Where the backbone and the head's training run: `auto`, `cpu` or `webgpu`.
-    #[arg(long, default_value = "auto", value_parser = parse_backend)]
-    backend: BackendChoice,
-    #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
-    model_dir: PathBuf,
+    /// The head and any unfrozen blocks train where the backbone runs.
+    #[command(flatten)]
+    backbone: BackboneArgs,
 }
 
 impl TrainArgs {
@@ -166,13 +169,14 @@ impl TrainArgs {
 
 pub fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
-        Command::Classify { images, json, backend, model_dir } => classify(&images, json, backend, &model_dir),
+        Command::Classify { images, json, backbone } => classify(&images, json, backbone.backend, &backbone.model_dir),
         Command::Train(args) => {
             let output = crate::train::Output { json: args.json, save: args.save.as_deref() };
-            crate::train::train(&args.dir, args.config(), args.backend, output, &args.model_dir).map(|()| true)
+            crate::train::train(&args.dir, args.config(), args.backbone.backend, output, &args.backbone.model_dir)
+                .map(|()| true)
         }
-        Command::Predict { model, images, json, backend, model_dir } => {
-            crate::predict::predict(&model, &images, json, backend, &model_dir)
+        Command::Predict { model, images, json, backbone } => {
+            crate::predict::predict(&model, &images, json, backbone.backend, &backbone.model_dir)
         }
         Command::ImportWeights { architecture, pth, out_dir, package, package_file, license } => import_weights(
             architecture,

@@ -79,13 +79,8 @@ impl Persistence {
     }
 
     async fn open_project(&mut self, core: &mut WorkerCore, request_id: u64, id: Option<String>) -> Vec<FromWorker> {
-        let storage = match self.storage() {
-            Ok(storage) => storage,
-            Err(message) => {
-                let mut replies = self.new_project(core, request_id, DEFAULT_NAME.into(), fresh_project()).await;
-                replies.push(FromWorker::StorageFailed { message });
-                return replies;
-            }
+        let Ok(storage) = &self.storage else {
+            return self.new_project(core, request_id, DEFAULT_NAME.into(), fresh_project()).await;
         };
         let id = match id {
             Some(id) => Some(id),
@@ -96,10 +91,10 @@ impl Persistence {
         };
         match storage.load(&id).await {
             Ok(loaded) => {
-                let (project, thumbnails, problems) = restore(core, loaded).await;
-                self.open = Some((id.clone(), project.1.clone()));
-                let mut replies = vec![self.opened(request_id, id, project, thumbnails).await];
-                replies.extend(problems.map(|message| FromWorker::StorageFailed { message }));
+                let (record, thumbnails, problem) = restore(core, loaded).await;
+                self.open = Some((record.id.clone(), record.name.clone()));
+                let mut replies = vec![self.opened(request_id, record, thumbnails).await];
+                replies.extend(problem.map(|message| FromWorker::StorageFailed { message }));
                 replies.extend(storage_used().await);
                 replies
             }
@@ -107,13 +102,9 @@ impl Persistence {
         }
     }
 
-    async fn opened(
-        &self,
-        request_id: u64,
-        project_id: String,
-        (project, name): (Project, String),
-        thumbnails: Vec<Thumbnail>,
-    ) -> FromWorker {
+    /// The answer to a request that opened `record`.
+    async fn opened(&self, request_id: u64, record: ProjectRecord, thumbnails: Vec<Thumbnail>) -> FromWorker {
+        let ProjectRecord { id: project_id, name, project, .. } = record;
         FromWorker::ProjectOpened {
             request_id,
             project_id,
@@ -124,6 +115,7 @@ impl Persistence {
         }
     }
 
+    /// A new project, saved at once (a failure to save is reported; it stays open in memory).
     async fn new_project(
         &mut self,
         core: &mut WorkerCore,
@@ -132,18 +124,13 @@ impl Persistence {
         project: Project,
     ) -> Vec<FromWorker> {
         core.clear_project();
-        let record = ProjectRecord {
-            id: new_project_id(),
-            name: name.clone(),
-            modified: now_millis(),
-            project: project.clone(),
-        };
-        self.open = Some((record.id.clone(), name.clone()));
+        let record = ProjectRecord { id: new_project_id(), name, modified: now_millis(), project };
+        self.open = Some((record.id.clone(), record.name.clone()));
         let saved = match self.storage() {
             Ok(storage) => storage.put_project(&record).await,
             Err(message) => Err(message),
         };
-        let mut replies = vec![self.opened(request_id, record.id, (project, name), Vec::new()).await];
+        let mut replies = vec![self.opened(request_id, record, Vec::new()).await];
         replies.extend(saved.err().map(|message| FromWorker::StorageFailed { message }));
         replies
     }
@@ -163,18 +150,20 @@ impl Persistence {
         Vec::new()
     }
 
+    /// Deletes the open project, then opens the last one saved (or a new one).
     async fn delete(&mut self, core: &mut WorkerCore, request_id: u64) -> Vec<FromWorker> {
-        let Some((id, _)) = self.open.take() else { return self.open_project(core, request_id, None).await };
-        if let Err(message) = self.storage().map(|_| ()) {
-            return vec![FromWorker::RequestFailed { request_id, message }];
-        }
-        if let Ok(storage) = &self.storage {
-            if let Err(message) = storage.delete_project(&id).await {
-                self.open = Some((id, String::new()));
-                return vec![FromWorker::RequestFailed { request_id, message }];
+        let deleted = match (&self.open, self.storage()) {
+            (Some((id, _)), Ok(storage)) => storage.delete_project(id).await,
+            (None, _) => Ok(()),
+            (_, Err(message)) => Err(message),
+        };
+        match deleted {
+            Ok(()) => {
+                self.open = None;
+                self.open_project(core, request_id, None).await
             }
+            Err(message) => vec![FromWorker::RequestFailed { request_id, message }],
         }
-        self.open_project(core, request_id, None).await
     }
 
     async fn import(
@@ -208,7 +197,7 @@ impl Persistence {
             (_, None) => Err("the model is not loaded yet".into()),
         };
         let thumbnails = thumbnails_of(core, &archive.project);
-        let mut replies = vec![self.opened(request_id, record.id, (archive.project, archive.name), thumbnails).await];
+        let mut replies = vec![self.opened(request_id, record, thumbnails).await];
         replies.extend(saved.err().map(|message| FromWorker::StorageFailed { message }));
         replies.extend(storage_used().await);
         replies
@@ -226,10 +215,10 @@ fn fresh_project() -> Project {
 
 /// Puts a loaded project into the core: its samples (with their saved embeddings for the
 /// loaded backbone), its model. Samples without a saved record (a reload before they were
-/// embedded) leave the project. Returns the project and name, the thumbnails, and what could
+/// embedded) leave the project. Returns the record as restored, the thumbnails, and what could
 /// not be restored.
-async fn restore(core: &mut WorkerCore, loaded: LoadedProject) -> ((Project, String), Vec<Thumbnail>, Option<String>) {
-    let LoadedProject { record, samples, mut embeddings, head } = loaded;
+async fn restore(core: &mut WorkerCore, loaded: LoadedProject) -> (ProjectRecord, Vec<Thumbnail>, Option<String>) {
+    let LoadedProject { mut record, samples, mut embeddings, head } = loaded;
     core.clear_project();
     let backbone = core.backbone_key().map(backbone_id).unwrap_or_default();
     let mut problem = None;
@@ -240,7 +229,7 @@ async fn restore(core: &mut WorkerCore, loaded: LoadedProject) -> ((Project, Str
             problem = Some(format!("a saved sample could not be restored: {message}"));
         }
     }
-    let mut project = record.project;
+    let project = &mut record.project;
     for class in &mut project.classes {
         class.sample_ids.retain(|&id| core.samples().sample(id).is_some());
     }
@@ -251,8 +240,8 @@ async fn restore(core: &mut WorkerCore, loaded: LoadedProject) -> ((Project, Str
             Err(message) => problem = Some(format!("the saved model could not be restored: {message}")),
         }
     }
-    let thumbnails = thumbnails_of(core, &project);
-    ((project, record.name), thumbnails, problem)
+    let thumbnails = thumbnails_of(core, project);
+    (record, thumbnails, problem)
 }
 
 fn thumbnails_of(core: &WorkerCore, project: &Project) -> Vec<Thumbnail> {

@@ -177,13 +177,7 @@ impl Storage {
 
     pub async fn put_project(&self, record: &ProjectRecord) -> Result<(), String> {
         let transaction = self.write(&[PROJECTS])?;
-        let mut bare = record.clone();
-        bare.project.head = None;
-        transaction
-            .object_store(PROJECTS)
-            .map_err(failed)?
-            .put(&json(&bare)?, Some(&record.id.as_str().into()))
-            .map_err(failed)?;
+        put_record_in(&transaction, record)?;
         commit(transaction).await
     }
 
@@ -278,15 +272,17 @@ impl Storage {
         if let Some(head) = head {
             put_head_in(&transaction, &record.id, head)?;
         }
-        let mut bare = record.clone();
-        bare.project.head = None;
-        transaction
-            .object_store(PROJECTS)
-            .map_err(failed)?
-            .put(&json(&bare)?, Some(&record.id.as_str().into()))
-            .map_err(failed)?;
+        put_record_in(&transaction, record)?;
         commit(transaction).await
     }
+}
+
+/// The project's record, without its head's weights (they have their own record).
+fn put_record_in(transaction: &Transaction, record: &ProjectRecord) -> Result<(), String> {
+    let bare = ProjectRecord { project: Project { head: None, ..record.project.clone() }, ..record.clone() };
+    let store = transaction.object_store(PROJECTS).map_err(failed)?;
+    store.put(&json(&bare)?, Some(&record.id.as_str().into())).map_err(failed)?;
+    Ok(())
 }
 
 fn put_head_in(transaction: &Transaction, project: &str, head: &SavedHead) -> Result<(), String> {
