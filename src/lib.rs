@@ -15,6 +15,7 @@ pub mod model;
 pub mod preprocess;
 pub mod project;
 pub mod train;
+pub mod transfer;
 pub mod weights;
 
 pub use error::{GraftError, Result};

@@ -313,3 +313,19 @@ fn refuse_broken_models(dir: &std::path::Path, model: &[u8]) {
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }
 }
+
+#[test]
+fn rank_scores_the_backbone_with_logme() {
+    if !ready() {
+        return;
+    }
+    let dir = five_crops_each("rank");
+    let out = graft(&["rank", dir.to_str().unwrap(), "--json", "--backend", "cpu"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ranked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &ranked[0];
+    assert_eq!(first["backbone"], "mobilenet_v2");
+    assert_eq!(first["images"], 10);
+    assert!(first["logme"].as_f64().unwrap().is_finite() && first["seconds"].as_f64().unwrap() > 0.0, "{ranked}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -3,6 +3,7 @@
 //! - `graft classify IMAGE... [--json]`: ImageNet top-5 for each image.
 //! - `graft train DIR ...`: trains a head on an image folder (one subfolder per class).
 //! - `graft predict --model FILE IMAGE... [--json]`: a saved model's classes for each image.
+//! - `graft rank DIR [--json]`: LogME of each available backbone on a labelled image folder.
 //! - `graft import-weights --pth FILE --out-dir DIR ...`: converts a legacy PyTorch checkpoint
 //!   to safetensors and writes the model manifest next to it (used by `cargo xtask setup`).
 
@@ -59,6 +60,16 @@ enum Command {
         images: Vec<PathBuf>,
         /// One JSON document on stdout: `[{"file", "predictions": [{"label", "prob"}]}]`,
         /// most likely first.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backbone: BackboneArgs,
+    },
+    /// Score how well each available backbone's features suit DIR/<class>/<image> (LogME,
+    /// no training; higher is better).
+    Rank {
+        dir: PathBuf,
+        /// `[{"backbone", "logme", "images", "seconds"}]` on stdout.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -177,6 +188,9 @@ pub fn main() -> ExitCode {
         }
         Command::Predict { model, images, json, backbone } => {
             crate::predict::predict(&model, &images, json, backbone.backend, &backbone.model_dir)
+        }
+        Command::Rank { dir, json, backbone } => {
+            crate::rank::rank(&dir, json, backbone.backend, &backbone.model_dir).map(|()| true)
         }
         Command::ImportWeights { architecture, pth, out_dir, package, package_file, license } => import_weights(
             architecture,

@@ -1,4 +1,4 @@
-//! The `graft` command line (see `cli.rs`; `train.rs` holds `graft train`, `predict.rs` `graft predict`, `files.rs` reads the model folder). Native only: on wasm32 the binary is empty so
+//! The `graft` command line (see `cli.rs`; `train.rs` holds `graft train`, `predict.rs` `graft predict`, `rank.rs` `graft rank`, `files.rs` reads the model folder). Native only: on wasm32 the binary is empty so
 //! that `cargo test --target wasm32-unknown-unknown` can build the package.
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -7,6 +7,8 @@ mod cli;
 mod files;
 #[cfg(not(target_arch = "wasm32"))]
 mod predict;
+#[cfg(not(target_arch = "wasm32"))]
+mod rank;
 #[cfg(not(target_arch = "wasm32"))]
 mod train;
 

@@ -31,7 +31,7 @@ fn io_error(path: &Path, source: std::io::Error) -> GraftError {
 }
 
 /// Sorted subfolders (classes) and, in each, its sorted files.
-fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
+pub(crate) fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
     let mut classes = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
         let path = entry.map_err(|e| io_error(dir, e))?.path();
@@ -53,7 +53,7 @@ fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
 
 /// Decodes every class's images and runs the frozen part of the backbone on them (and their
 /// augmented views), a batch at a time; the inputs of the run, and how many files were skipped.
-fn prepare_inputs(
+pub(crate) fn prepare_inputs(
     extractor: &FeatureExtractor,
     dir: &Path,
     classes: &[(String, Vec<PathBuf>)],
