@@ -107,6 +107,17 @@ fn jpeg_is_truncated(bytes: &[u8]) -> bool {
     }
 }
 
+/// Side of the raw-pixel input of the no-transfer baseline.
+pub const BASELINE_SIDE: u32 = 32;
+
+/// The input of the baseline that uses no pretrained knowledge: the image squeezed to
+/// `BASELINE_SIDE x BASELINE_SIDE` (triangle filter), RGB in `[-0.5, 0.5]`, HWC order
+/// (`3 * 32 * 32` values).
+pub fn baseline_pixels(image: &RgbImage) -> Vec<f32> {
+    let small = image::imageops::resize(image, BASELINE_SIDE, BASELINE_SIDE, image::imageops::FilterType::Triangle);
+    small.into_raw().into_iter().map(|v| f32::from(v) / 255.0 - 0.5).collect()
+}
+
 /// An RGBA frame (a webcam capture drawn to a canvas) as RGB, alpha on white.
 pub fn image_from_rgba(name: &str, width: u32, height: u32, rgba: Vec<u8>) -> Result<RgbImage> {
     if width.max(height) > MAX_SIDE {

@@ -221,6 +221,9 @@ fn train_on_five_crops(backend: &str) -> Vec<serde_json::Value> {
     assert_eq!(last["val_accuracy"], 1.0);
     assert_eq!(last["per_class_accuracy"]["cat"], 1.0);
     assert_eq!(last["confusion"], serde_json::json!([[1, 0], [0, 1]]));
+    // The same head on raw pixels, same split and seed: what the data is worth without transfer.
+    let baseline = last["baseline_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&baseline), "{last}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken.jpg"));
     if backend == "cpu" {
         predict_with_saved_model(&dir, &head);

@@ -11,7 +11,7 @@ use graft::Result;
 use serde::Serialize;
 
 use crate::files::{load_extractor, select_backend};
-use crate::train::{list_classes, prepare_inputs};
+use crate::train::{list_classes, prepare_inputs, Prepared};
 
 #[derive(Serialize)]
 struct Ranked {
@@ -28,7 +28,7 @@ pub fn rank(dir: &Path, json: bool, backend: BackendChoice, model_dir: &Path) ->
     let started = Instant::now();
     let extractor = load_extractor(model_dir)?;
     select_backend(&extractor, backend);
-    let (data, _) = prepare_inputs(&extractor, dir, &classes, &TrainConfig::default())?;
+    let Prepared { data, .. } = prepare_inputs(&extractor, dir, &classes, &TrainConfig::default())?;
     let (rows, dim) = data.inputs.dims2()?;
     let features: Vec<f32> = data.inputs.flatten_all()?.to_vec1()?;
     let score = logme(&features, dim, &data.labels, classes.len())?;

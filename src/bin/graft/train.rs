@@ -8,7 +8,7 @@ use graft::embed::block_on;
 use graft::embed::FeatureExtractor;
 use graft::exec::Executor;
 use graft::gpu::BackendChoice;
-use graft::preprocess::decode_image;
+use graft::preprocess::{baseline_pixels, decode_image};
 use graft::train::{EpochMetrics, InputBuilder, ModelFile, TrainConfig, TrainData, Trainer};
 use graft::{GraftError, Result};
 use serde_json::json;
@@ -53,19 +53,28 @@ pub(crate) fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
 
 /// Decodes every class's images and runs the frozen part of the backbone on them (and their
 /// augmented views), a batch at a time; the inputs of the run, and how many files were skipped.
+/// The images of DIR: the backbone's inputs for training, the number of files skipped, and
+/// each image's raw pixels for the no-transfer baseline (`baseline_pixels`, row by row).
+pub(crate) struct Prepared {
+    pub data: TrainData,
+    pub skipped: usize,
+    pub pixels: Vec<f32>,
+}
+
 pub(crate) fn prepare_inputs(
     extractor: &FeatureExtractor,
     dir: &Path,
     classes: &[(String, Vec<PathBuf>)],
     config: &TrainConfig,
-) -> Result<(TrainData, usize)> {
+) -> Result<Prepared> {
     let files = classes.iter().map(|(_, files)| files.len()).sum();
     let mut builder = InputBuilder::new(config, extractor.backbone().num_blocks(), files);
-    let (mut skipped, mut images, mut labels) = (0usize, Vec::new(), Vec::new());
+    let (mut skipped, mut images, mut labels, mut pixels) = (0usize, Vec::new(), Vec::new(), Vec::new());
     for (label, (_, files)) in classes.iter().enumerate() {
         for file in files {
             match read(file).and_then(|bytes| decode_image(&file.display().to_string(), &bytes)) {
                 Ok(image) => {
+                    pixels.extend(baseline_pixels(&image));
                     images.push(image);
                     labels.push(label);
                 }
@@ -85,11 +94,29 @@ pub(crate) fn prepare_inputs(
         return Err(GraftError::Training(format!("no images found under {}", dir.display())));
     }
     let class_names = classes.iter().map(|(name, _)| name.clone()).collect();
-    Ok((builder.finish(class_names, extractor.device())?, skipped))
+    Ok(Prepared { data: builder.finish(class_names, extractor.device())?, skipped, pixels })
 }
 
-/// The trainer of a run: the head on features, or with unfrozen blocks; on the GPU when the
-/// backbone runs there and its kernels cover the run (else the reason is printed).
+/// Validation accuracy of the same head, split and seed on raw pixels: what the classes are
+/// worth without pretrained knowledge (a transferred model not clearly ahead of it is not
+/// helping).
+fn baseline_accuracy(pixels: Vec<f32>, data: &TrainData, config: &TrainConfig) -> Result<f32> {
+    let side = graft::preprocess::BASELINE_SIDE as usize;
+    let inputs =
+        candle_core::Tensor::from_vec(pixels, (data.labels.len(), 3 * side * side), &candle_core::Device::Cpu)?;
+    let config = TrainConfig { unfreeze: 0, augment: Default::default(), ..config.clone() };
+    let mut trainer = Trainer::new(TrainData::new(inputs, data.labels.clone(), data.class_names.clone()), config)?;
+    while !trainer.is_done() {
+        match block_on(trainer.run_epoch()) {
+            Ok(_) => {}
+            // The best epoch so far is kept, as in the main run.
+            Err(GraftError::Diverged { .. }) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(block_on(trainer.finish())?.report.val_accuracy)
+}
+
 fn new_trainer(extractor: &FeatureExtractor, data: TrainData, config: TrainConfig) -> Result<Trainer> {
     let mut trainer = Trainer::fine_tuning(data, config, extractor.backbone())?;
     if let Some(gpu) = extractor.executor().gpu() {
@@ -135,7 +162,10 @@ pub fn train(dir: &Path, config: TrainConfig, backend: BackendChoice, output: Ou
     let class_names: Vec<String> = classes.iter().map(|(name, _)| name.clone()).collect();
 
     let embed_started = Instant::now();
-    let (data, skipped) = prepare_inputs(&extractor, dir, &classes, &config)?;
+    let Prepared { data, skipped, pixels } = prepare_inputs(&extractor, dir, &classes, &config)?;
+    let baseline_started = Instant::now();
+    let baseline = baseline_accuracy(pixels, &data, &config)?;
+    let baseline_seconds = baseline_started.elapsed().as_secs_f64();
     let embed_seconds = embed_started.elapsed().as_secs_f64();
     let (images, cache_bytes, views) = (data.labels.len(), data.cache_bytes(), data.views.len());
 
@@ -168,6 +198,8 @@ pub fn train(dir: &Path, config: TrainConfig, backend: BackendChoice, output: Ou
     let summary = json!({
         "final": true,
         "val_accuracy": report.val_accuracy,
+        "baseline_accuracy": baseline,
+        "baseline_seconds": baseline_seconds,
         "per_class_accuracy": per_class,
         "confusion": report.confusion.counts,
         "classes": class_names,
