@@ -28,7 +28,7 @@ pub fn rank(dir: &Path, json: bool, backend: BackendChoice, model_dir: &Path) ->
     let started = Instant::now();
     let extractor = load_extractor(model_dir)?;
     select_backend(&extractor, backend);
-    let Prepared { data, .. } = prepare_inputs(&extractor, dir, &classes, &TrainConfig::default())?;
+    let Prepared { data, .. } = prepare_inputs(&extractor, dir, &classes, &TrainConfig::default(), false)?;
     let (rows, dim) = data.inputs.dims2()?;
     let features: Vec<f32> = data.inputs.flatten_all()?.to_vec1()?;
     let score = logme(&features, dim, &data.labels, classes.len())?;

@@ -53,8 +53,9 @@ pub(crate) fn list_classes(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
 
 /// Decodes every class's images and runs the frozen part of the backbone on them (and their
 /// augmented views), a batch at a time; the inputs of the run, and how many files were skipped.
-/// The images of DIR: the backbone's inputs for training, the number of files skipped, and
-/// each image's raw pixels for the no-transfer baseline (`baseline_pixels`, row by row).
+/// The images of DIR: the backbone's inputs for training, the number of files skipped, and,
+/// when asked for, each image's raw pixels for the no-transfer baseline (`baseline_pixels`,
+/// row by row; empty otherwise).
 pub(crate) struct Prepared {
     pub data: TrainData,
     pub skipped: usize,
@@ -66,6 +67,7 @@ pub(crate) fn prepare_inputs(
     dir: &Path,
     classes: &[(String, Vec<PathBuf>)],
     config: &TrainConfig,
+    with_baseline: bool,
 ) -> Result<Prepared> {
     let files = classes.iter().map(|(_, files)| files.len()).sum();
     let mut builder = InputBuilder::new(config, extractor.backbone().num_blocks(), files);
@@ -74,7 +76,9 @@ pub(crate) fn prepare_inputs(
         for file in files {
             match read(file).and_then(|bytes| decode_image(&file.display().to_string(), &bytes)) {
                 Ok(image) => {
-                    pixels.extend(baseline_pixels(&image));
+                    if with_baseline {
+                        pixels.extend(baseline_pixels(&image));
+                    }
                     images.push(image);
                     labels.push(label);
                 }
@@ -117,6 +121,8 @@ fn baseline_accuracy(pixels: Vec<f32>, data: &TrainData, config: &TrainConfig) -
     Ok(block_on(trainer.finish())?.report.val_accuracy)
 }
 
+/// The trainer of a run: the head on features, or with unfrozen blocks; on the GPU when the
+/// backbone runs there and its kernels cover the run (else the reason is printed).
 fn new_trainer(extractor: &FeatureExtractor, data: TrainData, config: TrainConfig) -> Result<Trainer> {
     let mut trainer = Trainer::fine_tuning(data, config, extractor.backbone())?;
     if let Some(gpu) = extractor.executor().gpu() {
@@ -162,7 +168,7 @@ pub fn train(dir: &Path, config: TrainConfig, backend: BackendChoice, output: Ou
     let class_names: Vec<String> = classes.iter().map(|(name, _)| name.clone()).collect();
 
     let embed_started = Instant::now();
-    let Prepared { data, skipped, pixels } = prepare_inputs(&extractor, dir, &classes, &config)?;
+    let Prepared { data, skipped, pixels } = prepare_inputs(&extractor, dir, &classes, &config, true)?;
     let baseline_started = Instant::now();
     let baseline = baseline_accuracy(pixels, &data, &config)?;
     let baseline_seconds = baseline_started.elapsed().as_secs_f64();
