@@ -62,6 +62,7 @@ impl ModelManifest {
     pub fn imagenet(architecture: Architecture, weights_bytes: u64, sha256: String, source: WeightsSource) -> Self {
         let (input, tensors) = match architecture {
             Architecture::MobileNetV2 => (InputSpec::imagenet(), "classifier.1"),
+            Architecture::EfficientNetLite0 => (InputSpec::efficientnet_lite(), "_fc"),
         };
         Self {
             architecture,

@@ -37,11 +37,23 @@ every_gpu_case!(gpu_cases);
 
 #[test]
 fn mobilenet_v2_on_the_gpu_gives_the_cpu_features_and_pytorch_top1_on_reference_photos() {
+    backbone_on_the_gpu_matches(Architecture::MobileNetV2, include_str!("fixtures/mobilenet_v2_reference.json"));
+}
+
+#[test]
+fn efficientnet_lite0_on_the_gpu_gives_the_cpu_features_and_pytorch_top1_on_reference_photos() {
+    let reference = include_str!("fixtures/efficientnet_lite0_reference.json");
+    backbone_on_the_gpu_matches(Architecture::EfficientNetLite0, reference);
+}
+
+/// The architecture's features of the reference photos on the GPU are the CPU executor's, and
+/// its top-1 classes PyTorch's (`reference`: the fixture).
+fn backbone_on_the_gpu_matches(architecture: Architecture, reference: &str) {
     if block_on(cases::gpu()).is_none() {
         return;
     }
     let dir = common::model_dir();
-    let Some(path) = common::require(dir.join(manifest_file(Architecture::DEFAULT)), "run `cargo xtask setup`") else {
+    let Some(path) = common::require(dir.join(manifest_file(architecture)), "run `cargo xtask setup`") else {
         return;
     };
     let manifest = ModelManifest::from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -59,7 +71,7 @@ fn mobilenet_v2_on_the_gpu_gives_the_cpu_features_and_pytorch_top1_on_reference_
         file: String,
         top5: Vec<usize>,
     }
-    let reference: Reference = serde_json::from_str(include_str!("fixtures/mobilenet_v2_reference.json")).unwrap();
+    let reference: Reference = serde_json::from_str(reference).unwrap();
     let mut images = Vec::new();
     for image in &reference.images {
         let Some(path) = common::require(PathBuf::from(&image.file), "install python3-skimage and opencv-doc") else {
@@ -73,7 +85,7 @@ fn mobilenet_v2_on_the_gpu_gives_the_cpu_features_and_pytorch_top1_on_reference_
     let on_cpu: Vec<f32> =
         classifier.extractor().cpu_executor().features_now(&input).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let error = cases::relative_error(&on_gpu, &on_cpu);
-    println!("MobileNetV2 features of {} photos, GPU vs CPU: max relative error {error:.2e}", images.len());
+    println!("{architecture} features of {} photos, GPU vs CPU: max relative error {error:.2e}", images.len());
     assert!(error <= 1e-3, "{error}");
     assert_eq!(classifier.extractor().executor().status().kind, BackendKind::Webgpu, "no fallback happened");
     let logits = block_on(classifier.logits(&input)).unwrap();

@@ -8,9 +8,9 @@ use std::io::Cursor;
 
 use candle_core::{Device, Tensor};
 use graft::exec::{CpuExecutor, FeatureMap, FoldedPlan};
-use graft::kernels::depthwise::{depthwise3x3, depthwise3x3_reference, DepthwiseShape};
+use graft::kernels::depthwise::{depthwise, depthwise_reference, DepthwiseShape};
 use graft::kernels::pointwise::{pointwise, pointwise_reference, PointwiseShape};
-use graft::kernels::{relu6, relu6_in_place};
+use graft::kernels::{relu6, relu6_in_place, Window};
 use graft::preprocess::{decode_image, image_to_chw, InputSpec};
 use graft::weights::legacy_pth::read_legacy_pth;
 use graft::GraftError;
@@ -92,13 +92,13 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 #[wasm_bindgen_test]
 fn simd_depthwise_matches_its_twin() {
     for (height, width, channels) in [(1, 1, 1), (5, 9, 17), (8, 8, 32), (7, 6, 48), (14, 14, 96)] {
-        for stride in [1, 2] {
-            let shape = DepthwiseShape { height, width, channels, stride };
+        for window in Window::all_used() {
+            let shape = DepthwiseShape { height, width, channels, window };
             let input = random(height * width * channels, 3.0);
-            let (taps, bias) = (random(9 * channels, 1.0), random(channels, 1.0));
+            let (taps, bias) = (random(window.taps() * channels, 1.0), random(channels, 1.0));
             let mut out = vec![f32::NAN; shape.out_height() * shape.out_width() * channels];
-            depthwise3x3(shape, &input, &taps, &bias, &mut out);
-            let diff = max_abs_diff(&out, &depthwise3x3_reference(shape, &input, &taps, &bias));
+            depthwise(shape, &input, &taps, &bias, &mut out);
+            let diff = max_abs_diff(&out, &depthwise_reference(shape, &input, &taps, &bias));
             assert!(diff < 1e-5, "{shape:?}: {diff}");
         }
     }

@@ -1,14 +1,18 @@
 //! Convolution + batch norm (+ ReLU6): the unit MobileNetV2 is made of.
 //!
-//! `y = relu6?(BN(conv(x)))`, `x: (B, C_in, H, W) -> (B, C_out, H/stride, W/stride)`, padding
-//! `k / 2`, no conv bias, BN in inference mode (running statistics, eps from the config).
+//! `y = relu6?(BN(conv(x)))`, `x: (B, C_in, H, W) -> (B, C_out, ceil(H/stride), ceil(W/stride))`,
+//! `pad` zeros before each spatial axis and as many after as the last window needs (PyTorch's
+//! symmetric `k / 2`, or TensorFlow's "SAME" of a model converted from TensorFlow, which pads
+//! one less before than after for stride 2), no conv bias, BN in inference mode (running
+//! statistics, eps from the config).
 //! Folded for frozen inference: `w' = w * g`, `b' = beta - mean * g`, `g = gamma / sqrt(var + eps)`.
 
 use candle_core::{Module, Result, Tensor, Var};
 use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
 
-use super::depthwise::depthwise_conv3x3;
+use super::depthwise::depthwise_conv;
 use super::train_ops;
+use crate::kernels::Window;
 
 /// Shape of one conv + BN unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,15 +21,46 @@ pub struct ConvBnSpec {
     pub out_channels: usize,
     pub kernel: usize,
     pub stride: usize,
+    /// Zero rows (columns) before the image; the output is `ceil(in / stride)` either way.
+    pub pad: usize,
     /// `in_channels` for a depthwise conv, 1 otherwise.
     pub groups: usize,
     pub relu6: bool,
 }
 
 impl ConvBnSpec {
-    /// A 3x3 convolution with one filter per channel.
-    pub fn is_depthwise3x3(&self) -> bool {
-        self.kernel == 3 && self.groups > 1 && self.groups == self.in_channels
+    /// A 1x1 convolution, stride 1.
+    pub fn pointwise(in_channels: usize, out_channels: usize, relu6: bool) -> Self {
+        Self { in_channels, out_channels, kernel: 1, stride: 1, pad: 0, groups: 1, relu6 }
+    }
+
+    /// A depthwise convolution with ReLU6 (one filter per channel).
+    pub fn depthwise(channels: usize, window: Window) -> Self {
+        let Window { kernel, stride, pad } = window;
+        Self { in_channels: channels, out_channels: channels, kernel, stride, pad, groups: channels, relu6: true }
+    }
+
+    /// A full convolution with ReLU6 (the stem).
+    pub fn full(in_channels: usize, out_channels: usize, window: Window) -> Self {
+        let Window { kernel, stride, pad } = window;
+        Self { in_channels, out_channels, kernel, stride, pad, groups: 1, relu6: true }
+    }
+
+    /// A 3x3 or 5x5 convolution with one filter per channel.
+    pub fn is_depthwise(&self) -> bool {
+        matches!(self.kernel, 3 | 5) && self.groups > 1 && self.groups == self.in_channels
+    }
+
+    /// The padding before and after an axis of `size` input pixels.
+    pub fn padding(&self, size: usize) -> (usize, usize) {
+        let out = (size - 1) / self.stride + 1;
+        let needed = ((out - 1) * self.stride + self.kernel).saturating_sub(size);
+        (self.pad, needed.saturating_sub(self.pad))
+    }
+
+    /// The window as the CPU and GPU kernels take it.
+    pub fn window(&self) -> Window {
+        Window { kernel: self.kernel, stride: self.stride, pad: self.pad }
     }
 
     /// A 1x1 convolution with stride 1: one product over pixels.
@@ -81,8 +116,8 @@ impl ConvBn {
     /// Loads the conv from `conv_vb` (`weight`) and the BN from `bn_vb`
     /// (`weight`, `bias`, `running_mean`, `running_var`).
     pub fn load(spec: ConvBnSpec, bn_eps: f64, conv_vb: VarBuilder, bn_vb: VarBuilder) -> Result<Self> {
-        let config =
-            Conv2dConfig { padding: spec.kernel / 2, stride: spec.stride, groups: spec.groups, ..Default::default() };
+        // The padding is applied in `forward` ([`conv_padded`]), which may be asymmetric.
+        let config = Conv2dConfig { padding: 0, stride: spec.stride, groups: spec.groups, ..Default::default() };
         let conv =
             candle_nn::conv2d_no_bias(spec.in_channels, spec.out_channels, spec.kernel, config, conv_vb.clone())?;
         let bn = candle_nn::batch_norm(spec.out_channels, bn_eps, bn_vb.clone())?;
@@ -175,9 +210,9 @@ impl ConvBn {
         let (scale, shift) = self.bn_scale_shift()?;
         let co = self.spec.out_channels;
         let weight = self.conv.weight().broadcast_mul(&scale.reshape((co, 1, 1, 1))?)?;
-        if self.spec.is_depthwise3x3() && self.spec.relu6 {
-            let taps = weight.reshape((co, 9))?.t()?;
-            return train_ops::depthwise_relu6(x, &taps, &shift, self.spec.stride);
+        if self.spec.is_depthwise() && self.spec.relu6 {
+            let taps = weight.reshape((co, self.spec.kernel * self.spec.kernel))?.t()?;
+            return train_ops::depthwise_relu6(x, &taps, &shift, self.spec.window());
         }
         let y = self.conv_nhwc(x, &weight, &shift, self.spec.relu6)?;
         if self.spec.relu6 && !self.spec.is_pointwise() {
@@ -197,10 +232,10 @@ impl ConvBn {
         }
         // The depthwise conv without its ReLU6, and any other conv (the stem): NCHW.
         let nchw = x.permute((0, 3, 1, 2))?;
-        let y = if self.spec.is_depthwise3x3() {
-            depthwise_conv3x3(&nchw, weight, self.spec.stride)?
+        let y = if self.spec.is_depthwise() {
+            depthwise_conv(&nchw, weight, self.spec.window())?
         } else {
-            nchw.conv2d(weight, self.spec.kernel / 2, self.spec.stride, 1, self.spec.groups)?
+            conv_padded(&nchw, weight, &self.spec)?
         };
         y.broadcast_add(&bias.reshape((1, co, 1, 1))?)?.permute((0, 2, 3, 1))?.contiguous()
     }
@@ -256,14 +291,14 @@ impl Module for ConvBn {
         let (scale, shift) = self.bn_scale_shift()?;
         let co = self.spec.out_channels;
         let weight = self.conv.weight().broadcast_mul(&scale.reshape((co, 1, 1, 1))?)?;
-        let conv = if self.spec.is_depthwise3x3() {
-            depthwise_conv3x3(x, &weight, self.spec.stride)?
+        let conv = if self.spec.is_depthwise() {
+            depthwise_conv(x, &weight, self.spec.window())?
         } else if self.spec.is_pointwise() {
             let (b, c, h, w) = x.dims4()?;
             let product = weight.reshape((co, c))?.broadcast_matmul(&x.reshape((b, c, h * w))?)?;
             product.reshape((b, co, h, w))?
         } else {
-            x.conv2d(&weight, self.spec.kernel / 2, self.spec.stride, 1, self.spec.groups)?
+            conv_padded(x, &weight, &self.spec)?
         };
         let y = conv.broadcast_add(&shift.reshape((1, co, 1, 1))?)?;
         if self.spec.relu6 {
@@ -272,4 +307,17 @@ impl Module for ConvBn {
             Ok(y)
         }
     }
+}
+
+/// Candle's convolution of NCHW `x` with the spec's padding: `k / 2` (odd k) is Candle's own
+/// symmetric padding, which gives `ceil(in / stride)` outputs too; anything else gets its zero
+/// rows and columns first.
+fn conv_padded(x: &Tensor, weight: &Tensor, spec: &ConvBnSpec) -> Result<Tensor> {
+    if spec.pad == spec.kernel / 2 {
+        return x.conv2d(weight, spec.pad, spec.stride, 1, spec.groups);
+    }
+    let (_, _, h, w) = x.dims4()?;
+    let ((top, bottom), (left, right)) = (spec.padding(h), spec.padding(w));
+    let padded = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
+    padded.conv2d(weight, 0, spec.stride, 1, spec.groups)
 }

@@ -13,6 +13,7 @@ use candle_nn::VarBuilder;
 
 use super::block::Block;
 use super::conv_bn::{ConvBn, ConvBnSpec};
+use crate::kernels::Window;
 
 /// One stage of inverted residuals: expansion t, output channels c, repeats n, first stride s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +65,7 @@ pub fn blocks(config: &MobileNetV2Config, vb: VarBuilder) -> Result<Vec<Block>> 
     let features = vb.pp("features");
     let eps = config.bn_eps;
     let mut blocks = Vec::with_capacity(config.num_blocks());
-    let stem =
-        ConvBnSpec { in_channels: 3, out_channels: config.stem_channels, kernel: 3, stride: 2, groups: 1, relu6: true };
+    let stem = ConvBnSpec::full(3, config.stem_channels, Window::symmetric(3, 2));
     blocks.push(single_unit(stem, eps, features.pp(0))?);
     let mut in_channels = config.stem_channels;
     for stage in &config.stages {
@@ -77,8 +77,7 @@ pub fn blocks(config: &MobileNetV2Config, vb: VarBuilder) -> Result<Vec<Block>> 
             in_channels = stage.channels;
         }
     }
-    let last =
-        ConvBnSpec { in_channels, out_channels: config.last_channels, kernel: 1, stride: 1, groups: 1, relu6: true };
+    let last = ConvBnSpec::pointwise(in_channels, config.last_channels, true);
     blocks.push(single_unit(last, eps, features.pp(blocks.len()))?);
     Ok(blocks)
 }
@@ -103,14 +102,13 @@ fn inverted_residual(shape: InvertedResidual, eps: f64, block: VarBuilder) -> Re
     let mut units = Vec::with_capacity(3);
     let mut index = 0;
     if expansion != 1 {
-        let expand = ConvBnSpec { in_channels, out_channels: hidden, kernel: 1, stride: 1, groups: 1, relu6: true };
+        let expand = ConvBnSpec::pointwise(in_channels, hidden, true);
         units.push(ConvBn::load(expand, eps, vb.pp(0).pp(0), vb.pp(0).pp(1))?);
         index = 1;
     }
-    let depthwise =
-        ConvBnSpec { in_channels: hidden, out_channels: hidden, kernel: 3, stride, groups: hidden, relu6: true };
+    let depthwise = ConvBnSpec::depthwise(hidden, Window::symmetric(3, stride));
     units.push(ConvBn::load(depthwise, eps, vb.pp(index).pp(0), vb.pp(index).pp(1))?);
-    let project = ConvBnSpec { in_channels: hidden, out_channels, kernel: 1, stride: 1, groups: 1, relu6: false };
+    let project = ConvBnSpec::pointwise(hidden, out_channels, false);
     units.push(ConvBn::load(project, eps, vb.pp(index + 1), vb.pp(index + 2))?);
     Ok(Block::new(block.prefix(), units, stride == 1 && in_channels == out_channels))
 }

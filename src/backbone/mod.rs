@@ -6,12 +6,13 @@
 //! An [`Architecture`] is data: its config says how to build the blocks from a `VarBuilder`
 //! whose names are the checkpoint's (in the spirit of candle-transformers' model configs). The
 //! manifest names the architecture; [`Backbone::load`] builds it without any classifier (the
-//! ImageNet head is a separate, optional module). A second architecture is a new variant, a
-//! config and a file beside `mobilenet_v2.rs`.
+//! ImageNet head is a separate, optional module). Each architecture is a variant, a config and
+//! a file: `mobilenet_v2.rs`, `efficientnet_lite.rs`.
 
 pub mod block;
 pub mod conv_bn;
 pub mod depthwise;
+pub mod efficientnet_lite;
 pub mod mobilenet_v2;
 pub mod train_ops;
 
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use block::Block;
 use conv_bn::TrainableVars;
+use efficientnet_lite::EfficientNetLiteConfig;
 use mobilenet_v2::MobileNetV2Config;
 
 use crate::preprocess::InputSpec;
@@ -35,22 +37,44 @@ pub enum Architecture {
     /// MobileNetV2 1.0 (Sandler et al., 2018), torchvision's layout.
     #[serde(rename = "mobilenet_v2")]
     MobileNetV2,
+    /// EfficientNet-Lite0 (Tan & Le, 2019), TensorFlow's weights in the PyTorch port's layout.
+    #[serde(rename = "efficientnet_lite0")]
+    EfficientNetLite0,
 }
 
 impl Architecture {
     /// The architecture the app loads when nothing else is asked for.
     pub const DEFAULT: Architecture = Architecture::MobileNetV2;
 
+    /// Every architecture, in the order pickers list them.
+    pub const ALL: [Architecture; 2] = [Architecture::MobileNetV2, Architecture::EfficientNetLite0];
+
     /// Its identifier in manifests and file names.
     pub fn id(self) -> &'static str {
         match self {
             Architecture::MobileNetV2 => "mobilenet_v2",
+            Architecture::EfficientNetLite0 => "efficientnet_lite0",
         }
+    }
+
+    /// The architecture whose [`Self::id`] is `id`.
+    pub fn from_id(id: &str) -> Option<Architecture> {
+        Self::ALL.into_iter().find(|a| a.id() == id)
     }
 
     pub fn display_name(self) -> &'static str {
         match self {
             Architecture::MobileNetV2 => "MobileNetV2 1.0",
+            Architecture::EfficientNetLite0 => "EfficientNet-Lite0",
+        }
+    }
+
+    /// Published ImageNet top-1 accuracy (%) of the released weights: torchvision's table for
+    /// MobileNetV2, TensorFlow's `efficientnet/lite` README for EfficientNet-Lite0.
+    pub fn imagenet_top1(self) -> f32 {
+        match self {
+            Architecture::MobileNetV2 => 71.878,
+            Architecture::EfficientNetLite0 => 75.1,
         }
     }
 
@@ -58,6 +82,7 @@ impl Architecture {
     pub fn config(self) -> BackboneConfig {
         match self {
             Architecture::MobileNetV2 => BackboneConfig::MobileNetV2(MobileNetV2Config::v1_0()),
+            Architecture::EfficientNetLite0 => BackboneConfig::EfficientNetLite(EfficientNetLiteConfig::lite0()),
         }
     }
 }
@@ -72,18 +97,21 @@ impl fmt::Display for Architecture {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BackboneConfig {
     MobileNetV2(MobileNetV2Config),
+    EfficientNetLite(EfficientNetLiteConfig),
 }
 
 impl BackboneConfig {
     pub fn feature_dim(&self) -> usize {
         match self {
             BackboneConfig::MobileNetV2(c) => c.last_channels,
+            BackboneConfig::EfficientNetLite(c) => c.head_channels,
         }
     }
 
     fn blocks(&self, vb: VarBuilder) -> Result<Vec<Block>> {
         match self {
             BackboneConfig::MobileNetV2(c) => mobilenet_v2::blocks(c, vb),
+            BackboneConfig::EfficientNetLite(c) => efficientnet_lite::blocks(c, vb),
         }
     }
 }

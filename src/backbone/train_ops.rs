@@ -4,14 +4,14 @@
 //! on the weights), instead of the dozens of strided copies and broadcasts the generic ops make.
 //!
 //! `pointwise(x (P, C_in), w (C_in, C_out), b (C_out)) = act(x w + b)`,
-//! `depthwise(x (B, H, W, C), taps (9, C), b (C)) = relu6(depthwise3x3(x) + b)`.
+//! `depthwise(x (B, H, W, C), taps (k*k, C), b (C)) = relu6(depthwise_k(x) + b)`.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use crate::kernels::backward::{depthwise_backward, pointwise_backward, product, relu6_mask, Operand};
-use crate::kernels::depthwise::{depthwise3x3, DepthwiseShape};
+use crate::kernels::depthwise::{depthwise, DepthwiseShape};
 use crate::kernels::pointwise::PointwiseShape;
-use crate::kernels::relu6_in_place;
+use crate::kernels::{relu6_in_place, Window};
 
 /// The contiguous `f32` data of a custom op's CPU tensor argument (`what` names it in errors).
 pub(crate) fn data<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -128,7 +128,7 @@ impl CustomOp3 for Depthwise {
         let (in_len, out_len) = self.sizes();
         let mut y = vec![0f32; self.batch * out_len];
         for (image, out) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
-            depthwise3x3(self.shape, image, taps, b, out);
+            depthwise(self.shape, image, taps, b, out);
         }
         let s = self.shape;
         Ok((CpuStorage::F32(y), Shape::from((self.batch, s.out_height(), s.out_width(), s.channels))))
@@ -174,13 +174,13 @@ pub fn pointwise(x: &Tensor, w: &Tensor, b: &Tensor, relu6: bool) -> Result<Tens
     x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, op)
 }
 
-/// `relu6(depthwise3x3(x, taps) + b)` for `x: (B, H, W, C)`, `taps: (9, C)`, `b: (C)`, stride
-/// 1 or 2, padding 1.
-pub fn depthwise_relu6(x: &Tensor, taps: &Tensor, b: &Tensor, stride: usize) -> Result<Tensor> {
+/// `relu6(depthwise(x, taps) + b)` for `x: (B, H, W, C)`, `taps: (k*k, C)`, `b: (C)`, in a
+/// supported window ([`Window::is_supported`]).
+pub fn depthwise_relu6(x: &Tensor, taps: &Tensor, b: &Tensor, window: Window) -> Result<Tensor> {
     let (batch, height, width, channels) = x.dims4()?;
-    if taps.dims() != [9, channels] || b.dims() != [channels] || !(stride == 1 || stride == 2) {
-        candle_core::bail!("depthwise: input {:?}, taps {:?}, stride {stride}", x.dims(), taps.dims());
+    if taps.dims() != [window.taps(), channels] || b.dims() != [channels] || !window.is_supported() {
+        candle_core::bail!("depthwise: input {:?}, taps {:?}, window {window:?}", x.dims(), taps.dims());
     }
-    let op = Depthwise { batch, shape: DepthwiseShape { height, width, channels, stride } };
+    let op = Depthwise { batch, shape: DepthwiseShape { height, width, channels, window } };
     x.contiguous()?.apply_op3(&taps.contiguous()?, &b.contiguous()?, op)
 }

@@ -3,10 +3,10 @@
 //! natively, the images of a batch spread over every core (scoped threads).
 //!
 //! Per image, `(H, W, C)` activations: stem `im2col 3x3/2 + product, ReLU6` -> inverted
-//! residuals `[pointwise expand + ReLU6] -> depthwise 3x3 + ReLU6 -> pointwise project
+//! residuals `[pointwise expand + ReLU6] -> depthwise 3x3 or 5x5 + ReLU6 -> pointwise project
 //! (+ residual)` -> pointwise + ReLU6 -> (features) spatial mean. The Candle backbone is the
 //! reference twin (tests below, natively, and tests/wasm.rs in Chromium); the PyTorch parity
-//! test (tests/mobilenet_parity.rs) runs through this path.
+//! tests (tests/backbone_parity.rs) run through this path.
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use super::plan::{FoldedPlan, Unit};
 use super::profile::Profile;
 use super::{spatial_mean, Executor, FeatureMap};
 use crate::backbone::Block;
-use crate::kernels::depthwise::{depthwise3x3, DepthwiseShape};
+use crate::kernels::depthwise::{depthwise, DepthwiseShape};
 use crate::kernels::im2col::im2col3x3;
 use crate::kernels::pointwise::{pointwise, PointwiseShape};
 
@@ -298,15 +298,15 @@ fn run_unit(unit: &Unit, x: &Activation, residual: Option<&Activation>, spare: &
             pointwise(shape, &x.data, weight, bias, residual.map(|r| r.data.as_slice()), *relu, &mut data);
             Activation { data, height: x.height, width: x.width, channels: bias.len() }
         }
-        Unit::Depthwise { stride, taps, bias } => {
-            let shape = DepthwiseShape { height: x.height, width: x.width, channels: x.channels, stride: *stride };
+        Unit::Depthwise { window, taps, bias } => {
+            let shape = DepthwiseShape { height: x.height, width: x.width, channels: x.channels, window: *window };
             let (height, width) = (shape.out_height(), shape.out_width());
             let mut data = buffer(spare, height * width * x.channels);
-            depthwise3x3(shape, &x.data, taps, bias, &mut data);
+            depthwise(shape, &x.data, taps, bias, &mut data);
             Activation { data, height, width, channels: x.channels }
         }
-        Unit::Conv3x3 { stride, in_channels, weight, bias, relu } => {
-            let shape = DepthwiseShape { height: x.height, width: x.width, channels: *in_channels, stride: *stride };
+        Unit::Conv3x3 { window, in_channels, weight, bias, relu } => {
+            let shape = DepthwiseShape { height: x.height, width: x.width, channels: *in_channels, window: *window };
             let (height, width) = (shape.out_height(), shape.out_width());
             let mut cols = buffer(spare, height * width * 9 * in_channels);
             im2col3x3(shape, &x.data, &mut cols);

@@ -6,19 +6,22 @@
 //! `absorb_bn`). Layouts, with activations in NHWC:
 //! - full 3x3 conv (the stem): `weight ((ky, kx, c_in), c_out)`, run as im2col + product;
 //! - 1x1 conv: `weight (c_in, c_out)`;
-//! - depthwise 3x3 + ReLU6: `taps ((ky, kx), c)`.
+//! - depthwise 3x3 or 5x5 + ReLU6: `taps ((ky, kx), c)`.
+//!
+//! The 3x3 and depthwise units carry their [`Window`] (stride and padding before).
 
 use candle_core::{bail, Result};
 
 use crate::backbone::conv_bn::ConvBn;
 use crate::backbone::{Backbone, Block};
+use crate::kernels::Window;
 
 /// One fused unit with its folded weights.
 #[derive(Debug, Clone)]
 pub enum Unit {
-    Conv3x3 { stride: usize, in_channels: usize, weight: Vec<f32>, bias: Vec<f32>, relu: bool },
+    Conv3x3 { window: Window, in_channels: usize, weight: Vec<f32>, bias: Vec<f32>, relu: bool },
     Pointwise { in_channels: usize, weight: Vec<f32>, bias: Vec<f32>, relu: bool },
-    Depthwise { stride: usize, taps: Vec<f32>, bias: Vec<f32> },
+    Depthwise { window: Window, taps: Vec<f32>, bias: Vec<f32> },
 }
 
 impl Unit {
@@ -77,13 +80,13 @@ fn fold_unit(unit: &ConvBn) -> Result<Unit> {
     let spec = *unit.spec();
     let (weight, bias) = unit.folded()?;
     let bias = bias.to_vec1::<f32>()?;
-    if spec.is_depthwise3x3() {
+    if spec.is_depthwise() {
         if !spec.relu6 {
             bail!("folded plan: depthwise convs are fused with ReLU6");
         }
-        // (C, 1, 3, 3) -> (9, C)
-        let taps = weight.reshape((spec.out_channels, 9))?.t()?.flatten_all()?.to_vec1()?;
-        return Ok(Unit::Depthwise { stride: spec.stride, taps, bias });
+        // (C, 1, k, k) -> (k*k, C)
+        let taps = weight.reshape((spec.out_channels, spec.window().taps()))?.t()?.flatten_all()?.to_vec1()?;
+        return Ok(Unit::Depthwise { window: spec.window(), taps, bias });
     }
     if spec.groups != 1 {
         bail!("folded plan: grouped conv {spec:?} has no kernel");
@@ -97,7 +100,7 @@ fn fold_unit(unit: &ConvBn) -> Result<Unit> {
         3 => {
             // (C_out, C_in, ky, kx) -> ((ky, kx, C_in), C_out)
             let weight = weight.permute((2, 3, 1, 0))?.flatten_all()?.to_vec1()?;
-            Ok(Unit::Conv3x3 { stride: spec.stride, in_channels: spec.in_channels, weight, bias, relu: spec.relu6 })
+            Ok(Unit::Conv3x3 { window: spec.window(), in_channels: spec.in_channels, weight, bias, relu: spec.relu6 })
         }
         k => bail!("folded plan: no kernel for {k}x{k} convs"),
     }

@@ -37,6 +37,7 @@ impl<'a> Profile<'a> {
 fn unit_kind(unit: &Unit, last_block: bool) -> &'static str {
     match unit {
         Unit::Conv3x3 { .. } => "stem conv 3x3",
+        Unit::Depthwise { window, .. } if window.kernel == 5 => "depthwise 5x5",
         Unit::Depthwise { .. } => "depthwise 3x3",
         Unit::Pointwise { .. } if last_block => "last conv 1x1",
         Unit::Pointwise { relu: true, .. } => "expand 1x1",

@@ -277,13 +277,13 @@ fn unit_call<'a>(
             let buffers = pointwise::PointwiseBuffers { input, weight, bias, residual, unused, output };
             (pointwise::call(shape, *relu, buffers), (height, width, b.len()))
         }
-        Unit::Depthwise { stride, .. } => {
-            let shape = DepthwiseShape { height, width, channels, stride: *stride };
+        Unit::Depthwise { window, .. } => {
+            let shape = DepthwiseShape { height, width, channels, window: *window };
             let call = depthwise::call(shape, batch, [input, weight, bias, output], max_workgroups);
             (call, (shape.out_height(), shape.out_width(), channels))
         }
-        Unit::Conv3x3 { stride, in_channels, bias: b, relu, .. } => {
-            let shape = DepthwiseShape { height, width, channels: *in_channels, stride: *stride };
+        Unit::Conv3x3 { window, in_channels, bias: b, relu, .. } => {
+            let shape = DepthwiseShape { height, width, channels: *in_channels, window: *window };
             let call = conv3x3::call(shape, batch, b.len(), *relu, [input, weight, bias, output]);
             (call, (shape.out_height(), shape.out_width(), b.len()))
         }
@@ -296,8 +296,9 @@ fn unit_dims(plan: &FoldedPlan, input: Dims, blocks: Range<usize>) -> impl Itera
         let (h, w, _) = *dims;
         *dims = match unit {
             Unit::Pointwise { bias, .. } => (h, w, bias.len()),
-            Unit::Depthwise { stride, bias, .. } => ((h - 1) / stride + 1, (w - 1) / stride + 1, bias.len()),
-            Unit::Conv3x3 { stride, bias, .. } => ((h - 1) / stride + 1, (w - 1) / stride + 1, bias.len()),
+            Unit::Depthwise { window, bias, .. } | Unit::Conv3x3 { window, bias, .. } => {
+                (window.out(h), window.out(w), bias.len())
+            }
         };
         Some((unit, *dims))
     })
@@ -316,11 +317,11 @@ fn unsupported_unit(plan: &FoldedPlan) -> Option<String> {
             Unit::Pointwise { in_channels, bias, .. } => {
                 pointwise::supports(PointwiseShape { pixels: 1, in_channels: *in_channels, out_channels: bias.len() })
             }
-            Unit::Depthwise { stride, bias, .. } => {
-                depthwise::supports(DepthwiseShape { height: 1, width: 1, channels: bias.len(), stride: *stride })
+            Unit::Depthwise { window, bias, .. } => {
+                depthwise::supports(DepthwiseShape { height: 1, width: 1, channels: bias.len(), window: *window })
             }
-            Unit::Conv3x3 { stride, in_channels, bias, .. } => conv3x3::supports(
-                DepthwiseShape { height: 1, width: 1, channels: *in_channels, stride: *stride },
+            Unit::Conv3x3 { window, in_channels, bias, .. } => conv3x3::supports(
+                DepthwiseShape { height: 1, width: 1, channels: *in_channels, window: *window },
                 bias.len(),
             ),
         };

@@ -116,7 +116,7 @@ impl GpuUnit {
 
     fn depthwise_shape(&self) -> DepthwiseShape {
         let (height, width, channels) = self.input;
-        DepthwiseShape { height, width, channels, stride: self.spec.stride }
+        DepthwiseShape { height, width, channels, window: self.spec.window() }
     }
 
     fn forward<'a>(&'a self, rows: usize, x: &'a wgpu::Buffer, y: &'a wgpu::Buffer, max: u32) -> KernelCall<'a> {
@@ -179,7 +179,7 @@ impl GpuSuffix {
         for block in suffix.blocks() {
             for unit in block.units() {
                 let spec = unit.spec();
-                let depthwise = spec.is_depthwise3x3() && spec.relu6 && spec.in_channels.is_multiple_of(4);
+                let depthwise = spec.is_depthwise() && spec.relu6 && spec.in_channels.is_multiple_of(4);
                 if !(spec.is_pointwise() || depthwise) {
                     return Some(format!(
                         "block {} ({}x{} convolution, stride {}) has no WebGPU backward kernel",

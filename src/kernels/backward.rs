@@ -4,9 +4,9 @@
 //!
 //! Pointwise, `y = x W + b`, `x: (P, C_in)`, `W: (C_in, C_out)`, `dy: (P, C_out)`:
 //! `dx = dy W^T`, `dW = x^T dy`, `db = sum_p dy[p]` (the three products in `gemm`).
-//! Depthwise 3x3, stride `s`, padding 1, one image `x: (H, W, C)`, `taps: (9, C)`:
-//! `dx[s*i + ky - 1, s*j + kx - 1, c] += taps[ky*3 + kx, c] * dy[i, j, c]`,
-//! `dtaps[ky*3 + kx, c] += dy[i, j, c] * x[s*i + ky - 1, s*j + kx - 1, c]` (padding skipped).
+//! Depthwise k x k, stride `s`, `p` before ([`super::Window`]), one image `x: (H, W, C)`,
+//! `taps: (k*k, C)`: `dx[s*i + ky - p, s*j + kx - p, c] += taps[ky*k + kx, c] * dy[i, j, c]`,
+//! `dtaps[ky*k + kx, c] += dy[i, j, c] * x[s*i + ky - p, s*j + kx - p, c]` (padding skipped).
 //! ReLU6's gradient is a mask of the output: it passes where `0 < y < 6`.
 //! Each kernel has a naive twin and an equality test below.
 
@@ -108,15 +108,8 @@ pub fn pointwise_backward(
     (dx, dw, db)
 }
 
-/// For output index `o` and tap `k` (0..3) of a 3x3 conv with padding 1, the input index, if
-/// inside `0..size`.
-#[inline(always)]
-pub fn source(o: usize, k: usize, stride: usize, size: usize) -> Option<usize> {
-    (o * stride + k).checked_sub(1).filter(|&i| i < size)
-}
-
-/// Gradients of a depthwise 3x3 convolution of one image: adds to `dx (H, W, C)` and
-/// `dtaps (9, C)`.
+/// Gradients of a depthwise k x k convolution of one image: adds to `dx (H, W, C)` and
+/// `dtaps (k*k, C)`.
 pub fn depthwise_backward(
     shape: DepthwiseShape,
     input: &[f32],
@@ -125,20 +118,20 @@ pub fn depthwise_backward(
     dx: &mut [f32],
     dtaps: &mut [f32],
 ) {
-    let DepthwiseShape { height, width, channels: c, stride } = shape;
-    let (out_h, out_w) = (shape.out_height(), shape.out_width());
+    let DepthwiseShape { height, width, channels: c, window } = shape;
+    let (out_h, out_w, k) = (shape.out_height(), shape.out_width(), window.kernel);
     assert!(input.len() == height * width * c && dx.len() == input.len(), "depthwise backward input");
-    assert!(taps.len() == 9 * c && dtaps.len() == 9 * c, "depthwise backward taps");
+    assert!(taps.len() == window.taps() * c && dtaps.len() == taps.len(), "depthwise backward taps");
     assert_eq!(grad_out.len(), out_h * out_w * c, "depthwise backward gradient");
     for i in 0..out_h {
         for j in 0..out_w {
             let g = &grad_out[(i * out_w + j) * c..][..c];
-            for ky in 0..3 {
-                let Some(y) = source(i, ky, stride, height) else { continue };
-                for kx in 0..3 {
-                    let Some(x) = source(j, kx, stride, width) else { continue };
+            for ky in 0..k {
+                let Some(y) = window.source(i, ky, height) else { continue };
+                for kx in 0..k {
+                    let Some(x) = window.source(j, kx, width) else { continue };
                     let at = (y * width + x) * c;
-                    let tap = ky * 3 + kx;
+                    let tap = ky * k + kx;
                     let (w, dw) = (&taps[tap * c..][..c], &mut dtaps[tap * c..][..c]);
                     let (xin, dxin) = (&input[at..at + c], &mut dx[at..at + c]);
                     for ch in 0..c {
@@ -158,20 +151,21 @@ pub fn depthwise_backward_reference(
     taps: &[f32],
     grad_out: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    let DepthwiseShape { height, width, channels: c, stride } = shape;
-    let (out_h, out_w) = (shape.out_height(), shape.out_width());
+    let DepthwiseShape { height, width, channels: c, window } = shape;
+    let (out_h, out_w, k) = (shape.out_height(), shape.out_width(), window.kernel);
+    let (stride, pad) = (window.stride as isize, window.pad as isize);
     let (mut dx, mut dtaps) = (vec![0f32; input.len()], vec![0f32; taps.len()]);
     for ch in 0..c {
-        for tap in 0..9 {
-            let (ky, kx) = (tap / 3, tap % 3);
-            for i in 0..out_h {
-                for j in 0..out_w {
-                    let (y, x) = ((i * stride + ky) as isize - 1, (j * stride + kx) as isize - 1);
+        for tap in 0..window.taps() {
+            let (ky, kx) = ((tap / k) as isize, (tap % k) as isize);
+            for i in 0..out_h as isize {
+                for j in 0..out_w as isize {
+                    let (y, x) = (i * stride + ky - pad, j * stride + kx - pad);
                     if y < 0 || x < 0 || y >= height as isize || x >= width as isize {
                         continue;
                     }
                     let at = (y as usize * width + x as usize) * c + ch;
-                    let g = grad_out[(i * out_w + j) * c + ch];
+                    let g = grad_out[(i as usize * out_w + j as usize) * c + ch];
                     dx[at] += taps[tap * c + ch] * g;
                     dtaps[tap * c + ch] += g * input[at];
                 }
@@ -234,10 +228,11 @@ mod tests {
     #[test]
     fn depthwise_gradients_match_the_loops() {
         for (height, width, channels) in [(1, 1, 1), (5, 7, 3), (8, 8, 17), (14, 14, 32), (7, 6, 5)] {
-            for stride in [1, 2] {
-                let shape = DepthwiseShape { height, width, channels, stride };
+            for window in crate::kernels::Window::all_used() {
+                let shape = DepthwiseShape { height, width, channels, window };
                 let n_out = shape.out_height() * shape.out_width() * channels;
-                let (x, taps, g) = (wave(height * width * channels, 0.29), wave(9 * channels, 0.7), wave(n_out, 0.41));
+                let x = wave(height * width * channels, 0.29);
+                let (taps, g) = (wave(window.taps() * channels, 0.7), wave(n_out, 0.41));
                 let (mut dx, mut dtaps) = (vec![0f32; x.len()], vec![0f32; taps.len()]);
                 depthwise_backward(shape, &x, &taps, &g, &mut dx, &mut dtaps);
                 let twin = depthwise_backward_reference(shape, &x, &taps, &g);

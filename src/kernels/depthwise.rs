@@ -1,14 +1,14 @@
-//! Depthwise 3x3 convolution in NHWC with bias and ReLU6 fused.
+//! Depthwise k x k convolution (k = 3 or 5) in NHWC with bias and ReLU6 fused.
 //!
-//! `out[i, j, c] = relu6(bias[c] + sum_{ky, kx} taps[ky*3 + kx, c] * x[s*i + ky - 1, s*j + kx - 1, c])`
-//! `x: (H, W, C)` zero-padded by 1, `taps: (9, C)`, stride `s` in {1, 2},
-//! `out: ((H - 1) / s + 1, (W - 1) / s + 1, C)`.
+//! `out[i, j, c] = relu6(bias[c] + sum_{ky, kx} taps[ky*k + kx, c] * x[s*i + ky - p, s*j + kx - p, c])`
+//! `x: (H, W, C)`, zero outside, `p` rows (columns) of padding before ([`Window`]),
+//! `taps: (k*k, C)`, stride `s` in {1, 2}, `out: ((H - 1) / s + 1, (W - 1) / s + 1, C)`.
 //!
 //! Channels are innermost, so each tap is a contiguous multiply-add over C. The kernel walks
-//! the channels in lanes of 16 kept in registers across all nine taps (one load of input and
-//! tap per step, one store per output), which the compiler turns into SIMD128 / SSE / AVX.
+//! the channels in lanes of 16 kept in registers across all taps (one load of input and tap
+//! per step, one store per output), which the compiler turns into SIMD128 / SSE / AVX.
 
-use super::relu6;
+use super::{relu6, Window};
 
 /// Channels accumulated in registers at once.
 const LANES: usize = 16;
@@ -19,44 +19,44 @@ pub struct DepthwiseShape {
     pub height: usize,
     pub width: usize,
     pub channels: usize,
-    pub stride: usize,
+    pub window: Window,
 }
 
 impl DepthwiseShape {
     pub fn out_height(&self) -> usize {
-        (self.height - 1) / self.stride + 1
+        self.window.out(self.height)
     }
 
     pub fn out_width(&self) -> usize {
-        (self.width - 1) / self.stride + 1
+        self.window.out(self.width)
     }
 }
 
+/// Most taps of a supported window.
+const MAX_TAPS: usize = Window::MAX_KERNEL * Window::MAX_KERNEL;
+
 /// Runs the fused depthwise convolution of one image; see the module header.
-pub fn depthwise3x3(shape: DepthwiseShape, input: &[f32], taps: &[f32], bias: &[f32], out: &mut [f32]) {
-    let DepthwiseShape { height, width, channels: c, stride } = shape;
-    assert!(stride == 1 || stride == 2, "depthwise stride {stride}");
+pub fn depthwise(shape: DepthwiseShape, input: &[f32], taps: &[f32], bias: &[f32], out: &mut [f32]) {
+    let DepthwiseShape { height, width, channels: c, window } = shape;
+    assert!(window.is_supported(), "depthwise window {window:?}");
     assert_eq!(input.len(), height * width * c, "depthwise input");
-    assert_eq!(taps.len(), 9 * c, "depthwise taps");
+    assert_eq!(taps.len(), window.taps() * c, "depthwise taps");
     assert_eq!(bias.len(), c, "depthwise bias");
     let (out_h, out_w) = (shape.out_height(), shape.out_width());
     assert_eq!(out.len(), out_h * out_w * c, "depthwise output");
-    let mut neighbours: [&[f32]; 9] = [&[]; 9];
+    let k = window.kernel;
+    let mut neighbours: [&[f32]; MAX_TAPS] = [&[]; MAX_TAPS];
     for i in 0..out_h {
         for j in 0..out_w {
             // The input pixels under the valid taps (padding contributes nothing).
             let mut count = 0;
-            let mut tap_index = [0usize; 9];
-            for ky in 0..3 {
-                let Some(y) = (i * stride + ky).checked_sub(1).filter(|&y| y < height) else {
-                    continue;
-                };
-                for kx in 0..3 {
-                    let Some(x) = (j * stride + kx).checked_sub(1).filter(|&x| x < width) else {
-                        continue;
-                    };
+            let mut tap_index = [0usize; MAX_TAPS];
+            for ky in 0..k {
+                let Some(y) = window.source(i, ky, height) else { continue };
+                for kx in 0..k {
+                    let Some(x) = window.source(j, kx, width) else { continue };
                     neighbours[count] = &input[(y * width + x) * c..][..c];
-                    tap_index[count] = ky * 3 + kx;
+                    tap_index[count] = ky * k + kx;
                     count += 1;
                 }
             }
@@ -124,17 +124,18 @@ fn accumulate_lanes(
     use core::arch::wasm32::*;
     const VECTORS: usize = LANES / 4;
     let c = out.len();
-    assert!(start + LANES <= c && bias.len() == c && taps.len() == 9 * c);
+    assert!(start + LANES <= c && bias.len() == c && taps.len().is_multiple_of(c));
+    let rows = taps.len() / c;
     // SAFETY: every pointer below addresses lanes start..start + LANES of a slice of length c
-    // (bias, out, each neighbour, each tap row t * c of taps, t < 9), checked above and by the
-    // caller; wasm loads and stores need no alignment.
+    // (bias, out, each neighbour, each tap row t * c of taps, t < rows), checked above and by
+    // the caller; wasm loads and stores need no alignment.
     unsafe {
         let mut acc = [f32x4_splat(0.0); VECTORS];
         for (v, a) in acc.iter_mut().enumerate() {
             *a = v128_load(bias.as_ptr().add(start + 4 * v) as *const v128);
         }
         for (x, &t) in neighbours.iter().zip(tap_index) {
-            debug_assert!(x.len() == c && t < 9);
+            debug_assert!(x.len() == c && t < rows);
             let x = x.as_ptr().add(start);
             let w = taps.as_ptr().add(t * c + start);
             for (v, a) in acc.iter_mut().enumerate() {
@@ -151,20 +152,22 @@ fn accumulate_lanes(
 }
 
 /// The reference twin: the textbook loops over outputs, channels and taps.
-pub fn depthwise3x3_reference(shape: DepthwiseShape, input: &[f32], taps: &[f32], bias: &[f32]) -> Vec<f32> {
-    let DepthwiseShape { height, width, channels: c, stride } = shape;
+pub fn depthwise_reference(shape: DepthwiseShape, input: &[f32], taps: &[f32], bias: &[f32]) -> Vec<f32> {
+    let DepthwiseShape { height, width, channels: c, window } = shape;
+    let Window { kernel: k, stride, pad } = window;
     let (out_h, out_w) = (shape.out_height(), shape.out_width());
     let mut out = vec![0.0; out_h * out_w * c];
     for i in 0..out_h {
         for j in 0..out_w {
             for ch in 0..c {
                 let mut acc = bias[ch] as f64;
-                for ky in 0..3 {
-                    for kx in 0..3 {
-                        let (y, x) = ((i * stride + ky) as isize - 1, (j * stride + kx) as isize - 1);
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let y = (i * stride + ky) as isize - pad as isize;
+                        let x = (j * stride + kx) as isize - pad as isize;
                         if y >= 0 && x >= 0 && (y as usize) < height && (x as usize) < width {
                             let v = input[(y as usize * width + x as usize) * c + ch];
-                            acc += v as f64 * taps[(ky * 3 + kx) * c + ch] as f64;
+                            acc += v as f64 * taps[(ky * k + kx) * c + ch] as f64;
                         }
                     }
                 }
@@ -181,19 +184,19 @@ mod tests {
     use crate::kernels::test_util::{max_abs_diff, random_vec};
 
     #[test]
-    fn matches_the_reference_over_shapes_and_strides() {
+    fn matches_the_reference_over_shapes_and_windows() {
         let shapes = [(1, 1, 1), (2, 3, 5), (7, 6, 16), (8, 8, 32), (5, 9, 17), (14, 14, 96), (1, 4, 33)];
         for (seed, (height, width, channels)) in shapes.into_iter().enumerate() {
-            for stride in [1, 2] {
-                let shape = DepthwiseShape { height, width, channels, stride };
+            for window in Window::all_used() {
+                let shape = DepthwiseShape { height, width, channels, window };
                 // Scaled so that some outputs land below 0 and above 6: ReLU6 is exercised.
                 let input: Vec<f32> =
                     random_vec(height * width * channels, seed as u64).iter().map(|v| v * 4.0).collect();
-                let taps = random_vec(9 * channels, seed as u64 + 50);
+                let taps = random_vec(window.taps() * channels, seed as u64 + 50);
                 let bias = random_vec(channels, seed as u64 + 90);
                 let mut out = vec![f32::NAN; shape.out_height() * shape.out_width() * channels];
-                depthwise3x3(shape, &input, &taps, &bias, &mut out);
-                let twin = depthwise3x3_reference(shape, &input, &taps, &bias);
+                depthwise(shape, &input, &taps, &bias, &mut out);
+                let twin = depthwise_reference(shape, &input, &taps, &bias);
                 let diff = max_abs_diff(&out, &twin);
                 assert!(diff < 1e-5, "{shape:?}: {diff}");
             }

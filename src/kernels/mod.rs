@@ -11,6 +11,80 @@ pub mod depthwise;
 pub mod im2col;
 pub mod pointwise;
 
+/// A convolution window: its side, stride and the zero rows (columns) before the image. The
+/// output has `ceil(size / stride)` pixels per axis whatever the padding (PyTorch's symmetric
+/// `kernel / 2`, or TensorFlow's "SAME", one less before than after for stride 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Window {
+    /// The largest side the kernels take.
+    pub const MAX_KERNEL: usize = 5;
+
+    /// `kernel x kernel` with PyTorch's symmetric padding `kernel / 2`.
+    pub fn symmetric(kernel: usize, stride: usize) -> Self {
+        Self { kernel, stride, pad: kernel / 2 }
+    }
+
+    /// TensorFlow's "SAME" window for an even input size n: the padding totals
+    /// `(n / s - 1) s + k - n = k - s`, the smaller half before (for stride 1 the same as
+    /// [`Self::symmetric`]).
+    pub fn same(kernel: usize, stride: usize) -> Self {
+        Self { kernel, stride, pad: (kernel - stride) / 2 }
+    }
+
+    /// The windows the backbones use, for tests: 3x3 and 5x5, stride 1 and 2, PyTorch's and
+    /// TensorFlow's padding.
+    pub fn all_used() -> Vec<Window> {
+        let mut windows = Vec::new();
+        for (kernel, stride) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
+            windows.push(Self::symmetric(kernel, stride));
+            if stride == 2 {
+                windows.push(Self::same(kernel, stride));
+            }
+        }
+        windows
+    }
+
+    /// Output pixels along an axis of `size` input pixels.
+    pub fn out(&self, size: usize) -> usize {
+        (size - 1) / self.stride + 1
+    }
+
+    /// `kernel * kernel`.
+    pub fn taps(&self) -> usize {
+        self.kernel * self.kernel
+    }
+
+    /// The input index under output `o` and tap `k` (`0..kernel`), if inside `0..size`.
+    #[inline(always)]
+    pub fn source(&self, o: usize, k: usize, size: usize) -> Option<usize> {
+        (o * self.stride + k).checked_sub(self.pad).filter(|&i| i < size)
+    }
+
+    /// What the kernels support: 3x3 or 5x5, stride 1 or 2, padding inside the window.
+    pub fn is_supported(&self) -> bool {
+        matches!(self.kernel, 3 | 5) && matches!(self.stride, 1 | 2) && self.pad < self.kernel
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::Window;
+
+    #[test]
+    fn same_padding_is_symmetric_for_stride_1_and_one_less_before_for_stride_2() {
+        assert_eq!(Window::same(3, 1), Window::symmetric(3, 1));
+        assert_eq!(Window::same(5, 1), Window::symmetric(5, 1));
+        assert_eq!(Window::same(3, 2).pad, 0);
+        assert_eq!(Window::same(5, 2).pad, 1);
+    }
+}
+
 /// `min(max(x, 0), 6)`, MobileNetV2's activation.
 #[inline(always)]
 pub fn relu6(x: f32) -> f32 {

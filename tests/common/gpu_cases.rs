@@ -43,9 +43,10 @@ use graft::gpu::kernels::{backward, conv3x3, depthwise, matmul, mean, pointwise}
 use graft::gpu::program::{Kernel, KernelCall, Kernels};
 use graft::gpu::{BackendChoice, GpuContext, GpuExecutor};
 use graft::kernels::backward::depthwise_backward_reference;
-use graft::kernels::depthwise::{depthwise3x3_reference, DepthwiseShape};
+use graft::kernels::depthwise::{depthwise_reference, DepthwiseShape};
 use graft::kernels::im2col::im2col3x3;
 use graft::kernels::pointwise::{pointwise_reference, PointwiseShape};
+use graft::kernels::Window;
 use graft::train::{BatchNormMode, TrainConfig, TrainData, Trainer};
 
 use super::random::random_backbone;
@@ -162,15 +163,14 @@ pub async fn pointwise_matches_its_cpu_twin(context: GpuContext) {
 pub async fn depthwise_matches_its_cpu_twin(context: GpuContext) {
     let kernels = Kernels::new(context);
     let max = kernels.context().limits().max_compute_workgroups_per_dimension;
-    for (batch, height, width, channels, stride) in
-        [(1, 5, 7, 12, 1), (2, 9, 9, 8, 2), (2, 14, 13, 36, 2), (1, 1, 1, 4, 1)]
-    {
-        let shape = DepthwiseShape { height, width, channels, stride };
+    let cases = [(1, 5, 7, 12), (2, 9, 9, 8), (2, 14, 13, 36), (1, 1, 1, 4)];
+    for ((batch, height, width, channels), window) in cases.into_iter().flat_map(with_windows) {
+        let shape = DepthwiseShape { height, width, channels, window };
         let input = values(batch * height * width * channels, 5);
-        let (taps, bias) = (values(9 * channels, 6), values(channels, 7));
+        let (taps, bias) = (values(window.taps() * channels, 6), values(channels, 7));
         let per_image = height * width * channels;
         let twin: Vec<f32> = (0..batch)
-            .flat_map(|b| depthwise3x3_reference(shape, &input[b * per_image..(b + 1) * per_image], &taps, &bias))
+            .flat_map(|b| depthwise_reference(shape, &input[b * per_image..(b + 1) * per_image], &taps, &bias))
             .collect();
         let got = run_kernel(&kernels, &[&input, &taps, &bias], twin.len(), |b, out| {
             depthwise::call(shape, batch, [&b[0], &b[1], &b[2], out], max)
@@ -184,15 +184,14 @@ pub async fn depthwise_matches_its_cpu_twin(context: GpuContext) {
 pub async fn depthwise_gradients_match_their_cpu_twin(context: GpuContext) {
     let kernels = Kernels::new(context);
     let max = kernels.context().limits().max_compute_workgroups_per_dimension;
-    for (batch, height, width, channels, stride) in
-        [(1, 5, 7, 12, 1), (2, 9, 9, 8, 2), (3, 14, 13, 36, 2), (2, 1, 1, 4, 1)]
-    {
-        let shape = DepthwiseShape { height, width, channels, stride };
+    let cases = [(1, 5, 7, 12), (2, 9, 9, 8), (3, 14, 13, 36), (2, 1, 1, 4)];
+    for ((batch, height, width, channels), window) in cases.into_iter().flat_map(with_windows) {
+        let shape = DepthwiseShape { height, width, channels, window };
         let per_image = height * width * channels;
         let per_output = shape.out_height() * shape.out_width() * channels;
-        let (input, taps) = (values(batch * per_image, 21), values(9 * channels, 22));
+        let (input, taps) = (values(batch * per_image, 21), values(window.taps() * channels, 22));
         let grad = values(batch * per_output, 23);
-        let (mut dx, mut dtaps) = (Vec::new(), vec![0f32; 9 * channels]);
+        let (mut dx, mut dtaps) = (Vec::new(), vec![0f32; taps.len()]);
         for b in 0..batch {
             let image = &input[b * per_image..(b + 1) * per_image];
             let (image_dx, image_dtaps) =
@@ -215,10 +214,13 @@ pub async fn depthwise_gradients_match_their_cpu_twin(context: GpuContext) {
 
 pub async fn stem_convolution_matches_im2col_and_product(context: GpuContext) {
     let kernels = Kernels::new(context);
-    for (batch, height, width, in_channels, out_channels, stride) in
-        [(2, 11, 13, 3, 16, 2), (1, 8, 8, 3, 32, 1), (1, 5, 6, 8, 12, 2)]
-    {
-        let shape = DepthwiseShape { height, width, channels: in_channels, stride };
+    for (batch, height, width, in_channels, out_channels, window) in [
+        (2, 11, 13, 3, 16, Window::symmetric(3, 2)),
+        (1, 8, 8, 3, 32, Window::symmetric(3, 1)),
+        (1, 5, 6, 8, 12, Window::symmetric(3, 2)),
+        (2, 12, 10, 3, 8, Window::same(3, 2)),
+    ] {
+        let shape = DepthwiseShape { height, width, channels: in_channels, window };
         let input = values(batch * height * width * in_channels, 8);
         let (weight, bias) = (values(9 * in_channels * out_channels, 9), values(out_channels, 10));
         let (oh, ow) = (shape.out_height(), shape.out_width());
@@ -507,4 +509,9 @@ pub async fn augmented_head_training_on_the_gpu_matches_the_cpu_trainer(context:
         assert!(close(got.train_loss, want.train_loss), "{got:?} vs {want:?}");
         assert_eq!(got.confusion, want.confusion);
     }
+}
+
+/// A depthwise test case with each window the backbones use.
+fn with_windows<T: Copy>(case: T) -> impl Iterator<Item = (T, Window)> {
+    Window::all_used().into_iter().map(move |window| (case, window))
 }

@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 
 use crate::build::{copy, copy_dir, wasm_binaries};
-use crate::setup::{apt_packages, build_tools, model_dir, test_tools, WEIGHTS_ARCHITECTURE};
+use crate::setup::{apt_packages, build_tools, model_dir, test_tools, BENCH_ARCHITECTURE};
 use crate::util::{root, run, Result};
 
 const PHOTOS_DIR: &str = "/usr/share/doc/opencv-doc/examples/data";
@@ -65,7 +65,7 @@ pub fn run_all() -> Result {
     let dir = root().join(".cache/bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
     prepare_inputs(&dir)?;
-    let weights = model_dir().join(format!("{WEIGHTS_ARCHITECTURE}.safetensors"));
+    let weights = model_dir().join(format!("{BENCH_ARCHITECTURE}.safetensors"));
     run(Command::new(PYTHON)
         .arg("tests/bench/torch_reference.py")
         .arg("export-onnx")
@@ -155,7 +155,7 @@ fn native_pytorch(dir: &Path, weights: &Path, threads: u64) -> Result<Value> {
 /// inputs, the weights), serves it and drives it in headless Chromium.
 /// The ONNX export of the backbone's features, for onnxruntime-web.
 fn onnx_file() -> String {
-    format!("{WEIGHTS_ARCHITECTURE}_features.onnx")
+    format!("{BENCH_ARCHITECTURE}_features.onnx")
 }
 
 fn browser(dir: &Path) -> Result<Value> {
@@ -180,7 +180,7 @@ fn browser(dir: &Path) -> Result<Value> {
         copy(&dir.join(&file), &site.join(&file))?;
     }
     // What the page loads: the backbone's manifest and the ONNX export of the same weights.
-    let config = json!({ "manifest": format!("models/{WEIGHTS_ARCHITECTURE}.json"), "onnx": onnx_file() });
+    let config = json!({ "manifest": format!("models/{BENCH_ARCHITECTURE}.json"), "onnx": onnx_file() });
     std::fs::write(site.join("bench-config.json"), config.to_string()).map_err(|e| e.to_string())?;
     let port = crate::serve::spawn(site)?;
     let url = format!("http://127.0.0.1:{port}/");

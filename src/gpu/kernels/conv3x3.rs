@@ -12,7 +12,7 @@ pub static KERNEL: Kernel = Kernel {
 };
 
 pub fn supports(shape: DepthwiseShape, out_channels: usize) -> bool {
-    out_channels.is_multiple_of(4) && (1..=2).contains(&shape.stride)
+    out_channels.is_multiple_of(4) && shape.window.kernel == 3 && shape.window.is_supported()
 }
 
 /// `input (batch, H, W, C_in)` -> `output (batch, H', W', C_out)`; `weight ((ky, kx, C_in), C_out)`.
@@ -28,7 +28,11 @@ pub fn call<'a>(
     let rows = batch * out_height * out_width;
     KernelCall {
         kernel: &KERNEL,
-        constants: vec![("STRIDE", shape.stride as f64), ("RELU6", flag(relu6))],
+        constants: vec![
+            ("STRIDE", shape.window.stride as f64),
+            ("PAD", shape.window.pad as f64),
+            ("RELU6", flag(relu6)),
+        ],
         params: [
             rows as u32,
             (9 * shape.channels) as u32,

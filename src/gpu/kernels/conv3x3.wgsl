@@ -1,6 +1,6 @@
-// Full 3x3 convolution, padding 1, stride STRIDE (the stem), as an implicit-im2col tiled
+// Full 3x3 convolution, PAD zeros before, stride STRIDE (the stem), as an implicit-im2col tiled
 // matrix product with bias and ReLU6 fused, NHWC:
-// out[p, o] = act(bias[o] + sum_{ky,kx,i} input[b, y*S + ky - 1, x*S + kx - 1, i] * weight[(ky, kx, i), o])
+// out[p, o] = act(bias[o] + sum_{ky,kx,i} input[b, y*S + ky - PAD, x*S + kx - PAD, i] * weight[(ky, kx, i), o])
 // for the output pixel p = (b, y, x). The im2col matrix is never stored: each tile of it is
 // gathered from the input into workgroup memory. Columns (N) are a multiple of 4; the input
 // channels may be anything (3 for RGB). 8x8 threads per 32x32 output tile, 4 rows x one vec4
@@ -18,6 +18,7 @@ struct Params {
 }
 
 override STRIDE: u32 = 2u;
+override PAD: u32 = 1u;
 override RELU6: bool = true;
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -44,8 +45,8 @@ fn gathered(row: u32, kk: u32) -> f32 {
     let ky = kk / (3u * params.in_channels);
     let kx = (kk / params.in_channels) % 3u;
     let i = kk % params.in_channels;
-    let iy = i32(y * STRIDE + ky) - 1;
-    let ix = i32(x * STRIDE + kx) - 1;
+    let iy = i32(y * STRIDE + ky) - i32(PAD);
+    let ix = i32(x * STRIDE + kx) - i32(PAD);
     if (iy < 0 || iy >= i32(params.in_height) || ix < 0 || ix >= i32(params.in_width)) {
         return 0.0;
     }

@@ -1,5 +1,5 @@
-//! Driver of `depthwise.wgsl`: depthwise 3x3, stride 1 or 2, bias and ReLU6 fused, over a
-//! batch. Twin: [`crate::kernels::depthwise`].
+//! Driver of `depthwise.wgsl`: depthwise 3x3 or 5x5, stride 1 or 2, any padding inside the
+//! window, bias and ReLU6 fused, over a batch. Twin: [`crate::kernels::depthwise`].
 
 use crate::gpu::program::{linear_workgroups, Access, Kernel, KernelCall};
 use crate::kernels::depthwise::DepthwiseShape;
@@ -14,7 +14,7 @@ pub static KERNEL: Kernel = Kernel {
 const COLUMNS_PER_THREAD: usize = 4;
 
 pub fn supports(shape: DepthwiseShape) -> bool {
-    shape.channels.is_multiple_of(4) && (1..=2).contains(&shape.stride)
+    shape.channels.is_multiple_of(4) && shape.window.is_supported()
 }
 
 /// `input (batch, H, W, C)` -> `output (batch, H', W', C)`; `taps ((ky, kx), C)`.
@@ -28,7 +28,7 @@ pub fn call<'a>(
     let threads = batch * out_height * out_width.div_ceil(COLUMNS_PER_THREAD) * (shape.channels / 4);
     KernelCall {
         kernel: &KERNEL,
-        constants: vec![("STRIDE", shape.stride as f64)],
+        constants: window_constants(shape.window),
         params: [
             batch as u32,
             shape.height as u32,
@@ -42,4 +42,9 @@ pub fn call<'a>(
         buffers: vec![input, taps, bias, output],
         workgroups: linear_workgroups(threads as u64, 64, max_workgroups),
     }
+}
+
+/// The pipeline constants of a window (`STRIDE`, `K`, `PAD`), shared by the depthwise kernels.
+pub fn window_constants(window: crate::kernels::Window) -> Vec<(&'static str, f64)> {
+    vec![("STRIDE", window.stride as f64), ("K", window.kernel as f64), ("PAD", window.pad as f64)]
 }

@@ -1,5 +1,6 @@
-// Depthwise 3x3 convolution, padding 1, stride STRIDE, with bias and ReLU6 fused, NHWC:
-// out[b, y, x, c] = relu6(bias[c] + sum_{ky,kx} input[b, y*S + ky - 1, x*S + kx - 1, c] * taps[ky*3 + kx, c]).
+// Depthwise KxK convolution (K = 3 or 5), PAD zeros before, stride STRIDE, with bias and ReLU6
+// fused, NHWC (zero outside the input):
+// out[b, y, x, c] = relu6(bias[c] + sum_{ky,kx} input[b, y*S + ky - PAD, x*S + kx - PAD, c] * taps[ky*K + kx, c]).
 // Channels as vec4 (C a multiple of 4); each thread computes 4 neighbouring output columns
 // of one vec4 of channels, so that every input value it loads serves up to three of them
 // (the shape of tfjs's depthwise_conv2d_vec4). Twin: crate::kernels::depthwise.
@@ -16,6 +17,8 @@ struct Params {
 }
 
 override STRIDE: u32 = 1u;
+override K: u32 = 3u;
+override PAD: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> input: array<vec4<f32>>;
@@ -24,8 +27,8 @@ override STRIDE: u32 = 1u;
 @group(0) @binding(4) var<storage, read_write> output: array<vec4<f32>>;
 
 const COLS: u32 = 4u;
-// Input columns one row of COLS outputs reads: COLS * STRIDE + 2 at most (stride 2).
-const SPAN: u32 = 10u;
+// Input columns one row of COLS outputs reads: (COLS - 1) * STRIDE + K, 11 at most (stride 2, 5x5).
+const SPAN: u32 = 11u;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) global: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -44,10 +47,10 @@ fn main(@builtin(global_invocation_id) global: vec3<u32>, @builtin(num_workgroup
     for (var j = 0u; j < COLS; j++) {
         acc[j] = bias[c4];
     }
-    let first_x = i32(x0 * STRIDE) - 1;
-    let span = COLS * STRIDE + 2u;
-    for (var ky = 0u; ky < 3u; ky++) {
-        let iy = i32(y * STRIDE + ky) - 1;
+    let first_x = i32(x0 * STRIDE) - i32(PAD);
+    let span = (COLS - 1u) * STRIDE + K;
+    for (var ky = 0u; ky < K; ky++) {
+        let iy = i32(y * STRIDE + ky) - i32(PAD);
         if (iy < 0 || iy >= i32(params.in_height)) {
             continue;
         }
@@ -61,8 +64,8 @@ fn main(@builtin(global_invocation_id) global: vec3<u32>, @builtin(num_workgroup
             }
             row[i] = v;
         }
-        for (var kx = 0u; kx < 3u; kx++) {
-            let tap = taps[(ky * 3u + kx) * c4s + c4];
+        for (var kx = 0u; kx < K; kx++) {
+            let tap = taps[(ky * K + kx) * c4s + c4];
             for (var j = 0u; j < COLS; j++) {
                 acc[j] = fma(row[j * STRIDE + kx], tap, acc[j]);
             }

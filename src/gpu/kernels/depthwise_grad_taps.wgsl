@@ -1,6 +1,6 @@
-// The tap gradient of a depthwise 3x3 convolution (padding 1, stride STRIDE), NHWC, channels
-// as vec4: dtaps[ky * 3 + kx, c] = sum over b, oy, ox of grad[b, oy, ox, c] *
-// input[b, oy * S + ky - 1, ox * S + kx - 1, c] (zero outside the image).
+// The tap gradient of a depthwise KxK convolution (PAD zeros before, stride STRIDE), NHWC,
+// channels as vec4: dtaps[ky * K + kx, c] = sum over b, oy, ox of grad[b, oy, ox, c] *
+// input[b, oy * S + ky - PAD, ox * S + kx - PAD, c] (zero outside the image).
 // One workgroup per (vec4 of channels, tap): its 64 threads stride over the batch's output
 // pixels, then sum their partial sums in workgroup memory.
 // Twin: crate::kernels::backward::depthwise_backward_reference.
@@ -17,6 +17,8 @@ struct Params {
 }
 
 override STRIDE: u32 = 1u;
+override K: u32 = 3u;
+override PAD: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> grad: array<vec4<f32>>;
@@ -30,16 +32,16 @@ fn main(@builtin(local_invocation_index) thread: u32, @builtin(workgroup_id) gro
     let c4 = group.x;
     let tap = group.y;
     let c4s = params.channels4;
-    let ky = tap / 3u;
-    let kx = tap % 3u;
+    let ky = tap / K;
+    let kx = tap % K;
     let outputs = params.batch * params.out_height * params.out_width;
     var acc = vec4<f32>(0.0);
     for (var p = thread; p < outputs; p += 64u) {
         let ox = p % params.out_width;
         let oy = (p / params.out_width) % params.out_height;
         let b = p / (params.out_width * params.out_height);
-        let iy = i32(oy * STRIDE + ky) - 1;
-        let ix = i32(ox * STRIDE + kx) - 1;
+        let iy = i32(oy * STRIDE + ky) - i32(PAD);
+        let ix = i32(ox * STRIDE + kx) - i32(PAD);
         if (iy < 0 || ix < 0 || iy >= i32(params.in_height) || ix >= i32(params.in_width)) {
             continue;
         }

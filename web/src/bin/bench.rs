@@ -10,6 +10,7 @@ use graft::embed::FeatureExtractor;
 use graft::exec::plan::Unit;
 use graft::exec::CpuExecutor;
 use graft::gpu::BackendChoice;
+use graft::kernels::Window;
 use graft::manifest::ModelManifest;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -91,9 +92,10 @@ impl BenchBackbone {
                     .units
                     .iter()
                     .map(|unit| {
-                        let (kind, stride, relu, inputs, weight, bias) = describe_unit(unit);
+                        let (kind, window, relu, inputs, weight, bias) = describe_unit(unit);
                         serde_json::json!({
-                            "kind": kind, "stride": stride, "relu": relu, "in": inputs, "out": bias.len(),
+                            "kind": kind, "stride": window.stride, "kernel": window.kernel, "pad": window.pad,
+                            "relu": relu, "in": inputs, "out": bias.len(),
                             "weight": span(weight.len()), "bias": span(bias.len()),
                         })
                     })
@@ -132,14 +134,16 @@ impl BenchBackbone {
     }
 }
 
-/// `(kind, stride, relu6, input channels, weight, bias)` of a folded unit.
-fn describe_unit(unit: &Unit) -> (&'static str, usize, bool, usize, &[f32], &[f32]) {
+/// `(kind, window, relu6, input channels, weight, bias)` of a folded unit.
+fn describe_unit(unit: &Unit) -> (&'static str, Window, bool, usize, &[f32], &[f32]) {
     match unit {
-        Unit::Conv3x3 { stride, in_channels, weight, bias, relu } => {
-            ("conv3x3", *stride, *relu, *in_channels, weight, bias)
+        Unit::Conv3x3 { window, in_channels, weight, bias, relu } => {
+            ("conv3x3", *window, *relu, *in_channels, weight, bias)
         }
-        Unit::Pointwise { in_channels, weight, bias, relu } => ("pointwise", 1, *relu, *in_channels, weight, bias),
-        Unit::Depthwise { stride, taps, bias } => ("depthwise", *stride, true, bias.len(), taps, bias),
+        Unit::Pointwise { in_channels, weight, bias, relu } => {
+            ("pointwise", Window { kernel: 1, stride: 1, pad: 0 }, *relu, *in_channels, weight, bias)
+        }
+        Unit::Depthwise { window, taps, bias } => ("depthwise", *window, true, bias.len(), taps, bias),
     }
 }
 
