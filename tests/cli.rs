@@ -317,18 +317,66 @@ fn refuse_broken_models(dir: &std::path::Path, model: &[u8]) {
     }
 }
 
+/// Whether EfficientNet-Lite0 is in the model folder (`cargo xtask setup` puts it there).
+fn lite0_ready() -> bool {
+    let manifest = graft::manifest::manifest_file(graft::backbone::Architecture::EfficientNetLite0);
+    ready() && common::require(common::model_dir().join(manifest), "run `cargo xtask setup`").is_some()
+}
+
 #[test]
-fn rank_scores_the_backbone_with_logme() {
-    if !ready() {
+fn rank_scores_every_backbone_with_logme_best_first() {
+    if !lite0_ready() {
         return;
     }
     let dir = five_crops_each("rank");
     let out = graft(&["rank", dir.to_str().unwrap(), "--json", "--backend", "cpu"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let ranked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let first = &ranked[0];
-    assert_eq!(first["backbone"], "mobilenet_v2");
-    assert_eq!(first["images"], 10);
-    assert!(first["logme"].as_f64().unwrap().is_finite() && first["seconds"].as_f64().unwrap() > 0.0, "{ranked}");
+    let ranked = ranked.as_array().unwrap();
+    let mut backbones: Vec<&str> = ranked.iter().map(|r| r["backbone"].as_str().unwrap()).collect();
+    backbones.sort();
+    assert_eq!(backbones, ["efficientnet_lite0", "mobilenet_v2"]);
+    for r in ranked {
+        assert_eq!(r["images"], 10);
+        assert!(r["logme"].as_f64().unwrap().is_finite() && r["seconds"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(ranked[0]["logme"].as_f64() >= ranked[1]["logme"].as_f64(), "best first");
+    let out = graft(&["rank", dir.to_str().unwrap(), "--json", "--backbone", "mobilenet_v2"]);
+    let only: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(only.as_array().unwrap().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn efficientnet_lite0_classifies_trains_fine_tunes_and_predicts_from_the_cli() {
+    if !lite0_ready() {
+        return;
+    }
+    let out = graft(&["classify", COFFEE, "--json", "--backbone", "efficientnet_lite0", "--backend", "cpu"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results[0]["top5"][0]["label"], "espresso", "{results}");
+    let dir = five_crops_each("lite0");
+    let model = dir.join("lite0.safetensors");
+    let args = ["--epochs", "3", "--unfreeze", "2", "--head-epochs", "1", "--val-fraction", "0.2", "--json"];
+    let mut train = vec!["train", dir.to_str().unwrap(), "--backbone", "efficientnet_lite0", "--backend", "cpu"];
+    train.extend(args);
+    train.extend(["--save", model.to_str().unwrap()]);
+    let last = json_lines(&graft(&train)).pop().unwrap();
+    assert_eq!(last["val_accuracy"], 1.0, "{last}");
+    let saved = std::fs::read(&model).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&saved).unwrap();
+    let metadata = header.metadata().clone().unwrap();
+    assert_eq!(metadata["graft.backbone"], "efficientnet_lite0");
+    assert_eq!(metadata["graft.fine_tuned_blocks"], "[16,17]");
+    // `predict` takes the backbone from the file; asking for another one is refused.
+    predict_with_saved_model(&dir, &model);
+    let image = dir.join("cat/0.png");
+    let out =
+        graft(&["predict", "--model", model.to_str().unwrap(), "--backbone", "mobilenet_v2", image.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trained on the features of efficientnet_lite0@"));
+    let out = graft(&["classify", COFFEE, "--backbone", "resnet50"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use mobilenet_v2 or efficientnet_lite0"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -95,16 +95,27 @@ enum Command {
     },
 }
 
-/// Which backbone (the model folder) and where it runs.
+/// Which backbone (and the folder it is in) and where it runs.
 #[derive(Args)]
-struct BackboneArgs {
+pub(crate) struct BackboneArgs {
+    /// The pretrained backbone: `mobilenet_v2` or `efficientnet_lite0` (default: mobilenet_v2;
+    /// for `predict`, the one the model file was trained on; for `rank`, every one there is).
+    #[arg(long, value_parser = parse_architecture)]
+    pub backbone: Option<Architecture>,
     /// Where the backbone runs: `auto` (a hardware GPU if there is one, else the CPU), `cpu`,
     /// or `webgpu` (any adapter, software ones included).
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
-    backend: BackendChoice,
-    /// Folder holding the model's manifest, weights and labels (`cargo xtask setup` fills it).
+    pub backend: BackendChoice,
+    /// Folder holding the models' manifests, weights and labels (`cargo xtask setup` fills it).
     #[arg(long, env = "GRAFT_MODEL_DIR", default_value = DEFAULT_MODEL_DIR)]
-    model_dir: PathBuf,
+    pub model_dir: PathBuf,
+}
+
+impl BackboneArgs {
+    /// The backbone asked for, else the default one.
+    pub fn architecture(&self) -> Architecture {
+        self.backbone.unwrap_or(Architecture::DEFAULT)
+    }
 }
 
 #[derive(Args)]
@@ -180,18 +191,13 @@ impl TrainArgs {
 
 pub fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
-        Command::Classify { images, json, backbone } => classify(&images, json, backbone.backend, &backbone.model_dir),
+        Command::Classify { images, json, backbone } => classify(&images, json, &backbone),
         Command::Train(args) => {
             let output = crate::train::Output { json: args.json, save: args.save.as_deref() };
-            crate::train::train(&args.dir, args.config(), args.backbone.backend, output, &args.backbone.model_dir)
-                .map(|()| true)
+            crate::train::train(&args.dir, args.config(), &args.backbone, output).map(|()| true)
         }
-        Command::Predict { model, images, json, backbone } => {
-            crate::predict::predict(&model, &images, json, backbone.backend, &backbone.model_dir)
-        }
-        Command::Rank { dir, json, backbone } => {
-            crate::rank::rank(&dir, json, backbone.backend, &backbone.model_dir).map(|()| true)
-        }
+        Command::Predict { model, images, json, backbone } => crate::predict::predict(&model, &images, json, &backbone),
+        Command::Rank { dir, json, backbone } => crate::rank::rank(&dir, json, &backbone).map(|()| true),
         Command::ImportWeights { architecture, pth, out_dir, package, package_file, license } => import_weights(
             architecture,
             &pth,
@@ -219,7 +225,10 @@ fn parse_batch_norm(name: &str) -> std::result::Result<BatchNormMode, String> {
 }
 
 fn parse_architecture(id: &str) -> std::result::Result<Architecture, String> {
-    serde_json::from_value(serde_json::Value::String(id.into())).map_err(|e| e.to_string())
+    Architecture::from_id(id).ok_or_else(|| {
+        let known: Vec<&str> = Architecture::ALL.iter().map(|a| a.id()).collect();
+        format!("`{id}` is not a backbone Graft knows: use {}", known.join(" or "))
+    })
 }
 
 #[derive(Serialize)]
@@ -232,10 +241,10 @@ struct FileResult {
 }
 
 /// Classifies each image; returns `false` when any of them failed.
-fn classify(images: &[PathBuf], json: bool, backend: BackendChoice, model_dir: &Path) -> Result<bool> {
+fn classify(images: &[PathBuf], json: bool, backbone: &BackboneArgs) -> Result<bool> {
     let started = Instant::now();
-    let classifier = load_classifier(model_dir)?;
-    select_backend(classifier.extractor(), backend);
+    let classifier = load_classifier(&backbone.model_dir, backbone.architecture())?;
+    select_backend(classifier.extractor(), backbone.backend);
     let loaded = started.elapsed();
     let mut results = Vec::with_capacity(images.len());
     let mut forward_time = std::time::Duration::ZERO;

@@ -1,5 +1,5 @@
-//! Reading the model folder and image files for the CLI: the default backbone's manifest and
-//! weights, with or without its pretrained classifier.
+//! Reading the model folder and image files for the CLI: a backbone's manifest and weights,
+//! with or without its pretrained classifier.
 
 use std::path::Path;
 
@@ -20,9 +20,14 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
     String::from_utf8(read(path)?).map_err(|_| GraftError::Manifest(format!("{} is not UTF-8", path.display())))
 }
 
-/// The default backbone's manifest and its weights' bytes from `model_dir`.
-fn read_model(model_dir: &Path) -> Result<(ModelManifest, Vec<u8>)> {
-    let manifest_path = model_dir.join(manifest_file(Architecture::DEFAULT));
+/// Whether `architecture`'s manifest is in `model_dir`.
+pub(crate) fn is_available(model_dir: &Path, architecture: Architecture) -> bool {
+    model_dir.join(manifest_file(architecture)).exists()
+}
+
+/// `architecture`'s manifest and its weights' bytes from `model_dir`.
+fn read_model(model_dir: &Path, architecture: Architecture) -> Result<(ModelManifest, Vec<u8>)> {
+    let manifest_path = model_dir.join(manifest_file(architecture));
     if !manifest_path.exists() {
         return Err(GraftError::Manifest(format!(
             "{} not found: run `cargo xtask setup` first",
@@ -35,8 +40,8 @@ fn read_model(model_dir: &Path) -> Result<(ModelManifest, Vec<u8>)> {
 }
 
 /// The backbone alone (training needs no pretrained classifier).
-pub(crate) fn load_extractor(model_dir: &Path) -> Result<FeatureExtractor> {
-    let (manifest, weights) = read_model(model_dir)?;
+pub(crate) fn load_extractor(model_dir: &Path, architecture: Architecture) -> Result<FeatureExtractor> {
+    let (manifest, weights) = read_model(model_dir, architecture)?;
     FeatureExtractor::load(&manifest, weights, &Device::Cpu)
 }
 
@@ -53,8 +58,8 @@ pub(crate) fn select_backend(extractor: &FeatureExtractor, choice: BackendChoice
     status
 }
 
-pub(crate) fn load_classifier(model_dir: &Path) -> Result<ImageNetClassifier> {
-    let (manifest, weights) = read_model(model_dir)?;
+pub(crate) fn load_classifier(model_dir: &Path, architecture: Architecture) -> Result<ImageNetClassifier> {
+    let (manifest, weights) = read_model(model_dir, architecture)?;
     let Some(classifier) = &manifest.classifier else {
         return Err(GraftError::Manifest(format!("{} has no pretrained classifier", manifest.display_name)));
     };

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use graft::embed::block_on;
-use graft::gpu::BackendChoice;
 use graft::preprocess::decode_image;
 use graft::train::ModelFile;
 use graft::Result;
 use serde::Serialize;
 
+use crate::cli::BackboneArgs;
 use crate::files::{load_extractor, read, select_backend};
 
 #[derive(Serialize)]
@@ -36,12 +36,14 @@ fn ranked(classes: &[String], probs: &[f32]) -> Vec<Predicted> {
     ranked
 }
 
-/// Predicts each image; `false` when any of them failed.
-pub fn predict(model: &Path, images: &[PathBuf], json: bool, backend: BackendChoice, model_dir: &Path) -> Result<bool> {
+/// Predicts each image with the backbone the model was trained on (or the one asked for, which
+/// must be that one); `false` when any of them failed.
+pub fn predict(model: &Path, images: &[PathBuf], json: bool, backbone: &BackboneArgs) -> Result<bool> {
     let file = ModelFile::parse(&model.display().to_string(), read(model)?)?;
-    let extractor = load_extractor(model_dir)?;
+    let architecture = backbone.backbone.unwrap_or(file.meta.backbone.architecture);
+    let extractor = load_extractor(&backbone.model_dir, architecture)?;
     let head = file.restore(extractor.key(), extractor.backbone(), &Device::Cpu)?;
-    select_backend(&extractor, backend);
+    select_backend(&extractor, backbone.backend);
     let mut results = Vec::with_capacity(images.len());
     for path in images {
         let name = path.display().to_string();

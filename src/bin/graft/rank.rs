@@ -1,16 +1,17 @@
 //! `graft rank DIR`: which backbone's features suit the labelled images of DIR best, by LogME,
 //! without training.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use graft::gpu::BackendChoice;
+use graft::backbone::Architecture;
 use graft::train::TrainConfig;
 use graft::transfer::logme;
-use graft::Result;
+use graft::{GraftError, Result};
 use serde::Serialize;
 
-use crate::files::{load_extractor, select_backend};
+use crate::cli::BackboneArgs;
+use crate::files::{is_available, load_extractor, select_backend};
 use crate::train::{list_classes, prepare_inputs, Prepared};
 
 #[derive(Serialize)]
@@ -22,22 +23,23 @@ struct Ranked {
     seconds: f64,
 }
 
-/// Scores every available backbone on DIR/<class>/<image>, best first.
-pub fn rank(dir: &Path, json: bool, backend: BackendChoice, model_dir: &Path) -> Result<()> {
+/// Scores the backbone asked for, else every one in the model folder, on DIR/<class>/<image>,
+/// best first.
+pub fn rank(dir: &Path, json: bool, backbone: &BackboneArgs) -> Result<()> {
     let classes = list_classes(dir)?;
-    let started = Instant::now();
-    let extractor = load_extractor(model_dir)?;
-    select_backend(&extractor, backend);
-    let Prepared { data, .. } = prepare_inputs(&extractor, dir, &classes, &TrainConfig::default(), false)?;
-    let (rows, dim) = data.inputs.dims2()?;
-    let features: Vec<f32> = data.inputs.flatten_all()?.to_vec1()?;
-    let score = logme(&features, dim, &data.labels, classes.len())?;
-    let ranked = vec![Ranked {
-        backbone: extractor.key().architecture.id().to_string(),
-        logme: score,
-        images: rows,
-        seconds: started.elapsed().as_secs_f64(),
-    }];
+    let architectures: Vec<Architecture> = match backbone.backbone {
+        Some(architecture) => vec![architecture],
+        None => Architecture::ALL.into_iter().filter(|&a| is_available(&backbone.model_dir, a)).collect(),
+    };
+    if architectures.is_empty() {
+        let folder = backbone.model_dir.display();
+        return Err(GraftError::Manifest(format!("{folder} holds no backbone: run `cargo xtask setup` first")));
+    }
+    let mut ranked = Vec::with_capacity(architectures.len());
+    for architecture in architectures {
+        ranked.push(score(dir, &classes, architecture, backbone)?);
+    }
+    ranked.sort_by(|a, b| b.logme.total_cmp(&a.logme));
     if json {
         println!("{}", serde_json::to_string(&ranked).unwrap_or_default());
     } else {
@@ -46,4 +48,26 @@ pub fn rank(dir: &Path, json: bool, backend: BackendChoice, model_dir: &Path) ->
         }
     }
     Ok(())
+}
+
+/// One backbone's LogME on the images of DIR, timed from loading it to the score.
+fn score(
+    dir: &Path,
+    classes: &[(String, Vec<PathBuf>)],
+    architecture: Architecture,
+    backbone: &BackboneArgs,
+) -> Result<Ranked> {
+    let started = Instant::now();
+    let extractor = load_extractor(&backbone.model_dir, architecture)?;
+    select_backend(&extractor, backbone.backend);
+    let Prepared { data, .. } = prepare_inputs(&extractor, dir, classes, &TrainConfig::default(), false)?;
+    let (rows, dim) = data.inputs.dims2()?;
+    let features: Vec<f32> = data.inputs.flatten_all()?.to_vec1()?;
+    let score = logme(&features, dim, &data.labels, classes.len())?;
+    Ok(Ranked {
+        backbone: architecture.id().to_string(),
+        logme: score,
+        images: rows,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }

@@ -7,12 +7,12 @@ use std::time::Instant;
 use graft::embed::block_on;
 use graft::embed::FeatureExtractor;
 use graft::exec::Executor;
-use graft::gpu::BackendChoice;
 use graft::preprocess::{baseline_pixels, decode_image};
 use graft::train::{EpochMetrics, InputBuilder, ModelFile, TrainConfig, TrainData, Trainer};
 use graft::{GraftError, Result};
 use serde_json::json;
 
+use crate::cli::BackboneArgs;
 use crate::files::{load_extractor, read, select_backend};
 
 /// Where `graft train` writes.
@@ -159,11 +159,11 @@ fn print_epoch(epoch: &EpochMetrics, learning_rates: &[f64], seconds: f64, json:
     }
 }
 
-pub fn train(dir: &Path, config: TrainConfig, backend: BackendChoice, output: Output, model_dir: &Path) -> Result<()> {
+pub fn train(dir: &Path, config: TrainConfig, backbone: &BackboneArgs, output: Output) -> Result<()> {
     let Output { json, save } = output;
-    let extractor = load_extractor(model_dir)?;
+    let extractor = load_extractor(&backbone.model_dir, backbone.architecture())?;
     config.validate_for(extractor.backbone().num_blocks())?;
-    select_backend(&extractor, backend);
+    select_backend(&extractor, backbone.backend);
     let classes = list_classes(dir)?;
     let class_names: Vec<String> = classes.iter().map(|(name, _)| name.clone()).collect();
 
