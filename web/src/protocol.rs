@@ -2,7 +2,7 @@
 //! answers every request with exactly one final message (plus progress while loading and
 //! epochs while training), which [`ToWorker::request`] and [`FromWorker::answers`] pair up.
 
-use graft::backbone::{BackboneKey, BlockInfo};
+use graft::backbone::{Architecture, BackboneKey, BlockInfo};
 use graft::classify::Prediction;
 use graft::embed::EmbeddingCache;
 use graft::exec::BackendStatus;
@@ -105,6 +105,35 @@ pub enum ToWorker {
     ExportModel { request_id: u64, class_names: Vec<String> },
     /// Add an exported embedding cache (it must come from the loaded backbone).
     ImportEmbeddings { request_id: u64, cache: EmbeddingCache },
+    /// Use `architecture` as the backbone (on `backend`): load it (or take it back if it was
+    /// loaded before), then embed the open project's stored images again where its features
+    /// are not saved yet (`Reembedding` progress); answered with `ProjectOpened`.
+    SwitchBackbone { request_id: u64, architecture: Architecture, backend: BackendChoice },
+    /// LogME of every available backbone's features of these classes' samples, without
+    /// training; answered with `BackbonesRanked`.
+    RankBackbones { request_id: u64, classes: Vec<ClassSamples>, backend: BackendChoice },
+}
+
+/// A backbone the page can switch to, from its manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackboneOption {
+    pub architecture: Architecture,
+    pub name: String,
+    /// Size of its weights download.
+    pub weights_bytes: u64,
+    /// Published ImageNet top-1 accuracy, %.
+    pub imagenet_top1: f32,
+}
+
+/// One backbone's transferability to the project's samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackboneScore {
+    pub architecture: Architecture,
+    /// LogME: the mean log evidence per sample and class (higher transfers better).
+    pub logme: f64,
+    pub images: usize,
+    /// Embedding (when not cached) and scoring.
+    pub millis: f64,
 }
 
 /// What a request is answered for: the pairing key between a request and its final answer.
@@ -139,6 +168,8 @@ impl ToWorker {
             | ToWorker::ImportProject { request_id, .. }
             | ToWorker::ExportModel { request_id, .. }
             | ToWorker::ImportEmbeddings { request_id, .. }
+            | ToWorker::SwitchBackbone { request_id, .. }
+            | ToWorker::RankBackbones { request_id, .. }
             | ToWorker::PreviewAugment { request_id, .. } => Request::Other(*request_id),
             ToWorker::RemoveSample { .. }
             | ToWorker::StopTraining { .. }
@@ -162,6 +193,22 @@ pub enum FromWorker {
         /// The backbone's blocks, in order (the freeze picture).
         blocks: Vec<BlockInfo>,
         load_millis: f64,
+        /// One image through the backbone, measured in this browser after loading.
+        ms_per_image: f64,
+    },
+    /// The backbones whose manifests the site serves (after the first model loaded).
+    BackbonesListed {
+        options: Vec<BackboneOption>,
+    },
+    /// Stored images embedded again by a new backbone: `done` of `total`.
+    Reembedding {
+        done: usize,
+        total: usize,
+    },
+    /// The answer to `RankBackbones`: best first.
+    BackbonesRanked {
+        request_id: u64,
+        scores: Vec<BackboneScore>,
     },
     LoadFailed {
         message: String,
@@ -326,9 +373,12 @@ impl FromWorker {
             | FromWorker::EmbeddingsImported { request_id, .. }
             | FromWorker::AugmentPreview { request_id, .. }
             | FromWorker::ProjectOpened { request_id, .. }
+            | FromWorker::BackbonesRanked { request_id, .. }
             | FromWorker::FileReady { request_id, .. }
             | FromWorker::RequestFailed { request_id, .. } => Request::Other(*request_id),
             FromWorker::LoadProgress { .. }
+            | FromWorker::BackbonesListed { .. }
+            | FromWorker::Reembedding { .. }
             | FromWorker::BackendChanged { .. }
             | FromWorker::TrainingPreparing { .. }
             | FromWorker::TrainingStarted { .. }

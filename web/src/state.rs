@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use graft::backbone::BlockInfo;
+use graft::backbone::{Architecture, BlockInfo};
 use graft::classify::Prediction;
 use graft::exec::BackendStatus;
 use graft::gpu::BackendChoice;
@@ -13,7 +13,7 @@ use graft::train::{EpochMetrics, Stage, TrainConfig, TrainReport};
 use yew::Reducible;
 
 use crate::project::{ClassEntry, Project};
-use crate::protocol::{FromWorker, ProjectSummary};
+use crate::protocol::{BackboneOption, BackboneScore, FromWorker, ProjectSummary};
 
 thread_local! {
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
@@ -224,8 +224,18 @@ pub struct AppState {
     pub projects: Vec<ProjectSummary>,
     /// Bytes the browser stores for this site, and its quota.
     pub storage: Option<(f64, f64)>,
-    /// A project is being opened, imported or exported.
+    /// A project is being opened, imported or exported, or the backbone switched.
     pub project_busy: bool,
+    /// The backbones the site serves.
+    pub backbone_options: Vec<BackboneOption>,
+    /// Milliseconds per image of each backbone loaded so far, measured in this browser.
+    pub ms_per_image: HashMap<Architecture, f64>,
+    /// Stored images embedded again by a new backbone: done, total.
+    pub reembedding: Option<(usize, usize)>,
+    /// The backbones are being ranked.
+    pub ranking: bool,
+    /// The last ranking, best first.
+    pub scores: Vec<BackboneScore>,
 }
 
 impl Default for AppState {
@@ -252,6 +262,11 @@ impl Default for AppState {
             projects: Vec::new(),
             storage: None,
             project_busy: false,
+            backbone_options: Vec::new(),
+            ms_per_image: HashMap::new(),
+            reembedding: None,
+            ranking: false,
+            scores: Vec::new(),
         }
     }
 }
@@ -367,8 +382,11 @@ pub enum Action {
     RenameProject(String),
     /// Files left out before they were read (too large), with why.
     Skipped(Vec<String>),
-    /// A request about projects went to the worker (open, new, delete, import, export).
+    /// A request about projects went to the worker (open, new, delete, import, export, a
+    /// backbone switch).
     ProjectRequested,
+    /// The page asked the worker to rank the backbones.
+    RankRequested,
 }
 
 impl Reducible for AppState {
@@ -397,12 +415,16 @@ impl Reducible for AppState {
                 next.samples =
                     pictures.into_iter().map(|(id, picture)| (id, Sample { id, picture, embedded: true })).collect();
                 (next.project_id, next.project_name, next.projects) = (Some(project_id), name, projects);
-                next.project_busy = false;
+                (next.project_busy, next.reembedding) = (false, None);
             }
             Action::RenameProject(name) => next.project_name = name,
             Action::Skipped(messages) => next.skipped.extend(messages),
             Action::ProjectRequested => {
                 next.project_busy = true;
+                next.clear(Cause::Storage);
+            }
+            Action::RankRequested => {
+                next.ranking = true;
                 next.clear(Cause::Storage);
             }
             Action::AugmentPreview(pictures) => next.augment_preview = pictures,
@@ -489,6 +511,7 @@ impl AppState {
             | Action::RenameProject(_)
             | Action::Skipped(_)
             | Action::ProjectRequested
+            | Action::RankRequested
             | Action::BackendChosen(_)
             | Action::AugmentPreview(_) => {}
         }
@@ -533,7 +556,8 @@ impl AppState {
             FromWorker::LoadProgress { loaded_bytes, total_bytes } => {
                 self.model = ModelStatus::Loading { loaded_bytes, total_bytes }
             }
-            FromWorker::ModelReady { model_name, backend, backbone, blocks, load_millis } => {
+            FromWorker::ModelReady { model_name, backend, backbone, blocks, load_millis, ms_per_image } => {
+                self.ms_per_image.insert(backbone.architecture, ms_per_image);
                 self.project.backbone = Some(backbone);
                 self.blocks = blocks;
                 self.model = ModelStatus::Ready { model_name, load_millis };
@@ -633,8 +657,11 @@ impl AppState {
                 self.prediction = Some(PredictionView { request_id, probs, millis, label });
             }
             FromWorker::PredictFailed { message, .. } => self.notify(Cause::Predict, message),
+            FromWorker::BackbonesListed { options } => self.backbone_options = options,
+            FromWorker::Reembedding { done, total } => self.reembedding = Some((done, total)),
+            FromWorker::BackbonesRanked { scores, .. } => (self.scores, self.ranking) = (scores, false),
             FromWorker::RequestFailed { message, .. } => {
-                self.project_busy = false;
+                (self.project_busy, self.ranking, self.reembedding) = (false, false, None);
                 self.notify(Cause::Storage, message);
             }
             FromWorker::FileReady { .. } => self.project_busy = false,

@@ -12,6 +12,7 @@ use web_sys::{File, HtmlVideoElement};
 use yew::prelude::*;
 use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider, UseReactorBridgeHandle};
 
+use super::backbone_panel::BackbonePanel;
 use super::class_card::{ClassCard, ClassStateProp};
 use super::freeze_panel::FreezePanel;
 use super::image_drop::ImageDrop;
@@ -80,15 +81,16 @@ fn start_training(state: &UseReducerHandle<AppState>, worker: &Worker) {
         state.dispatch(Action::Error { cause: Cause::Settings, message });
         return;
     }
-    let classes: Vec<ClassSamples> = state
-        .project
-        .classes
-        .iter()
-        .map(|c| ClassSamples { name: c.name.clone(), sample_ids: c.sample_ids.clone() })
-        .collect();
+    let classes = class_samples(state);
     let run_id = next_id();
     state.dispatch(Action::TrainingRequested { run_id, class_names: classes.iter().map(|c| c.name.clone()).collect() });
     worker.send(ToWorker::Train { run_id, classes, config: state.project.settings.clone() });
+}
+
+/// The project's classes with their samples, as the worker takes them.
+fn class_samples(state: &AppState) -> Vec<ClassSamples> {
+    let classes = state.project.classes.iter();
+    classes.map(|c| ClassSamples { name: c.name.clone(), sample_ids: c.sample_ids.clone() }).collect()
 }
 
 /// A stored image as a picture the page can show.
@@ -173,6 +175,22 @@ fn graft() -> Html {
         });
     }
     let projects = use_project_actions(state.clone(), worker.clone());
+    let on_switch_backbone = {
+        let (state, worker) = (state.clone(), worker.clone());
+        Callback::from(move |architecture: Architecture| {
+            state.dispatch(Action::ProjectRequested);
+            let backend = state.project.backend;
+            worker.send(ToWorker::SwitchBackbone { request_id: next_id(), architecture, backend });
+        })
+    };
+    let on_rank = {
+        let (state, worker) = (state.clone(), worker.clone());
+        Callback::from(move |()| {
+            state.dispatch(Action::RankRequested);
+            let (classes, backend) = (class_samples(&state), state.project.backend);
+            worker.send(ToWorker::RankBackbones { request_id: next_id(), classes, backend });
+        })
+    };
     let on_backend = {
         let (state, worker) = (state.clone(), worker.clone());
         Callback::from(move |choice| {
@@ -259,6 +277,12 @@ fn graft() -> Html {
             <ModelStatusBar status={ state.model.clone() } backend={ state.backend.clone() }
                 choice={ state.project.backend } on_choose={ on_backend }
                 project_open={ state.project_id.is_some() } />
+            <BackbonePanel options={ state.backbone_options.clone() }
+                current={ state.project.backbone.as_ref().map(|key| key.architecture) }
+                ms_per_image={ state.ms_per_image.clone() } reembedding={ state.reembedding }
+                ranking={ state.ranking } scores={ state.scores.clone() } samples={ state.samples.len() }
+                disabled={ !ready || state.project_busy || state.train_status() == TrainStatus::Training }
+                on_switch={ on_switch_backbone } on_rank={ on_rank } />
             if let Some(message) = &state.error {
                 <div class="error" role="alert" data-testid="error">{ &message.message }</div>
             }

@@ -1,6 +1,7 @@
 //! The page's components.
 
 pub mod app;
+pub mod backbone_panel;
 pub mod class_card;
 pub mod freeze_panel;
 pub mod image_drop;

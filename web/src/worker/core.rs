@@ -3,6 +3,7 @@
 
 use candle_core::{Device, Tensor};
 use graft::augment::{augmented_image, random_view};
+use graft::backbone::Architecture;
 use graft::exec::{BackendKind, BackendStatus};
 use graft::gpu::BackendChoice;
 use graft::preprocess::{decode_image, image_from_rgba, store_image, StoredImage};
@@ -25,6 +26,8 @@ const PREVIEW_SIDE: u32 = 96;
 
 pub struct WorkerCore {
     model: Option<Model>,
+    /// Backbones loaded before (or to rank them), kept for switching back.
+    spare: Vec<Model>,
     /// The backend the page was last told about, to report a change (a GPU fallback) once.
     reported_backend: Option<BackendStatus>,
     samples: SampleStore,
@@ -56,6 +59,7 @@ impl WorkerCore {
     pub fn new(clock: fn() -> f64) -> Self {
         Self {
             model: None,
+            spare: Vec::new(),
             reported_backend: None,
             samples: SampleStore::default(),
             training: Training::default(),
@@ -64,6 +68,7 @@ impl WorkerCore {
     }
 
     /// Uses `model` (on the CPU) and moves it to `backend`; the `ModelReady` answer.
+    /// A model used before stays loaded as a spare (switching back, ranking).
     pub async fn set_model(&mut self, model: Model, backend: BackendChoice, load_millis: f64) -> FromWorker {
         // An explicit WebGPU that cannot run leaves the CPU in use, with the reason in the
         // status the page shows.
@@ -76,9 +81,41 @@ impl WorkerCore {
             backbone: model.extractor.key().clone(),
             blocks: model.extractor.backbone().block_infos(),
             load_millis,
+            ms_per_image: self.time_one_image(&model).await,
         };
-        self.model = Some(model);
+        self.spare.extend(self.model.replace(model));
         reply
+    }
+
+    /// Milliseconds of one image through `model`'s backbone (after one untimed warm-up run).
+    async fn time_one_image(&self, model: &Model) -> f64 {
+        let side = model.extractor.input_spec().crop;
+        let probe = RgbImage::from_pixel(side, side, image::Rgb([128, 128, 128]));
+        let _ = model.extractor.embed(std::slice::from_ref(&probe)).await;
+        let started = (self.clock)();
+        let _ = model.extractor.embed(&[probe]).await;
+        (self.clock)() - started
+    }
+
+    /// The loaded backbone's architecture.
+    pub fn architecture(&self) -> Option<Architecture> {
+        Some(self.model.as_ref()?.extractor.key().architecture)
+    }
+
+    /// A model loaded before, taken out of the spares.
+    pub fn take_spare(&mut self, architecture: Architecture) -> Option<Model> {
+        let index = self.spare.iter().position(|m| m.extractor.key().architecture == architecture)?;
+        Some(self.spare.swap_remove(index))
+    }
+
+    /// The loaded model or a spare of `architecture`.
+    pub fn model_of(&self, architecture: Architecture) -> Option<&Model> {
+        self.model.iter().chain(&self.spare).find(|m| m.extractor.key().architecture == architecture)
+    }
+
+    /// Keeps `model` loaded without using it (a backbone loaded to rank it).
+    pub fn keep_spare(&mut self, model: Model) {
+        self.spare.push(model);
     }
 
     /// `BackendChanged` when the backend is no longer the one last reported (the GPU failed
@@ -114,6 +151,9 @@ impl WorkerCore {
         Some(match message {
             ToWorker::LoadModel { .. } => {
                 FromWorker::LoadFailed { message: "loading needs the worker's network".into() }
+            }
+            ToWorker::SwitchBackbone { request_id, .. } | ToWorker::RankBackbones { request_id, .. } => {
+                FromWorker::RequestFailed { request_id, message: "backbones are switched by the worker's loop".into() }
             }
             ToWorker::Classify { request_id, file_name, bytes } => self.classify(request_id, file_name, &bytes).await,
             ToWorker::AddSample { sample_id, image } => self.add_sample(sample_id, image).await,
@@ -362,19 +402,25 @@ impl WorkerCore {
     }
 
     /// Takes back a saved sample, with its saved embedding when it was made by the loaded
-    /// backbone, else embedded again from its stored image.
-    pub async fn restore_sample(&mut self, id: u64, sample: StoredSample, row: Option<Vec<f32>>) -> Result<(), String> {
+    /// backbone, else embedded again from its stored image (then `Ok(true)`).
+    pub async fn restore_sample(
+        &mut self,
+        id: u64,
+        sample: StoredSample,
+        row: Option<Vec<f32>>,
+    ) -> Result<bool, String> {
         let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
-        let row = match row.filter(|r| r.len() == extractor.feature_dim()) {
-            Some(row) => row,
+        let (row, computed) = match row.filter(|r| r.len() == extractor.feature_dim()) {
+            Some(row) => (row, false),
             None => {
                 let image = decode_image("stored sample", &sample.image.bytes).map_err(|e| e.to_string())?;
                 let features = extractor.embed(&[image]).await.map_err(|e| e.to_string())?;
-                features.squeeze(0).and_then(|f| f.to_vec1()).map_err(|e| e.to_string())?
+                (features.squeeze(0).and_then(|f| f.to_vec1()).map_err(|e| e.to_string())?, true)
             }
         };
         let key = extractor.key().clone();
-        self.samples.insert(id, sample, &key, row)
+        self.samples.insert(id, sample, &key, row)?;
+        Ok(computed)
     }
 
     /// Uses a saved model as the trained head (checked against the loaded backbone).

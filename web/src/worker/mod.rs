@@ -6,11 +6,13 @@
 //!
 //! - `core.rs`      message dispatch (testable natively)
 //! - `model.rs`     fetching and building the model
+//! - `backbones.rs` the backbones the site serves: switching, ranking by LogME
 //! - `samples.rs`   stored images and the embedding cache
 //! - `training.rs`  the training scheduler
 //! - `persist.rs`   the open project and its autosave (answers the project messages)
 //! - `storage.rs`   IndexedDB: one record per project, sample, embedding and weights file
 
+pub mod backbones;
 pub mod core;
 pub mod model;
 pub mod persist;
@@ -71,9 +73,14 @@ pub async fn graft_worker(mut scope: Scope) {
         };
         let replies: Vec<FromWorker> = match message {
             ToWorker::LoadModel { manifest_url, backend } => {
-                vec![load(&mut core, &manifest_url, backend, &mut scope).await]
+                let ready = load(&mut core, &manifest_url, backend, &mut scope).await;
+                let listed = backbones::list_backbones(&manifest_url).await;
+                if let FromWorker::BackbonesListed { options } = &listed {
+                    persistence.set_models(manifest_url, options.iter().map(|o| o.architecture).collect());
+                }
+                vec![ready, listed]
             }
-            other => match persistence.handle(&mut core, other).await {
+            other => match persistence.handle(&mut core, other, &mut scope).await {
                 Ok(replies) => replies,
                 Err(other) => core.handle(other).await.into_iter().collect(),
             },

@@ -2,12 +2,16 @@
 //! save, delete, import) with [`Storage`], and after every message keeps the storage in step
 //! with what the core did (a sample embedded or removed, a model trained).
 
+use futures::{Sink, SinkExt};
+use graft::backbone::Architecture;
+use graft::gpu::BackendChoice;
 use graft::project::Project;
 
+use super::backbones::{rank, use_backbone};
 use super::core::WorkerCore;
 use super::now_millis;
 use super::storage::{backbone_id, estimate, LoadedProject, ProjectRecord, Storage};
-use crate::protocol::{FromWorker, ProjectSummary, Thumbnail, ToWorker};
+use crate::protocol::{ClassSamples, FromWorker, ProjectSummary, Thumbnail, ToWorker};
 
 const DEFAULT_NAME: &str = "My project";
 
@@ -15,6 +19,8 @@ pub struct Persistence {
     storage: Result<Storage, String>,
     /// The open project's id and name.
     open: Option<(String, String)>,
+    /// The first manifest loaded (the others sit beside it) and the backbones the site serves.
+    models: Option<(String, Vec<Architecture>)>,
 }
 
 /// A new project id: the time and a random part (no `:` or `;`, which keys use).
@@ -24,7 +30,12 @@ fn new_project_id() -> String {
 
 impl Persistence {
     pub async fn open() -> Self {
-        Self { storage: Storage::open().await, open: None }
+        Self { storage: Storage::open().await, open: None, models: None }
+    }
+
+    /// Where the manifests are and which backbones there are (after the first load).
+    pub fn set_models(&mut self, manifest_url: String, available: Vec<Architecture>) {
+        self.models = Some((manifest_url, available));
     }
 
     fn storage(&self) -> Result<&Storage, String> {
@@ -33,15 +44,29 @@ impl Persistence {
             .map_err(|e| format!("this browser does not let Graft save ({e}); work will be lost on reload"))
     }
 
-    /// Answers a project message, or gives the message back for the core.
-    pub async fn handle(&mut self, core: &mut WorkerCore, message: ToWorker) -> Result<Vec<FromWorker>, ToWorker> {
+    /// Answers a project or backbone message, or gives the message back for the core;
+    /// `progress` takes what comes before the answer (model download, embedding again).
+    pub async fn handle(
+        &mut self,
+        core: &mut WorkerCore,
+        message: ToWorker,
+        progress: &mut (impl Sink<FromWorker> + Unpin),
+    ) -> Result<Vec<FromWorker>, ToWorker> {
         let replies = match message {
-            ToWorker::OpenProject { request_id, project_id } => self.open_project(core, request_id, project_id).await,
+            ToWorker::OpenProject { request_id, project_id } => {
+                self.open_project(core, request_id, project_id, progress).await
+            }
+            ToWorker::SwitchBackbone { request_id, architecture, backend } => {
+                self.switch(core, request_id, (architecture, backend), progress).await
+            }
+            ToWorker::RankBackbones { request_id, classes, backend } => {
+                self.rank(core, request_id, &classes, backend, progress).await
+            }
             ToWorker::NewProject { request_id, name, project } => {
                 self.new_project(core, request_id, name, project).await
             }
             ToWorker::SaveProject { name, project } => self.save(name, project).await,
-            ToWorker::DeleteProject { request_id } => self.delete(core, request_id).await,
+            ToWorker::DeleteProject { request_id } => self.delete(core, request_id, progress).await,
             ToWorker::ImportProject { request_id, file_name, bytes } => {
                 self.import(core, request_id, &file_name, &bytes).await
             }
@@ -78,7 +103,13 @@ impl Persistence {
         }
     }
 
-    async fn open_project(&mut self, core: &mut WorkerCore, request_id: u64, id: Option<String>) -> Vec<FromWorker> {
+    async fn open_project(
+        &mut self,
+        core: &mut WorkerCore,
+        request_id: u64,
+        id: Option<String>,
+        progress: &mut (impl Sink<FromWorker> + Unpin),
+    ) -> Vec<FromWorker> {
         let Ok(storage) = &self.storage else {
             return self.new_project(core, request_id, DEFAULT_NAME.into(), fresh_project()).await;
         };
@@ -91,11 +122,107 @@ impl Persistence {
         };
         match storage.load(&id).await {
             Ok(loaded) => {
-                let (record, thumbnails, problem) = restore(core, loaded).await;
-                self.open = Some((record.id.clone(), record.name.clone()));
-                let mut replies = vec![self.opened(request_id, record, thumbnails).await];
-                replies.extend(problem.map(|message| FromWorker::StorageFailed { message }));
-                replies.extend(storage_used().await);
+                // The project's backbone first, so that its samples' saved features serve.
+                let project = &loaded.record.project;
+                let wanted = project.backbone.as_ref().map(|key| key.architecture);
+                let mut replies = match (wanted, &self.models) {
+                    (Some(wanted), Some((url, _))) => {
+                        match use_backbone(core, wanted, project.backend, url, progress).await {
+                            Ok(ready) => ready.into_iter().collect(),
+                            Err(message) => vec![FromWorker::StorageFailed {
+                                message: format!(
+                                    "the project's backbone could not be loaded ({message}); using the loaded one"
+                                ),
+                            }],
+                        }
+                    }
+                    _ => Vec::new(),
+                };
+                replies.extend(self.open_loaded(core, request_id, loaded, progress).await);
+                replies
+            }
+            Err(message) => vec![FromWorker::RequestFailed { request_id, message }],
+        }
+    }
+
+    /// Puts a loaded project into the core (with the loaded backbone) and saves the features it
+    /// had to compute; the answers.
+    async fn open_loaded(
+        &mut self,
+        core: &mut WorkerCore,
+        request_id: u64,
+        loaded: LoadedProject,
+        progress: &mut (impl Sink<FromWorker> + Unpin),
+    ) -> Vec<FromWorker> {
+        let Restored { record, thumbnails, mut problem, computed } = restore(core, loaded, progress).await;
+        self.open = Some((record.id.clone(), record.name.clone()));
+        if let (Ok(storage), Some(key)) = (&self.storage, core.backbone_key()) {
+            if let Err(message) = storage.put_embeddings(&record.id, key, &computed).await {
+                problem.get_or_insert(message);
+            }
+        }
+        let mut replies = vec![self.opened(request_id, record, thumbnails).await];
+        replies.extend(problem.map(|message| FromWorker::StorageFailed { message }));
+        replies.extend(storage_used().await);
+        replies
+    }
+
+    /// Makes `architecture` the backbone and opens the project again with its features.
+    async fn switch(
+        &mut self,
+        core: &mut WorkerCore,
+        request_id: u64,
+        (architecture, backend): (Architecture, BackendChoice),
+        progress: &mut (impl Sink<FromWorker> + Unpin),
+    ) -> Vec<FromWorker> {
+        let failed = |message: String| vec![FromWorker::RequestFailed { request_id, message }];
+        if core.is_training() {
+            return failed("stop training before switching the backbone".into());
+        }
+        let (Some((url, _)), Some((id, _)), Ok(storage)) = (&self.models, &self.open, &self.storage) else {
+            return failed("switching the backbone needs a loaded model and the browser's storage".into());
+        };
+        let ready = match use_backbone(core, architecture, backend, url, progress).await {
+            Ok(ready) => ready,
+            Err(message) => return failed(format!("{} could not be loaded: {message}", architecture.display_name())),
+        };
+        let mut replies: Vec<FromWorker> = ready.into_iter().collect();
+        match storage.load(id).await {
+            Ok(mut loaded) => {
+                loaded.record.project.backbone = core.backbone_key().cloned();
+                replies.extend(self.open_loaded(core, request_id, loaded, progress).await);
+            }
+            Err(message) => replies.extend(failed(message)),
+        }
+        replies
+    }
+
+    /// LogME of every backbone on the labelled samples; saves the features it computed.
+    async fn rank(
+        &mut self,
+        core: &mut WorkerCore,
+        request_id: u64,
+        classes: &[ClassSamples],
+        backend: BackendChoice,
+        progress: &mut (impl Sink<FromWorker> + Unpin),
+    ) -> Vec<FromWorker> {
+        let Some((url, available)) = self.models.clone() else {
+            return vec![FromWorker::RequestFailed { request_id, message: "the model is not loaded yet".into() }];
+        };
+        let saved = match (&self.open, &self.storage) {
+            (Some((id, _)), Ok(storage)) => storage.load(id).await.map(|l| l.rows_by_backbone()).unwrap_or_default(),
+            _ => Default::default(),
+        };
+        match rank(core, &available, classes, (backend, &url), &saved, progress).await {
+            Ok((scores, computed)) => {
+                let mut replies = vec![FromWorker::BackbonesRanked { request_id, scores }];
+                if let (Some((id, _)), Ok(storage)) = (&self.open, &self.storage) {
+                    for (key, rows) in &computed {
+                        if let Err(message) = storage.put_embeddings(id, key, rows).await {
+                            replies.push(FromWorker::StorageFailed { message });
+                        }
+                    }
+                }
                 replies
             }
             Err(message) => vec![FromWorker::RequestFailed { request_id, message }],
@@ -151,7 +278,12 @@ impl Persistence {
     }
 
     /// Deletes the open project, then opens the last one saved (or a new one).
-    async fn delete(&mut self, core: &mut WorkerCore, request_id: u64) -> Vec<FromWorker> {
+    async fn delete(
+        &mut self,
+        core: &mut WorkerCore,
+        request_id: u64,
+        progress: &mut (impl Sink<FromWorker> + Unpin),
+    ) -> Vec<FromWorker> {
         let deleted = match (&self.open, self.storage()) {
             (Some((id, _)), Ok(storage)) => storage.delete_project(id).await,
             (None, _) => Ok(()),
@@ -160,7 +292,7 @@ impl Persistence {
         match deleted {
             Ok(()) => {
                 self.open = None;
-                self.open_project(core, request_id, None).await
+                self.open_project(core, request_id, None, progress).await
             }
             Err(message) => vec![FromWorker::RequestFailed { request_id, message }],
         }
@@ -213,20 +345,44 @@ fn fresh_project() -> Project {
     })
 }
 
+/// A project put back into the core.
+struct Restored {
+    record: ProjectRecord,
+    thumbnails: Vec<Thumbnail>,
+    /// What could not be restored.
+    problem: Option<String>,
+    /// Features the loaded backbone had to compute (none were saved for it).
+    computed: Vec<(u64, Vec<f32>)>,
+}
+
 /// Puts a loaded project into the core: its samples (with their saved embeddings for the
-/// loaded backbone), its model. Samples without a saved record (a reload before they were
-/// embedded) leave the project. Returns the record as restored, the thumbnails, and what could
-/// not be restored.
-async fn restore(core: &mut WorkerCore, loaded: LoadedProject) -> (ProjectRecord, Vec<Thumbnail>, Option<String>) {
+/// loaded backbone, else embedded again with `Reembedding` progress), its model when it was
+/// trained on this backbone. Samples without a saved record (a reload before they were
+/// embedded) leave the project.
+async fn restore(
+    core: &mut WorkerCore,
+    loaded: LoadedProject,
+    progress: &mut (impl Sink<FromWorker> + Unpin),
+) -> Restored {
     let LoadedProject { mut record, samples, mut embeddings, head } = loaded;
     core.clear_project();
-    let backbone = core.backbone_key().map(backbone_id).unwrap_or_default();
-    let mut problem = None;
-    for (id, sample) in samples {
-        let row =
-            embeddings.remove(&id).and_then(|rows| rows.into_iter().find(|(b, _)| *b == backbone).map(|(_, r)| r));
-        if let Err(message) = core.restore_sample(id, sample, row).await {
-            problem = Some(format!("a saved sample could not be restored: {message}"));
+    let key = core.backbone_key().cloned();
+    let backbone = key.as_ref().map(backbone_id).unwrap_or_default();
+    let mut rows: Vec<Option<Vec<f32>>> = samples
+        .iter()
+        .map(|(id, _)| embeddings.remove(id).and_then(|r| r.into_iter().find(|(b, _)| *b == backbone).map(|(_, r)| r)))
+        .collect();
+    let total = rows.iter().filter(|r| r.is_none()).count();
+    let (mut problem, mut computed) = (None, Vec::new());
+    for ((id, sample), row) in samples.into_iter().zip(rows.iter_mut()) {
+        match core.restore_sample(id, sample, row.take()).await {
+            Ok(false) => {}
+            Ok(true) => {
+                let row = key.as_ref().and_then(|k| core.samples().embedding(k, id));
+                computed.push((id, row.map(<[f32]>::to_vec).unwrap_or_default()));
+                let _ = progress.send(FromWorker::Reembedding { done: computed.len(), total }).await;
+            }
+            Err(message) => problem = Some(format!("a saved sample could not be restored: {message}")),
         }
     }
     let project = &mut record.project;
@@ -234,14 +390,15 @@ async fn restore(core: &mut WorkerCore, loaded: LoadedProject) -> (ProjectRecord
         class.sample_ids.retain(|&id| core.samples().sample(id).is_some());
     }
     project.head = None;
-    if let Some(head) = head {
+    // A model trained on another backbone stays saved for when that one is used again.
+    if let Some(head) = head.filter(|h| Some(&h.backbone) == key.as_ref()) {
         match core.restore_head(head.clone()) {
             Ok(()) => project.head = Some(head),
             Err(message) => problem = Some(format!("the saved model could not be restored: {message}")),
         }
     }
     let thumbnails = thumbnails_of(core, project);
-    (record, thumbnails, problem)
+    Restored { record, thumbnails, problem, computed }
 }
 
 fn thumbnails_of(core: &WorkerCore, project: &Project) -> Vec<Thumbnail> {

@@ -71,6 +71,19 @@ pub struct LoadedProject {
     pub head: Option<SavedHead>,
 }
 
+impl LoadedProject {
+    /// The saved features by backbone id, then sample id.
+    pub fn rows_by_backbone(&self) -> HashMap<String, HashMap<u64, Vec<f32>>> {
+        let mut by_backbone: HashMap<String, HashMap<u64, Vec<f32>>> = HashMap::new();
+        for (&id, rows) in &self.embeddings {
+            for (backbone, row) in rows {
+                by_backbone.entry(backbone.clone()).or_default().insert(id, row.clone());
+            }
+        }
+        by_backbone
+    }
+}
+
 pub struct Storage {
     db: Database,
 }
@@ -192,6 +205,29 @@ impl Storage {
     ) -> Result<(), String> {
         let transaction = self.write(&[SAMPLES, EMBEDDINGS])?;
         self.put_sample_in(&transaction, project, id, sample, key, row)?;
+        commit(transaction).await
+    }
+
+    /// Features of samples by backbone `key` (made when switching to it or ranking it), in one
+    /// transaction.
+    pub async fn put_embeddings(
+        &self,
+        project: &str,
+        key: &BackboneKey,
+        rows: &[(u64, Vec<f32>)],
+    ) -> Result<(), String> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let transaction = self.write(&[EMBEDDINGS])?;
+        let store = transaction.object_store(EMBEDDINGS).map_err(failed)?;
+        let backbone = backbone_id(key);
+        for (id, row) in rows {
+            let value =
+                Array::of3(&backbone.as_str().into(), &(*id as f64).into(), &Float32Array::from(row.as_slice()).into());
+            let embedding_key = format!("{}:{backbone}", sample_key(project, *id));
+            store.put(&value, Some(&embedding_key.as_str().into())).map_err(failed)?;
+        }
         commit(transaction).await
     }
 
