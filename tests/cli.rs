@@ -380,3 +380,43 @@ fn efficientnet_lite0_classifies_trains_fine_tunes_and_predicts_from_the_cli() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("use mobilenet_v2 or efficientnet_lite0"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Grey noise plus or minus one fixed random pattern (`transfer_datasets.py pattern`): the
+/// classes differ only in the sign of an invisible pattern, which pooled pretrained features
+/// cannot see and raw pixels show at once.
+fn invisible_pattern_classes(per_class: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("graft-pattern-{}", std::process::id()));
+    let mut rng = graft::train::rng::SplitMix64::new(7);
+    let pattern: Vec<f32> = (0..32 * 32).map(|_| if rng.next_f32() < 0.5 { -1.0 } else { 1.0 }).collect();
+    for (class, sign) in [("plus", 1.0), ("minus", -1.0)] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for i in 0..per_class {
+            let grey: Vec<u8> = pattern
+                .iter()
+                .map(|p| {
+                    // The sum of four uniforms: roughly normal noise, standard deviation ~37.
+                    let noise: f32 = (0..4).map(|_| rng.next_f32() - 0.5).sum::<f32>() * 128.0;
+                    (128.0 + noise + 12.0 * sign * p).clamp(0.0, 255.0) as u8
+                })
+                .collect();
+            let image = image::GrayImage::from_raw(32, 32, grey).unwrap();
+            image::DynamicImage::ImageLuma8(image).to_rgb8().save(dir.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn train_says_when_transfer_does_not_help() {
+    if !ready() {
+        return;
+    }
+    let dir = invisible_pattern_classes(30);
+    let out = graft(&["train", dir.to_str().unwrap(), "--val-fraction", "0.3", "--json", "--backend", "cpu"]);
+    let last = json_lines(&out).pop().unwrap();
+    let (transferred, baseline) = (last["val_accuracy"].as_f64().unwrap(), last["baseline_accuracy"].as_f64().unwrap());
+    assert!(baseline > transferred + 0.2, "{last}");
+    assert_eq!(last["transfer_helps"], false);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("transfer is not helping here"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::backbone::BackboneKey;
 use crate::gpu::BackendChoice;
 use crate::train::{EpochMetrics, SavedHead, TrainConfig};
+use crate::transfer::baseline::TransferCheck;
 
 /// Bumped when the format changes incompatibly.
 pub const PROJECT_VERSION: u32 = 1;
@@ -37,6 +38,9 @@ pub struct Project {
     /// The epochs of the run that trained `head` (its curves).
     #[serde(default)]
     pub history: Vec<EpochMetrics>,
+    /// That run's accuracy beside its no-transfer baseline's, once the baseline has trained.
+    #[serde(default)]
+    pub transfer_check: Option<TransferCheck>,
 }
 
 impl Project {
@@ -52,6 +56,7 @@ impl Project {
             backend: BackendChoice::Auto,
             head: None,
             history: Vec::new(),
+            transfer_check: None,
         }
     }
 

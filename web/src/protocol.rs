@@ -205,6 +205,18 @@ pub enum FromWorker {
         done: usize,
         total: usize,
     },
+    /// The run's no-transfer baseline (the same head on raw 32 x 32 pixels, same split and
+    /// seed) finished: its validation accuracy beside the transferred model's.
+    BaselineDone {
+        run_id: u64,
+        baseline_accuracy: f32,
+        transferred_accuracy: f32,
+    },
+    /// The baseline could not be trained (the comparison is not shown).
+    BaselineFailed {
+        run_id: u64,
+        message: String,
+    },
     /// The answer to `RankBackbones`: best first.
     BackbonesRanked {
         request_id: u64,
@@ -378,6 +390,8 @@ impl FromWorker {
             | FromWorker::RequestFailed { request_id, .. } => Request::Other(*request_id),
             FromWorker::LoadProgress { .. }
             | FromWorker::BackbonesListed { .. }
+            | FromWorker::BaselineDone { .. }
+            | FromWorker::BaselineFailed { .. }
             | FromWorker::Reembedding { .. }
             | FromWorker::BackendChanged { .. }
             | FromWorker::TrainingPreparing { .. }

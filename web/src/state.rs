@@ -10,6 +10,7 @@ use graft::classify::Prediction;
 use graft::exec::BackendStatus;
 use graft::gpu::BackendChoice;
 use graft::train::{EpochMetrics, Stage, TrainConfig, TrainReport};
+use graft::transfer::baseline::TransferCheck;
 use yew::Reducible;
 
 use crate::project::{ClassEntry, Project};
@@ -236,6 +237,8 @@ pub struct AppState {
     pub ranking: bool,
     /// The last ranking, best first.
     pub scores: Vec<BackboneScore>,
+    /// The run whose no-transfer baseline is training.
+    pub baseline_run: Option<u64>,
 }
 
 impl Default for AppState {
@@ -267,6 +270,7 @@ impl Default for AppState {
             reembedding: None,
             ranking: false,
             scores: Vec::new(),
+            baseline_run: None,
         }
     }
 }
@@ -411,11 +415,16 @@ impl Reducible for AppState {
             }
             Action::Restore(project) => next.restore(project),
             Action::Opened { project_id, name, project, pictures, projects } => {
+                // A project saved before a model loaded names no backbone: it has the loaded one.
+                let loaded = next.project.backbone.take();
                 next.restore(project);
+                if next.project.backbone.is_none() {
+                    next.project.backbone = loaded;
+                }
                 next.samples =
                     pictures.into_iter().map(|(id, picture)| (id, Sample { id, picture, embedded: true })).collect();
                 (next.project_id, next.project_name, next.projects) = (Some(project_id), name, projects);
-                (next.project_busy, next.reembedding) = (false, None);
+                (next.project_busy, next.reembedding, next.baseline_run) = (false, None, None);
             }
             Action::RenameProject(name) => next.project_name = name,
             Action::Skipped(messages) => next.skipped.extend(messages),
@@ -487,6 +496,7 @@ impl AppState {
             }
             Action::TrainingRequested { run_id, class_names } => {
                 self.run_id = Some(run_id);
+                (self.project.transfer_check, self.baseline_run) = (None, None);
                 let settings = &self.project.settings;
                 self.training = TrainingView {
                     running: true,
@@ -640,6 +650,20 @@ impl AppState {
                 self.training.report = Some(report);
                 self.project.head = Some(head);
                 self.project.history = self.training.history.clone();
+                self.baseline_run = Some(run_id);
+            }
+            FromWorker::BaselineDone { run_id, baseline_accuracy, transferred_accuracy }
+                if self.baseline_run == Some(run_id) =>
+            {
+                self.baseline_run = None;
+                self.project.transfer_check = Some(TransferCheck { baseline_accuracy, transferred_accuracy });
+            }
+            FromWorker::BaselineFailed { run_id, message } if self.baseline_run == Some(run_id) => {
+                self.baseline_run = None;
+                self.notify(
+                    Cause::Training,
+                    format!("The comparison with a model trained without transfer failed: {message}"),
+                );
             }
             FromWorker::TrainingFailed { run_id, message } if self.is_current_run(run_id) => {
                 self.run_id = None;
@@ -772,5 +796,31 @@ mod tests {
         assert!(state.error.as_ref().is_some_and(|n| n.cause == Cause::Settings && n.message.contains("epochs")));
         let state = reduce(state, Action::Settings(TrainConfig::default()));
         assert_eq!(state.error, None);
+    }
+
+    #[test]
+    fn a_new_project_has_the_loaded_backbone_and_the_baseline_of_the_last_run_is_kept() {
+        let key = BackboneKey { architecture: Architecture::EfficientNetLite0, weights_sha256: "cd".into() };
+        let mut state = AppState::default();
+        state.project.backbone = Some(key.clone());
+        let fresh = Project::new(next_id);
+        let opened = Action::Opened {
+            project_id: "p1".into(),
+            name: "P".into(),
+            project: fresh,
+            pictures: vec![],
+            projects: vec![],
+        };
+        let mut state = reduce(state, opened);
+        assert_eq!(state.project.backbone, Some(key));
+        state.baseline_run = Some(7);
+        let other = FromWorker::BaselineDone { run_id: 6, baseline_accuracy: 0.5, transferred_accuracy: 0.9 };
+        let state = reduce(state, Action::Worker(other));
+        assert_eq!(state.project.transfer_check, None, "another run's baseline is ignored");
+        let done = FromWorker::BaselineDone { run_id: 7, baseline_accuracy: 0.95, transferred_accuracy: 0.96 };
+        let state = reduce(state, Action::Worker(done));
+        assert!(state.project.transfer_check.is_some_and(|c| !c.helps()), "one point ahead is not clearly better");
+        let state = reduce(state, Action::TrainingRequested { run_id: 8, class_names: vec![] });
+        assert_eq!(state.project.transfer_check, None, "a new run clears the comparison");
     }
 }

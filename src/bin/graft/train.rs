@@ -9,6 +9,7 @@ use graft::embed::FeatureExtractor;
 use graft::exec::Executor;
 use graft::preprocess::{baseline_pixels, decode_image};
 use graft::train::{EpochMetrics, InputBuilder, ModelFile, TrainConfig, TrainData, Trainer};
+use graft::transfer::{baseline_accuracy, transfer_helps};
 use graft::{GraftError, Result};
 use serde_json::json;
 
@@ -101,26 +102,6 @@ pub(crate) fn prepare_inputs(
     Ok(Prepared { data: builder.finish(class_names, extractor.device())?, skipped, pixels })
 }
 
-/// Validation accuracy of the same head, split and seed on raw pixels: what the classes are
-/// worth without pretrained knowledge (a transferred model not clearly ahead of it is not
-/// helping).
-fn baseline_accuracy(pixels: Vec<f32>, data: &TrainData, config: &TrainConfig) -> Result<f32> {
-    let side = graft::preprocess::BASELINE_SIDE as usize;
-    let inputs =
-        candle_core::Tensor::from_vec(pixels, (data.labels.len(), 3 * side * side), &candle_core::Device::Cpu)?;
-    let config = TrainConfig { unfreeze: 0, augment: Default::default(), ..config.clone() };
-    let mut trainer = Trainer::new(TrainData::new(inputs, data.labels.clone(), data.class_names.clone()), config)?;
-    while !trainer.is_done() {
-        match block_on(trainer.run_epoch()) {
-            Ok(_) => {}
-            // The best epoch so far is kept, as in the main run.
-            Err(GraftError::Diverged { .. }) => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(block_on(trainer.finish())?.report.val_accuracy)
-}
-
 /// The trainer of a run: the head on features, or with unfrozen blocks; on the GPU when the
 /// backbone runs there and its kernels cover the run (else the reason is printed).
 fn new_trainer(extractor: &FeatureExtractor, data: TrainData, config: TrainConfig) -> Result<Trainer> {
@@ -170,7 +151,7 @@ pub fn train(dir: &Path, config: TrainConfig, backbone: &BackboneArgs, output: O
     let embed_started = Instant::now();
     let Prepared { data, skipped, pixels } = prepare_inputs(&extractor, dir, &classes, &config, true)?;
     let baseline_started = Instant::now();
-    let baseline = baseline_accuracy(pixels, &data, &config)?;
+    let baseline = block_on(baseline_accuracy(pixels, data.labels.clone(), data.class_names.clone(), &config))?;
     let baseline_seconds = baseline_started.elapsed().as_secs_f64();
     let embed_seconds = embed_started.elapsed().as_secs_f64();
     let (images, cache_bytes, views) = (data.labels.len(), data.cache_bytes(), data.views.len());
@@ -205,6 +186,7 @@ pub fn train(dir: &Path, config: TrainConfig, backbone: &BackboneArgs, output: O
         "final": true,
         "val_accuracy": report.val_accuracy,
         "baseline_accuracy": baseline,
+        "transfer_helps": transfer_helps(report.val_accuracy, baseline),
         "baseline_seconds": baseline_seconds,
         "per_class_accuracy": per_class,
         "confusion": report.confusion.counts,
@@ -229,6 +211,14 @@ pub fn train(dir: &Path, config: TrainConfig, backbone: &BackboneArgs, output: O
         println!("{summary}");
     } else {
         println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    }
+    if !transfer_helps(report.val_accuracy, baseline) {
+        eprintln!(
+            "graft: transfer is not helping here: the same head on the raw pixels reached {:.1}%, the transferred \
+             model {:.1}%; try another backbone (graft rank), fine-tuning (--unfreeze), or more or cleaner data",
+            100.0 * baseline,
+            100.0 * report.val_accuracy
+        );
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ use super::predict_panel::PredictPanel;
 use super::project_bar::ProjectBar;
 use super::top_predictions::TopPredictions;
 use super::train_panel::TrainPanel;
+use super::transfer_check::TransferCheckPanel;
 use super::webcam_panel::WebcamPanel;
 use crate::download::download;
 use crate::file_input::read_then;
@@ -319,6 +320,8 @@ fn graft() -> Html {
                 pending_samples={ state.pending_samples() } on_settings={ on_settings }
                 on_train={ on_train } on_stop={ on_stop } disabled={ !ready } />
             <Metrics training={ state.training.clone() } />
+            <TransferCheckPanel check={ state.project.transfer_check } pending={ state.baseline_run.is_some() }
+                backbone={ state.project.backbone.as_ref().map(|k| k.architecture.display_name()).unwrap_or_default() } />
             <PredictPanel class_names={ state.training.class_names.clone() } prediction={ state.prediction.clone() }
                 on_file={ on_predict_file } ready={ trained } stale={ state.training.stale } />
             <details class="smoke">

@@ -12,6 +12,7 @@ pub mod project_bar;
 pub mod setting_input;
 pub mod top_predictions;
 pub mod train_panel;
+pub mod transfer_check;
 pub mod webcam_panel;
 
 pub use app::App;

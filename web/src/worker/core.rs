@@ -137,6 +137,11 @@ impl WorkerCore {
         self.training.is_running()
     }
 
+    /// A run, or the no-transfer baseline after it, has slices to run.
+    pub fn has_work(&self) -> bool {
+        self.training.has_work()
+    }
+
     /// One time slice of the training run, and what it has to say.
     pub async fn train_slice(&mut self) -> Vec<FromWorker> {
         match &self.model {
@@ -302,15 +307,15 @@ impl WorkerCore {
                 Err(message) => FromWorker::TrainingFailed { run_id, message },
             };
         }
-        match self.new_trainer(&classes, config) {
-            Ok(mut trainer) => {
+        match self.new_trainer(&classes, config.clone()) {
+            Ok((mut trainer, order)) => {
                 // The head trains where the backbone runs; a GPU that cannot take it leaves
                 // the run on the CPU, which the start message names.
                 let gpu = self.model.as_ref().and_then(|m| m.extractor.executor().gpu());
                 if let Some(gpu) = gpu {
                     let _ = trainer.use_gpu(gpu.context().clone()).await;
                 }
-                self.training.start(run_id, trainer, names, now)
+                self.training.start(run_id, (trainer, config, order), names, now)
             }
             Err(message) => FromWorker::TrainingFailed { run_id, message },
         }
@@ -335,22 +340,31 @@ impl WorkerCore {
         Ok(Preparation::new(config, blocks, queue))
     }
 
-    fn new_trainer(&self, classes: &[ClassSamples], config: TrainConfig) -> Result<Trainer, String> {
+    /// The trainer of a run on cached features, and its `(sample id, label)` order.
+    fn new_trainer(
+        &self,
+        classes: &[ClassSamples],
+        config: TrainConfig,
+    ) -> Result<(Trainer, Vec<(u64, usize)>), String> {
         let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
         let mut rows = Vec::new();
-        let mut labels = Vec::new();
+        let mut order = Vec::new();
         for (label, class) in classes.iter().enumerate() {
             // Samples still being embedded (or rejected) are left out of this run; a class
             // left empty is refused by the trainer, by name.
-            for row in class.sample_ids.iter().filter_map(|&id| self.samples.embedding(extractor.key(), id)) {
-                rows.extend_from_slice(row);
-                labels.push(label);
+            for &id in &class.sample_ids {
+                if let Some(row) = self.samples.embedding(extractor.key(), id) {
+                    rows.extend_from_slice(row);
+                    order.push((id, label));
+                }
             }
         }
         let class_names = classes.iter().map(|c| c.name.clone()).collect();
-        let shape = (labels.len(), extractor.feature_dim());
+        let labels = order.iter().map(|&(_, label)| label).collect();
+        let shape = (order.len(), extractor.feature_dim());
         let inputs = Tensor::from_vec(rows, shape, &Device::Cpu).map_err(|e| e.to_string())?;
-        Trainer::new(TrainData::new(inputs, labels, class_names), config).map_err(|e| e.to_string())
+        let trainer = Trainer::new(TrainData::new(inputs, labels, class_names), config).map_err(|e| e.to_string())?;
+        Ok((trainer, order))
     }
 
     /// One augmented view of each sample (those still stored), as small pictures.
@@ -598,6 +612,17 @@ mod tests {
         assert_eq!(epochs, 3);
         let Some(FromWorker::TrainingDone { head, .. }) = replies.last() else { panic!("{replies:?}") };
         assert_eq!(head.class_names, ["c0", "c1"]);
+        // The no-transfer baseline trains in the slices after the run, then says how it did.
+        let mut after = Vec::new();
+        while core.has_work() {
+            after.extend(block_on(core.train_slice()));
+        }
+        let [FromWorker::BaselineDone { run_id: 20, baseline_accuracy, transferred_accuracy }] = after.as_slice()
+        else {
+            panic!("{after:?}")
+        };
+        assert!((0.0..=1.0).contains(baseline_accuracy));
+        assert_eq!(*transferred_accuracy, head.report.val_accuracy);
 
         let reply = answers(&mut core, ToWorker::Predict { request_id: 21, image: png(40) });
         let FromWorker::Predicted { probs, .. } = &reply[0] else { panic!("{reply:?}") };

@@ -48,7 +48,7 @@ pub async fn graft_worker(mut scope: Scope) {
     let mut core = WorkerCore::new(now_millis);
     let mut persistence = Persistence::open().await;
     loop {
-        let message = if core.is_training() {
+        let message = if core.has_work() {
             // Between two slices of training, look for a message without waiting for one.
             let tick = gloo::timers::future::TimeoutFuture::new(0);
             match select(scope.next(), tick).await {

@@ -397,6 +397,9 @@ async fn restore(
             Err(message) => problem = Some(format!("the saved model could not be restored: {message}")),
         }
     }
+    if project.head.is_none() {
+        project.transfer_check = None;
+    }
     let thumbnails = thumbnails_of(core, project);
     Restored { record, thumbnails, problem, computed }
 }

@@ -5,11 +5,14 @@
 //! A run that trains on cached features starts at once. One with unfrozen blocks or
 //! augmentation first prepares its inputs: each slice decodes a few stored images and runs
 //! the frozen part of the backbone on them (and their augmented views), reporting progress;
-//! then training begins.
+//! then training begins. After a run, its no-transfer baseline (the same head on raw pixels,
+//! same samples in the same order, so the same split) trains in the slices that follow and
+//! ends with `BaselineDone`; a new run drops it.
 
 use candle_core::Device;
-use graft::preprocess::decode_image;
+use graft::preprocess::{baseline_pixels, decode_image};
 use graft::train::{InputBuilder, SavedHead, TrainConfig, TrainedHead, Trainer};
+use graft::transfer::baseline::baseline_trainer;
 use graft::GraftError;
 
 use super::model::Model;
@@ -69,12 +72,30 @@ struct Run {
     class_names: Vec<String>,
     started: f64,
     epoch_started: f64,
+    /// The run's settings and `(sample id, label)` order, for its baseline.
+    config: TrainConfig,
+    order: Vec<(u64, usize)>,
 }
 
-/// The run in progress and the last trained head.
+/// The no-transfer baseline of the last run: pixels made a slice at a time, then trained.
+struct Baseline {
+    run_id: u64,
+    order: Vec<(u64, usize)>,
+    next: usize,
+    pixels: Vec<f32>,
+    labels: Vec<usize>,
+    class_names: Vec<String>,
+    config: TrainConfig,
+    trainer: Option<Box<Trainer>>,
+    /// The run's validation accuracy.
+    transferred: f32,
+}
+
+/// The run in progress, the baseline after it, and the last trained head.
 #[derive(Default)]
 pub struct Training {
     run: Option<Run>,
+    baseline: Option<Baseline>,
     head: Option<(TrainedHead, SavedHead)>,
 }
 
@@ -96,20 +117,34 @@ impl Training {
         self.run.is_some()
     }
 
-    /// Starts run `run_id` on cached features (a run in progress is dropped: the page started
-    /// a new one).
-    pub fn start(&mut self, run_id: u64, trainer: Trainer, class_names: Vec<String>, now: f64) -> FromWorker {
+    /// A run or a baseline has slices to run.
+    pub fn has_work(&self) -> bool {
+        self.run.is_some() || self.baseline.is_some()
+    }
+
+    /// Starts run `run_id` on cached features, given with its settings and sample order (a
+    /// run in progress is dropped: the page started a new one).
+    pub fn start(
+        &mut self,
+        run_id: u64,
+        (trainer, config, order): (Trainer, TrainConfig, Vec<(u64, usize)>),
+        class_names: Vec<String>,
+        now: f64,
+    ) -> FromWorker {
         let reply = started_message(run_id, &trainer, 0, trainer.data().cache_bytes());
         let phase = Phase::Training(Box::new(trainer));
-        self.run = Some(Run { run_id, phase, class_names, started: now, epoch_started: now });
+        self.baseline = None;
+        self.run = Some(Run { run_id, phase, class_names, started: now, epoch_started: now, config, order });
         reply
     }
 
     /// Starts run `run_id` by preparing its inputs from stored images.
     pub fn prepare(&mut self, run_id: u64, preparation: Preparation, class_names: Vec<String>, now: f64) -> FromWorker {
         let total = preparation.queue.len();
+        let (config, order) = (preparation.config.clone(), preparation.queue.clone());
         let phase = Phase::Preparing(Box::new(preparation));
-        self.run = Some(Run { run_id, phase, class_names, started: now, epoch_started: now });
+        self.baseline = None;
+        self.run = Some(Run { run_id, phase, class_names, started: now, epoch_started: now, config, order });
         FromWorker::TrainingPreparing { run_id, prepared: 0, total }
     }
 
@@ -117,7 +152,7 @@ impl Training {
     /// and the end of the run when it ended (done, diverged or failed).
     pub async fn slice(&mut self, clock: fn() -> f64, model: &Model, samples: &SampleStore) -> Vec<FromWorker> {
         let Some(run) = self.run.as_mut() else {
-            return Vec::new();
+            return self.baseline_slice(clock, samples).await;
         };
         let run_id = run.run_id;
         let outcome = match &mut run.phase {
@@ -164,19 +199,32 @@ impl Training {
         if self.run.as_ref().is_none_or(|r| r.run_id != run_id) {
             return None;
         }
-        let run = self.run.take()?;
-        let Phase::Training(trainer) = run.phase else {
+        let Run { phase, class_names, config, order, .. } = self.run.take()?;
+        let Phase::Training(trainer) = phase else {
             let message = "stopped before training began (while preparing the images)".into();
             return Some(FromWorker::TrainingFailed { run_id, message });
         };
         let key = model.extractor.key().clone();
+        let names = class_names.clone();
         let outcome = trainer.finish().await.and_then(|head| {
-            let saved = SavedHead::new(&head, key, run.class_names)?;
+            let saved = SavedHead::new(&head, key, class_names)?;
             Ok((head, saved))
         });
         Some(match outcome {
             Ok((head, saved)) => {
                 let report = head.report.clone();
+                let transferred = report.val_accuracy;
+                self.baseline = Some(Baseline {
+                    run_id,
+                    order,
+                    next: 0,
+                    pixels: Vec::new(),
+                    labels: Vec::new(),
+                    class_names: names,
+                    config,
+                    trainer: None,
+                    transferred,
+                });
                 let reply = FromWorker::TrainingDone { run_id, report, stopped_early, head: saved.clone(), diverged };
                 self.head = Some((head, saved));
                 reply
@@ -185,12 +233,65 @@ impl Training {
         })
     }
 
+    /// One slice of the baseline: its pixels a few images at a time, then its epochs; the
+    /// comparison when it is done.
+    async fn baseline_slice(&mut self, clock: fn() -> f64, samples: &SampleStore) -> Vec<FromWorker> {
+        let Some(baseline) = self.baseline.as_mut() else { return Vec::new() };
+        let (run_id, transferred) = (baseline.run_id, baseline.transferred);
+        let outcome = match baseline.trainer.as_mut() {
+            None => baseline.make_pixels(clock, samples).map(|()| None),
+            Some(trainer) => match trainer.step_for(&clock, SLICE_MILLIS).await {
+                Ok(_) if !trainer.is_done() => Ok(None),
+                Ok(_) | Err(GraftError::Diverged { .. }) => match baseline.trainer.take() {
+                    Some(trainer) => {
+                        trainer.finish().await.map(|head| Some(head.report.val_accuracy)).map_err(|e| e.to_string())
+                    }
+                    None => Ok(None),
+                },
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        match outcome {
+            Ok(None) => Vec::new(),
+            Ok(Some(baseline_accuracy)) => {
+                self.baseline = None;
+                vec![FromWorker::BaselineDone { run_id, baseline_accuracy, transferred_accuracy: transferred }]
+            }
+            Err(message) => {
+                self.baseline = None;
+                vec![FromWorker::BaselineFailed { run_id, message }]
+            }
+        }
+    }
+
     pub fn head(&self) -> Option<&(TrainedHead, SavedHead)> {
         self.head.as_ref()
     }
 
     pub fn set_head(&mut self, head: TrainedHead, saved: SavedHead) {
         self.head = Some((head, saved));
+    }
+}
+
+impl Baseline {
+    /// Squeezes stored images to the baseline's pixels until the slice is used up; the
+    /// trainer once all are done. A sample deleted meanwhile is left out of both.
+    fn make_pixels(&mut self, clock: fn() -> f64, samples: &SampleStore) -> Result<(), String> {
+        let started = clock();
+        while self.next < self.order.len() && clock() - started < SLICE_MILLIS {
+            let (id, label) = self.order[self.next];
+            self.next += 1;
+            let Some(stored) = samples.image(id) else { continue };
+            let image = decode_image("stored sample", &stored.bytes).map_err(|e| e.to_string())?;
+            self.pixels.extend(baseline_pixels(&image));
+            self.labels.push(label);
+        }
+        if self.next == self.order.len() {
+            let (pixels, labels) = (std::mem::take(&mut self.pixels), std::mem::take(&mut self.labels));
+            let trainer = baseline_trainer(pixels, labels, self.class_names.clone(), &self.config);
+            self.trainer = Some(Box::new(trainer.map_err(|e| e.to_string())?));
+        }
+        Ok(())
     }
 }
 
