@@ -11,9 +11,14 @@ use graft::train::rng::SplitMix64;
 /// sees the same network: running variances `U(0.5, 1.5)`, running means and biases
 /// `N(0, 0.1)`, every other tensor `N(0, 0.3)`.
 pub fn random_backbone() -> Backbone {
+    random_backbone_of(Architecture::MobileNetV2)
+}
+
+/// [`random_backbone`] of any architecture.
+pub fn random_backbone_of(architecture: Architecture) -> Backbone {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let model = Backbone::load(Architecture::MobileNetV2, InputSpec::imagenet(), vb).unwrap();
+    let model = Backbone::load(architecture, InputSpec::imagenet(), vb).unwrap();
     let mut rng = SplitMix64::new(2024);
     let data = varmap.data().lock().unwrap();
     let mut names: Vec<&String> = data.keys().collect();

@@ -26,6 +26,7 @@ macro_rules! every_gpu_case {
             explicit_cpu_and_auto_choices_are_honoured,
             head_training_on_the_gpu_matches_the_cpu_trainer,
             fine_tuning_on_the_gpu_matches_the_cpu_trainer,
+            efficientnet_lite0_fine_tuning_on_the_gpu_matches_the_cpu_trainer,
             augmented_head_training_on_the_gpu_matches_the_cpu_trainer,
             a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights,
         );
@@ -49,7 +50,7 @@ use graft::kernels::pointwise::{pointwise_reference, PointwiseShape};
 use graft::kernels::Window;
 use graft::train::{BatchNormMode, TrainConfig, TrainData, Trainer};
 
-use super::random::random_backbone;
+use super::random::{random_backbone, random_backbone_of};
 
 /// A context on any adapter (software ones included), or the reason there is none: a panic
 /// where `GRAFT_REQUIRE_GPU` was set when the tests were built or run (CI), else printed.
@@ -418,19 +419,31 @@ pub async fn a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weigh
 /// A fine-tuning run of the random backbone's last three blocks (a residual block, a
 /// stride-1 block that widens, the final 1x1 conv) on random boundary activations
 /// `(N, 7, 7, 160)` whose class shifts some channels.
-fn fine_tuning_trainer(config: TrainConfig, backbone: &Backbone) -> Trainer {
-    let n = 30;
+/// Which blocks a fine-tuning test unfreezes, and the channels entering them (7 x 7).
+#[derive(Clone, Copy)]
+pub struct Suffix {
+    pub unfreeze: usize,
+    pub channels: usize,
+    /// A weight of the first unfrozen block, compared after training.
+    pub weight: &'static str,
+}
+
+/// MobileNetV2's last three blocks.
+const MOBILENET_SUFFIX: Suffix = Suffix { unfreeze: 3, channels: 160, weight: "features.17.conv.0.0.weight" };
+
+fn fine_tuning_trainer(config: TrainConfig, backbone: &Backbone, suffix: Suffix) -> Trainer {
+    let (n, channels) = (30, suffix.channels);
     let mut rng = graft::train::rng::SplitMix64::new(11);
     let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
-    let mut data = Vec::with_capacity(n * 49 * 160);
+    let mut data = Vec::with_capacity(n * 49 * channels);
     for &label in &labels {
         for _ in 0..49 {
-            data.extend((0..160).map(|c| rng.next_f32() - 0.5 + if c % 3 == label { 0.5 } else { 0.0 }));
+            data.extend((0..channels).map(|c| rng.next_f32() - 0.5 + if c % 3 == label { 0.5 } else { 0.0 }));
         }
     }
-    let inputs = Tensor::from_vec(data, (n, 7, 7, 160), &Device::Cpu).unwrap();
+    let inputs = Tensor::from_vec(data, (n, 7, 7, channels), &Device::Cpu).unwrap();
     let class_names = vec!["a".into(), "b".into(), "c".into()];
-    let config = TrainConfig { unfreeze: 3, ..config };
+    let config = TrainConfig { unfreeze: suffix.unfreeze, ..config };
     Trainer::fine_tuning(TrainData::new(inputs, labels, class_names), config, backbone).unwrap()
 }
 
@@ -440,6 +453,26 @@ fn near(a: f32, b: f32) -> bool {
 }
 
 pub async fn fine_tuning_on_the_gpu_matches_the_cpu_trainer(context: GpuContext) {
+    let backbone = random_backbone();
+    fine_tuning_matches(context.clone(), &backbone, MOBILENET_SUFFIX).await;
+    // Training-mode batch norm has no GPU kernels: the run says so and stays on the CPU.
+    let config = TrainConfig { batch_norm: BatchNormMode::Train, ..TrainConfig::default() };
+    let mut train_bn = fine_tuning_trainer(config, &backbone, MOBILENET_SUFFIX);
+    assert!(train_bn.use_gpu(context).await.is_err());
+    assert!(train_bn.device_description().contains("batch norm"), "{}", train_bn.device_description());
+}
+
+/// EfficientNet-Lite0's last four blocks: two with 5x5 depthwise convolutions (TensorFlow's
+/// padding), the 3x3 one and the head conv.
+pub async fn efficientnet_lite0_fine_tuning_on_the_gpu_matches_the_cpu_trainer(context: GpuContext) {
+    let backbone = random_backbone_of(graft::backbone::Architecture::EfficientNetLite0);
+    let suffix = Suffix { unfreeze: 4, channels: 192, weight: "_blocks.13._depthwise_conv.weight" };
+    fine_tuning_matches(context, &backbone, suffix).await;
+}
+
+/// Three epochs of `suffix` of `backbone` (a head stage, then fine-tuning) give the CPU
+/// trainer's losses and move the blocks' weights the same way on the GPU.
+pub async fn fine_tuning_matches(context: GpuContext, backbone: &Backbone, suffix: Suffix) {
     let config = TrainConfig {
         epochs: 3,
         head_epochs: 1,
@@ -453,10 +486,9 @@ pub async fn fine_tuning_on_the_gpu_matches_the_cpu_trainer(context: GpuContext)
         val_fraction: 0.0,
         ..TrainConfig::default()
     };
-    let backbone = random_backbone();
-    let mut cpu = fine_tuning_trainer(config.clone(), &backbone);
-    let mut gpu = fine_tuning_trainer(config.clone(), &backbone);
-    gpu.use_gpu(context.clone()).await.unwrap();
+    let mut cpu = fine_tuning_trainer(config.clone(), backbone, suffix);
+    let mut gpu = fine_tuning_trainer(config.clone(), backbone, suffix);
+    gpu.use_gpu(context).await.unwrap();
     assert!(gpu.device_description().starts_with("WebGPU"), "{}", gpu.device_description());
     for _ in 0..3 {
         let (want, got) = (cpu.run_epoch().await.unwrap(), gpu.run_epoch().await.unwrap());
@@ -466,14 +498,14 @@ pub async fn fine_tuning_on_the_gpu_matches_the_cpu_trainer(context: GpuContext)
     }
     let (want, got) = (cpu.finish().await.unwrap(), gpu.finish().await.unwrap());
     assert_eq!((got.report.best_epoch, want.report.best_epoch), (3, 3));
-    let name = "features.17.conv.0.0.weight";
+    let name = suffix.weight;
     let weight = |head: &graft::train::TrainedHead| {
         let suffix = head.suffix().unwrap();
         let (_, var) = suffix.vars().iter().find(|(n, _)| n == name).unwrap();
         var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
     };
     let pretrained = {
-        let fresh = fine_tuning_trainer(config, &backbone);
+        let fresh = fine_tuning_trainer(config, backbone, suffix);
         let head = fresh.finish().await.unwrap();
         weight(&head)
     };
@@ -487,12 +519,6 @@ pub async fn fine_tuning_on_the_gpu_matches_the_cpu_trainer(context: GpuContext)
     println!("{name}: moved {moved} from pretrained on the CPU, GPU differs from the CPU by {error}");
     assert!(moved > 1e-2, "the blocks learned: {moved}");
     assert!(error < moved / 20.0, "GPU {error} vs moved {moved}");
-
-    // Training-mode batch norm has no GPU kernels: the run says so and stays on the CPU.
-    let config = TrainConfig { batch_norm: BatchNormMode::Train, ..TrainConfig::default() };
-    let mut train_bn = fine_tuning_trainer(config, &backbone);
-    assert!(train_bn.use_gpu(context).await.is_err());
-    assert!(train_bn.device_description().contains("batch norm"), "{}", train_bn.device_description());
 }
 
 pub async fn augmented_head_training_on_the_gpu_matches_the_cpu_trainer(context: GpuContext) {
