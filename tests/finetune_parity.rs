@@ -3,7 +3,9 @@
 //! and three AdamW steps of a linear head plus the last two blocks, each group at its own
 //! learning rate, batch norm in inference mode (the losses of every step, the blocks'
 //! gradients at the first). Both sides fill MobileNetV2 with the same
-//! deterministic values (`wave`), so the fixture holds no weights.
+//! deterministic values (`wave`), so the fixture holds no weights. EfficientNet-Lite0's
+//! `_blocks.3` (5x5 depthwise, stride 2, TensorFlow's padding) is checked the same way
+//! (`tests/reference/efficientnet_lite_reference.py`).
 
 use std::collections::HashMap;
 
@@ -64,6 +66,13 @@ fn reference() -> Reference {
     serde_json::from_str(include_str!("fixtures/finetune_reference.json")).unwrap()
 }
 
+/// EfficientNet-Lite0's block reference (beside its logits in the same fixture).
+#[derive(Deserialize)]
+struct LiteReference {
+    names: Vec<String>,
+    block: BlockReference,
+}
+
 /// `scale * sin(a j + b)` for j < n, in f64 then f32 (the script's `wave`).
 fn wave(n: usize, a: f64, b: f64, scale: f64) -> Vec<f32> {
     (0..n).map(|j| (scale * (a * j as f64 + b).sin()) as f32).collect()
@@ -75,9 +84,14 @@ fn tensor(values: Vec<f32>, shape: &[usize]) -> Tensor {
 
 /// MobileNetV2 with every tensor filled as the script fills it, by name order.
 fn deterministic_backbone(names: &[String]) -> (Backbone, VarMap) {
+    deterministic(Architecture::MobileNetV2, names)
+}
+
+/// `architecture` with every tensor filled as the scripts fill it, by name order.
+fn deterministic(architecture: Architecture, names: &[String]) -> (Backbone, VarMap) {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let backbone = Backbone::load(Architecture::MobileNetV2, InputSpec::imagenet(), vb).unwrap();
+    let backbone = Backbone::load(architecture, InputSpec::imagenet(), vb).unwrap();
     let data = varmap.data().lock().unwrap();
     let mut ours: Vec<&String> = data.keys().collect();
     ours.sort();
@@ -123,10 +137,21 @@ fn assert_summary(what: &str, grad: &Tensor, want: &Summary) {
 fn an_inverted_residual_blocks_gradients_match_pytorch() {
     let reference = reference();
     let (backbone, varmap) = deterministic_backbone(&reference.names);
-    let block = &reference.block;
+    block_gradients_match(&backbone, &varmap, &reference.block);
+}
+
+#[test]
+fn an_efficientnet_lite0_block_with_a_5x5_stride_2_depthwise_conv_matches_pytorch() {
+    let reference: LiteReference =
+        serde_json::from_str(include_str!("fixtures/efficientnet_lite0_reference.json")).unwrap();
+    let (backbone, varmap) = deterministic(Architecture::EfficientNetLite0, &reference.names);
+    block_gradients_match(&backbone, &varmap, &reference.block);
+}
+
+/// The block's loss `sum(y * r)` and every gradient, through both paths, against `block`.
+fn block_gradients_match(backbone: &Backbone, varmap: &VarMap, block: &BlockReference) {
     let n: usize = block.input_shape.iter().product();
     let input = tensor(wave(n, 0.05, 1.0, 1.0), &block.input_shape);
-    let r = tensor(wave(n, 0.11, 0.5, 1.0), &[n]);
     for nhwc in [false, true] {
         let unit = &backbone.blocks()[block.index];
         let (x, y) = if nhwc {
@@ -138,6 +163,8 @@ fn an_inverted_residual_blocks_gradients_match_pytorch() {
             let y = unit.forward(x.as_tensor()).unwrap();
             (x, y)
         };
+        let out = y.elem_count();
+        let r = tensor(wave(out, 0.11, 0.5, 1.0), &[out]);
         let loss = (y.flatten_all().unwrap() * &r).unwrap().sum_all().unwrap();
         let value = loss.to_scalar::<f32>().unwrap() as f64;
         assert!(close(value, block.loss, 1e-5), "nhwc {nhwc}: loss {value} vs PyTorch {}", block.loss);

@@ -8,7 +8,8 @@ Run with Debian's python3 (python3-torch, python3-pil):
         --pth .cache/weights/efficientnet-lite0-57934424.pth
 
 Writes tests/fixtures/efficientnet_lite0_reference.json (PyTorch logits for the real photos of
-make_fixtures.py) and prints, for each photo, the top-1 class under the two candidate input
+make_fixtures.py, and the gradients of one MBConv block with a 5x5 stride-2 depthwise conv on a
+network filled with deterministic values, as make_fixtures.py does for MobileNetV2) and prints, for each photo, the top-1 class under the two candidate input
 normalisations and the two candidate paddings, which is how the preprocessing was established:
 
 - EfficientNet-Lite (TensorFlow's `efficientnet/lite`) was trained on pixels in 0..255 with
@@ -147,6 +148,43 @@ def compare_choices(model, labels):
     SameConv.tf_same = True
 
 
+def deterministic_lite0():
+    """EfficientNet-Lite0 (classifier unused) filled by `make_fixtures.wave`, tensor t in name
+    order, as make_fixtures.deterministic_mobilenet fills MobileNetV2."""
+    model = EfficientNetLite0().eval()
+    sd = model.state_dict()
+    names = sorted(k for k in sd if not k.endswith("num_batches_tracked") and not k.startswith("_fc"))
+    for t, name in enumerate(names):
+        tensor = sd[name]
+        w = make_fixtures.wave(tensor.numel(), 1.7, 0.3 * t + 0.1)
+        if name.endswith("running_var"):
+            v = 1.0 + 0.25 * (w + 1.0)
+        elif name.endswith("running_mean") or name.endswith(".bias"):
+            v = 0.1 * w
+        elif tensor.dim() == 1:
+            v = 1.0 + 0.1 * w
+        else:
+            v = w / math.sqrt(tensor[0].numel())
+        tensor.copy_(torch.from_numpy(v.reshape(tensor.shape)))
+    return model, names
+
+
+def block_gradients():
+    """`_blocks.3` (24 -> 144 -> 40, 5x5 depthwise, stride 2, TensorFlow's padding) on a fixed
+    input: the loss `sum(y * r)` and the summaries of every gradient."""
+    model, names = deterministic_lite0()
+    block = model._blocks[3]
+    shape = [2, 24, 8, 8]
+    x = torch.from_numpy(make_fixtures.wave(2 * 24 * 8 * 8, 0.05, 1.0).reshape(shape)).requires_grad_(True)
+    y = block(x)
+    r = torch.from_numpy(make_fixtures.wave(y.numel(), 0.11, 0.5))
+    loss = (y.flatten() * r).sum()
+    loss.backward()
+    grads = {f"_blocks.3.{n}": make_fixtures.summary(p.grad) for n, p in block.named_parameters()}
+    return {"names": names, "block": {"index": 4, "input_shape": shape, "loss": float(loss),
+                                      "input": make_fixtures.summary(x.grad), "grads": grads}}
+
+
 def reference_logits(model):
     out = []
     for path in make_fixtures.PHOTOS:
@@ -164,7 +202,7 @@ def reference_logits(model):
         })
     path = os.path.join(make_fixtures.FIXTURES, "efficientnet_lite0_reference.json")
     with open(path, "w") as f:
-        json.dump({"model": "efficientnet_lite0", "torch": torch.__version__, "images": out}, f)
+        json.dump({"model": "efficientnet_lite0", "torch": torch.__version__, "images": out, **block_gradients()}, f)
 
 
 if __name__ == "__main__":
