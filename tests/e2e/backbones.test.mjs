@@ -90,6 +90,10 @@ test("which model fits, switching backbones keeps the classes, and a reload keep
   assert.deepEqual(await counts(page), before, "the classes and samples stayed");
   assert.match(await select(page).locator("option").nth(1).textContent(), /\d+ ms per image here/);
   assert.match(await page.locator(".model-name").textContent(), /EfficientNet-Lite0/);
+  // The freeze picture shows its blocks: stem, 16 MBConv blocks, head.
+  const chips = page.locator('[data-testid="block-chip"]');
+  assert.equal(await chips.count(), 18);
+  assert.match(await chips.first().textContent(), /_conv_stem/);
 
   // Both backbones scored (the switch cached both backbones' features), best first.
   const scores = await rank(page);
