@@ -33,17 +33,24 @@ impl MlpHead {
     /// Logits. `dropout_mask`, when training, multiplies the hidden activations (it already
     /// holds `0` or `1 / (1 - p)`), so that the caller controls the randomness.
     pub fn forward_with_mask(&self, x: &Tensor, dropout_mask: Option<&Tensor>) -> Result<Tensor> {
-        let x = match &self.hidden {
-            Some(hidden) => {
-                let h = hidden.forward(x)?.relu()?;
-                match dropout_mask {
-                    Some(mask) => (h * mask)?,
-                    None => h,
-                }
-            }
-            None => x.clone(),
-        };
-        self.output.forward(&x)
+        self.classify(&self.features(x)?, dropout_mask)
+    }
+
+    /// The hidden layer's activations `relu(x W1^T + b1)` (`x` itself for a linear head): the
+    /// features domain adaptation aligns.
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.hidden {
+            Some(hidden) => hidden.forward(x)?.relu(),
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// Logits of hidden activations `h` ([`Self::features`]), dropout applied when training.
+    pub fn classify(&self, h: &Tensor, dropout_mask: Option<&Tensor>) -> Result<Tensor> {
+        match (dropout_mask, self.hidden.is_some()) {
+            (Some(mask), true) => self.output.forward(&(h * mask)?),
+            _ => self.output.forward(h),
+        }
     }
 
     /// Number of classes (outputs).

@@ -2,6 +2,7 @@
 //! metrics, and trained heads as files.
 
 pub mod config;
+pub mod dann;
 pub mod head_file;
 pub mod inputs;
 pub mod metrics;
