@@ -420,3 +420,38 @@ fn train_says_when_transfer_does_not_help() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("transfer is not helping here"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn train_adapts_to_unlabelled_target_images_and_scores_labelled_ones() {
+    if !ready() {
+        return;
+    }
+    let dir = five_crops_each("dann");
+    // The new domain: the same photos, darker and tinted, in one folder without labels.
+    let target = dir.with_extension("target");
+    std::fs::create_dir_all(target.join("any/depth")).unwrap();
+    for (i, file) in ["cat/0.png", "cat/3.png", "coffee/1.png", "coffee/4.png"].iter().enumerate() {
+        let mut image = image::open(dir.join(file)).unwrap().to_rgb8();
+        image.pixels_mut().for_each(|p| *p = image::Rgb([p[0] / 2, p[1] / 3, p[2] / 2 + 60]));
+        image.save(target.join(if i % 2 == 0 { "any/depth" } else { "any" }).join(format!("{i}.png"))).unwrap();
+    }
+    let (src, tgt) = (dir.to_str().unwrap(), target.to_str().unwrap());
+    let args = ["train", src, "--epochs", "3", "--json", "--backend", "cpu", "--target", tgt, "--adapt", "dann"];
+    let mut with_test = args.to_vec();
+    with_test.extend(["--target-test", src]);
+    let lines = json_lines(&graft(&with_test));
+    for epoch in &lines[..3] {
+        let domain = epoch["domain_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&domain), "{epoch}");
+    }
+    let last = &lines[3];
+    assert_eq!(last["target_images"], 4);
+    assert_eq!(last["kept"], "final");
+    assert_eq!(last["target_test_images"], 10);
+    assert!((0.0..=1.0).contains(&last["target_accuracy"].as_f64().unwrap()), "{last}");
+    // Adapting needs target images, and target images need `--adapt`.
+    let out = graft(&["train", src, "--adapt", "dann"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--target"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&target).unwrap();
+}

@@ -109,3 +109,46 @@ fn one_dann_step_matches_pytorch() {
         }
     }
 }
+
+/// Two blobs per class in 6 dimensions; the target domain is the same blobs shifted.
+fn shifted_blobs(shift: f32) -> (Tensor, Vec<usize>) {
+    let mut rng = graft::train::rng::SplitMix64::new(5);
+    let (mut rows, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..40 {
+        let label = i % 2;
+        rows.extend((0..6).map(|d| rng.next_f32() - 0.5 + if d == label { 2.0 } else { 0.0 } + shift));
+        labels.push(label);
+    }
+    (tensor(rows, &[40, 6]), labels)
+}
+
+#[test]
+fn an_adapting_run_reports_the_domain_accuracy_and_keeps_its_final_weights() {
+    use graft::train::{Adapt, Keep, TrainConfig, TrainData, Trainer};
+    let (inputs, labels) = shifted_blobs(0.0);
+    let (target, _) = shifted_blobs(1.5);
+    let names = vec!["a".to_string(), "b".to_string()];
+    let adapt = Adapt { enabled: true, weight: 1.0 };
+    let config = TrainConfig { epochs: 4, hidden: 8, adapt, ..TrainConfig::default() };
+    let data =
+        TrainData { target: Some(target.clone()), ..TrainData::new(inputs.clone(), labels.clone(), names.clone()) };
+    let mut trainer = Trainer::new(data, config.clone()).unwrap();
+    for _ in 0..4 {
+        let epoch = graft::embed::block_on(trainer.run_epoch()).unwrap();
+        let domain = epoch.domain_accuracy.expect("an adapting epoch reports the domain accuracy");
+        assert!((0.0..=1.0).contains(&domain));
+    }
+    let report = graft::embed::block_on(trainer.finish()).unwrap().report;
+    assert!(report.kept_final && report.best_epoch == 4, "{report:?}");
+    // Asked to, it keeps the best validation loss's weights instead; without `adapt` the
+    // target is ignored.
+    let keep_best = TrainConfig { keep: Keep::BestValidation, ..config.clone() };
+    let data =
+        TrainData { target: Some(target.clone()), ..TrainData::new(inputs.clone(), labels.clone(), names.clone()) };
+    let report = graft::embed::block_on(Trainer::new(data, keep_best).unwrap().finish()).unwrap().report;
+    assert!(!report.kept_final);
+    let plain = TrainConfig { adapt: Adapt::default(), ..config };
+    let data = TrainData { target: Some(target), ..TrainData::new(inputs, labels, names) };
+    let mut trainer = Trainer::new(data, plain).unwrap();
+    assert_eq!(graft::embed::block_on(trainer.run_epoch()).unwrap().domain_accuracy, None);
+}

@@ -159,7 +159,7 @@ fn divergence_is_reported_not_hidden() {
 fn an_exploding_run_stops_and_keeps_its_best_epoch() {
     let (features, labels) = blobs(10, 2);
     let views = vec![features.clone(), (&features * 1e38).unwrap()];
-    let data = TrainData { inputs: features, views, labels, class_names: names(2) };
+    let data = TrainData { inputs: features, views, labels, class_names: names(2), target: None };
     let config = TrainConfig { learning_rate: 1e-2, ..Default::default() };
     let mut trainer = Trainer::new(data, config).unwrap();
     let first = block_on(trainer.run_epoch()).unwrap();

@@ -86,7 +86,7 @@ fn image_file(id: u64, mime: &str) -> String {
 pub fn write_archive(name: &str, project: &Project, images: &BTreeMap<u64, StoredImage>) -> Result<Vec<u8>> {
     let failed = |e: &dyn std::fmt::Display| GraftError::BadProjectFile { file: name.into(), reason: e.to_string() };
     let mut samples = Vec::new();
-    for id in project.classes.iter().flat_map(|c| &c.sample_ids) {
+    for id in project.entries().flat_map(|c| &c.sample_ids) {
         let image = images.get(id).ok_or_else(|| failed(&format!("sample {id} has no stored image")))?;
         samples.push(SampleEntry {
             id: *id,
@@ -238,7 +238,7 @@ fn check_samples(
     mut entries: BTreeMap<String, Vec<u8>>,
 ) -> std::result::Result<BTreeMap<u64, StoredImage>, String> {
     let mut in_classes = HashSet::new();
-    for id in project.classes.iter().flat_map(|c| &c.sample_ids) {
+    for id in project.entries().flat_map(|c| &c.sample_ids) {
         if !in_classes.insert(*id) {
             return Err(format!("sample {id} is listed twice"));
         }

@@ -16,6 +16,9 @@ use crate::transfer::baseline::TransferCheck;
 /// Bumped when the format changes incompatibly.
 pub const PROJECT_VERSION: u32 = 1;
 
+/// The name of the target bin.
+pub const TARGET_NAME: &str = "Unlabelled: new domain";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassEntry {
     pub id: u64,
@@ -41,6 +44,10 @@ pub struct Project {
     /// That run's accuracy beside its no-transfer baseline's, once the baseline has trained.
     #[serde(default)]
     pub transfer_check: Option<TransferCheck>,
+    /// Unlabelled images of the domain the model will be used in (domain adaptation): a bin
+    /// like a class, whose name the page does not use as a label.
+    #[serde(default)]
+    pub target: Option<ClassEntry>,
 }
 
 impl Project {
@@ -57,17 +64,34 @@ impl Project {
             head: None,
             history: Vec::new(),
             transfer_check: None,
+            target: Some(ClassEntry { id: next_id(), name: TARGET_NAME.into(), sample_ids: Vec::new() }),
         }
+    }
+
+    /// The classes, then the unlabelled target bin: every entry that holds samples.
+    pub fn entries(&self) -> impl Iterator<Item = &ClassEntry> {
+        self.classes.iter().chain(&self.target)
+    }
+
+    /// [`Self::entries`], mutable.
+    pub fn entries_mut(&mut self) -> impl Iterator<Item = &mut ClassEntry> {
+        self.classes.iter_mut().chain(&mut self.target)
+    }
+
+    /// The target bin's sample ids (none without a bin).
+    pub fn target_ids(&self) -> &[u64] {
+        self.target.as_ref().map_or(&[], |t| &t.sample_ids)
     }
 
     /// The largest id in use (classes and samples), so that new ids never collide after a
     /// restore.
     pub fn max_id(&self) -> u64 {
-        self.classes.iter().flat_map(|c| std::iter::once(c.id).chain(c.sample_ids.iter().copied())).max().unwrap_or(0)
+        self.entries().flat_map(|c| std::iter::once(c.id).chain(c.sample_ids.iter().copied())).max().unwrap_or(0)
     }
 
+    /// The class or the target bin with `id`.
     pub fn class_mut(&mut self, id: u64) -> Option<&mut ClassEntry> {
-        self.classes.iter_mut().find(|c| c.id == id)
+        self.entries_mut().find(|c| c.id == id)
     }
 
     /// Why training cannot start, naming the class at fault: the page's one check before it
@@ -75,7 +99,10 @@ impl Project {
     pub fn training_blocker(&self) -> Option<String> {
         let names: Vec<String> = self.classes.iter().map(|c| c.name.clone()).collect();
         let counts: Vec<usize> = self.classes.iter().map(|c| c.sample_ids.len()).collect();
-        crate::train::class_problem(&names, &counts)
+        crate::train::class_problem(&names, &counts).or_else(|| {
+            let adapting_to_nothing = self.settings.adapt.enabled && self.target_ids().is_empty();
+            adapting_to_nothing.then(|| "add unlabelled images of the new domain to adapt to it".into())
+        })
     }
 
     pub fn to_json(&self) -> Result<String, String> {

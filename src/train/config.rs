@@ -36,6 +36,50 @@ pub struct TrainConfig {
     /// What batch norm does in unfrozen blocks.
     #[serde(default)]
     pub batch_norm: BatchNormMode,
+    /// Domain adaptation to unlabelled target images (DANN).
+    #[serde(default)]
+    pub adapt: Adapt,
+    /// Which epoch's weights the run keeps.
+    #[serde(default)]
+    pub keep: Keep,
+}
+
+/// Which epoch's weights a run keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// The final ones when adapting to a domain (whose images have no labels to select by),
+    /// else those with the lowest validation loss.
+    #[default]
+    Auto,
+    BestValidation,
+    Final,
+}
+
+impl Keep {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "auto" => Some(Self::Auto),
+            "best" => Some(Self::BestValidation),
+            "final" => Some(Self::Final),
+            _ => None,
+        }
+    }
+}
+
+/// Adversarial domain adaptation ([`crate::train::dann`]): used when enabled and the run has
+/// unlabelled target samples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Adapt {
+    pub enabled: bool,
+    /// The strength `w` of the gradient reversal, `lambda = w (2 / (1 + exp(-10 p)) - 1)`.
+    pub weight: f32,
+}
+
+impl Default for Adapt {
+    fn default() -> Self {
+        Self { enabled: false, weight: 1.0 }
+    }
 }
 
 /// Augmentation of training images (validation images never are).
@@ -99,6 +143,8 @@ impl Default for TrainConfig {
             cosine_decay: false,
             augment: Augment::default(),
             batch_norm: BatchNormMode::Frozen,
+            adapt: Adapt::default(),
+            keep: Keep::Auto,
         }
     }
 }
@@ -142,6 +188,9 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.augment.strength) {
             return bad("augmentation strength", "between 0 and 1");
         }
+        if !(self.adapt.weight > 0.0 && self.adapt.weight <= 10.0) {
+            return bad("adaptation strength", "above 0 and at most 10");
+        }
         Ok(())
     }
 
@@ -165,7 +214,7 @@ mod tests {
     fn defaults_are_valid_and_each_bad_value_is_named() {
         assert!(TrainConfig::default().validate().is_ok());
         type Spoil = fn(&mut TrainConfig);
-        let cases: [(&str, Spoil); 8] = [
+        let cases: [(&str, Spoil); 9] = [
             ("epochs", |c| c.epochs = 0),
             ("batch size", |c| c.batch_size = 0),
             ("learning rate", |c| c.learning_rate = f64::NAN),
@@ -174,6 +223,7 @@ mod tests {
             ("validation fraction", |c| c.val_fraction = 0.95),
             ("head-only epochs", |c| (c.unfreeze, c.head_epochs, c.epochs) = (2, 5, 5)),
             ("augmentation strength", |c| c.augment.strength = 2.0),
+            ("adaptation strength", |c| c.adapt.weight = 0.0),
         ];
         for (name, spoil) in cases {
             let mut config = TrainConfig::default();
@@ -190,7 +240,7 @@ mod tests {
         let config: TrainConfig = serde_json::from_value(json).unwrap();
         assert_eq!(config.backbone_learning_rate, 1e-4);
         let mut json = serde_json::to_value(TrainConfig::default()).unwrap();
-        for key in ["unfreeze", "head_epochs", "cosine_decay", "augment", "batch_norm"] {
+        for key in ["unfreeze", "head_epochs", "cosine_decay", "augment", "batch_norm", "adapt", "keep"] {
             json.as_object_mut().unwrap().remove(key);
         }
         assert_eq!(serde_json::from_value::<TrainConfig>(json).unwrap(), TrainConfig::default());

@@ -155,6 +155,6 @@ impl InputBuilder {
         let mut tensors = self.rows.into_iter().map(|rows| Tensor::from_vec(rows, shape.as_slice(), device));
         let inputs = tensors.next().ok_or_else(|| GraftError::Training("no inputs".into()))??;
         let views = tensors.collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(TrainData { inputs, views, labels: self.labels, class_names })
+        Ok(TrainData { inputs, views, labels: self.labels, class_names, target: None })
     }
 }

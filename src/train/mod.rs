@@ -13,7 +13,7 @@ pub mod split;
 pub mod trainer;
 mod vars;
 
-pub use config::{Augment, BatchNormMode, TrainConfig};
+pub use config::{Adapt, Augment, BatchNormMode, Keep, TrainConfig};
 pub use head_file::{SavedHead, TrainedHead};
 pub use inputs::InputBuilder;
 pub use model_file::{ModelFile, ModelMeta};

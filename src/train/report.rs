@@ -38,6 +38,10 @@ pub struct EpochMetrics {
     pub val_accuracy: Option<f32>,
     /// Confusion on the validation split (the training split if there is none), this epoch.
     pub confusion: Confusion,
+    /// With domain adaptation: how often the domain classifier told source from target over
+    /// the epoch's batches (near 0.5: the features no longer tell the domains apart).
+    #[serde(default)]
+    pub domain_accuracy: Option<f32>,
 }
 
 /// The outcome of a run, scored with the kept (best) weights.
@@ -54,4 +58,8 @@ pub struct TrainReport {
     pub confusion: Confusion,
     pub train_samples: usize,
     pub val_samples: usize,
+    /// The final epoch's weights were kept (domain adaptation), not those with the lowest
+    /// validation loss.
+    #[serde(default)]
+    pub kept_final: bool,
 }

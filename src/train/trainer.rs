@@ -19,13 +19,21 @@
 //! augmentation, epoch `e` trains on precomputed view `e mod K` of each sample
 //! ([`TrainData::views`]); scoring always uses the plain inputs. Cosine decay multiplies each
 //! group's rate by `(1 + cos(pi t / T)) / 2`, `t` the epochs since the group began training.
+//!
+//! Domain adaptation ([`TrainData::target`] with `config.adapt`): each training batch is
+//! paired with as many unlabelled target rows (a seeded shuffle, cycled) and the step adds the
+//! domain loss through the gradient reversal ([`super::dann`]), lambda following the run's
+//! progress. The target has no labels to select an epoch by, and the best source validation
+//! loss tends to come before the adaptation took hold, so such a run keeps its final weights
+//! unless `config.keep` says otherwise ([`TrainReport::kept_final`]). It trains on the CPU.
 
 use std::collections::HashMap;
 
 use candle_core::{DType, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 
-use super::config::TrainConfig;
+use super::config::{Keep, TrainConfig};
+use super::dann::{dann_losses, grl_lambda, DomainClassifier};
 use super::head_file::TrainedHead;
 use super::metrics::Confusion;
 use super::report::{EpochMetrics, Stage, TrainReport};
@@ -54,12 +62,14 @@ pub struct TrainData {
     pub views: Vec<Tensor>,
     pub labels: Vec<usize>,
     pub class_names: Vec<String>,
+    /// Unlabelled target-domain inputs, shaped like `inputs` row for row (domain adaptation).
+    pub target: Option<Tensor>,
 }
 
 impl TrainData {
     /// Plain inputs without augmented views.
     pub fn new(inputs: Tensor, labels: Vec<usize>, class_names: Vec<String>) -> Self {
-        Self { inputs, views: Vec::new(), labels, class_names }
+        Self { inputs, views: Vec::new(), labels, class_names, target: None }
     }
 
     /// Bytes held by the inputs and their views (the activation cache of fine-tuning).
@@ -93,15 +103,50 @@ struct Network {
 impl Network {
     /// Logits of `x`; `training` is a training step (dropout, training-mode batch norm).
     fn logits(&self, x: &Tensor, dropout_mask: Option<&Tensor>, training: bool) -> Result<Tensor> {
-        let features = match &self.suffix {
+        Ok(self.head.forward_with_mask(&self.features(x, training)?, dropout_mask)?)
+    }
+
+    /// The head's input: `x`, or the unfrozen blocks' pooled output.
+    fn features(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        Ok(match &self.suffix {
             Some((suffix, SuffixMode::Trainable)) if training => suffix.forward_features_training(x)?,
             Some((suffix, SuffixMode::Trainable)) => suffix.forward_features(x)?,
             // Detached: the backward pass stops at the head instead of running through
             // blocks whose gradients no optimizer uses.
             Some((suffix, SuffixMode::Frozen)) => suffix.forward_features(x)?.detach(),
             None => x.clone(),
-        };
-        Ok(self.head.forward_with_mask(&features, dropout_mask)?)
+        })
+    }
+}
+
+/// The domain classifier of an adapting run, its optimizer (at the head's rate), the target
+/// rows' shuffled order, and the epoch's domain hits.
+struct Domain {
+    classifier: DomainClassifier,
+    optimizer: AdamW,
+    target: Tensor,
+    order: Vec<usize>,
+    next: usize,
+    hits: (usize, usize),
+}
+
+impl Domain {
+    fn new(in_dim: usize, target: Tensor, config: &TrainConfig, rng: &mut SplitMix64) -> Result<Self> {
+        let vars = VarMap::new();
+        let classifier = DomainClassifier::load(in_dim, VarBuilder::from_varmap(&vars, DType::F32, target.device()))?;
+        init_like_pytorch(&vars, rng)?;
+        let params = ParamsAdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..Default::default() };
+        let optimizer = AdamW::new(vars.all_vars(), params)?;
+        let mut order: Vec<usize> = (0..target.dim(0)?).collect();
+        rng.shuffle(&mut order);
+        Ok(Self { classifier, optimizer, target, order, next: 0, hits: (0, 0) })
+    }
+
+    /// The next `n` target rows (cycling through the shuffled order).
+    fn batch(&mut self, n: usize) -> Result<Tensor> {
+        let rows: Vec<u32> = (0..n).map(|i| self.order[(self.next + i) % self.order.len()] as u32).collect();
+        self.next = (self.next + n) % self.order.len();
+        Ok(self.target.index_select(&Tensor::new(rows.as_slice(), self.target.device())?, 0)?)
     }
 }
 
@@ -135,6 +180,8 @@ pub struct Trainer {
     joined_at: Option<usize>,
     /// Set when the loss exploded: the run cannot continue, its best weights remain.
     diverged: bool,
+    /// Domain adaptation, when the run adapts to target rows.
+    domain: Option<Domain>,
 }
 
 impl Trainer {
@@ -199,8 +246,24 @@ impl Trainer {
             )));
         }
         let joined_at = matches!(suffix, Some((_, SuffixMode::Trainable))).then_some(0);
+        let domain = match &data.target {
+            Some(target) if config.adapt.enabled => {
+                let target_rows = target.dims().get(1..).map(<[usize]>::to_vec);
+                if target.dim(0)? == 0 || target_rows != data.inputs.dims().get(1..).map(<[usize]>::to_vec) {
+                    return Err(GraftError::Training(format!(
+                        "the target inputs have shape {:?}; adapting needs some, shaped like the inputs {:?}",
+                        target.dims(),
+                        data.inputs.dims()
+                    )));
+                }
+                let h = if config.hidden > 0 { config.hidden } else { in_dim };
+                Some(Domain::new(h, target.clone(), &config, &mut rng)?)
+            }
+            _ => None,
+        };
         let network = Network { suffix, head, head_vars };
         Ok(Self {
+            domain,
             joined_at,
             diverged: false,
             network,
@@ -223,6 +286,11 @@ impl Trainer {
     /// are written batch by batch. Blocks the GPU kernels do not cover stay on the CPU, and
     /// [`Self::device_description`] says why.
     pub async fn use_gpu(&mut self, context: GpuContext) -> Result<()> {
+        if self.domain.is_some() {
+            let why = "domain adaptation has no WebGPU kernels yet, so it trains on the CPU".to_string();
+            self.gpu_failure = Some(why.clone());
+            return Err(GraftError::GpuUnavailable(why));
+        }
         if let Some((suffix, _)) = &self.network.suffix {
             if let Some(why) = GpuSuffix::unsupported(suffix) {
                 let why = format!("{why}, so fine-tuning trains on the CPU");
@@ -327,7 +395,10 @@ impl Trainer {
             };
             let end = (cursor.next + self.config.batch_size).min(cursor.order.len());
             if cursor.next < end {
-                self.train_batch(&cursor.order[cursor.next..end]).await?;
+                // How far the run is, for the reversal's schedule.
+                let within = end as f64 / cursor.order.len().max(1) as f64;
+                let progress = (self.epoch as f64 + within) / self.config.epochs as f64;
+                self.train_batch(&cursor.order[cursor.next..end], progress).await?;
             }
             cursor.next = end;
             if cursor.next >= cursor.order.len() {
@@ -366,6 +437,9 @@ impl Trainer {
         }
         let mut order = self.split.train.clone();
         self.rng.shuffle(&mut order);
+        if let Some(domain) = self.domain.as_mut() {
+            domain.hits = (0, 0);
+        }
         Ok(EpochCursor { order, next: 0 })
     }
 
@@ -379,7 +453,7 @@ impl Trainer {
         GraftError::Diverged { epoch, advice: advice.into() }
     }
 
-    async fn train_batch(&mut self, batch: &[usize]) -> Result<()> {
+    async fn train_batch(&mut self, batch: &[usize], progress: f64) -> Result<()> {
         let mask = self.dropout_mask(batch.len());
         if self.gpu.is_some() {
             let (rows, inputs) = self.gpu_rows(batch, true)?;
@@ -400,8 +474,10 @@ impl Trainer {
             }
             None => None,
         };
-        let logits = self.network.logits(&x, mask.as_ref(), true)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let loss = match self.domain.is_some() {
+            true => self.dann_loss(&x, &y, mask.as_ref(), progress)?,
+            false => candle_nn::loss::cross_entropy(&self.network.logits(&x, mask.as_ref(), true)?, &y)?,
+        };
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() || value > DIVERGED_LOSS {
             return Err(self.diverged(self.epoch + 1));
@@ -410,7 +486,28 @@ impl Trainer {
         for group in &mut self.groups {
             group.optimizer.step(&grads)?;
         }
+        if let Some(domain) = self.domain.as_mut() {
+            domain.optimizer.step(&grads)?;
+        }
         Ok(())
+    }
+
+    /// The DANN loss of a source batch `(x, y)` paired with as many target rows, at training
+    /// `progress` (0..1); counts the domain classifier's hits.
+    fn dann_loss(&mut self, x: &Tensor, y: &Tensor, mask: Option<&Tensor>, progress: f64) -> Result<Tensor> {
+        let weight = f64::from(self.config.adapt.weight);
+        let Some(domain) = self.domain.as_mut() else {
+            return Err(GraftError::Training("this run does not adapt".into()));
+        };
+        let target = domain.batch(x.dim(0)?)?;
+        let network = &self.network;
+        let h_source = network.head.features(&network.features(x, true)?)?;
+        let h_target = network.head.features(&network.features(&target, true)?)?;
+        let logits = network.head.classify(&h_source, mask)?;
+        let losses = dann_losses(&logits, y, (&h_source, &h_target), &domain.classifier, grl_lambda(progress, weight))?;
+        domain.hits.0 += losses.domain_correct;
+        domain.hits.1 += 2 * x.dim(0)?;
+        Ok(losses.total)
     }
 
     /// What this epoch trains on: the plain inputs, or one of the augmented views.
@@ -443,7 +540,8 @@ impl Trainer {
         if !selection_loss.is_finite() || train.loss > DIVERGED_LOSS {
             return Err(self.diverged(self.epoch));
         }
-        if self.best.as_ref().is_none_or(|(best, _, _)| selection_loss < *best) {
+        let keep_final = self.keeps_final();
+        if keep_final || self.best.as_ref().is_none_or(|(best, _, _)| selection_loss < *best) {
             let snapshot = self.snapshot().await?;
             self.best = Some((selection_loss, self.epoch, snapshot));
         }
@@ -455,6 +553,7 @@ impl Trainer {
             val_loss: val.as_ref().map(|v| v.loss),
             val_accuracy: val.as_ref().map(|v| v.confusion.accuracy()),
             confusion: val.map_or(train.confusion, |v| v.confusion),
+            domain_accuracy: self.domain.as_ref().map(|d| d.hits.0 as f32 / d.hits.1.max(1) as f32),
         })
     }
 
@@ -484,6 +583,7 @@ impl Trainer {
             confusion: scores.confusion,
             train_samples: self.split.train.len(),
             val_samples: self.split.val.len(),
+            kept_final: self.keeps_final(),
         };
         let Network { suffix, head, head_vars } = self.network;
         Ok(TrainedHead::new(head_vars, head, suffix.map(|(s, _)| s), report))
@@ -637,6 +737,15 @@ impl Trainer {
         match self.suffix_mode() {
             Some(SuffixMode::Trainable) => Stage::FineTune,
             _ => Stage::Head,
+        }
+    }
+
+    /// Whether the run keeps its final weights rather than the best validation loss's.
+    fn keeps_final(&self) -> bool {
+        match self.config.keep {
+            Keep::Auto => self.domain.is_some(),
+            Keep::BestValidation => false,
+            Keep::Final => true,
         }
     }
 

@@ -525,7 +525,8 @@ pub async fn augmented_head_training_on_the_gpu_matches_the_cpu_trainer(context:
     let make = || {
         let (inputs, labels) = blobs(12);
         let views = (1..3).map(|k| (&inputs * (1.0 + 0.1 * k as f64)).unwrap()).collect();
-        let data = TrainData { inputs, views, labels, class_names: vec!["a".into(), "b".into(), "c".into()] };
+        let class_names = vec!["a".into(), "b".into(), "c".into()];
+        let data = TrainData { inputs, views, labels, class_names, target: None };
         Trainer::new(data, TrainConfig { epochs: 3, batch_size: 8, hidden: 8, ..TrainConfig::default() }).unwrap()
     };
     let (mut cpu, mut gpu) = (make(), make());

@@ -71,7 +71,9 @@ pub enum ToWorker {
     RemoveSample { sample_id: u64 },
     /// Train a new head on the cached features of these classes' samples; with unfrozen blocks
     /// or augmentation, first run the frozen part on their stored images (and views).
-    Train { run_id: u64, classes: Vec<ClassSamples>, config: TrainConfig },
+    /// `target`: unlabelled samples of the new domain, which a run adapts to when
+    /// `config.adapt` says so.
+    Train { run_id: u64, classes: Vec<ClassSamples>, config: TrainConfig, target: Vec<u64> },
     /// A few augmented views of stored samples at `strength`, to show what augmentation does.
     PreviewAugment { request_id: u64, sample_ids: Vec<u64>, strength: f32 },
     /// End run `run_id` now, keeping the best weights so far (no answer of its own: the run
@@ -330,7 +332,7 @@ pub enum FromWorker {
         request_id: u64,
         project_id: String,
         name: String,
-        project: Project,
+        project: Box<Project>,
         thumbnails: Vec<Thumbnail>,
         projects: Vec<ProjectSummary>,
     },

@@ -13,7 +13,7 @@ use graft::train::{EpochMetrics, Stage, TrainConfig, TrainReport};
 use graft::transfer::baseline::TransferCheck;
 use yew::Reducible;
 
-use crate::project::{ClassEntry, Project};
+use crate::project::{ClassEntry, Project, TARGET_NAME};
 use crate::protocol::{BackboneOption, BackboneScore, FromWorker, ProjectSummary};
 
 thread_local! {
@@ -285,6 +285,11 @@ impl AppState {
         self.project.classes.iter().map(|class| self.class_view(class)).collect()
     }
 
+    /// The unlabelled bin of the new domain as its card shows it.
+    pub fn target_view(&self) -> Option<ClassState> {
+        self.project.target.as_ref().map(|target| self.class_view(target))
+    }
+
     fn class_view(&self, class: &ClassEntry) -> ClassState {
         let samples = class.sample_ids.iter().filter_map(|id| self.samples.get(id).cloned()).collect();
         ClassState { id: class.id, name: class.name.clone(), samples }
@@ -527,8 +532,12 @@ impl AppState {
         }
     }
 
-    fn restore(&mut self, project: Project) {
+    fn restore(&mut self, mut project: Project) {
         reserve_ids_through(project.max_id());
+        // A project saved before the target bin existed gets an empty one.
+        if project.target.is_none() {
+            project.target = Some(ClassEntry { id: next_id(), name: TARGET_NAME.into(), sample_ids: Vec::new() });
+        }
         self.training = TrainingView::default();
         if let Some(head) = &project.head {
             self.training.report = Some(head.report.clone());
@@ -537,7 +546,7 @@ impl AppState {
             self.training.epochs_planned = project.history.len();
         }
         self.prediction = None;
-        self.samples.retain(|id, _| project.classes.iter().any(|c| c.sample_ids.contains(id)));
+        self.samples.retain(|id, _| project.entries().any(|c| c.sample_ids.contains(id)));
         self.project = project;
         self.run_id = None;
         self.settings_revision += 1;
@@ -599,7 +608,7 @@ impl AppState {
                 }
             }
             FromWorker::SampleRejected { sample_id, message } => {
-                for class in &mut self.project.classes {
+                for class in self.project.entries_mut() {
                     class.sample_ids.retain(|id| *id != sample_id);
                 }
                 self.samples.remove(&sample_id);
@@ -761,7 +770,16 @@ mod tests {
     fn epoch(epoch: usize, stage: Stage, train_loss: f32, val_loss: f32) -> EpochMetrics {
         let confusion = graft::train::metrics::Confusion::new(2, &[0, 1], &[0, 1]);
         let (train_accuracy, val_accuracy) = (1.0, Some(1.0));
-        EpochMetrics { epoch, stage, train_loss, train_accuracy, val_loss: Some(val_loss), val_accuracy, confusion }
+        EpochMetrics {
+            epoch,
+            stage,
+            train_loss,
+            train_accuracy,
+            val_loss: Some(val_loss),
+            val_accuracy,
+            confusion,
+            domain_accuracy: None,
+        }
     }
 
     #[test]

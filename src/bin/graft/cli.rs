@@ -19,7 +19,7 @@ use graft::exec::Executor;
 use graft::gpu::BackendChoice;
 use graft::manifest::{manifest_file, ModelManifest, WeightsSource};
 use graft::preprocess::decode_image;
-use graft::train::{Augment, BatchNormMode, TrainConfig};
+use graft::train::{Adapt, Augment, BatchNormMode, Keep, TrainConfig};
 use graft::weights::{legacy_pth_to_safetensors, sha256_hex};
 use graft::{GraftError, Result};
 use serde::Serialize;
@@ -164,6 +164,25 @@ struct TrainArgs {
     /// Batch norm in unfrozen blocks: `frozen` (pretrained statistics) or `train`.
     #[arg(long, default_value = "frozen", value_parser = parse_batch_norm)]
     bn: BatchNormMode,
+    /// Unlabelled images of the domain the model will be used in (any folder layout), for
+    /// `--adapt dann`.
+    #[arg(long, requires = "adapt")]
+    target: Option<PathBuf>,
+    /// Domain adaptation: `dann` trains the features so that a domain classifier cannot tell
+    /// the training images from the `--target` ones (Ganin et al., 2016).
+    #[arg(long, value_parser = ["dann"], requires = "target")]
+    adapt: Option<String>,
+    /// Strength of the adaptation (the gradient reversal's largest lambda).
+    #[arg(long, default_value_t = 1.0)]
+    adapt_weight: f32,
+    /// Which epoch's weights to keep: `auto` (the final ones when adapting, else the lowest
+    /// validation loss's), `best` or `final`.
+    #[arg(long, default_value = "auto", value_parser = parse_keep)]
+    keep: Keep,
+    /// Labelled images of the target domain (`DIR/<class>/<image>`), never trained on: the
+    /// final JSON's `target_accuracy`.
+    #[arg(long)]
+    target_test: Option<PathBuf>,
     /// The head and any unfrozen blocks train where the backbone runs.
     #[command(flatten)]
     backbone: BackboneArgs,
@@ -184,6 +203,8 @@ impl TrainArgs {
             cosine_decay: self.cosine,
             augment: Augment { enabled: self.augment, strength: self.augment_strength },
             batch_norm: self.bn,
+            adapt: Adapt { enabled: self.adapt.is_some(), weight: self.adapt_weight },
+            keep: self.keep,
             ..TrainConfig::default()
         }
     }
@@ -193,7 +214,12 @@ pub fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Classify { images, json, backbone } => classify(&images, json, &backbone),
         Command::Train(args) => {
-            let output = crate::train::Output { json: args.json, save: args.save.as_deref() };
+            let output = crate::train::Output {
+                json: args.json,
+                save: args.save.as_deref(),
+                target: args.target.as_deref(),
+                target_test: args.target_test.as_deref(),
+            };
             crate::train::train(&args.dir, args.config(), &args.backbone, output).map(|()| true)
         }
         Command::Predict { model, images, json, backbone } => crate::predict::predict(&model, &images, json, &backbone),
@@ -218,6 +244,10 @@ pub fn main() -> ExitCode {
 
 fn parse_backend(name: &str) -> std::result::Result<BackendChoice, String> {
     BackendChoice::parse(name).ok_or_else(|| format!("`{name}` is not a backend: use auto, cpu or webgpu"))
+}
+
+fn parse_keep(name: &str) -> std::result::Result<Keep, String> {
+    Keep::parse(name).ok_or_else(|| format!("`{name}` is not a choice: use auto, best or final"))
 }
 
 fn parse_batch_norm(name: &str) -> std::result::Result<BatchNormMode, String> {

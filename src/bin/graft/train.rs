@@ -13,6 +13,7 @@ use graft::transfer::{baseline_accuracy, transfer_helps};
 use graft::{GraftError, Result};
 use serde_json::json;
 
+use crate::adapt::{target_accuracy, target_inputs};
 use crate::cli::BackboneArgs;
 use crate::files::{load_extractor, read, select_backend};
 
@@ -22,6 +23,9 @@ pub struct Output<'a> {
     pub json: bool,
     /// The model file to write (`graft predict --model` runs it).
     pub save: Option<&'a Path>,
+    /// Unlabelled target images to adapt to, and labelled ones to score the result on.
+    pub target: Option<&'a Path>,
+    pub target_test: Option<&'a Path>,
 }
 
 /// Images are embedded this many at a time.
@@ -126,22 +130,24 @@ fn print_epoch(epoch: &EpochMetrics, learning_rates: &[f64], seconds: f64, json:
             "train_accuracy": epoch.train_accuracy,
             "val_loss": epoch.val_loss,
             "val_accuracy": epoch.val_accuracy,
+            "domain_accuracy": epoch.domain_accuracy,
         });
         println!("{line}");
     } else {
         println!(
-            "epoch {:>3}  {stage:<9}  train loss {:.4} acc {:.3}  val loss {} acc {}  {seconds:.1} s",
+            "epoch {:>3}  {stage:<9}  train loss {:.4} acc {:.3}  val loss {} acc {}{}  {seconds:.1} s",
             epoch.epoch,
             epoch.train_loss,
             epoch.train_accuracy,
             epoch.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
             epoch.val_accuracy.map_or("-".into(), |v| format!("{v:.3}")),
+            epoch.domain_accuracy.map_or(String::new(), |d| format!("  domain acc {d:.3}")),
         );
     }
 }
 
 pub fn train(dir: &Path, config: TrainConfig, backbone: &BackboneArgs, output: Output) -> Result<()> {
-    let Output { json, save } = output;
+    let Output { json, save, target, target_test } = output;
     let extractor = load_extractor(&backbone.model_dir, backbone.architecture())?;
     config.validate_for(extractor.backbone().num_blocks())?;
     select_backend(&extractor, backbone.backend);
@@ -149,7 +155,11 @@ pub fn train(dir: &Path, config: TrainConfig, backbone: &BackboneArgs, output: O
     let class_names: Vec<String> = classes.iter().map(|(name, _)| name.clone()).collect();
 
     let embed_started = Instant::now();
-    let Prepared { data, skipped, pixels } = prepare_inputs(&extractor, dir, &classes, &config, true)?;
+    let Prepared { mut data, skipped, pixels } = prepare_inputs(&extractor, dir, &classes, &config, true)?;
+    if let Some(target) = target {
+        data.target = Some(target_inputs(&extractor, target, &config)?);
+    }
+    let target_images = data.target.as_ref().map(|t| t.dim(0)).transpose()?;
     let baseline_started = Instant::now();
     let baseline = block_on(baseline_accuracy(pixels, data.labels.clone(), data.class_names.clone(), &config))?;
     let baseline_seconds = baseline_started.elapsed().as_secs_f64();
@@ -180,6 +190,10 @@ pub fn train(dir: &Path, config: TrainConfig, backbone: &BackboneArgs, output: O
         let bytes = ModelFile::write(&trained, extractor.backbone(), extractor.key(), &class_names)?;
         std::fs::write(path, bytes).map_err(|e| io_error(path, e))?;
     }
+    let target_scored = match target_test {
+        Some(dir) => Some(target_accuracy(&trained, &extractor, dir, &class_names)?),
+        None => None,
+    };
     let per_class: serde_json::Map<String, serde_json::Value> =
         class_names.iter().zip(&report.per_class_accuracy).map(|(name, acc)| (name.clone(), json!(acc))).collect();
     let summary = json!({
@@ -187,6 +201,10 @@ pub fn train(dir: &Path, config: TrainConfig, backbone: &BackboneArgs, output: O
         "val_accuracy": report.val_accuracy,
         "baseline_accuracy": baseline,
         "transfer_helps": transfer_helps(report.val_accuracy, baseline),
+        "target_images": target_images,
+        "target_accuracy": target_scored.map(|(accuracy, _)| accuracy),
+        "target_test_images": target_scored.map(|(_, images)| images),
+        "kept": if report.kept_final { "final" } else { "best validation loss" },
         "baseline_seconds": baseline_seconds,
         "per_class_accuracy": per_class,
         "confusion": report.confusion.counts,

@@ -85,7 +85,8 @@ fn start_training(state: &UseReducerHandle<AppState>, worker: &Worker) {
     let classes = class_samples(state);
     let run_id = next_id();
     state.dispatch(Action::TrainingRequested { run_id, class_names: classes.iter().map(|c| c.name.clone()).collect() });
-    worker.send(ToWorker::Train { run_id, classes, config: state.project.settings.clone() });
+    let target = state.project.target_ids().to_vec();
+    worker.send(ToWorker::Train { run_id, classes, config: state.project.settings.clone(), target });
 }
 
 /// The project's classes with their samples, as the worker takes them.
@@ -144,7 +145,7 @@ fn graft() -> Html {
                     }
                     FromWorker::ProjectOpened { project_id, name, project, thumbnails, projects, .. } => {
                         let pictures = thumbnails.iter().map(|t| (t.sample_id, picture_of(&t.image))).collect();
-                        state.dispatch(Action::Opened { project_id, name, project, pictures, projects });
+                        state.dispatch(Action::Opened { project_id, name, project: *project, pictures, projects });
                     }
                     FromWorker::FileReady { ref file_name, ref mime, ref bytes, .. } => {
                         download(file_name, mime, bytes);
@@ -264,6 +265,18 @@ fn graft() -> Html {
     // still being opened would lose the additions).
     let ready = matches!(state.model, ModelStatus::Ready { .. }) && state.project_id.is_some();
     let trained = state.training.report.is_some() && state.train_status() != TrainStatus::Training;
+    let target_card = state.target_view().map(|target| {
+        let id = target.id;
+        html! {
+            <section class="classes target-bin">
+                <ClassCard key={ id } recording={ recorder.recording == Some(id) } unlabelled=true
+                    class={ ClassStateProp(target) } on_rename={ classes.rename.clone() }
+                    on_delete={ classes.delete.clone() } on_files={ classes.add_files.clone() }
+                    on_remove_sample={ classes.remove_sample.clone() } on_record={ recorder.record.clone() }
+                    camera_on={ camera.on } disabled={ !ready } />
+            </section>
+        }
+    });
     html! {
         <main class="graft">
             <header>
@@ -310,6 +323,7 @@ fn graft() -> Html {
                 }) }
                 <button class="add-class" data-testid="add-class" onclick={ classes.add_class.clone() }>{ "+ Add a class" }</button>
             </section>
+            if let Some(target) = target_card { { target } }
             if !state.blocks.is_empty() {
                 <FreezePanel key={ state.settings_revision } blocks={ state.blocks.clone() } settings={ state.project.settings.clone() }
                     classes={ state.project.classes.len() } samples={ state.samples.len() } on_settings={ on_settings.clone() }
@@ -318,7 +332,8 @@ fn graft() -> Html {
             <TrainPanel key={ state.settings_revision } settings={ state.project.settings.clone() } status={ state.train_status() }
                 stage={ state.training.stage() } preparing={ state.training.preparing }
                 pending_samples={ state.pending_samples() } on_settings={ on_settings }
-                on_train={ on_train } on_stop={ on_stop } disabled={ !ready } />
+                on_train={ on_train } on_stop={ on_stop } disabled={ !ready }
+                target_samples={ state.project.target_ids().len() } />
             <Metrics training={ state.training.clone() } />
             <TransferCheckPanel check={ state.project.transfer_check } pending={ state.baseline_run.is_some() }
                 backbone={ state.project.backbone.as_ref().map(|k| k.architecture.display_name()).unwrap_or_default() } />

@@ -23,6 +23,9 @@ pub struct ClassCardProps {
     pub camera_on: bool,
     pub recording: bool,
     pub disabled: bool,
+    /// The unlabelled bin of the new domain: a fixed title, no delete, its own test ids.
+    #[prop_or_default]
+    pub unlabelled: bool,
 }
 
 /// `ClassState` compared by identity and content that the card shows.
@@ -115,16 +118,25 @@ pub fn class_card(props: &ClassCardProps) -> Html {
     let pending = class.samples.iter().filter(|s| !s.embedded).count();
     let shown = class.samples.iter().rev().take(THUMBNAILS_SHOWN);
 
+    let testid = |name: &'static str| if props.unlabelled { format!("target-{name}") } else { format!("class-{name}") };
     html! {
-        <section class="class-card" data-testid="class-card" data-class-name={ class.name.clone() }
+        <section class={ classes!("class-card", props.unlabelled.then_some("target")) }
+            data-testid={ if props.unlabelled { "target-card" } else { "class-card" } } data-class-name={ class.name.clone() }
             ondragover={ Callback::from(|e: DragEvent| e.prevent_default()) } ondrop={ on_drop }>
             <header>
-                <input class="class-name" data-testid="class-name" value={ class.name.clone() }
-                    aria-label="Class name" oninput={ on_name } />
-                <button class="icon delete" data-testid="delete-class" title="Delete this class" onclick={ on_delete }>{ "✕" }</button>
+                if props.unlabelled {
+                    <h3 class="class-name">{ &class.name }</h3>
+                } else {
+                    <input class="class-name" data-testid="class-name" value={ class.name.clone() }
+                        aria-label="Class name" oninput={ on_name } />
+                    <button class="icon delete" data-testid="delete-class" title="Delete this class" onclick={ on_delete }>{ "✕" }</button>
+                }
             </header>
+            if props.unlabelled {
+                <p class="explain">{ "Images of where the model will be used, without labels (for domain adaptation)." }</p>
+            }
             <p class="count">
-                <span data-testid="sample-count">{ class.samples.len() }</span>{ " samples" }
+                <span data-testid={ if props.unlabelled { "target-count" } else { "sample-count" } }>{ class.samples.len() }</span>{ " samples" }
                 if pending > 0 { <span class="pending">{ format!(" · embedding {pending}…") }</span> }
             </p>
             <div class="thumbnails">
@@ -139,7 +151,8 @@ pub fn class_card(props: &ClassCardProps) -> Html {
                     }
                 }) }
             </div>
-            <button class={ classes!("record", props.recording.then_some("recording")) } data-testid="record"
+            <button class={ classes!("record", props.recording.then_some("recording")) }
+                data-testid={ if props.unlabelled { "target-record" } else { "record" } }
                 disabled={ props.disabled || !props.camera_on }
                 title={ if props.camera_on { "Hold to record webcam frames" } else { "Turn the camera on first" } }
                 onpointerdown={ on_pointer_down } onpointerup={ stop_pointer.clone() }
@@ -148,7 +161,7 @@ pub fn class_card(props: &ClassCardProps) -> Html {
                 { if props.recording { "● Recording…" } else { "Hold to record" } }
             </button>
             <label class="upload">
-                <input ref={ upload_ref } type="file" accept="image/*" multiple=true data-testid="class-upload"
+                <input ref={ upload_ref } type="file" accept="image/*" multiple=true data-testid={ testid("upload") }
                     disabled={ props.disabled } onchange={ on_upload } />
                 <span>{ "Upload images" }</span>
             </label>

@@ -139,6 +139,6 @@ pub fn freeze_panel(props: &FreezePanelProps) -> Html {
     }
 }
 
-fn checked(e: Event) -> bool {
+pub fn checked(e: Event) -> bool {
     e.target_unchecked_into::<HtmlInputElement>().checked()
 }

@@ -101,10 +101,15 @@ struct ConfusionView {
 
 fn confusion_view(t: &TrainingView) -> Option<ConfusionView> {
     if let Some(report) = &t.report {
-        let heading = format!(
-            "Best epoch {} of {} · scored on {} validation samples",
-            report.best_epoch, report.epochs_run, report.val_samples
-        );
+        let kept = match report.kept_final {
+            true => format!(
+                "Final epoch {} kept (domain adaptation: the new domain's images have no labels to pick an \
+                epoch by, and the best validation loss tends to come before the adaptation took hold)",
+                report.epochs_run
+            ),
+            false => format!("Best epoch {} of {} kept (lowest validation loss)", report.best_epoch, report.epochs_run),
+        };
+        let heading = format!("{kept} · scored on {} validation samples", report.val_samples);
         return Some(ConfusionView {
             heading,
             counts: report.confusion.counts.clone(),
@@ -167,7 +172,19 @@ pub fn metrics(props: &MetricsProps) -> Html {
                     ("train accuracy", "#2f7d4f", series(&t.history, |m| Some(m.train_accuracy))),
                     ("validation accuracy", "#c0572b", series(&t.history, |m| m.val_accuracy)),
                 ], y_max: Some(1.0), fine_tune_from }) }
+                if t.history.iter().any(|m| m.domain_accuracy.is_some()) {
+                    { chart("domain-chart", "Telling the domains apart", "accuracy", ChartData { series: [
+                        ("domain classifier", "#5b4ab0", series(&t.history, |m| m.domain_accuracy)),
+                        ("chance (50%)", "#999999", t.history.iter().map(|_| 0.5).collect()),
+                    ], y_max: Some(1.0), fine_tune_from }) }
+                }
             </div>
+            if let Some(domain) = t.history.last().and_then(|m| m.domain_accuracy) {
+                <p class="explain" data-testid="domain-accuracy" data-value={ domain.to_string() }>{ format!(
+                    "The domain classifier tells your labelled images from the new domain's {:.0}% of the time. Near 50% \
+                     the features no longer tell the two domains apart, so what the model learned from your labels \
+                     applies to the new images too.", domain * 100.0) }</p>
+            }
             if let Some(ConfusionView { heading, counts, per_class }) = confusion_view(t) {
                 <h3>{ heading }</h3>
                 <table class="confusion" data-testid="confusion-matrix">

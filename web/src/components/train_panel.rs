@@ -3,6 +3,7 @@
 use graft::train::TrainConfig;
 use yew::prelude::*;
 
+use super::freeze_panel::checked;
 use super::setting_input::{updater, SettingInput};
 use crate::state::TrainStatus;
 
@@ -19,6 +20,9 @@ pub struct TrainPanelProps {
     pub on_train: Callback<()>,
     pub on_stop: Callback<()>,
     pub disabled: bool,
+    /// Unlabelled images of the new domain (adaptation needs some).
+    #[prop_or_default]
+    pub target_samples: usize,
 }
 
 fn status_text(status: TrainStatus, pending: usize) -> &'static str {
@@ -38,6 +42,7 @@ pub fn train_panel(props: &TrainPanelProps) -> Html {
     let training = props.status == TrainStatus::Training;
     let on_train = props.on_train.reform(|_: MouseEvent| ());
     let on_stop = props.on_stop.reform(|_: MouseEvent| ());
+    let on_adapt = updater(s, cb, |c, v: bool| c.adapt.enabled = v).reform(checked);
     html! {
         <section class="train-panel">
             <h2>{ "Train" }</h2>
@@ -54,6 +59,15 @@ pub fn train_panel(props: &TrainPanelProps) -> Html {
                     on_value={ updater(s, cb, |c, v| c.val_fraction = v as f32) } />
                 <SettingInput testid="seed" label="Seed" initial={ s.seed.to_string() } step="1"
                     on_value={ updater(s, cb, |c, v| c.seed = v as u64) } />
+            </div>
+            <div class="adapt">
+                <label class="setting check"><input type="checkbox" data-testid="adapt" checked={ s.adapt.enabled }
+                    onchange={ on_adapt } />{ "Adapt to the new domain" }</label>
+                <SettingInput testid="adapt-weight" label="Strength" initial={ s.adapt.weight.to_string() } step="0.1"
+                    on_value={ updater(s, cb, |c, v: f64| c.adapt.weight = v as f32) } disabled={ !s.adapt.enabled } />
+                <p class="explain">{ format!("Domain adaptation (DANN) trains the features so that a second classifier \
+                    cannot tell your labelled images from the {} unlabelled ones of the new domain, while the labels are \
+                    still learned: what the model learns then applies where it will be used.", props.target_samples) }</p>
             </div>
             <div class="actions">
                 <button class="primary" data-testid="train" onclick={ on_train } disabled={ training || props.disabled }>{ "Train" }</button>

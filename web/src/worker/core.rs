@@ -173,7 +173,9 @@ impl WorkerCore {
                 }
                 return None;
             }
-            ToWorker::Train { run_id, classes, config } => self.start_training(run_id, classes, config).await,
+            ToWorker::Train { run_id, classes, config, target } => {
+                self.start_training(run_id, classes, config, &target).await
+            }
             ToWorker::StopTraining { run_id } => {
                 return self.training.finish(run_id, true, self.model.as_ref()?).await;
             }
@@ -298,16 +300,31 @@ impl WorkerCore {
         FromWorker::BackendSelected { status, error }
     }
 
-    async fn start_training(&mut self, run_id: u64, classes: Vec<ClassSamples>, config: TrainConfig) -> FromWorker {
+    async fn start_training(
+        &mut self,
+        run_id: u64,
+        classes: Vec<ClassSamples>,
+        config: TrainConfig,
+        target: &[u64],
+    ) -> FromWorker {
         let names: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
         let now = (self.clock)();
+        // The target samples the run adapts to (stored ones; none unless adapting).
+        let target: Vec<u64> = match config.adapt.enabled {
+            true => target.iter().copied().filter(|&id| self.samples.image(id).is_some()).collect(),
+            false => Vec::new(),
+        };
+        if config.adapt.enabled && target.is_empty() {
+            let message = "add unlabelled images of the new domain to adapt to it".into();
+            return FromWorker::TrainingFailed { run_id, message };
+        }
         if config.unfreeze > 0 || config.augment.enabled {
-            return match self.preparation(&classes, config) {
+            return match self.preparation(&classes, config, target) {
                 Ok(preparation) => self.training.prepare(run_id, preparation, names, now),
                 Err(message) => FromWorker::TrainingFailed { run_id, message },
             };
         }
-        match self.new_trainer(&classes, config.clone()) {
+        match self.new_trainer(&classes, config.clone(), &target) {
             Ok((mut trainer, order)) => {
                 // The head trains where the backbone runs; a GPU that cannot take it leaves
                 // the run on the CPU, which the start message names.
@@ -323,7 +340,12 @@ impl WorkerCore {
 
     /// A run that starts from the stored images: its settings and classes are checked first,
     /// so that a mistake is reported before any image is processed.
-    fn preparation(&self, classes: &[ClassSamples], config: TrainConfig) -> Result<Preparation, String> {
+    fn preparation(
+        &self,
+        classes: &[ClassSamples],
+        config: TrainConfig,
+        target: Vec<u64>,
+    ) -> Result<Preparation, String> {
         let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
         let blocks = extractor.backbone().num_blocks();
         config.validate_for(blocks).map_err(|e| e.to_string())?;
@@ -337,7 +359,7 @@ impl WorkerCore {
             return Err(format!("cannot train: {problem}"));
         }
         let queue = stored.iter().enumerate().flat_map(|(label, ids)| ids.iter().map(move |&id| (id, label))).collect();
-        Ok(Preparation::new(config, blocks, queue))
+        Ok(Preparation::new(config, blocks, queue, target))
     }
 
     /// The trainer of a run on cached features, and its `(sample id, label)` order.
@@ -345,6 +367,7 @@ impl WorkerCore {
         &self,
         classes: &[ClassSamples],
         config: TrainConfig,
+        target: &[u64],
     ) -> Result<(Trainer, Vec<(u64, usize)>), String> {
         let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
         let mut rows = Vec::new();
@@ -363,7 +386,14 @@ impl WorkerCore {
         let labels = order.iter().map(|&(_, label)| label).collect();
         let shape = (order.len(), extractor.feature_dim());
         let inputs = Tensor::from_vec(rows, shape, &Device::Cpu).map_err(|e| e.to_string())?;
-        let trainer = Trainer::new(TrainData::new(inputs, labels, class_names), config).map_err(|e| e.to_string())?;
+        let mut data = TrainData::new(inputs, labels, class_names);
+        let target_rows: Vec<f32> =
+            target.iter().filter_map(|&id| self.samples.embedding(extractor.key(), id)).flatten().copied().collect();
+        if !target_rows.is_empty() {
+            let shape = (target_rows.len() / extractor.feature_dim(), extractor.feature_dim());
+            data.target = Some(Tensor::from_vec(target_rows, shape, &Device::Cpu).map_err(|e| e.to_string())?);
+        }
+        let trainer = Trainer::new(data, config).map_err(|e| e.to_string())?;
         Ok((trainer, order))
     }
 
@@ -449,8 +479,8 @@ impl WorkerCore {
     /// The open project as a `.graft` file, with the trained model and every stored image.
     pub fn export_project(&self, name: &str, mut project: Project) -> Result<Vec<u8>, String> {
         project.head = self.trained_head().cloned();
-        let images = self.samples.images_of(project.classes.iter().flat_map(|c| &c.sample_ids));
-        project.classes.iter_mut().for_each(|c| c.sample_ids.retain(|id| images.contains_key(id)));
+        let images = self.samples.images_of(project.entries().flat_map(|c| &c.sample_ids));
+        project.entries_mut().for_each(|c| c.sample_ids.retain(|id| images.contains_key(id)));
         write_archive(name, &project, &images).map_err(|e| e.to_string())
     }
 
@@ -566,12 +596,45 @@ mod tests {
         replies
     }
 
+    #[test]
+    fn an_adapting_run_needs_target_samples_and_reports_the_domain_accuracy() {
+        let mut core = core_with_model();
+        for sample_id in 10..20 {
+            answers(&mut core, ToWorker::AddSample { sample_id, image: png((sample_id * 20) as u8) });
+        }
+        let classes = vec![
+            ClassSamples { name: "a".into(), sample_ids: vec![10, 11, 12] },
+            ClassSamples { name: "b".into(), sample_ids: vec![13, 14, 15] },
+        ];
+        let adapt = graft::train::Adapt { enabled: true, weight: 1.0 };
+        let config = TrainConfig { epochs: 2, hidden: 4, adapt, ..TrainConfig::default() };
+        let train = |run_id, target: Vec<u64>| ToWorker::Train {
+            run_id,
+            classes: classes.clone(),
+            config: config.clone(),
+            target,
+        };
+        let refused = answers(&mut core, train(40, vec![]));
+        assert!(matches!(&refused[0], FromWorker::TrainingFailed { message, .. } if message.contains("unlabelled")));
+        let adapted = answers(&mut core, train(41, vec![16, 17, 18, 19]));
+        let domain: Vec<Option<f32>> = adapted
+            .iter()
+            .filter_map(|r| match r {
+                FromWorker::EpochDone { metrics, .. } => Some(metrics.domain_accuracy),
+                _ => None,
+            })
+            .collect();
+        assert!(domain.len() == 2 && domain.iter().all(Option::is_some), "{adapted:?}");
+        let Some(FromWorker::TrainingDone { report, .. }) = adapted.last() else { panic!("{adapted:?}") };
+        assert!(report.kept_final, "an adapting run keeps its final weights");
+    }
+
     fn every_request(sample: ImageData) -> Vec<ToWorker> {
         let classes = vec![ClassSamples { name: "a".into(), sample_ids: vec![1] }];
         vec![
             ToWorker::Classify { request_id: 1, file_name: "x.png".into(), bytes: vec![1, 2, 3] },
             ToWorker::AddSample { sample_id: 2, image: sample.clone() },
-            ToWorker::Train { run_id: 3, classes, config: TrainConfig::default() },
+            ToWorker::Train { run_id: 3, classes, config: TrainConfig::default(), target: vec![] },
             ToWorker::Predict { request_id: 4, image: sample },
             ToWorker::ExportSample { request_id: 7, sample_id: 2 },
             ToWorker::ExportHead { request_id: 5 },
@@ -606,7 +669,8 @@ mod tests {
         let classes =
             ids.iter().enumerate().map(|(i, ids)| ClassSamples { name: format!("c{i}"), sample_ids: ids.clone() });
         let config = TrainConfig { epochs: 3, hidden: 0, ..TrainConfig::default() };
-        let replies = answers(&mut core, ToWorker::Train { run_id: 20, classes: classes.collect(), config });
+        let replies =
+            answers(&mut core, ToWorker::Train { run_id: 20, classes: classes.collect(), config, target: vec![] });
         assert!(matches!(replies[0], FromWorker::TrainingStarted { run_id: 20, .. }));
         let epochs = replies.iter().filter(|r| matches!(r, FromWorker::EpochDone { run_id: 20, .. })).count();
         assert_eq!(epochs, 3);
@@ -669,7 +733,7 @@ mod tests {
         let classes =
             project.classes.iter().map(|c| ClassSamples { name: c.name.clone(), sample_ids: c.sample_ids.clone() });
         let config = TrainConfig { epochs: 2, ..TrainConfig::default() };
-        answers(&mut core, ToWorker::Train { run_id: 1, classes: classes.collect(), config });
+        answers(&mut core, ToWorker::Train { run_id: 1, classes: classes.collect(), config, target: vec![] });
         let trained = probabilities(&mut core, 2).unwrap();
         let reply = answers(&mut core, ToWorker::ExportProject { request_id: 3, name: "Lesson 1".into(), project });
         let FromWorker::FileReady { file_name, bytes, .. } = &reply[0] else { panic!("{reply:?}") };
@@ -711,7 +775,8 @@ mod tests {
         let mut config =
             TrainConfig { epochs: 3, unfreeze: 2, head_epochs: 1, val_fraction: 0.0, ..TrainConfig::default() };
         config.augment.enabled = true;
-        let replies = answers(&mut core, ToWorker::Train { run_id: 30, classes: classes.clone(), config });
+        let replies =
+            answers(&mut core, ToWorker::Train { run_id: 30, classes: classes.clone(), config, target: vec![] });
         assert!(
             matches!(replies[0], FromWorker::TrainingPreparing { run_id: 30, prepared: 0, total: 8 }),
             "{replies:?}"
@@ -736,7 +801,7 @@ mod tests {
 
         // A head-only run replaces the model; importing the saved one brings its blocks back.
         let head_only = TrainConfig { epochs: 1, ..TrainConfig::default() };
-        answers(&mut core, ToWorker::Train { run_id: 36, classes: classes.clone(), config: head_only });
+        answers(&mut core, ToWorker::Train { run_id: 36, classes: classes.clone(), config: head_only, target: vec![] });
         let reply = answers(&mut core, ToWorker::Predict { request_id: 37, image: png(60) });
         assert!(matches!(&reply[0], FromWorker::Predicted { probs: other, .. } if other != probs), "{reply:?}");
         let reply = answers(&mut core, ToWorker::ImportHead { request_id: 32, head: head.clone() });
@@ -752,7 +817,7 @@ mod tests {
         assert_eq!((images[0].width, images[0].height), (PREVIEW_SIDE, PREVIEW_SIDE));
 
         let too_many = TrainConfig { unfreeze: 20, ..TrainConfig::default() };
-        let reply = answers(&mut core, ToWorker::Train { run_id: 35, classes, config: too_many });
+        let reply = answers(&mut core, ToWorker::Train { run_id: 35, classes, config: too_many, target: vec![] });
         assert!(
             matches!(&reply[0], FromWorker::TrainingFailed { message, .. } if message.contains("between 0 and 19"))
         );
@@ -769,7 +834,7 @@ mod tests {
             ClassSamples { name: "b".into(), sample_ids: vec![3, 4] },
         ];
         let config = TrainConfig { epochs: 1000, ..TrainConfig::default() };
-        block_on(core.handle(ToWorker::Train { run_id: 7, classes, config }));
+        block_on(core.handle(ToWorker::Train { run_id: 7, classes, config, target: vec![] }));
         block_on(core.train_slice());
         assert!(block_on(core.handle(ToWorker::StopTraining { run_id: 6 })).is_none());
         assert!(core.is_training());

@@ -236,7 +236,7 @@ impl Persistence {
             request_id,
             project_id,
             name,
-            project,
+            project: Box::new(project),
             thumbnails,
             projects: self.summaries().await,
         }
@@ -386,7 +386,7 @@ async fn restore(
         }
     }
     let project = &mut record.project;
-    for class in &mut project.classes {
+    for class in project.entries_mut() {
         class.sample_ids.retain(|&id| core.samples().sample(id).is_some());
     }
     project.head = None;
@@ -405,7 +405,7 @@ async fn restore(
 }
 
 fn thumbnails_of(core: &WorkerCore, project: &Project) -> Vec<Thumbnail> {
-    let ids = project.classes.iter().flat_map(|c| &c.sample_ids);
+    let ids = project.entries().flat_map(|c| &c.sample_ids);
     ids.filter_map(|&sample_id| {
         Some(Thumbnail { sample_id, image: core.samples().sample(sample_id)?.thumbnail.clone() })
     })

@@ -50,7 +50,7 @@ pub struct ProjectRecord {
 
 impl ProjectRecord {
     pub fn summary(&self) -> ProjectSummary {
-        let samples = self.project.classes.iter().map(|c| c.sample_ids.len()).sum();
+        let samples = self.project.entries().map(|c| c.sample_ids.len()).sum();
         ProjectSummary { id: self.id.clone(), name: self.name.clone(), modified: self.modified, samples }
     }
 }

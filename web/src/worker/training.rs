@@ -11,7 +11,7 @@
 
 use candle_core::Device;
 use graft::preprocess::{baseline_pixels, decode_image};
-use graft::train::{InputBuilder, SavedHead, TrainConfig, TrainedHead, Trainer};
+use graft::train::{Augment, InputBuilder, SavedHead, TrainConfig, TrainedHead, Trainer};
 use graft::transfer::baseline::baseline_trainer;
 use graft::GraftError;
 
@@ -32,16 +32,27 @@ pub struct Preparation {
     queue: Vec<(u64, usize)>,
     next: usize,
     config: TrainConfig,
+    /// Unlabelled target samples (domain adaptation), prepared after the labelled ones, never
+    /// augmented; `target_next` is the first not yet done.
+    target: Vec<u64>,
+    target_next: usize,
+    target_builder: Option<InputBuilder>,
 }
 
 impl Preparation {
-    pub fn new(config: TrainConfig, blocks: usize, queue: Vec<(u64, usize)>) -> Self {
-        Self { builder: Some(InputBuilder::new(&config, blocks, queue.len())), queue, next: 0, config }
+    pub fn new(config: TrainConfig, blocks: usize, queue: Vec<(u64, usize)>, target: Vec<u64>) -> Self {
+        let plain = TrainConfig { augment: Augment { enabled: false, ..config.augment }, ..config.clone() };
+        let target_builder = (!target.is_empty()).then(|| InputBuilder::new(&plain, blocks, target.len()));
+        let builder = Some(InputBuilder::new(&config, blocks, queue.len()));
+        Self { builder, queue, next: 0, config, target, target_next: 0, target_builder }
     }
 
     /// Prepares the next few samples; samples whose image is gone (deleted meanwhile) are
     /// skipped.
     async fn step(&mut self, model: &Model, samples: &SampleStore) -> Result<(), String> {
+        if self.next >= self.queue.len() {
+            return self.step_target(model, samples).await;
+        }
         let end = (self.next + PREPARE_BATCH).min(self.queue.len());
         let (mut images, mut labels) = (Vec::new(), Vec::new());
         for &(id, label) in &self.queue[self.next..end] {
@@ -56,8 +67,28 @@ impl Preparation {
         Ok(())
     }
 
+    /// The next few target samples.
+    async fn step_target(&mut self, model: &Model, samples: &SampleStore) -> Result<(), String> {
+        let end = (self.target_next + PREPARE_BATCH).min(self.target.len());
+        let images = self.target[self.target_next..end]
+            .iter()
+            .filter_map(|&id| samples.image(id))
+            .map(|stored| decode_image("stored sample", &stored.bytes).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, String>>()?;
+        if let Some(builder) = self.target_builder.as_mut() {
+            builder.add(&model.extractor, &images, &vec![0; images.len()]).await.map_err(|e| e.to_string())?;
+        }
+        self.target_next = end;
+        Ok(())
+    }
+
     fn is_done(&self) -> bool {
-        self.next >= self.queue.len()
+        self.next >= self.queue.len() && self.target_next >= self.target.len()
+    }
+
+    /// Samples prepared, of all.
+    fn progress(&self) -> (usize, usize) {
+        (self.next + self.target_next, self.queue.len() + self.target.len())
     }
 }
 
@@ -140,7 +171,7 @@ impl Training {
 
     /// Starts run `run_id` by preparing its inputs from stored images.
     pub fn prepare(&mut self, run_id: u64, preparation: Preparation, class_names: Vec<String>, now: f64) -> FromWorker {
-        let total = preparation.queue.len();
+        let total = preparation.progress().1;
         let (config, order) = (preparation.config.clone(), preparation.queue.clone());
         let phase = Phase::Preparing(Box::new(preparation));
         self.baseline = None;
@@ -310,14 +341,19 @@ async fn prepare_slice(
     while !preparation.is_done() && clock() - started < SLICE_MILLIS {
         preparation.step(model, samples).await?;
     }
-    let (run_id, total) = (run.run_id, preparation.queue.len());
-    let progress = FromWorker::TrainingPreparing { run_id, prepared: preparation.next, total };
+    let (prepared, total) = preparation.progress();
+    let run_id = run.run_id;
+    let progress = FromWorker::TrainingPreparing { run_id, prepared, total };
     if !preparation.is_done() {
         return Ok(vec![progress]);
     }
     let builder = preparation.builder.take().ok_or("the inputs are already complete")?;
     let views = builder.views();
-    let data = builder.finish(run.class_names.clone(), &Device::Cpu).map_err(|e| e.to_string())?;
+    let mut data = builder.finish(run.class_names.clone(), &Device::Cpu).map_err(|e| e.to_string())?;
+    if let Some(target) = preparation.target_builder.take() {
+        let target = target.finish(vec!["target".into()], &Device::Cpu).map_err(|e| e.to_string())?;
+        data.target = Some(target.inputs);
+    }
     let cache_bytes = data.cache_bytes();
     let config = preparation.config.clone();
     let mut trainer = Trainer::fine_tuning(data, config, model.extractor.backbone()).map_err(|e| e.to_string())?;
