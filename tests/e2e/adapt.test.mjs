@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launch, openGraft, waitReady as ready } from "./browser.mjs";
+import { fillClasses, launch, openGraft, waitReady as ready } from "./browser.mjs";
 
 const CLASSES = ["Trouser", "Bag"];
 let browser;
@@ -35,12 +35,7 @@ test("images of the new domain are collected unlabelled and a run adapts to them
   await ready(page);
   const target = page.locator('[data-testid="target-card"]');
   assert.match(await target.textContent(), /Unlabelled: new domain/);
-  const cards = page.locator('[data-testid="class-card"]');
-  for (let i = 0; i < 2; i++) {
-    await cards.nth(i).locator('[data-testid="class-name"]').fill(CLASSES[i]);
-    const card = page.locator(`[data-testid="class-card"][data-class-name="${CLASSES[i]}"]`);
-    await card.locator('[data-testid="class-upload"]').setInputFiles(files("source", CLASSES[i]));
-  }
+  await fillClasses(page, CLASSES, (name) => files("source", name));
   const unlabelled = files("target").slice(0, 20);
   await target.locator('[data-testid="target-upload"]').setInputFiles(unlabelled);
   await page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: 120_000 });

@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { fashionMnistFolder, launch, openGraft, predictUpload, waitReady as ready } from "./browser.mjs";
+import { fashionMnistFolder, fillClasses, launch, openGraft, predictUpload, waitReady as ready } from "./browser.mjs";
 
 const CLASSES = ["Trouser", "Bag"];
 const PER_CLASS = 6;
@@ -68,13 +68,7 @@ test("which model fits, switching backbones keeps the classes, and a reload keep
   assert.match(options[1][1], /EfficientNet-Lite0 · 18\.8 MB · ImageNet top-1 75\.1% · speed not measured yet/);
   assert.equal(await select(page).inputValue(), "mobilenet_v2");
 
-  const cards = page.locator('[data-testid="class-card"]');
-  for (let i = 0; i < 2; i++) {
-    await cards.nth(i).locator('[data-testid="class-name"]').fill(CLASSES[i]);
-    const card = page.locator(`[data-testid="class-card"][data-class-name="${CLASSES[i]}"]`);
-    await card.locator('[data-testid="class-upload"]').setInputFiles(files(trainDir, CLASSES[i]));
-  }
-  await page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: 120_000 });
+  await fillClasses(page, CLASSES, (name) => files(trainDir, name));
   const before = await counts(page);
   assert.deepEqual(before, [["Trouser", "6"], ["Bag", "6"]]);
 

@@ -64,6 +64,19 @@ export function fashionMnistFolder(split, perClass, classes) {
   return dir;
 }
 
+/** Names the first class cards `names` (adding cards as needed) and uploads `filesOf(name)` into
+ * each; waits until every sample is embedded. */
+export async function fillClasses(page, names, filesOf) {
+  const cards = page.locator('[data-testid="class-card"]');
+  while ((await cards.count()) < names.length) await page.locator('[data-testid="add-class"]').click();
+  for (let i = 0; i < names.length; i++) {
+    await cards.nth(i).locator('[data-testid="class-name"]').fill(names[i]);
+    const card = page.locator(`[data-testid="class-card"][data-class-name="${names[i]}"]`);
+    await card.locator('[data-testid="class-upload"]').setInputFiles(filesOf(names[i]));
+  }
+  await page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: 120_000 });
+}
+
 /** Uploads `file` to the trained model and returns its bars: `[[className, prob], ...]`. */
 export async function predictUpload(page, file) {
   await page.locator('[data-testid="predict-upload"]').setInputFiles(file);

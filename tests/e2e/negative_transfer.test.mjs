@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launch, openGraft, waitReady as ready } from "./browser.mjs";
+import { fillClasses, launch, openGraft, waitReady as ready } from "./browser.mjs";
 
 let browser;
 
@@ -36,14 +36,7 @@ after(async () => {
 /** Fills one class card per folder of `dir`, trains with 30% validation, waits for the
  * baseline's comparison and returns it. */
 async function trainAndCompare(page, dir, classes) {
-  for (let i = 2; i < classes.length; i++) await page.locator('[data-testid="add-class"]').click();
-  const cards = page.locator('[data-testid="class-card"]');
-  for (let i = 0; i < classes.length; i++) {
-    await cards.nth(i).locator('[data-testid="class-name"]').fill(classes[i]);
-    const card = page.locator(`[data-testid="class-card"][data-class-name="${classes[i]}"]`);
-    await card.locator('[data-testid="class-upload"]').setInputFiles(files(dir, classes[i]));
-  }
-  await page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: 120_000 });
+  await fillClasses(page, classes, (name) => files(dir, name));
   await page.locator('[data-testid="val-fraction"]').fill("0.3");
   await page.locator('[data-testid="val-fraction"]').press("Tab");
   await page.locator('[data-testid="train"]').click();

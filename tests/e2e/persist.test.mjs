@@ -9,7 +9,15 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fashionMnistFolder, launch, openGraft, predictUpload, recordRequests, waitReady as ready } from "./browser.mjs";
+import {
+  fashionMnistFolder,
+  fillClasses,
+  launch,
+  openGraft,
+  predictUpload,
+  recordRequests,
+  waitReady as ready,
+} from "./browser.mjs";
 
 const CLASSES = ["Trouser", "Bag"];
 const PER_CLASS = 8;
@@ -42,13 +50,7 @@ const textIfShown = async (page, id) => ((await page.locator(`[data-testid="${id
 const predict = async (page, file) => Object.fromEntries(await predictUpload(page, file));
 
 async function fillAndTrain(page) {
-  const cards = page.locator('[data-testid="class-card"]');
-  for (let i = 0; i < 2; i++) {
-    await cards.nth(i).locator('[data-testid="class-name"]').fill(CLASSES[i]);
-    const card = page.locator(`[data-testid="class-card"][data-class-name="${CLASSES[i]}"]`);
-    await card.locator('[data-testid="class-upload"]').setInputFiles(files(trainDir, CLASSES[i]));
-  }
-  await page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: 120_000 });
+  await fillClasses(page, CLASSES, (name) => files(trainDir, name));
   await page.locator('[data-testid="epochs"]').fill("12");
   await page.locator('[data-testid="epochs"]').press("Tab");
   await page.locator('[data-testid="train"]').click();

@@ -149,24 +149,9 @@ def compare_choices(model, labels):
 
 
 def deterministic_lite0():
-    """EfficientNet-Lite0 (classifier unused) filled by `make_fixtures.wave`, tensor t in name
-    order, as make_fixtures.deterministic_mobilenet fills MobileNetV2."""
+    """EfficientNet-Lite0 (classifier unused) filled as make_fixtures fills MobileNetV2."""
     model = EfficientNetLite0().eval()
-    sd = model.state_dict()
-    names = sorted(k for k in sd if not k.endswith("num_batches_tracked") and not k.startswith("_fc"))
-    for t, name in enumerate(names):
-        tensor = sd[name]
-        w = make_fixtures.wave(tensor.numel(), 1.7, 0.3 * t + 0.1)
-        if name.endswith("running_var"):
-            v = 1.0 + 0.25 * (w + 1.0)
-        elif name.endswith("running_mean") or name.endswith(".bias"):
-            v = 0.1 * w
-        elif tensor.dim() == 1:
-            v = 1.0 + 0.1 * w
-        else:
-            v = w / math.sqrt(tensor[0].numel())
-        tensor.copy_(torch.from_numpy(v.reshape(tensor.shape)))
-    return model, names
+    return model, make_fixtures.fill_deterministic(model, "_fc")
 
 
 def block_gradients():

@@ -124,8 +124,14 @@ def deterministic_mobilenet():
     name order: conv weights / sqrt(fan_in), BN scale 1 + 0.1 w, shift and mean 0.1 w, variance
     1 + 0.25 (w + 1). Eval mode: batch norm uses its running statistics."""
     model = torchvision.models.mobilenet_v2(weights=None).eval()
+    return model, fill_deterministic(model, "classifier")
+
+
+def fill_deterministic(model, classifier):
+    """Fills every float tensor of `model` but the `classifier`'s by `wave`, tensor t in name
+    order (see deterministic_mobilenet); returns the names."""
     sd = model.state_dict()
-    names = sorted(k for k in sd if not k.endswith("num_batches_tracked") and not k.startswith("classifier"))
+    names = sorted(k for k in sd if not k.endswith("num_batches_tracked") and not k.startswith(classifier))
     for t, name in enumerate(names):
         tensor = sd[name]
         w = wave(tensor.numel(), 1.7, 0.3 * t + 0.1)
@@ -138,7 +144,7 @@ def deterministic_mobilenet():
         else:
             v = w / np.sqrt(tensor[0].numel())
         tensor.copy_(torch.from_numpy(v.reshape(tensor.shape)))
-    return model, names
+    return names
 
 
 def summary(tensor):
