@@ -5,7 +5,7 @@ weights to keep (the final ones, or those with the best source validation loss).
 
     /usr/bin/python3 tests/reference/transfer_datasets.py shift /tmp/shift --per-class 100
     cargo build --release --bin graft
-    /usr/bin/python3 tests/reference/dann_table.py /tmp/shift [--seeds 0 1 2] [--unfreeze 0 2]
+    /usr/bin/python3 tests/reference/dann_table.py /tmp/shift [--seeds 0 1 2] [--unfreeze 0 2] [--epochs 50]
 """
 import argparse
 import json
@@ -36,11 +36,13 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--unfreeze", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--no-keep-best", action="store_true", help="skip DANN with the best validation loss's weights")
     args = parser.parse_args()
     print("| unfrozen | training | kept weights | target accuracy (mean ± sd) | per seed | source val | last domain acc |")
     print("|---|---|---|---|---|---|---|")
     for unfreeze in args.unfreeze:
-        for adapt, keep in ((False, "best"), (True, "final"), (True, "best")):
+        modes = [(False, "best"), (True, "final")] + ([] if args.no_keep_best else [(True, "best")])
+        for adapt, keep in modes:
             runs = [target_accuracy(args.data, s, unfreeze, adapt, keep, args.epochs) for s in args.seeds]
             targets = [100 * r[0] for r in runs]
             spread = statistics.stdev(targets) if len(targets) > 1 else 0.0
