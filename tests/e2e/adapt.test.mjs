@@ -5,10 +5,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fillClasses, launch, openGraft, waitReady as ready } from "./browser.mjs";
+import { fillClasses, launch, openGraft, sortedFiles, waitReady as ready } from "./browser.mjs";
 
 const CLASSES = ["Trouser", "Bag"];
 let browser;
@@ -25,10 +25,7 @@ after(async () => {
   await browser?.close();
 });
 
-const files = (...parts) =>
-  readdirSync(join(data, ...parts))
-    .sort()
-    .map((f) => join(data, ...parts, f));
+const files = (...parts) => sortedFiles(data, ...parts);
 
 test("images of the new domain are collected unlabelled and a run adapts to them", async () => {
   const { page, problems } = await openGraft(browser);

@@ -4,9 +4,7 @@
 // progress bar; the new backbone trains and predicts, and a reload keeps it (and its model).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
-import { fashionMnistFolder, fillClasses, launch, openGraft, predictUpload, waitReady as ready } from "./browser.mjs";
+import { fashionMnistFolder, fillClasses, sortedFiles, launch, openGraft, predictUpload, waitReady as ready } from "./browser.mjs";
 
 const CLASSES = ["Trouser", "Bag"];
 const PER_CLASS = 6;
@@ -24,10 +22,7 @@ after(async () => {
   await browser?.close();
 });
 
-const files = (dir, name) =>
-  readdirSync(join(dir, name))
-    .sort()
-    .map((f) => join(dir, name, f));
+const files = sortedFiles;
 
 const select = (page) => page.locator('[data-testid="backbone-select"]');
 

@@ -1,7 +1,7 @@
 // Shared set-up for the end-to-end tests: Debian's Chromium, headless, on this closed network.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -63,6 +63,12 @@ export function fashionMnistFolder(split, perClass, classes) {
   assert.equal(run.status, 0, String(run.stderr));
   return dir;
 }
+
+/** The files of the folder `join(...parts)`, sorted, as paths. */
+export const sortedFiles = (...parts) =>
+  readdirSync(join(...parts))
+    .sort()
+    .map((f) => join(...parts, f));
 
 /** Names the first class cards `names` (adding cards as needed) and uploads `filesOf(name)` into
  * each; waits until every sample is embedded. */

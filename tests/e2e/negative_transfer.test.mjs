@@ -5,10 +5,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fillClasses, launch, openGraft, waitReady as ready } from "./browser.mjs";
+import { fillClasses, sortedFiles, launch, openGraft, waitReady as ready } from "./browser.mjs";
 
 let browser;
 
@@ -21,10 +21,7 @@ function dataset(kind, perClass) {
   return dir;
 }
 
-const files = (dir, name) =>
-  readdirSync(join(dir, name))
-    .sort()
-    .map((f) => join(dir, name, f));
+const files = sortedFiles;
 
 before(async () => {
   browser = await launch();

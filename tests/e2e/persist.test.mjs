@@ -6,12 +6,13 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync, mkdtempSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   fashionMnistFolder,
   fillClasses,
+  sortedFiles,
   launch,
   openGraft,
   predictUpload,
@@ -27,10 +28,7 @@ let trainDir;
 let testDir;
 const downloads = mkdtempSync(join(tmpdir(), "graft-downloads-"));
 
-const files = (dir, name) =>
-  readdirSync(join(dir, name))
-    .sort()
-    .map((f) => join(dir, name, f));
+const files = sortedFiles;
 
 before(async () => {
   browser = await launch();

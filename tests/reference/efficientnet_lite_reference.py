@@ -176,15 +176,7 @@ def reference_logits(model):
         x = preprocess(path, LITE_MEAN, LITE_STD)
         with torch.no_grad():
             logits = model(x)[0]
-        top5 = torch.topk(logits, 5).indices.tolist()
-        out.append({
-            "file": path,
-            "input_mean": float(x.mean()),
-            "input_corner": [float(v) for v in x[0, :, 0, 0]],
-            "top5": top5,
-            "top1_prob": float(torch.softmax(logits, 0)[top5[0]]),
-            "logits": [round(float(v), 6) for v in logits],
-        })
+        out.append(make_fixtures.photo_record(path, x, logits))
     path = os.path.join(make_fixtures.FIXTURES, "efficientnet_lite0_reference.json")
     with open(path, "w") as f:
         json.dump({"model": "efficientnet_lite0", "torch": torch.__version__, "images": out, **block_gradients()}, f)

@@ -257,6 +257,20 @@ def preprocess(path, resize=256, crop=224):
     return (x - mean) / std
 
 
+def photo_record(path, x, logits):
+    """What the parity tests compare of one photo: its input tensor's mean and corner, and the
+    logits with their top 5."""
+    top5 = torch.topk(logits, 5).indices.tolist()
+    return {
+        "file": path,
+        "input_mean": float(x.mean()),
+        "input_corner": [float(v) for v in x[0, :, 0, 0]],
+        "top5": top5,
+        "top1_prob": float(torch.softmax(logits, 0)[top5[0]]),
+        "logits": [round(float(v), 6) for v in logits],
+    }
+
+
 def reference_logits(pth):
     model = torchvision.models.mobilenet_v2()
     model.load_state_dict(torch.load(pth, map_location="cpu"))
@@ -266,18 +280,8 @@ def reference_logits(pth):
         x = preprocess(path)
         with torch.no_grad():
             logits = model(x)[0]
-        top5 = torch.topk(logits, 5).indices.tolist()
-        out.append(
-            {
-                "file": path,
-                "input_mean": float(x.mean()),
-                "input_corner": [float(v) for v in x[0, :, 0, 0]],
-                "top5": top5,
-                "top1_prob": float(torch.softmax(logits, 0)[top5[0]]),
-                "logits": [round(float(v), 6) for v in logits],
-            }
-        )
-        print(os.path.basename(path), top5, out[-1]["top1_prob"])
+        out.append(photo_record(path, x, logits))
+        print(os.path.basename(path), out[-1]["top5"], out[-1]["top1_prob"])
     with open(os.path.join(FIXTURES, "mobilenet_v2_reference.json"), "w") as f:
         json.dump({"model": "mobilenet_v2", "torch": torch.__version__, "images": out}, f)
 
