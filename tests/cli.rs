@@ -436,19 +436,21 @@ fn train_adapts_to_unlabelled_target_images_and_scores_labelled_ones() {
         image.save(target.join(if i % 2 == 0 { "any/depth" } else { "any" }).join(format!("{i}.png"))).unwrap();
     }
     let (src, tgt) = (dir.to_str().unwrap(), target.to_str().unwrap());
-    let args = ["train", src, "--epochs", "3", "--json", "--backend", "cpu", "--target", tgt, "--adapt", "dann"];
-    let mut with_test = args.to_vec();
-    with_test.extend(["--target-test", src]);
-    let lines = json_lines(&graft(&with_test));
-    for epoch in &lines[..3] {
-        let domain = epoch["domain_accuracy"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&domain), "{epoch}");
+    for backend in backends() {
+        let args = ["train", src, "--epochs", "3", "--json", "--backend", backend, "--target", tgt, "--adapt", "dann"];
+        let lines = json_lines(&graft(&[&args[..], &["--target-test", src]].concat()));
+        for epoch in &lines[..3] {
+            let domain = epoch["domain_accuracy"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&domain), "{backend}: {epoch}");
+        }
+        let last = &lines[3];
+        assert_eq!(last["target_images"], 4);
+        assert_eq!(last["kept"], "final");
+        assert_eq!(last["target_test_images"], 10);
+        assert!((0.0..=1.0).contains(&last["target_accuracy"].as_f64().unwrap()), "{last}");
+        let device = last["backend"]["training"].as_str().unwrap();
+        assert_eq!(device.starts_with("WebGPU"), backend == "webgpu", "{backend}: {last}");
     }
-    let last = &lines[3];
-    assert_eq!(last["target_images"], 4);
-    assert_eq!(last["kept"], "final");
-    assert_eq!(last["target_test_images"], 10);
-    assert!((0.0..=1.0).contains(&last["target_accuracy"].as_f64().unwrap()), "{last}");
     // Adapting needs target images, and target images need `--adapt`.
     let out = graft(&["train", src, "--adapt", "dann"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--target"));

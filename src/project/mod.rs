@@ -18,12 +18,43 @@ pub const PROJECT_VERSION: u32 = 1;
 
 /// The name of the target bin.
 pub const TARGET_NAME: &str = "Unlabelled: new domain";
+/// The name of each class's check bin.
+pub const CHECK_NAME: &str = "Check: new domain";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassEntry {
     pub id: u64,
     pub name: String,
     pub sample_ids: Vec<u64>,
+}
+
+/// Labelled images of the new domain for one class (`class_id`), which no run trains on: after
+/// each run they are classified, so that what adaptation changed is measured, not assumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckBin {
+    pub class_id: u64,
+    pub bin: ClassEntry,
+}
+
+/// Accuracy on the check images.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CheckScore {
+    pub accuracy: f32,
+    pub images: usize,
+}
+
+/// The last run's accuracy on the check images, with adaptation and without.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckScores {
+    pub adapted: Option<CheckScore>,
+    pub source_only: Option<CheckScore>,
+}
+
+impl CheckScores {
+    /// Keeps `score` as the latest with adaptation (`adapted`) or without.
+    pub fn record(&mut self, adapted: bool, score: CheckScore) {
+        *(if adapted { &mut self.adapted } else { &mut self.source_only }) = Some(score);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +79,11 @@ pub struct Project {
     /// like a class, whose name the page does not use as a label.
     #[serde(default)]
     pub target: Option<ClassEntry>,
+    /// One check bin per class ([`Self::sync_check_bins`]).
+    #[serde(default)]
+    pub checks: Vec<CheckBin>,
+    #[serde(default)]
+    pub check_scores: CheckScores,
 }
 
 impl Project {
@@ -55,7 +91,7 @@ impl Project {
     pub fn new(mut next_id: impl FnMut() -> u64) -> Self {
         let classes =
             (1..=2).map(|i| ClassEntry { id: next_id(), name: format!("Class {i}"), sample_ids: Vec::new() }).collect();
-        Self {
+        let mut project = Self {
             version: PROJECT_VERSION,
             backbone: None,
             classes,
@@ -65,17 +101,49 @@ impl Project {
             history: Vec::new(),
             transfer_check: None,
             target: Some(ClassEntry { id: next_id(), name: TARGET_NAME.into(), sample_ids: Vec::new() }),
-        }
+            checks: Vec::new(),
+            check_scores: CheckScores::default(),
+        };
+        project.sync_check_bins(next_id);
+        project
     }
 
-    /// The classes, then the unlabelled target bin: every entry that holds samples.
+    /// The classes, the unlabelled target bin, then the check bins: every entry that holds
+    /// samples.
     pub fn entries(&self) -> impl Iterator<Item = &ClassEntry> {
-        self.classes.iter().chain(&self.target)
+        self.classes.iter().chain(&self.target).chain(self.checks.iter().map(|c| &c.bin))
     }
 
     /// [`Self::entries`], mutable.
     pub fn entries_mut(&mut self) -> impl Iterator<Item = &mut ClassEntry> {
-        self.classes.iter_mut().chain(&mut self.target)
+        self.classes.iter_mut().chain(&mut self.target).chain(self.checks.iter_mut().map(|c| &mut c.bin))
+    }
+
+    /// Gives every class a check bin and drops the bins of classes that are gone, returning
+    /// the samples they held (for the worker to forget).
+    pub fn sync_check_bins(&mut self, mut next_id: impl FnMut() -> u64) -> Vec<u64> {
+        let class_ids: Vec<u64> = self.classes.iter().map(|c| c.id).collect();
+        let (kept, dropped): (Vec<CheckBin>, Vec<CheckBin>) =
+            std::mem::take(&mut self.checks).into_iter().partition(|c| class_ids.contains(&c.class_id));
+        self.checks = kept;
+        for class_id in class_ids {
+            if !self.checks.iter().any(|c| c.class_id == class_id) {
+                let bin = ClassEntry { id: next_id(), name: CHECK_NAME.into(), sample_ids: Vec::new() };
+                self.checks.push(CheckBin { class_id, bin });
+            }
+        }
+        dropped.into_iter().flat_map(|c| c.bin.sample_ids).collect()
+    }
+
+    /// The check images of each class, in class order.
+    pub fn check_ids(&self) -> Vec<Vec<u64>> {
+        let of = |id| self.checks.iter().find(|c| c.class_id == id).map(|c| c.bin.sample_ids.clone());
+        self.classes.iter().map(|class| of(class.id).unwrap_or_default()).collect()
+    }
+
+    /// The check bin of class `class_id`.
+    pub fn check_bin(&self, class_id: u64) -> Option<&ClassEntry> {
+        self.checks.iter().find(|c| c.class_id == class_id).map(|c| &c.bin)
     }
 
     /// The target bin's sample ids (none without a bin).
@@ -119,5 +187,32 @@ impl Project {
             ));
         }
         Ok(project)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_has_one_check_bin_and_a_deleted_class_takes_its_images_along() {
+        let mut ids = 0..;
+        let mut next = move || ids.next().unwrap();
+        let mut project = Project::new(&mut next);
+        assert_eq!(project.checks.len(), 2);
+        let first = project.classes[0].id;
+        let bin = project.checks.iter().find(|c| c.class_id == first).unwrap().bin.id;
+        project.class_mut(bin).unwrap().sample_ids.extend([100, 101]);
+        assert_eq!(project.check_ids(), vec![vec![100, 101], vec![]]);
+        assert_eq!(project.max_id(), 101);
+        project.classes.remove(0);
+        assert_eq!(project.sync_check_bins(&mut next), vec![100, 101]);
+        assert_eq!(project.checks.len(), 1);
+        project.classes.push(ClassEntry { id: 50, name: "new".into(), sample_ids: Vec::new() });
+        assert!(project.sync_check_bins(&mut next).is_empty());
+        assert!(project.check_bin(50).is_some());
+        let mut scores = CheckScores::default();
+        scores.record(true, CheckScore { accuracy: 0.75, images: 4 });
+        assert_eq!((scores.adapted.map(|s| s.images), scores.source_only), (Some(4), None));
     }
 }

@@ -25,7 +25,8 @@
 //! domain loss through the gradient reversal ([`super::dann`]), lambda following the run's
 //! progress. The target has no labels to select an epoch by, and the best source validation
 //! loss tends to come before the adaptation took hold, so such a run keeps its final weights
-//! unless `config.keep` says otherwise ([`TrainReport::kept_final`]). It trains on the CPU.
+//! unless `config.keep` says otherwise ([`TrainReport::kept_final`]). On the GPU the target
+//! rows join the same pass ([`crate::gpu::train`]); a linear head adapts on the CPU only.
 
 use std::collections::HashMap;
 
@@ -44,7 +45,7 @@ use crate::backbone::{Backbone, TrainableSuffix};
 use crate::error::{GraftError, Result};
 use crate::exec::CpuExecutor;
 use crate::gpu::suffix::GpuSuffix;
-use crate::gpu::train::{GpuHead, HeadInputs};
+use crate::gpu::train::{DomainBatch, GpuHead, HeadInputs};
 use crate::gpu::GpuContext;
 use crate::model::{MlpHead, MlpHeadSpec};
 
@@ -123,6 +124,7 @@ impl Network {
 /// rows' shuffled order, and the epoch's domain hits.
 struct Domain {
     classifier: DomainClassifier,
+    vars: VarMap,
     optimizer: AdamW,
     target: Tensor,
     order: Vec<usize>,
@@ -139,14 +141,28 @@ impl Domain {
         let optimizer = AdamW::new(vars.all_vars(), params)?;
         let mut order: Vec<usize> = (0..target.dim(0)?).collect();
         rng.shuffle(&mut order);
-        Ok(Self { classifier, optimizer, target, order, next: 0, hits: (0, 0) })
+        Ok(Self { classifier, vars, optimizer, target, order, next: 0, hits: (0, 0) })
     }
 
-    /// The next `n` target rows (cycling through the shuffled order).
-    fn batch(&mut self, n: usize) -> Result<Tensor> {
-        let rows: Vec<u32> = (0..n).map(|i| self.order[(self.next + i) % self.order.len()] as u32).collect();
+    /// The indices of the next `n` target rows (cycling through the shuffled order).
+    fn next_rows(&mut self, n: usize) -> Vec<usize> {
+        let rows = (0..n).map(|i| self.order[(self.next + i) % self.order.len()]).collect();
         self.next = (self.next + n) % self.order.len();
+        rows
+    }
+
+    /// Rows `rows` of the target.
+    fn rows(&self, rows: &[usize]) -> Result<Tensor> {
+        let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
         Ok(self.target.index_select(&Tensor::new(rows.as_slice(), self.target.device())?, 0)?)
+    }
+
+    /// The classifier's current tensors by name, for the GPU.
+    fn tensors(&self) -> Result<HashMap<String, Vec<f32>>> {
+        named_vars(&self.vars)?
+            .into_iter()
+            .map(|(name, var)| Ok((name, var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
+            .collect()
     }
 }
 
@@ -286,8 +302,8 @@ impl Trainer {
     /// are written batch by batch. Blocks the GPU kernels do not cover stay on the CPU, and
     /// [`Self::device_description`] says why.
     pub async fn use_gpu(&mut self, context: GpuContext) -> Result<()> {
-        if self.domain.is_some() {
-            let why = "domain adaptation has no WebGPU kernels yet, so it trains on the CPU".to_string();
+        if self.domain.is_some() && self.config.hidden == 0 {
+            let why = "a linear head has no WebGPU kernels for domain adaptation, so it trains on the CPU".to_string();
             self.gpu_failure = Some(why.clone());
             return Err(GraftError::GpuUnavailable(why));
         }
@@ -315,15 +331,20 @@ impl Trainer {
             }
             None => {
                 // The plain features, then each view's: view `v` of sample `i` is row
-                // `(v + 1) N + i`.
+                // `(v + 1) N + i`; then the target rows of an adapting run.
                 let (_, in_dim) = self.data.inputs.dims2()?;
                 let spec = MlpHeadSpec { in_dim, hidden: self.config.hidden, classes };
                 let all = std::iter::once(&self.data.inputs).chain(&self.data.views).cloned().collect::<Vec<_>>();
-                let features = Tensor::cat(&all, 0)?.flatten_all()?.to_vec1::<f32>()?;
                 let labels = self.data.labels.repeat(all.len());
+                let target = self.domain.as_ref().map(|d| d.target.clone());
+                let features = Tensor::cat(&[all, target.into_iter().collect()].concat(), 0)?;
+                let features = features.flatten_all()?.to_vec1::<f32>()?;
                 GpuHead::new(context, spec, &initial, HeadInputs::Features(&features), &labels, lr, wd).await?
             }
         };
+        if let Some(domain) = &self.domain {
+            head.adapt(&domain.tensors()?, self.config.learning_rate).await?;
+        }
         head.set_learning_rates(&self.learning_rates());
         self.gpu = Some(head);
         Ok(())
@@ -341,7 +362,8 @@ impl Trainer {
 
     /// Continues the run on the CPU after a GPU failure: the Candle head takes the best
     /// weights kept so far (the initial ones before the first epoch), and the batch in
-    /// flight is redone there.
+    /// flight is redone there. An adapting run's domain classifier continues from its initial
+    /// weights: the lost device holds its trained ones, and it learns again within an epoch.
     fn leave_gpu(&mut self, error: &GraftError) -> Result<()> {
         self.gpu = None;
         self.gpu_failure = Some(error.to_string());
@@ -456,13 +478,23 @@ impl Trainer {
     async fn train_batch(&mut self, batch: &[usize], progress: f64) -> Result<()> {
         let mask = self.dropout_mask(batch.len());
         if self.gpu.is_some() {
-            let (rows, inputs) = self.gpu_rows(batch, true)?;
+            let (rows, mut inputs) = self.gpu_rows(batch, true)?;
+            let target = self.gpu_target_rows(batch.len(), inputs.as_mut())?;
+            let lambda = grl_lambda(progress, f64::from(self.config.adapt.weight));
+            let domain = target.as_deref().map(|target_rows| DomainBatch { target_rows, lambda });
             let rates = self.learning_rates();
             if let Some(gpu) = self.gpu.as_mut() {
                 gpu.set_learning_rates(&rates);
-                match gpu.train_batch(&rows, inputs.as_deref(), mask.as_deref()).await {
+                match gpu.train_batch(&rows, inputs.as_deref(), mask.as_deref(), domain).await {
                     Err(e) if e.is_gpu() => self.leave_gpu(&e)?,
-                    done => return done,
+                    Err(e) => return Err(e),
+                    Ok(hits) => {
+                        if let (Some(hits), Some(domain)) = (hits, self.domain.as_mut()) {
+                            domain.hits.0 += hits;
+                            domain.hits.1 += 2 * batch.len();
+                        }
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -499,7 +531,8 @@ impl Trainer {
         let Some(domain) = self.domain.as_mut() else {
             return Err(GraftError::Training("this run does not adapt".into()));
         };
-        let target = domain.batch(x.dim(0)?)?;
+        let rows = domain.next_rows(x.dim(0)?);
+        let target = domain.rows(&rows)?;
         let network = &self.network;
         let h_source = network.head.features(&network.features(x, true)?)?;
         let h_target = network.head.features(&network.features(&target, true)?)?;
@@ -530,6 +563,20 @@ impl Trainer {
         let views = self.data.views.len();
         let offset = if training && views > 0 { (self.epoch % views + 1) * self.data.labels.len() } else { 0 };
         Ok((batch.iter().map(|&i| i + offset).collect(), None))
+    }
+
+    /// An adapting run's next `n` target rows on the GPU: offset past the source rows and
+    /// their views among the resident features, or, when blocks come first, with their
+    /// boundary activations appended to `inputs`. `None` when the run does not adapt.
+    fn gpu_target_rows(&mut self, n: usize, inputs: Option<&mut Vec<f32>>) -> Result<Option<Vec<usize>>> {
+        let Some(domain) = self.domain.as_mut() else { return Ok(None) };
+        let rows = domain.next_rows(n);
+        if let Some(inputs) = inputs {
+            inputs.extend(domain.rows(&rows)?.flatten_all()?.to_vec1::<f32>()?);
+            return Ok(Some(rows));
+        }
+        let offset = (1 + self.data.views.len()) * self.data.labels.len();
+        Ok(Some(rows.into_iter().map(|r| r + offset).collect()))
     }
 
     async fn end_epoch(&mut self) -> Result<EpochMetrics> {

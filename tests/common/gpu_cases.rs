@@ -17,6 +17,7 @@ macro_rules! every_gpu_case {
             stem_convolution_matches_im2col_and_product,
             mean_matches_pooled,
             matmul_matches_a_triple_loop_with_every_transpose,
+            gradient_reversal_matches_its_cpu_twin,
             backbone_features_and_boundary_activations_match_the_cpu_executor,
             a_batch_over_the_buffer_limit_is_cut_into_chunks,
             a_lost_device_hands_the_work_in_flight_to_the_cpu,
@@ -28,6 +29,8 @@ macro_rules! every_gpu_case {
             fine_tuning_on_the_gpu_matches_the_cpu_trainer,
             efficientnet_lite0_fine_tuning_on_the_gpu_matches_the_cpu_trainer,
             augmented_head_training_on_the_gpu_matches_the_cpu_trainer,
+            adapting_head_training_on_the_gpu_matches_the_cpu_trainer,
+            adapting_fine_tuning_on_the_gpu_matches_the_cpu_trainer,
             a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights,
         );
     };
@@ -40,7 +43,7 @@ use graft::backbone::Backbone;
 use graft::exec::plan::{FoldedBlock, Unit};
 use graft::exec::{Backend, BackendKind, CpuExecutor, Executor, FeatureMap, FoldedPlan};
 use graft::gpu::kernels::matmul::{matmul_reference, Epilogue, MatmulShape};
-use graft::gpu::kernels::{backward, conv3x3, depthwise, matmul, mean, pointwise};
+use graft::gpu::kernels::{backward, conv3x3, depthwise, elementwise, matmul, mean, pointwise};
 use graft::gpu::program::{Kernel, KernelCall, Kernels};
 use graft::gpu::{BackendChoice, GpuContext, GpuExecutor};
 use graft::kernels::backward::depthwise_backward_reference;
@@ -48,7 +51,7 @@ use graft::kernels::depthwise::{depthwise_reference, DepthwiseShape};
 use graft::kernels::im2col::im2col3x3;
 use graft::kernels::pointwise::{pointwise_reference, PointwiseShape};
 use graft::kernels::Window;
-use graft::train::{BatchNormMode, TrainConfig, TrainData, Trainer};
+use graft::train::{Adapt, BatchNormMode, TrainConfig, TrainData, Trainer};
 
 use super::random::{random_backbone, random_backbone_of};
 
@@ -158,6 +161,27 @@ pub async fn pointwise_matches_its_cpu_twin(context: GpuContext) {
             let error = relative_error(&got, &twin);
             assert!(error < 1e-5, "{shape:?} residual {with_residual} relu6 {relu6}: error {error}");
         }
+    }
+}
+
+/// DANN's reversal where the two gradients meet, in place, over lengths that do not divide
+/// the workgroup: half the entries get the label gradient, the ReLU zeroes about half.
+pub async fn gradient_reversal_matches_its_cpu_twin(context: GpuContext) {
+    let kernels = Kernels::new(context);
+    let context = kernels.context();
+    for (len, scale) in [(1, -0.5f32), (130, -1.0), (4001, -0.03)] {
+        let (x, y, relu_out) = (values(len, 1), values(len.div_ceil(2), 2), values(len, 3));
+        let mut twin = x.clone();
+        elementwise::reversal_reference(&mut twin, &y, &relu_out, scale);
+        let [y_buf, relu_buf, x_buf] = [&y, &relu_out, &x].map(|v| context.upload("test input", v));
+        let staging = context.staging((len * 4) as u64);
+        let max = context.limits().max_compute_workgroups_per_dimension;
+        let call = elementwise::reversal((len, y.len()), scale, [&y_buf, &relu_buf, &x_buf], max);
+        let recorded = kernels.record("test", &[call]).await.unwrap();
+        let got = kernels.run(&recorded, &[(&x_buf, &staging, len)]).await.unwrap().remove(0);
+        let error = relative_error(&got, &twin);
+        assert!(error < 1e-6, "len {len} scale {scale}: error {error}");
+        assert!(len == 1 || (twin.contains(&0.0) && twin.iter().any(|&v| v != 0.0)));
     }
 }
 
@@ -432,8 +456,20 @@ pub struct Suffix {
 const MOBILENET_SUFFIX: Suffix = Suffix { unfreeze: 3, channels: 160, weight: "features.17.conv.0.0.weight" };
 
 fn fine_tuning_trainer(config: TrainConfig, backbone: &Backbone, suffix: Suffix) -> Trainer {
-    let (n, channels) = (30, suffix.channels);
-    let mut rng = graft::train::rng::SplitMix64::new(11);
+    let (inputs, labels) = boundary_activations(suffix.channels, 11);
+    let config = TrainConfig { unfreeze: suffix.unfreeze, ..config };
+    Trainer::fine_tuning(TrainData::new(inputs, labels, abc()), config, backbone).unwrap()
+}
+
+fn abc() -> Vec<String> {
+    vec!["a".into(), "b".into(), "c".into()]
+}
+
+/// 30 random boundary activations `(7, 7, channels)` from `seed`, whose class (of 3) shifts
+/// every third channel.
+fn boundary_activations(channels: usize, seed: u64) -> (Tensor, Vec<usize>) {
+    let n = 30;
+    let mut rng = graft::train::rng::SplitMix64::new(seed);
     let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
     let mut data = Vec::with_capacity(n * 49 * channels);
     for &label in &labels {
@@ -441,10 +477,24 @@ fn fine_tuning_trainer(config: TrainConfig, backbone: &Backbone, suffix: Suffix)
             data.extend((0..channels).map(|c| rng.next_f32() - 0.5 + if c % 3 == label { 0.5 } else { 0.0 }));
         }
     }
-    let inputs = Tensor::from_vec(data, (n, 7, 7, channels), &Device::Cpu).unwrap();
-    let class_names = vec!["a".into(), "b".into(), "c".into()];
-    let config = TrainConfig { unfreeze: suffix.unfreeze, ..config };
-    Trainer::fine_tuning(TrainData::new(inputs, labels, class_names), config, backbone).unwrap()
+    (Tensor::from_vec(data, (n, 7, 7, channels), &Device::Cpu).unwrap(), labels)
+}
+
+/// Three epochs, a head stage then the blocks, with the training loss as the selection.
+fn fine_tuning_config() -> TrainConfig {
+    TrainConfig {
+        epochs: 3,
+        head_epochs: 1,
+        batch_size: 8,
+        hidden: 8,
+        dropout: 0.2,
+        backbone_learning_rate: 1e-3,
+        cosine_decay: true,
+        // Selection on the training loss, which falls epoch after epoch here: the run keeps
+        // the last epoch's blocks, whose weights the test compares.
+        val_fraction: 0.0,
+        ..TrainConfig::default()
+    }
 }
 
 /// Relative closeness for values that went through several optimizer steps.
@@ -473,19 +523,7 @@ pub async fn efficientnet_lite0_fine_tuning_on_the_gpu_matches_the_cpu_trainer(c
 /// Three epochs of `suffix` of `backbone` (a head stage, then fine-tuning) give the CPU
 /// trainer's losses and move the blocks' weights the same way on the GPU.
 pub async fn fine_tuning_matches(context: GpuContext, backbone: &Backbone, suffix: Suffix) {
-    let config = TrainConfig {
-        epochs: 3,
-        head_epochs: 1,
-        batch_size: 8,
-        hidden: 8,
-        dropout: 0.2,
-        backbone_learning_rate: 1e-3,
-        cosine_decay: true,
-        // Selection on the training loss, which falls epoch after epoch here: the run keeps
-        // the last epoch's blocks, whose weights the test compares.
-        val_fraction: 0.0,
-        ..TrainConfig::default()
-    };
+    let config = fine_tuning_config();
     let mut cpu = fine_tuning_trainer(config.clone(), backbone, suffix);
     let mut gpu = fine_tuning_trainer(config.clone(), backbone, suffix);
     gpu.use_gpu(context).await.unwrap();
@@ -498,18 +536,24 @@ pub async fn fine_tuning_matches(context: GpuContext, backbone: &Backbone, suffi
     }
     let (want, got) = (cpu.finish().await.unwrap(), gpu.finish().await.unwrap());
     assert_eq!((got.report.best_epoch, want.report.best_epoch), (3, 3));
-    let name = suffix.weight;
+    let fresh = fine_tuning_trainer(config, backbone, suffix).finish().await.unwrap();
+    assert_blocks_moved_alike(&want, &got, &fresh, suffix.weight);
+}
+
+/// The weight `name` of the first unfrozen block moved from its pretrained value (in
+/// `fresh`) on the CPU (`want`), and the GPU's (`got`) differs from the CPU's by much less.
+fn assert_blocks_moved_alike(
+    want: &graft::train::TrainedHead,
+    got: &graft::train::TrainedHead,
+    fresh: &graft::train::TrainedHead,
+    name: &str,
+) {
     let weight = |head: &graft::train::TrainedHead| {
         let suffix = head.suffix().unwrap();
         let (_, var) = suffix.vars().iter().find(|(n, _)| n == name).unwrap();
         var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
     };
-    let pretrained = {
-        let fresh = fine_tuning_trainer(config, backbone, suffix);
-        let head = fresh.finish().await.unwrap();
-        weight(&head)
-    };
-    let (cpu_weight, gpu_weight) = (weight(&want), weight(&got));
+    let (pretrained, cpu_weight, gpu_weight) = (weight(fresh), weight(want), weight(got));
     // Euclidean distances: AdamW moves a weight whose gradient is near zero by about the
     // learning rate whatever its sign, so the odd element may differ by that much; the whole
     // tensor's change must agree.
@@ -536,6 +580,75 @@ pub async fn augmented_head_training_on_the_gpu_matches_the_cpu_trainer(context:
         assert!(close(got.train_loss, want.train_loss), "{got:?} vs {want:?}");
         assert_eq!(got.confusion, want.confusion);
     }
+}
+
+/// An adapting run on the blobs towards the same blobs shifted: its losses and domain accuracy
+/// on the GPU match the CPU trainer's epoch after epoch.
+pub async fn adapting_head_training_on_the_gpu_matches_the_cpu_trainer(context: GpuContext) {
+    let make = || {
+        let (inputs, labels) = blobs(20);
+        let target = (&inputs + 0.7).unwrap();
+        let class_names = vec!["a".into(), "b".into(), "c".into()];
+        let data = TrainData { target: Some(target), ..TrainData::new(inputs, labels, class_names) };
+        let adapt = Adapt { enabled: true, weight: 1.0 };
+        let config =
+            TrainConfig { epochs: 4, batch_size: 16, hidden: 8, dropout: 0.2, adapt, ..TrainConfig::default() };
+        Trainer::new(data, config).unwrap()
+    };
+    let (mut cpu, mut gpu) = (make(), make());
+    gpu.use_gpu(context.clone()).await.unwrap();
+    assert!(gpu.device_description().starts_with("WebGPU"), "{}", gpu.device_description());
+    for _ in 0..4 {
+        let (want, got) = (cpu.run_epoch().await.unwrap(), gpu.run_epoch().await.unwrap());
+        println!(
+            "epoch {}: train loss CPU {} GPU {}, domain accuracy CPU {:?} GPU {:?}",
+            want.epoch, want.train_loss, got.train_loss, want.domain_accuracy, got.domain_accuracy
+        );
+        assert!(close(got.train_loss, want.train_loss), "{got:?} vs {want:?}");
+        assert!(close(got.val_loss.unwrap(), want.val_loss.unwrap()), "{got:?} vs {want:?}");
+        assert_eq!(got.domain_accuracy, want.domain_accuracy);
+    }
+    let (want, got) = (cpu.finish().await.unwrap(), gpu.finish().await.unwrap());
+    assert!(got.report.kept_final && want.report.kept_final);
+    assert!(close(got.report.val_loss, want.report.val_loss), "{} vs {}", got.report.val_loss, want.report.val_loss);
+    // A linear head has no hidden layer for the GPU's adaptation: the run says so.
+    let (inputs, labels) = blobs(5);
+    let class_names = vec!["a".into(), "b".into(), "c".into()];
+    let data = TrainData { target: Some(inputs.clone()), ..TrainData::new(inputs, labels, class_names) };
+    let adapt = Adapt { enabled: true, weight: 1.0 };
+    let mut linear = Trainer::new(data, TrainConfig { hidden: 0, adapt, ..TrainConfig::default() }).unwrap();
+    assert!(linear.use_gpu(context).await.is_err());
+    assert!(linear.device_description().contains("linear head"), "{}", linear.device_description());
+}
+
+/// Three adapting epochs of MobileNetV2's last three blocks (a head stage, then the blocks
+/// join) on the GPU: the CPU trainer's losses and domain accuracy, and the same change of the
+/// blocks' weights.
+pub async fn adapting_fine_tuning_on_the_gpu_matches_the_cpu_trainer(context: GpuContext) {
+    let backbone = random_backbone();
+    let make = || {
+        let (inputs, labels) = boundary_activations(MOBILENET_SUFFIX.channels, 11);
+        let (target, _) = boundary_activations(MOBILENET_SUFFIX.channels, 12);
+        let target = (target + 0.3).unwrap();
+        let data = TrainData { target: Some(target), ..TrainData::new(inputs, labels, abc()) };
+        let config = TrainConfig { adapt: Adapt { enabled: true, weight: 1.0 }, ..fine_tuning_config() };
+        Trainer::fine_tuning(data, TrainConfig { unfreeze: MOBILENET_SUFFIX.unfreeze, ..config }, &backbone).unwrap()
+    };
+    let (mut cpu, mut gpu) = (make(), make());
+    gpu.use_gpu(context).await.unwrap();
+    assert!(gpu.device_description().starts_with("WebGPU"), "{}", gpu.device_description());
+    for _ in 0..3 {
+        let (want, got) = (cpu.run_epoch().await.unwrap(), gpu.run_epoch().await.unwrap());
+        println!(
+            "epoch {} ({:?}): train loss CPU {} GPU {}, domain accuracy CPU {:?} GPU {:?}",
+            want.epoch, want.stage, want.train_loss, got.train_loss, want.domain_accuracy, got.domain_accuracy
+        );
+        assert!(near(got.train_loss, want.train_loss), "{got:?} vs {want:?}");
+        let (want_domain, got_domain) = (want.domain_accuracy.unwrap(), got.domain_accuracy.unwrap());
+        assert!((want_domain - got_domain).abs() <= 0.05, "domain accuracy {got_domain} vs {want_domain}");
+    }
+    let (want, got) = (cpu.finish().await.unwrap(), gpu.finish().await.unwrap());
+    assert_blocks_moved_alike(&want, &got, &make().finish().await.unwrap(), MOBILENET_SUFFIX.weight);
 }
 
 /// A depthwise test case with each window the backbones use.

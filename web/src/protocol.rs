@@ -72,8 +72,9 @@ pub enum ToWorker {
     /// Train a new head on the cached features of these classes' samples; with unfrozen blocks
     /// or augmentation, first run the frozen part on their stored images (and views).
     /// `target`: unlabelled samples of the new domain, which a run adapts to when
-    /// `config.adapt` says so.
-    Train { run_id: u64, classes: Vec<ClassSamples>, config: TrainConfig, target: Vec<u64> },
+    /// `config.adapt` says so. `check`: labelled images of the new domain per class (in class
+    /// order), never trained on, scored once the run ends (`CheckScored`).
+    Train { run_id: u64, classes: Vec<ClassSamples>, config: TrainConfig, target: Vec<u64>, check: Vec<Vec<u64>> },
     /// A few augmented views of stored samples at `strength`, to show what augmentation does.
     PreviewAugment { request_id: u64, sample_ids: Vec<u64>, strength: f32 },
     /// End run `run_id` now, keeping the best weights so far (no answer of its own: the run
@@ -216,6 +217,19 @@ pub enum FromWorker {
     },
     /// The baseline could not be trained (the comparison is not shown).
     BaselineFailed {
+        run_id: u64,
+        message: String,
+    },
+    /// Run `run_id`'s model on its check images (labelled new-domain images it never trained
+    /// on); `adapted`: whether the run adapted to the new domain.
+    CheckScored {
+        run_id: u64,
+        adapted: bool,
+        accuracy: f32,
+        images: usize,
+    },
+    /// The check images could not be scored.
+    CheckFailed {
         run_id: u64,
         message: String,
     },
@@ -394,6 +408,8 @@ impl FromWorker {
             | FromWorker::BackbonesListed { .. }
             | FromWorker::BaselineDone { .. }
             | FromWorker::BaselineFailed { .. }
+            | FromWorker::CheckScored { .. }
+            | FromWorker::CheckFailed { .. }
             | FromWorker::Reembedding { .. }
             | FromWorker::BackendChanged { .. }
             | FromWorker::TrainingPreparing { .. }

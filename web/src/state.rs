@@ -13,7 +13,8 @@ use graft::train::{EpochMetrics, Stage, TrainConfig, TrainReport};
 use graft::transfer::baseline::TransferCheck;
 use yew::Reducible;
 
-use crate::project::{ClassEntry, Project, TARGET_NAME};
+use crate::components::check_panel::CheckRow;
+use crate::project::{CheckScore, ClassEntry, Project, TARGET_NAME};
 use crate::protocol::{BackboneOption, BackboneScore, FromWorker, ProjectSummary};
 
 thread_local! {
@@ -285,6 +286,16 @@ impl AppState {
         self.project.classes.iter().map(|class| self.class_view(class)).collect()
     }
 
+    /// Each class's check bin, as the check panel shows it.
+    pub fn check_rows(&self) -> Vec<CheckRow> {
+        let row = |class: &ClassEntry| {
+            let bin = self.project.check_bin(class.id)?;
+            let pending = bin.sample_ids.iter().filter(|id| self.samples.get(id).is_some_and(|s| !s.embedded)).count();
+            Some(CheckRow { bin_id: bin.id, class_name: class.name.clone(), images: bin.sample_ids.len(), pending })
+        };
+        self.project.classes.iter().filter_map(row).collect()
+    }
+
     /// The unlabelled bin of the new domain as its card shows it.
     pub fn target_view(&self) -> Option<ClassState> {
         self.project.target.as_ref().map(|target| self.class_view(target))
@@ -455,6 +466,7 @@ impl AppState {
             Action::AddClass { class_id } => {
                 let name = format!("Class {}", self.project.classes.len() + 1);
                 self.project.classes.push(ClassEntry { id: class_id, name, sample_ids: Vec::new() });
+                self.project.sync_check_bins(next_id);
                 self.clear(Cause::Training);
             }
             Action::RenameClass { class_id, name } => {
@@ -470,6 +482,9 @@ impl AppState {
                     }
                 }
                 self.project.classes.retain(|c| c.id != class_id);
+                for id in self.project.sync_check_bins(next_id) {
+                    self.samples.remove(&id);
+                }
                 self.data_changed();
             }
             Action::AddSamples { class_id, samples } => {
@@ -538,6 +553,8 @@ impl AppState {
         if project.target.is_none() {
             project.target = Some(ClassEntry { id: next_id(), name: TARGET_NAME.into(), sample_ids: Vec::new() });
         }
+        // So does one saved before check bins, or whose classes lack theirs.
+        project.sync_check_bins(next_id);
         self.training = TrainingView::default();
         if let Some(head) = &project.head {
             self.training.report = Some(head.report.clone());
@@ -666,6 +683,12 @@ impl AppState {
             {
                 self.baseline_run = None;
                 self.project.transfer_check = Some(TransferCheck { baseline_accuracy, transferred_accuracy });
+            }
+            FromWorker::CheckScored { adapted, accuracy, images, .. } => {
+                self.project.check_scores.record(adapted, CheckScore { accuracy, images });
+            }
+            FromWorker::CheckFailed { message, .. } => {
+                self.notify(Cause::Training, format!("The check images could not be scored: {message}"));
             }
             FromWorker::BaselineFailed { run_id, message } if self.baseline_run == Some(run_id) => {
                 self.baseline_run = None;

@@ -1,9 +1,11 @@
 //! Drivers of the small training kernels: `gather.wgsl` (a batch's rows from resident
 //! features), `mask.wgsl` (dropout, and the gradient through ReLU and dropout) and
-//! `column_sum.wgsl` (a bias's gradient). Twins: Candle's `index_select`, `*` and `sum(0)`.
+//! `column_sum.wgsl` (a bias's gradient), `reversal.wgsl` (DANN's gradient reversal meeting
+//! the label gradient). Twins: Candle's `index_select`, `*` and `sum(0)`, and
+//! [`reversal_reference`].
 
 use super::flag;
-use crate::gpu::program::{linear_workgroups, Access, Kernel, KernelCall};
+use crate::gpu::program::{linear_workgroups, Access, Kernel, KernelCall, Params};
 
 pub static GATHER: Kernel = Kernel {
     name: "gather",
@@ -21,6 +23,12 @@ pub static COLUMN_SUM: Kernel = Kernel {
     name: "column_sum",
     source: include_str!("column_sum.wgsl"),
     bindings: &[Access::Read, Access::ReadWrite],
+};
+
+pub static REVERSAL: Kernel = Kernel {
+    name: "reversal",
+    source: include_str!("reversal.wgsl"),
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
 
 /// `output (rows, dim) = x[indices[r], :]`; `[x, indices, output]`.
@@ -54,5 +62,35 @@ pub fn column_sum<'a>(rows: usize, columns: usize, buffers: [&'a wgpu::Buffer; 2
         params: [rows as u32, columns as u32, 0, 0, 0, 0, 0, 0],
         buffers: buffers.to_vec(),
         workgroups: [columns.div_ceil(64) as u32, 1, 1],
+    }
+}
+
+/// `x = (scale x + y) * [relu_out > 0]`, `y` only over its first `y_len` entries:
+/// `[y, relu_out, x]` (see `reversal.wgsl`).
+pub fn reversal<'a>(
+    (len, y_len): (usize, usize),
+    scale: f32,
+    buffers: [&'a wgpu::Buffer; 3],
+    max_workgroups: u32,
+) -> KernelCall<'a> {
+    KernelCall {
+        kernel: &REVERSAL,
+        constants: Vec::new(),
+        params: reversal_params((len, y_len), scale),
+        buffers: buffers.to_vec(),
+        workgroups: linear_workgroups(len as u64, 64, max_workgroups),
+    }
+}
+
+/// The params of [`reversal`], to write again when `scale` changes.
+pub fn reversal_params((len, y_len): (usize, usize), scale: f32) -> Params {
+    [len as u32, y_len as u32, scale.to_bits(), 0, 0, 0, 0, 0]
+}
+
+/// The CPU twin of [`reversal`]: `x` updated in place.
+pub fn reversal_reference(x: &mut [f32], y: &[f32], relu_out: &[f32], scale: f32) {
+    for (i, value) in x.iter_mut().enumerate() {
+        let sum = scale * *value + y.get(i).copied().unwrap_or(0.0);
+        *value = if relu_out[i] > 0.0 { sum } else { 0.0 };
     }
 }

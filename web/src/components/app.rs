@@ -13,6 +13,7 @@ use yew::prelude::*;
 use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider, UseReactorBridgeHandle};
 
 use super::backbone_panel::BackbonePanel;
+use super::check_panel::CheckPanel;
 use super::class_card::{ClassCard, ClassStateProp};
 use super::freeze_panel::FreezePanel;
 use super::image_drop::ImageDrop;
@@ -85,8 +86,8 @@ fn start_training(state: &UseReducerHandle<AppState>, worker: &Worker) {
     let classes = class_samples(state);
     let run_id = next_id();
     state.dispatch(Action::TrainingRequested { run_id, class_names: classes.iter().map(|c| c.name.clone()).collect() });
-    let target = state.project.target_ids().to_vec();
-    worker.send(ToWorker::Train { run_id, classes, config: state.project.settings.clone(), target });
+    let (target, check) = (state.project.target_ids().to_vec(), state.project.check_ids());
+    worker.send(ToWorker::Train { run_id, classes, config: state.project.settings.clone(), target, check });
 }
 
 /// The project's classes with their samples, as the worker takes them.
@@ -324,6 +325,9 @@ fn graft() -> Html {
                 <button class="add-class" data-testid="add-class" onclick={ classes.add_class.clone() }>{ "+ Add a class" }</button>
             </section>
             if let Some(target) = target_card { { target } }
+            <CheckPanel rows={ state.check_rows() } scores={ state.project.check_scores.clone() }
+                adapting={ state.project.settings.adapt.enabled } on_files={ classes.add_files.clone() }
+                disabled={ !ready } />
             if !state.blocks.is_empty() {
                 <FreezePanel key={ state.settings_revision } blocks={ state.blocks.clone() } settings={ state.project.settings.clone() }
                     classes={ state.project.classes.len() } samples={ state.samples.len() } on_settings={ on_settings.clone() }

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod backbone_panel;
+pub mod check_panel;
 pub mod class_card;
 pub mod freeze_panel;
 pub mod image_drop;

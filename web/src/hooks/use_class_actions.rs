@@ -69,10 +69,9 @@ pub fn use_class_actions(state: UseReducerHandle<AppState>, worker: Worker) -> C
     let delete = {
         let (state, worker) = (state.clone(), worker.clone());
         Callback::from(move |class_id: u64| {
-            if let Some(class) = state.project.classes.iter().find(|c| c.id == class_id) {
-                for &sample_id in &class.sample_ids {
-                    worker.send(ToWorker::RemoveSample { sample_id });
-                }
+            let class = state.project.classes.iter().find(|c| c.id == class_id);
+            for &sample_id in class.into_iter().chain(state.project.check_bin(class_id)).flat_map(|c| &c.sample_ids) {
+                worker.send(ToWorker::RemoveSample { sample_id });
             }
             state.dispatch(Action::DeleteClass { class_id });
         })

@@ -23,6 +23,16 @@ const NOT_LOADED: &str = "the model is not loaded yet";
 const IMPORT_BATCH: usize = 8;
 /// Side of the augmentation preview's pictures, in pixels.
 const PREVIEW_SIDE: u32 = 96;
+/// Check images classified at a time.
+const CHECK_CHUNK: usize = 8;
+
+/// A run's check images (per class, in class order), due once the run has ended.
+struct PendingCheck {
+    run_id: u64,
+    adapted: bool,
+    classes: Vec<Vec<u64>>,
+    due: bool,
+}
 
 pub struct WorkerCore {
     model: Option<Model>,
@@ -32,6 +42,9 @@ pub struct WorkerCore {
     reported_backend: Option<BackendStatus>,
     samples: SampleStore,
     training: Training,
+    /// The check images of the run in progress (per class), and whether it adapts; scored
+    /// when it ends ([`Self::score_check`]).
+    check: Option<PendingCheck>,
     /// Milliseconds (`Date.now()` in the browser).
     clock: fn() -> f64,
 }
@@ -63,6 +76,7 @@ impl WorkerCore {
             reported_backend: None,
             samples: SampleStore::default(),
             training: Training::default(),
+            check: None,
             clock,
         }
     }
@@ -137,17 +151,66 @@ impl WorkerCore {
         self.training.is_running()
     }
 
-    /// A run, or the no-transfer baseline after it, has slices to run.
+    /// A run, the scoring of its check images, or the no-transfer baseline after it, has
+    /// slices to run.
     pub fn has_work(&self) -> bool {
-        self.training.has_work()
+        self.training.has_work() || self.check.as_ref().is_some_and(|c| c.due)
     }
 
-    /// One time slice of the training run, and what it has to say.
+    /// One time slice of the training run (or the scoring of the check images of the run that
+    /// just ended), and what it has to say.
     pub async fn train_slice(&mut self) -> Vec<FromWorker> {
-        match &self.model {
+        if let Some(reply) = self.score_check().await {
+            return vec![reply];
+        }
+        let replies = match &self.model {
             Some(model) => self.training.slice(self.clock, model, &self.samples).await,
             None => Vec::new(),
+        };
+        replies.iter().for_each(|reply| self.note_run_end(reply));
+        replies
+    }
+
+    /// Marks the check images of a run that just ended as due for scoring.
+    fn note_run_end(&mut self, reply: &FromWorker) {
+        match (reply, self.check.as_mut()) {
+            (FromWorker::TrainingDone { run_id, .. }, Some(check)) if check.run_id == *run_id => check.due = true,
+            (FromWorker::TrainingFailed { run_id, .. }, Some(check)) if check.run_id == *run_id => self.check = None,
+            _ => {}
         }
+    }
+
+    /// Classifies the check images of the run that ended with its model: `CheckScored`, or
+    /// `CheckFailed`; `None` when nothing is due.
+    async fn score_check(&mut self) -> Option<FromWorker> {
+        if !self.check.as_ref().is_some_and(|c| c.due) {
+            return None;
+        }
+        let PendingCheck { run_id, adapted, classes, .. } = self.check.take()?;
+        let outcome = async {
+            let (head, _) = self.training.head().ok_or("the run left no model")?;
+            let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+            let (mut correct, mut images) = (0, 0);
+            let labelled = classes.iter().enumerate().flat_map(|(label, ids)| ids.iter().map(move |&id| (id, label)));
+            let stored: Vec<(u64, usize)> = labelled.filter(|&(id, _)| self.samples.image(id).is_some()).collect();
+            for chunk in stored.chunks(CHECK_CHUNK) {
+                let mut decoded = Vec::new();
+                for &(id, _) in chunk {
+                    let stored = self.samples.image(id).ok_or("a check image is gone")?;
+                    decoded.push(decode_image("check image", &stored.bytes).map_err(|e| e.to_string())?);
+                }
+                let probs = head.predict_images(extractor, &decoded).await.map_err(|e| e.to_string())?;
+                let predicted: Vec<u32> = probs.argmax(1).and_then(|p| p.to_vec1()).map_err(|e| e.to_string())?;
+                correct += chunk.iter().zip(&predicted).filter(|((_, label), &p)| *label == p as usize).count();
+                images += chunk.len();
+            }
+            Ok::<_, String>((correct as f32 / images.max(1) as f32, images))
+        };
+        Some(match outcome.await {
+            Ok((_, 0)) => return None,
+            Ok((accuracy, images)) => FromWorker::CheckScored { run_id, adapted, accuracy, images },
+            Err(message) => FromWorker::CheckFailed { run_id, message },
+        })
     }
 
     /// Handles every message but `LoadModel` (which needs the network): the final answer, if
@@ -173,11 +236,18 @@ impl WorkerCore {
                 }
                 return None;
             }
-            ToWorker::Train { run_id, classes, config, target } => {
-                self.start_training(run_id, classes, config, &target).await
+            ToWorker::Train { run_id, classes, config, target, check } => {
+                let pending = check.iter().any(|ids| !ids.is_empty());
+                let adapted = config.adapt.enabled;
+                self.check = pending.then_some(PendingCheck { run_id, adapted, classes: check, due: false });
+                let reply = self.start_training(run_id, classes, config, &target).await;
+                self.note_run_end(&reply);
+                reply
             }
             ToWorker::StopTraining { run_id } => {
-                return self.training.finish(run_id, true, self.model.as_ref()?).await;
+                let reply = self.training.finish(run_id, true, self.model.as_ref()?).await?;
+                self.note_run_end(&reply);
+                reply
             }
             ToWorker::Predict { request_id, image } => self.predict(request_id, image).await,
             ToWorker::ExportSample { request_id, sample_id } => match self.samples.image(sample_id) {
@@ -608,11 +678,17 @@ mod tests {
         ];
         let adapt = graft::train::Adapt { enabled: true, weight: 1.0 };
         let config = TrainConfig { epochs: 2, hidden: 4, adapt, ..TrainConfig::default() };
+        // Samples 16..20 are the new domain, unlabelled; 20 and 21 label two of its images.
+        for sample_id in 20..22 {
+            answers(&mut core, ToWorker::AddSample { sample_id, image: png((sample_id * 20) as u8) });
+        }
+        let check = vec![vec![20], vec![21]];
         let train = |run_id, target: Vec<u64>| ToWorker::Train {
             run_id,
             classes: classes.clone(),
             config: config.clone(),
             target,
+            check: check.clone(),
         };
         let refused = answers(&mut core, train(40, vec![]));
         assert!(matches!(&refused[0], FromWorker::TrainingFailed { message, .. } if message.contains("unlabelled")));
@@ -627,6 +703,26 @@ mod tests {
         assert!(domain.len() == 2 && domain.iter().all(Option::is_some), "{adapted:?}");
         let Some(FromWorker::TrainingDone { report, .. }) = adapted.last() else { panic!("{adapted:?}") };
         assert!(report.kept_final, "an adapting run keeps its final weights");
+        // The check images are scored in the next slice, before the baseline's.
+        let scored = block_on(core.train_slice());
+        let [FromWorker::CheckScored { run_id: 41, adapted: true, accuracy, images: 2 }] = scored.as_slice() else {
+            panic!("{scored:?}")
+        };
+        assert!([0.0, 0.5, 1.0].contains(accuracy), "{accuracy}");
+        // A run without adaptation is scored too, as such; a failed run is not.
+        let plain = TrainConfig { adapt: graft::train::Adapt::default(), ..config.clone() };
+        let mut message = train(42, vec![]);
+        if let ToWorker::Train { config, .. } = &mut message {
+            *config = plain;
+        }
+        answers(&mut core, message);
+        let scored = block_on(core.train_slice());
+        assert!(
+            matches!(scored.as_slice(), [FromWorker::CheckScored { run_id: 42, adapted: false, .. }]),
+            "{scored:?}"
+        );
+        answers(&mut core, train(43, vec![]));
+        assert!(!block_on(core.train_slice()).iter().any(|r| matches!(r, FromWorker::CheckScored { .. })));
     }
 
     fn every_request(sample: ImageData) -> Vec<ToWorker> {
@@ -634,7 +730,7 @@ mod tests {
         vec![
             ToWorker::Classify { request_id: 1, file_name: "x.png".into(), bytes: vec![1, 2, 3] },
             ToWorker::AddSample { sample_id: 2, image: sample.clone() },
-            ToWorker::Train { run_id: 3, classes, config: TrainConfig::default(), target: vec![] },
+            ToWorker::Train { run_id: 3, classes, config: TrainConfig::default(), target: vec![], check: vec![] },
             ToWorker::Predict { request_id: 4, image: sample },
             ToWorker::ExportSample { request_id: 7, sample_id: 2 },
             ToWorker::ExportHead { request_id: 5 },
@@ -669,8 +765,10 @@ mod tests {
         let classes =
             ids.iter().enumerate().map(|(i, ids)| ClassSamples { name: format!("c{i}"), sample_ids: ids.clone() });
         let config = TrainConfig { epochs: 3, hidden: 0, ..TrainConfig::default() };
-        let replies =
-            answers(&mut core, ToWorker::Train { run_id: 20, classes: classes.collect(), config, target: vec![] });
+        let replies = answers(
+            &mut core,
+            ToWorker::Train { run_id: 20, classes: classes.collect(), config, target: vec![], check: vec![] },
+        );
         assert!(matches!(replies[0], FromWorker::TrainingStarted { run_id: 20, .. }));
         let epochs = replies.iter().filter(|r| matches!(r, FromWorker::EpochDone { run_id: 20, .. })).count();
         assert_eq!(epochs, 3);
@@ -733,7 +831,10 @@ mod tests {
         let classes =
             project.classes.iter().map(|c| ClassSamples { name: c.name.clone(), sample_ids: c.sample_ids.clone() });
         let config = TrainConfig { epochs: 2, ..TrainConfig::default() };
-        answers(&mut core, ToWorker::Train { run_id: 1, classes: classes.collect(), config, target: vec![] });
+        answers(
+            &mut core,
+            ToWorker::Train { run_id: 1, classes: classes.collect(), config, target: vec![], check: vec![] },
+        );
         let trained = probabilities(&mut core, 2).unwrap();
         let reply = answers(&mut core, ToWorker::ExportProject { request_id: 3, name: "Lesson 1".into(), project });
         let FromWorker::FileReady { file_name, bytes, .. } = &reply[0] else { panic!("{reply:?}") };
@@ -775,8 +876,10 @@ mod tests {
         let mut config =
             TrainConfig { epochs: 3, unfreeze: 2, head_epochs: 1, val_fraction: 0.0, ..TrainConfig::default() };
         config.augment.enabled = true;
-        let replies =
-            answers(&mut core, ToWorker::Train { run_id: 30, classes: classes.clone(), config, target: vec![] });
+        let replies = answers(
+            &mut core,
+            ToWorker::Train { run_id: 30, classes: classes.clone(), config, target: vec![], check: vec![] },
+        );
         assert!(
             matches!(replies[0], FromWorker::TrainingPreparing { run_id: 30, prepared: 0, total: 8 }),
             "{replies:?}"
@@ -801,7 +904,10 @@ mod tests {
 
         // A head-only run replaces the model; importing the saved one brings its blocks back.
         let head_only = TrainConfig { epochs: 1, ..TrainConfig::default() };
-        answers(&mut core, ToWorker::Train { run_id: 36, classes: classes.clone(), config: head_only, target: vec![] });
+        answers(
+            &mut core,
+            ToWorker::Train { run_id: 36, classes: classes.clone(), config: head_only, target: vec![], check: vec![] },
+        );
         let reply = answers(&mut core, ToWorker::Predict { request_id: 37, image: png(60) });
         assert!(matches!(&reply[0], FromWorker::Predicted { probs: other, .. } if other != probs), "{reply:?}");
         let reply = answers(&mut core, ToWorker::ImportHead { request_id: 32, head: head.clone() });
@@ -817,7 +923,10 @@ mod tests {
         assert_eq!((images[0].width, images[0].height), (PREVIEW_SIDE, PREVIEW_SIDE));
 
         let too_many = TrainConfig { unfreeze: 20, ..TrainConfig::default() };
-        let reply = answers(&mut core, ToWorker::Train { run_id: 35, classes, config: too_many, target: vec![] });
+        let reply = answers(
+            &mut core,
+            ToWorker::Train { run_id: 35, classes, config: too_many, target: vec![], check: vec![] },
+        );
         assert!(
             matches!(&reply[0], FromWorker::TrainingFailed { message, .. } if message.contains("between 0 and 19"))
         );
@@ -834,7 +943,7 @@ mod tests {
             ClassSamples { name: "b".into(), sample_ids: vec![3, 4] },
         ];
         let config = TrainConfig { epochs: 1000, ..TrainConfig::default() };
-        block_on(core.handle(ToWorker::Train { run_id: 7, classes, config, target: vec![] }));
+        block_on(core.handle(ToWorker::Train { run_id: 7, classes, config, target: vec![], check: vec![] }));
         block_on(core.train_slice());
         assert!(block_on(core.handle(ToWorker::StopTraining { run_id: 6 })).is_none());
         assert!(core.is_training());
