@@ -1,7 +1,9 @@
 //! The engine compiled to wasm32, run in headless Chromium by wasm-bindgen-test-runner
 //! (`cargo xtask test wasm`): weights reading, image decoding, preprocessing and a full
 //! MobileNetV2 forward pass, as the browser worker runs them; and the SIMD128 kernels of the
-//! folded fast path (compiled only for wasm32) against their reference twins.
+//! folded fast path (compiled only for wasm32) against their reference twins. `cargo xtask
+//! test wasm` runs this file twice: built with SIMD128, then with relaxed SIMD's fused
+//! multiply-add (`GRAFT_EXPECT_RELAXED_SIMD` set), the build of `graft-worker-relaxed`.
 #![cfg(target_arch = "wasm32")]
 
 use std::io::Cursor;
@@ -87,6 +89,21 @@ fn random(len: usize, scale: f32) -> Vec<f32> {
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The build is the one the run asked for (the relaxed run's target features took effect), and
+/// the page's probe for relaxed SIMD is a module this Chromium validates, and not once an
+/// opcode is broken.
+#[wasm_bindgen_test]
+fn this_is_the_build_asked_for_and_the_relaxed_simd_probe_validates() {
+    let expected = option_env!("GRAFT_EXPECT_RELAXED_SIMD").is_some();
+    assert_eq!(graft::kernels::built_with_relaxed_simd(), expected);
+    console_log!("kernels built with relaxed SIMD: {expected}");
+    let validates = |bytes: &[u8]| js_sys::WebAssembly::validate(&js_sys::Uint8Array::from(bytes).into()).unwrap();
+    assert!(validates(&graft::kernels::RELAXED_SIMD_PROBE));
+    let mut broken = graft::kernels::RELAXED_SIMD_PROBE;
+    broken[46] = 0xff; // the relaxed_madd opcode becomes one that does not exist
+    assert!(!validates(&broken));
 }
 
 #[wasm_bindgen_test]

@@ -85,6 +85,25 @@ mod window_tests {
     }
 }
 
+/// A wasm module whose one function uses `f32x4.relaxed_madd`: an engine that validates it has
+/// relaxed SIMD, and the page then starts the worker built with it (`graft-worker-relaxed`).
+pub const RELAXED_SIMD_PROBE: [u8; 49] = [
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // types: () -> v128
+    0x03, 0x02, 0x01, 0x00, // one function of type 0
+    0x0a, 0x1c, 0x01, 0x1a, 0x00, // code: one body of 26 bytes, no locals
+    0x43, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x13, // f32.const 0, f32x4.splat
+    0x43, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x13, // f32.const 0, f32x4.splat
+    0x43, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x13, // f32.const 0, f32x4.splat
+    0xfd, 0x85, 0x02, // f32x4.relaxed_madd
+    0x0b, // end
+];
+
+/// Whether this build's kernels use relaxed SIMD's fused multiply-add.
+pub const fn built_with_relaxed_simd() -> bool {
+    cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd"))
+}
+
 /// `min(max(x, 0), 6)`, MobileNetV2's activation.
 #[inline(always)]
 pub fn relu6(x: f32) -> f32 {

@@ -3,7 +3,8 @@
 //!
 //! - Inputs: the first 24 photos of opencv-doc's samples, preprocessed once by the engine
 //!   (`graft-bench prepare`) into `.cache/bench/inputs.f32`; every engine reads that file.
-//! - Browser (headless Chromium, one page): Graft's wasm CPU path (SIMD128, one thread) and
+//! - Browser (headless Chromium, one page): Graft's wasm CPU path (SIMD128, one thread; then
+//!   the relaxed-SIMD build, fused multiply-add, where the browser has it) and
 //!   onnxruntime-web (pinned in tests/bench/package.json, wasm EP, one thread, then its threaded
 //!   build with its default thread count, and with one thread per core when that differs), on
 //!   an ONNX file exported from the app's own safetensors
@@ -25,7 +26,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::build::{copy, copy_dir, wasm_binaries};
+use crate::build::{copy, copy_dir, wasm_binaries, WasmFlavour};
 use crate::setup::{apt_packages, build_tools, model_dir, test_tools, BENCH_ARCHITECTURE};
 use crate::util::{root, run, Result};
 
@@ -80,7 +81,7 @@ pub fn run_all() -> Result {
     let pytorch_all_cores = if cores > 1 { native_pytorch(&dir, &weights, cores)? } else { Value::Null };
     let browser = browser(&dir)?;
     let native_diff = max_abs_diff(&dir.join("graft_native_features.f32"), &dir.join("torch_features.f32"))?;
-    let results = json!({
+    let mut results = json!({
         "images": IMAGES,
         "browser": browser,
         "native": {
@@ -90,6 +91,7 @@ pub fn run_all() -> Result {
             "max_abs_feature_diff": native_diff,
         },
     });
+    results["ratios"] = ratios(&results);
     let out = dir.join("results.json");
     std::fs::write(&out, serde_json::to_string_pretty(&results).unwrap_or_default())
         .map_err(|e| format!("could not write {}: {e}", out.display()))?;
@@ -163,7 +165,9 @@ fn browser(dir: &Path) -> Result<Value> {
     if site.exists() {
         std::fs::remove_dir_all(&site).map_err(|e| format!("could not clear {}: {e}", site.display()))?;
     }
-    wasm_binaries(&[("graft-bench-web", "web")], &site)?;
+    for flavour in [WasmFlavour::Simd128, WasmFlavour::Relaxed] {
+        wasm_binaries(&[("graft-bench-web", "web")], &site, flavour)?;
+    }
     copy_dir(&root().join("tests/bench/page"), &site)?;
     copy_dir(&model_dir(), &site.join("models"))?;
     let ort_dist = root().join("tests/bench/node_modules/onnxruntime-web/dist");
@@ -231,11 +235,25 @@ fn ratio(ours: &Value, reference: &Value) -> String {
     }
 }
 
+/// The headline ratios at batch 8 (below 1: Graft is faster): Graft's best wasm build on one
+/// thread against onnxruntime-web on one thread, and Graft natively against PyTorch, one
+/// thread each. `null` where a figure is missing.
+pub fn ratios(results: &Value) -> Value {
+    let median = |timing: &Value| timing["batch8"]["median_ms"].as_f64();
+    let single = &results["browser"]["single"];
+    let graft_web = [&single["graft_relaxed"], &single["graft"]].into_iter().find_map(median);
+    let quotient = |a: Option<f64>, b: Option<f64>| a.zip(b).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
+    json!({
+        "browser_1_thread_b8": quotient(graft_web, median(&single["ort"])),
+        "native_1_thread_b8": quotient(median(&results["native"]["graft"]["fast"]), median(&results["native"]["pytorch"])),
+    })
+}
+
 /// The summary table: per-image milliseconds (median / p90) at batch 1 and 8, and ratios.
 pub fn table(results: &Value) -> String {
     let single = &results["browser"]["single"];
     let threaded = &results["browser"]["threaded"];
-    let (graft_web, ort) = (&single["graft"], &single["ort"]);
+    let (graft_web, ort, relaxed) = (&single["graft"], &single["ort"], &single["graft_relaxed"]);
     let (graft_native, torch) = (&results["native"]["graft"]["fast"], &results["native"]["pytorch"]);
     let mut rows = vec![
         format!("{:<LABEL$} {:<16} {:<16}", "MobileNetV2 features, ms per image", "batch 1 med/p90", "batch 8 med/p90"),
@@ -248,6 +266,23 @@ pub fn table(results: &Value) -> String {
             ratio(&graft_web["batch8"], &ort["batch8"])
         ),
     ];
+    if relaxed.is_object() {
+        rows.extend([
+            row("browser  Graft wasm, relaxed SIMD, 1 thread", &relaxed["batch1"], &relaxed["batch8"]),
+            format!(
+                "{:<LABEL$} {} {}",
+                "browser  ratio Graft relaxed SIMD / onnxruntime-web",
+                ratio(&relaxed["batch1"], &ort["batch1"]),
+                ratio(&relaxed["batch8"], &ort["batch8"])
+            ),
+            format!(
+                "{:<LABEL$} {} {}",
+                "browser  ratio Graft relaxed SIMD / SIMD128",
+                ratio(&relaxed["batch1"], &graft_web["batch1"]),
+                ratio(&relaxed["batch8"], &graft_web["batch8"])
+            ),
+        ]);
+    }
     for run in threaded.as_array().into_iter().flatten() {
         let ort = &run["ort"];
         let threads = ort["threads"].as_u64().unwrap_or(0);
@@ -409,6 +444,7 @@ mod tests {
         let results = json!({
             "browser": { "single": {
                 "graft": { "batch1": timing(30.0), "batch8": timing(20.0) },
+                "graft_relaxed": { "batch1": timing(24.0), "batch8": timing(16.0) },
                 "ort": { "batch1": timing(40.0), "batch8": timing(40.0) },
                 "max_abs_feature_diff": 1e-5,
             }, "threaded": [{ "ort": { "threads": 2, "default_threads": true, "batch1": timing(15.0), "batch8": timing(12.0) } }] },
@@ -422,9 +458,14 @@ mod tests {
         let line = |start: &str| text.lines().find(|l| l.starts_with(start)).unwrap_or_default().to_string();
         assert!(line("browser  ratio").contains("0.75x") && line("browser  ratio").contains("0.50x"), "{text}");
         assert!(line("native   ratio").contains("0.50x"), "{text}");
+        let relaxed = line("browser  ratio Graft relaxed SIMD / SIMD128");
+        assert!(relaxed.contains("0.80x"), "{text}");
+        assert!(line("browser  ratio Graft relaxed SIMD / onnx").contains("0.40x"), "{text}");
         assert!(line("browser  Graft wasm").contains("30.0 /  31.0"), "{text}");
         assert!(text.contains("1.00e-5") && text.contains("2.00e-5"), "{text}");
         assert!(line("browser  onnxruntime-web wasm, 2 threads, default").contains("15.0 /  16.0"), "{text}");
+        // The relaxed build is Graft's best on one thread here: 16 / 40.
+        assert_eq!(ratios(&results), json!({ "browser_1_thread_b8": 0.4, "native_1_thread_b8": 0.5 }));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Builds the static site into `pkg/`: both wasm binaries through wasm-bindgen and wasm-opt
-//! (skipped when `GRAFT_SKIP_WASM_OPT` is set, for quick iterations), the page's files from
+//! (skipped when `GRAFT_SKIP_WASM_OPT` is set, for quick iterations), the worker a second time
+//! with relaxed SIMD (`graft-worker-relaxed`, which the page starts where the browser has it),
+//! the page's files from
 //! `web/`, `static/` (weights included), and `sw.js`, the service worker, with its file list and a
 //! cache name hashed from the files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::setup::{wasm_bindgen, wasm_opt};
@@ -25,13 +27,51 @@ const WASM_FEATURES: [&str; 7] = [
     "--enable-multivalue",
 ];
 
+/// How the engine's wasm is compiled: SIMD128, which every browser Graft supports has, or with
+/// relaxed SIMD's fused multiply-add too (`f32x4_relaxed_madd` in the pointwise products and
+/// the depthwise kernel), for browsers that have it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmFlavour {
+    Simd128,
+    Relaxed,
+}
+
+impl WasmFlavour {
+    /// Cargo's target folder: the relaxed build has its own, so that neither rebuilds the other.
+    pub fn target_dir(self) -> PathBuf {
+        match self {
+            WasmFlavour::Simd128 => root().join("target"),
+            WasmFlavour::Relaxed => root().join("target/relaxed"),
+        }
+    }
+
+    /// Points `cargo` at this flavour's target folder and target features.
+    pub fn configure(self, cargo: &mut Command) -> &mut Command {
+        if self == WasmFlavour::Relaxed {
+            cargo
+                .env("CARGO_TARGET_DIR", self.target_dir())
+                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", "-C target-feature=+simd128,+relaxed-simd");
+        }
+        cargo
+    }
+
+    /// Appended to the output's name.
+    fn suffix(self) -> &'static str {
+        match self {
+            WasmFlavour::Simd128 => "",
+            WasmFlavour::Relaxed => "-relaxed",
+        }
+    }
+}
+
 pub fn site() -> Result {
     let root = root();
     let pkg = root.join("pkg");
     if pkg.exists() {
         std::fs::remove_dir_all(&pkg).map_err(|e| format!("could not clear pkg/: {e}"))?;
     }
-    wasm_binaries(&BINARIES, &pkg)?;
+    wasm_binaries(&BINARIES, &pkg, WasmFlavour::Simd128)?;
+    wasm_binaries(&[("graft-worker", "no-modules")], &pkg, WasmFlavour::Relaxed)?;
     for file in PAGE_FILES {
         copy(&root.join("web").join(file), &pkg.join(file))?;
     }
@@ -79,26 +119,34 @@ fn write_service_worker(template: &Path, pkg: &Path) -> Result {
     std::fs::write(pkg.join("sw.js"), source).map_err(|e| format!("could not write sw.js: {e}"))
 }
 
-/// Builds binaries of the graft-web crate for wasm32 (release) and writes each one's
-/// wasm-bindgen output, optimised by wasm-opt, into `out_dir`.
-pub fn wasm_binaries(binaries: &[(&str, &str)], out_dir: &Path) -> Result {
+/// Builds binaries of the graft-web crate for wasm32 (release) as `flavour` and writes each
+/// one's wasm-bindgen output (named `<binary><suffix>`), optimised by wasm-opt, into `out_dir`.
+pub fn wasm_binaries(binaries: &[(&str, &str)], out_dir: &Path, flavour: WasmFlavour) -> Result {
     let mut cargo = Command::new("cargo");
     cargo.args(["build", "--release", "--target", "wasm32-unknown-unknown", "--package", "graft-web"]);
     for (binary, _) in binaries {
         cargo.args(["--bin", binary]);
     }
-    run(&mut cargo)?;
+    run(flavour.configure(&mut cargo))?;
     for (binary, target) in binaries {
-        let wasm = root().join(format!("target/wasm32-unknown-unknown/release/{binary}.wasm"));
+        let wasm = flavour.target_dir().join(format!("wasm32-unknown-unknown/release/{binary}.wasm"));
+        let name = format!("{binary}{}", flavour.suffix());
         run(Command::new(wasm_bindgen())
-            .args(["--target", target, "--no-typescript", "--out-dir"])
+            .args(["--target", target, "--no-typescript", "--out-name", &name, "--out-dir"])
             .arg(out_dir)
             .arg(&wasm))?;
         if std::env::var_os("GRAFT_SKIP_WASM_OPT").is_some() {
             continue;
         }
-        let bindgen_wasm = out_dir.join(format!("{binary}_bg.wasm"));
-        run(Command::new(wasm_opt()).arg("-O2").args(WASM_FEATURES).arg(&bindgen_wasm).arg("-o").arg(&bindgen_wasm))?;
+        let bindgen_wasm = out_dir.join(format!("{name}_bg.wasm"));
+        let relaxed = (flavour == WasmFlavour::Relaxed).then_some("--enable-relaxed-simd");
+        run(Command::new(wasm_opt())
+            .arg("-O2")
+            .args(WASM_FEATURES)
+            .args(relaxed)
+            .arg(&bindgen_wasm)
+            .arg("-o")
+            .arg(&bindgen_wasm))?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 use std::process::Command;
 
+use crate::build::WasmFlavour;
 use crate::setup::{build_tools, test_tools, wasm_bindgen_test_runner};
 use crate::util::{self, root, Result};
 
@@ -74,16 +75,21 @@ fn with_gpu(command: &mut Command) -> &mut Command {
 }
 
 /// The engine's wasm tests (`tests/wasm.rs`, on the page) and its GPU cases on WebGPU
-/// (`tests/wasm_gpu.rs`, in a dedicated worker).
+/// (`tests/wasm_gpu.rs`, in a dedicated worker); then the page's tests again built with relaxed
+/// SIMD (the kernels' twin tests on the fused multiply-add of `graft-worker-relaxed`).
 fn wasm() -> Result {
-    util::run(
-        with_gpu(&mut Command::new("cargo"))
-            .args(["test", "--release", "--package", "graft", "--target", "wasm32-unknown-unknown"])
-            .args(["--test", "wasm", "--test", "wasm_gpu"])
-            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", wasm_bindgen_test_runner())
-            .env("CHROMEDRIVER", "/usr/bin/chromedriver")
-            .env("WASM_BINDGEN_TEST_TIMEOUT", "300"),
-    )
+    util::run(wasm_tests(WasmFlavour::Simd128).args(["--test", "wasm", "--test", "wasm_gpu"]))?;
+    util::run(wasm_tests(WasmFlavour::Relaxed).args(["--test", "wasm"]).env("GRAFT_EXPECT_RELAXED_SIMD", "1"))
+}
+
+fn wasm_tests(flavour: WasmFlavour) -> Command {
+    let mut cargo = Command::new("cargo");
+    with_gpu(flavour.configure(&mut cargo))
+        .args(["test", "--release", "--package", "graft", "--target", "wasm32-unknown-unknown"])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", wasm_bindgen_test_runner())
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "300");
+    cargo
 }
 
 /// The built site, served, driven by the e2e tests; `graft predict` (the CLI, built here)

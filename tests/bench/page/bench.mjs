@@ -1,12 +1,23 @@
 // Times Graft's wasm backbone and onnxruntime-web on the same inputs in this page and leaves
-// the figures in `window.benchResult` (read by tests/bench/browser.mjs). With `?webgpu`, the
-// WebGPU engines instead (webgpu.mjs).
-import init, { BenchBackbone, wasm_memory_bytes } from "./graft-bench-web.js";
+// the figures in `window.benchResult` (read by tests/bench/browser.mjs): Graft's SIMD128 build,
+// then its relaxed-SIMD build where this browser has relaxed SIMD (the same probe as the app's,
+// graft::kernels::RELAXED_SIMD_PROBE). With `?webgpu`, the WebGPU engines instead (webgpu.mjs).
+import * as simd128 from "./graft-bench-web.js";
+const { default: init, BenchBackbone } = simd128;
 
 import { SIZE, PER_IMAGE, BATCH8_ROUNDS, config, log, timeBatches, features, maxAbsDiff, bytes } from "./timing.mjs";
 import { webgpu } from "./webgpu.mjs";
 
-async function graft(inputs) {
+/** A module with one f32x4.relaxed_madd: valid where the engine has relaxed SIMD. */
+const RELAXED_SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00,
+  0x0a, 0x1c, 0x01, 0x1a, 0x00, 0x43, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x13, 0x43, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x13,
+  0x43, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x13, 0xfd, 0x85, 0x02, 0x0b,
+]);
+
+/** Graft's backbone from `module` (one of the wasm-bindgen builds), timed. */
+async function graft(inputs, module, engine) {
+  const { default: init, BenchBackbone, wasm_memory_bytes } = module;
   await init();
   const memoryBefore = wasm_memory_bytes();
   const manifest = await (await fetch((await config).manifest)).text();
@@ -18,7 +29,7 @@ async function graft(inputs) {
   const fast = async (x, batch) => model.embed(x, batch, false);
   const candle = async (x, batch) => model.embed(x, batch, true);
   const result = {
-    engine: "graft-wasm",
+    engine,
     threads: 1,
     load_ms: loadMs,
     batch1: await timeBatches(inputs, 1, 1, fast),
@@ -76,8 +87,15 @@ async function main() {
     images: inputs.length / PER_IMAGE,
   };
   log(`${result.images} images, cross-origin isolated: ${result.cross_origin_isolated}`);
-  result.graft = params.has("skip-graft") ? null : await graft(inputs);
+  result.graft = params.has("skip-graft") ? null : await graft(inputs, simd128, "graft-wasm");
   if (result.graft) log(`graft: ${JSON.stringify(result.graft.batch1)}`);
+  if (result.graft && WebAssembly.validate(RELAXED_SIMD_PROBE)) {
+    const relaxed = await import("./graft-bench-web-relaxed.js");
+    result.graft_relaxed = await graft(inputs, relaxed, "graft-wasm-relaxed-simd");
+    log(`graft, relaxed SIMD: ${JSON.stringify(result.graft_relaxed.batch1)}`);
+    result.graft_relaxed.max_abs_diff_to_simd128 = maxAbsDiff(result.graft.features, result.graft_relaxed.features);
+    result.graft_relaxed.features = Array.from(result.graft_relaxed.features.subarray(0, 8));
+  }
   result.ort = await onnxruntime(inputs, threads);
   log(`onnxruntime-web (${threads} threads): ${JSON.stringify(result.ort.batch1)}`);
   if (result.graft) {

@@ -36,8 +36,15 @@ use crate::webcam;
 use crate::worker::GraftWorker;
 
 /// The worker's wasm-bindgen script (`no-modules` output; gloo-worker loads it with
-/// `importScripts` and finds `graft-worker_bg.wasm` beside it).
-const WORKER_PATH: &str = "graft-worker.js";
+/// `importScripts` and finds `<name>_bg.wasm` beside it): the build with relaxed SIMD's fused
+/// multiply-add where this browser validates a relaxed SIMD instruction, else the SIMD128 one.
+fn worker_path() -> &'static str {
+    let probe = js_sys::Uint8Array::from(&graft::kernels::RELAXED_SIMD_PROBE[..]);
+    match js_sys::WebAssembly::validate(&probe.into()) {
+        Ok(true) => "graft-worker-relaxed.js",
+        _ => "graft-worker.js",
+    }
+}
 
 type Worker = UseReactorBridgeHandle<GraftWorker>;
 
@@ -56,7 +63,7 @@ fn page_url(relative: &str) -> String {
 #[function_component(App)]
 pub fn app() -> Html {
     html! {
-        <ReactorProvider<GraftWorker> path={ WORKER_PATH }>
+        <ReactorProvider<GraftWorker> path={ worker_path() }>
             <Graft />
         </ReactorProvider<GraftWorker>>
     }
