@@ -156,14 +156,6 @@ impl Domain {
         let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
         Ok(self.target.index_select(&Tensor::new(rows.as_slice(), self.target.device())?, 0)?)
     }
-
-    /// The classifier's current tensors by name, for the GPU.
-    fn tensors(&self) -> Result<HashMap<String, Vec<f32>>> {
-        named_vars(&self.vars)?
-            .into_iter()
-            .map(|(name, var)| Ok((name, var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
-            .collect()
-    }
 }
 
 struct Scores {
@@ -314,10 +306,7 @@ impl Trainer {
                 return Err(GraftError::GpuUnavailable(why));
             }
         }
-        let initial = named_vars(&self.network.head_vars)?
-            .into_iter()
-            .map(|(name, var)| Ok((name, var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
-            .collect::<Result<HashMap<_, _>>>()?;
+        let initial = flat_values(&self.network.head_vars)?;
         let classes = self.data.class_names.len();
         let (lr, wd) = (self.config.learning_rate, self.config.weight_decay);
         let mut head = match &self.network.suffix {
@@ -343,7 +332,7 @@ impl Trainer {
             }
         };
         if let Some(domain) = &self.domain {
-            head.adapt(&domain.tensors()?, self.config.learning_rate).await?;
+            head.adapt(&flat_values(&domain.vars)?, self.config.learning_rate).await?;
         }
         head.set_learning_rates(&self.learning_rates());
         self.gpu = Some(head);
@@ -800,6 +789,14 @@ impl Trainer {
     pub fn suffix_mode(&self) -> Option<SuffixMode> {
         self.network.suffix.as_ref().map(|(_, mode)| *mode)
     }
+}
+
+/// Every variable of `vars` by name, flattened: what the GPU uploads.
+fn flat_values(vars: &VarMap) -> Result<HashMap<String, Vec<f32>>> {
+    named_vars(vars)?
+        .into_iter()
+        .map(|(name, var)| Ok((name, var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
+        .collect()
 }
 
 fn param_group(vars: Vec<(String, Var)>, learning_rate: f64, weight_decay: f64) -> Result<ParamGroup> {

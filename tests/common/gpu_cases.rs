@@ -128,8 +128,7 @@ pub fn blobs(per_class: usize) -> (Tensor, Vec<usize>) {
 
 pub fn blob_trainer(config: TrainConfig) -> Trainer {
     let (inputs, labels) = blobs(23);
-    let class_names = vec!["a".into(), "b".into(), "c".into()];
-    Trainer::new(TrainData::new(inputs, labels, class_names), config).unwrap()
+    Trainer::new(TrainData::new(inputs, labels, abc()), config).unwrap()
 }
 
 pub fn close(a: f32, b: f32) -> bool {
@@ -569,8 +568,7 @@ pub async fn augmented_head_training_on_the_gpu_matches_the_cpu_trainer(context:
     let make = || {
         let (inputs, labels) = blobs(12);
         let views = (1..3).map(|k| (&inputs * (1.0 + 0.1 * k as f64)).unwrap()).collect();
-        let class_names = vec!["a".into(), "b".into(), "c".into()];
-        let data = TrainData { inputs, views, labels, class_names, target: None };
+        let data = TrainData { inputs, views, labels, class_names: abc(), target: None };
         Trainer::new(data, TrainConfig { epochs: 3, batch_size: 8, hidden: 8, ..TrainConfig::default() }).unwrap()
     };
     let (mut cpu, mut gpu) = (make(), make());
@@ -588,8 +586,7 @@ pub async fn adapting_head_training_on_the_gpu_matches_the_cpu_trainer(context: 
     let make = || {
         let (inputs, labels) = blobs(20);
         let target = (&inputs + 0.7).unwrap();
-        let class_names = vec!["a".into(), "b".into(), "c".into()];
-        let data = TrainData { target: Some(target), ..TrainData::new(inputs, labels, class_names) };
+        let data = TrainData { target: Some(target), ..TrainData::new(inputs, labels, abc()) };
         let adapt = Adapt { enabled: true, weight: 1.0 };
         let config =
             TrainConfig { epochs: 4, batch_size: 16, hidden: 8, dropout: 0.2, adapt, ..TrainConfig::default() };
@@ -613,8 +610,7 @@ pub async fn adapting_head_training_on_the_gpu_matches_the_cpu_trainer(context: 
     assert!(close(got.report.val_loss, want.report.val_loss), "{} vs {}", got.report.val_loss, want.report.val_loss);
     // A linear head has no hidden layer for the GPU's adaptation: the run says so.
     let (inputs, labels) = blobs(5);
-    let class_names = vec!["a".into(), "b".into(), "c".into()];
-    let data = TrainData { target: Some(inputs.clone()), ..TrainData::new(inputs, labels, class_names) };
+    let data = TrainData { target: Some(inputs.clone()), ..TrainData::new(inputs, labels, abc()) };
     let adapt = Adapt { enabled: true, weight: 1.0 };
     let mut linear = Trainer::new(data, TrainConfig { hidden: 0, adapt, ..TrainConfig::default() }).unwrap();
     assert!(linear.use_gpu(context).await.is_err());

@@ -1,19 +1,12 @@
 // Times Graft's wasm backbone and onnxruntime-web on the same inputs in this page and leaves
 // the figures in `window.benchResult` (read by tests/bench/browser.mjs): Graft's SIMD128 build,
-// then its relaxed-SIMD build where this browser has relaxed SIMD (the same probe as the app's,
-// graft::kernels::RELAXED_SIMD_PROBE). With `?webgpu`, the WebGPU engines instead (webgpu.mjs).
+// then its relaxed-SIMD build where this browser validates the app's probe for relaxed SIMD
+// (`relaxed_simd_probe`, graft::kernels::RELAXED_SIMD_PROBE). With `?webgpu`, the WebGPU engines instead (webgpu.mjs).
 import * as simd128 from "./graft-bench-web.js";
-const { default: init, BenchBackbone } = simd128;
+const { default: init, BenchBackbone, relaxed_simd_probe } = simd128;
 
 import { SIZE, PER_IMAGE, BATCH8_ROUNDS, config, log, timeBatches, features, maxAbsDiff, bytes } from "./timing.mjs";
 import { webgpu } from "./webgpu.mjs";
-
-/** A module with one f32x4.relaxed_madd: valid where the engine has relaxed SIMD. */
-const RELAXED_SIMD_PROBE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00,
-  0x0a, 0x1c, 0x01, 0x1a, 0x00, 0x43, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x13, 0x43, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x13,
-  0x43, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x13, 0xfd, 0x85, 0x02, 0x0b,
-]);
 
 /** Graft's backbone from `module` (one of the wasm-bindgen builds), timed. */
 async function graft(inputs, module, engine) {
@@ -89,7 +82,8 @@ async function main() {
   log(`${result.images} images, cross-origin isolated: ${result.cross_origin_isolated}`);
   result.graft = params.has("skip-graft") ? null : await graft(inputs, simd128, "graft-wasm");
   if (result.graft) log(`graft: ${JSON.stringify(result.graft.batch1)}`);
-  if (result.graft && WebAssembly.validate(RELAXED_SIMD_PROBE)) {
+  // After `graft` above, the SIMD128 module is initialised and its probe can be read.
+  if (result.graft && WebAssembly.validate(relaxed_simd_probe())) {
     const relaxed = await import("./graft-bench-web-relaxed.js");
     result.graft_relaxed = await graft(inputs, relaxed, "graft-wasm-relaxed-simd");
     log(`graft, relaxed SIMD: ${JSON.stringify(result.graft_relaxed.batch1)}`);

@@ -161,6 +161,13 @@ impl BenchBackbone {
 }
 
 /// Bytes of this module's linear memory (it only grows: the high-water mark).
+/// The app's probe for relaxed SIMD ([`graft::kernels::RELAXED_SIMD_PROBE`]): the page times
+/// the relaxed build where this validates.
+#[wasm_bindgen]
+pub fn relaxed_simd_probe() -> Vec<u8> {
+    graft::kernels::RELAXED_SIMD_PROBE.to_vec()
+}
+
 #[wasm_bindgen]
 pub fn wasm_memory_bytes() -> f64 {
     wasm_bindgen::memory()

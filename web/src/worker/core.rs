@@ -192,13 +192,13 @@ impl WorkerCore {
             let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
             let (mut correct, mut images) = (0, 0);
             let labelled = classes.iter().enumerate().flat_map(|(label, ids)| ids.iter().map(move |&id| (id, label)));
-            let stored: Vec<(u64, usize)> = labelled.filter(|&(id, _)| self.samples.image(id).is_some()).collect();
+            // Images deleted since the run started are left out.
+            let stored: Vec<_> = labelled.filter_map(|(id, label)| Some((self.samples.image(id)?, label))).collect();
             for chunk in stored.chunks(CHECK_CHUNK) {
-                let mut decoded = Vec::new();
-                for &(id, _) in chunk {
-                    let stored = self.samples.image(id).ok_or("a check image is gone")?;
-                    decoded.push(decode_image("check image", &stored.bytes).map_err(|e| e.to_string())?);
-                }
+                let decoded = chunk
+                    .iter()
+                    .map(|(image, _)| decode_image("check image", &image.bytes).map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, String>>()?;
                 let probs = head.predict_images(extractor, &decoded).await.map_err(|e| e.to_string())?;
                 let predicted: Vec<u32> = probs.argmax(1).and_then(|p| p.to_vec1()).map_err(|e| e.to_string())?;
                 correct += chunk.iter().zip(&predicted).filter(|((_, label), &p)| *label == p as usize).count();
