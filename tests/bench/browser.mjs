@@ -1,6 +1,7 @@
-// Drives the benchmark page in headless Chromium: once with onnxruntime-web on one thread
-// (Graft runs in that load too), then, when the page is cross-origin isolated, with its own
-// default thread count and, if that is not every core, with one thread per core; then the
+// Drives the benchmark page in headless Chromium: once on one thread (Graft's builds, its pool
+// of one, TensorFlow.js's wasm backend and onnxruntime-web), then, when the page is
+// cross-origin isolated, onnxruntime-web with its default thread count, and all three engines
+// on 2 threads and on one per core; then the
 // WebGPU engines (`?webgpu`) in a Chromium with WebGPU enabled (SwiftShader where there is no
 // GPU: correctness figures, not speed). Prints one JSON document.
 // Usage: node tests/bench/browser.mjs URL [webgpu]   (`webgpu`: only the WebGPU page)
@@ -52,10 +53,10 @@ try {
   const cores = single.hardware_concurrency;
   const threaded = [];
   if (single.cross_origin_isolated) {
-    const byDefault = await runPage(browser, `${base}?threads=default&skip-graft`);
-    threaded.push(byDefault);
-    if (byDefault.ort.threads !== cores && cores > 1) {
-      threaded.push(await runPage(browser, `${base}?threads=${cores}&skip-graft`));
+    threaded.push(await runPage(browser, `${base}?threads=default&ort-only`));
+    // Graft's pool, TensorFlow.js and onnxruntime-web at 2 threads and at every core.
+    for (const threads of new Set([2, cores].filter((n) => n > 1))) {
+      threaded.push(await runPage(browser, `${base}?threads=${threads}&skip-graft`));
     }
   }
   console.log(JSON.stringify({ single, threaded, webgpu: await runWebgpu() }));

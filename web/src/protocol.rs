@@ -52,6 +52,23 @@ pub struct ClassSamples {
     pub sample_ids: Vec<u64>,
 }
 
+/// The embedding pool as the page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolStatus {
+    /// Workers embedding new samples (1: the model worker alone).
+    pub workers: u32,
+    /// Of those, the ones holding the loaded backbone (the others are still loading it).
+    pub loaded: u32,
+    /// Logical cores (`navigator.hardwareConcurrency`).
+    pub cores: u32,
+    /// Device memory in GB where the browser says (`navigator.deviceMemory`).
+    pub device_gb: Option<f64>,
+    /// The embedders' wasm memory together.
+    pub memory_bytes: u64,
+    /// Why fewer workers than asked for, or what went wrong.
+    pub note: Option<String>,
+}
+
 /// Page -> worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToWorker {
@@ -60,6 +77,9 @@ pub enum ToWorker {
     LoadModel { manifest_url: String, backend: BackendChoice },
     /// Move the backbone (and the head's training) to `choice`.
     SelectBackend { choice: BackendChoice },
+    /// Embed new samples on `workers` Web Workers running `script_url` (the worker's own
+    /// script, absolute), or one per core where `None`; answered by `PoolChanged`.
+    SetPool { script_url: String, workers: Option<u32> },
     /// Test hook: destroy the GPU device, as a driver reset would (no answer; the worker
     /// reports `BackendChanged` when the work in flight moves to the CPU).
     LoseGpuDevice,
@@ -177,6 +197,7 @@ impl ToWorker {
             ToWorker::RemoveSample { .. }
             | ToWorker::StopTraining { .. }
             | ToWorker::LoseGpuDevice
+            | ToWorker::SetPool { .. }
             | ToWorker::SaveProject { .. } => return None,
         })
     }
@@ -250,6 +271,10 @@ pub enum FromWorker {
     /// The backend changed on its own: the GPU failed and the CPU took over.
     BackendChanged {
         status: BackendStatus,
+    },
+    /// The embedding pool started, lost a worker, or grew in memory.
+    PoolChanged {
+        pool: PoolStatus,
     },
     Classified {
         request_id: u64,
@@ -412,6 +437,7 @@ impl FromWorker {
             | FromWorker::CheckFailed { .. }
             | FromWorker::Reembedding { .. }
             | FromWorker::BackendChanged { .. }
+            | FromWorker::PoolChanged { .. }
             | FromWorker::TrainingPreparing { .. }
             | FromWorker::TrainingStarted { .. }
             | FromWorker::EpochDone { .. }

@@ -15,7 +15,7 @@ use yew::Reducible;
 
 use crate::components::check_panel::CheckRow;
 use crate::project::{CheckScore, ClassEntry, Project, TARGET_NAME};
-use crate::protocol::{BackboneOption, BackboneScore, FromWorker, ProjectSummary};
+use crate::protocol::{BackboneOption, BackboneScore, FromWorker, PoolStatus, ProjectSummary};
 
 thread_local! {
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
@@ -201,6 +201,8 @@ pub struct AppState {
     pub model: ModelStatus,
     /// Which backend computes, as the worker last said.
     pub backend: Option<BackendStatus>,
+    /// The embedding pool, as the worker last said.
+    pub pool: Option<PoolStatus>,
     /// The backbone's blocks (the freeze picture), once the model is loaded.
     pub blocks: Vec<BlockInfo>,
     /// Augmented views of a few samples, as last asked for.
@@ -248,6 +250,7 @@ impl Default for AppState {
             project: Project::new(next_id),
             model: ModelStatus::Loading { loaded_bytes: 0, total_bytes: 0 },
             backend: None,
+            pool: None,
             blocks: Vec::new(),
             augment_preview: Vec::new(),
             samples: HashMap::new(),
@@ -601,6 +604,7 @@ impl AppState {
                 self.backend_changed(backend, None);
             }
             FromWorker::BackendSelected { status, error } => self.backend_changed(status, error),
+            FromWorker::PoolChanged { pool } => self.pool = Some(pool),
             FromWorker::BackendChanged { status } => {
                 let reason = status.cpu_reason.clone();
                 self.backend_changed(status, reason);

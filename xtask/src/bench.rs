@@ -3,12 +3,14 @@
 //!
 //! - Inputs: the first 24 photos of opencv-doc's samples, preprocessed once by the engine
 //!   (`graft-bench prepare`) into `.cache/bench/inputs.f32`; every engine reads that file.
-//! - Browser (headless Chromium, one page): Graft's wasm CPU path (SIMD128, one thread; then
-//!   the relaxed-SIMD build, fused multiply-add, where the browser has it) and
-//!   onnxruntime-web (pinned in tests/bench/package.json, wasm EP, one thread, then its threaded
-//!   build with its default thread count, and with one thread per core when that differs), on
-//!   an ONNX file exported from the app's own safetensors
-//!   (tests/bench/torch_reference.py).
+//! - Browser (headless Chromium, one page per thread count): Graft's wasm CPU path (SIMD128,
+//!   one thread; then the relaxed-SIMD build, fused multiply-add, where the browser has it);
+//!   Graft's embedding pool (one engine instance per Web Worker, batches of 8 from one queue);
+//!   TensorFlow.js's wasm backend (XNNPACK; MobileNetV2 from tfjs-core fused ops with Graft's
+//!   folded weights); onnxruntime-web (wasm EP) on an ONNX file exported from the app's own
+//!   safetensors (tests/bench/torch_reference.py). The pool, tfjs and onnxruntime-web run at
+//!   1 and 2 threads and at one per core; onnxruntime-web also at its default. All pinned in
+//!   tests/bench/package.json.
 //! - Browser, WebGPU (a second Chromium with `--enable-unsafe-webgpu`, SwiftShader unless
 //!   `GRAFT_BENCH_SWIFTSHADER=0`): Graft's GPU executor, onnxruntime-web's WebGPU execution
 //!   provider on the same ONNX file, and TensorFlow.js's WebGPU backend running MobileNetV2 built
@@ -45,10 +47,15 @@ const ORT_FILES: [&str; 8] = [
     "ort-wasm-simd-threaded.asyncify.mjs",
     "ort-wasm-simd-threaded.asyncify.wasm",
 ];
-/// TensorFlow.js's core and WebGPU backend (UMD builds the page loads as scripts).
-const TFJS_FILES: [(&str, &str); 2] = [
+/// TensorFlow.js's core, WebGPU and wasm backends (UMD builds the page loads as scripts), and
+/// the wasm backend's three builds (plain, SIMD, threaded SIMD: it picks one).
+const TFJS_FILES: [(&str, &str); 6] = [
     ("@tensorflow/tfjs-core", "tf-core.es2017.min.js"),
     ("@tensorflow/tfjs-backend-webgpu", "tf-backend-webgpu.es2017.min.js"),
+    ("@tensorflow/tfjs-backend-wasm", "tf-backend-wasm.es2017.min.js"),
+    ("@tensorflow/tfjs-backend-wasm", "tfjs-backend-wasm.wasm"),
+    ("@tensorflow/tfjs-backend-wasm", "tfjs-backend-wasm-simd.wasm"),
+    ("@tensorflow/tfjs-backend-wasm", "tfjs-backend-wasm-threaded-simd.wasm"),
 ];
 const PYTHON: &str = "/usr/bin/python3";
 /// Width of the table's label column.
@@ -59,7 +66,7 @@ pub fn run_all() -> Result {
     test_tools()?;
     apt_packages(&BENCH_APT_PACKAGES)?;
     let bench_js = root().join("tests/bench");
-    let installed = ["onnxruntime-web", "@tensorflow/tfjs-backend-webgpu"];
+    let installed = ["onnxruntime-web", "@tensorflow/tfjs-backend-webgpu", "@tensorflow/tfjs-backend-wasm"];
     if installed.iter().any(|package| !bench_js.join("node_modules").join(package).exists()) {
         run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&bench_js))?;
     }
@@ -235,24 +242,98 @@ fn ratio(ours: &Value, reference: &Value) -> String {
     }
 }
 
+/// The batch-8 median of every engine `name` ran, over the one-thread page and the threaded
+/// ones, with the thread count of each: `(threads, ms)`.
+fn browser_batch8(results: &Value, name: &str) -> Vec<(u64, f64)> {
+    let browser = &results["browser"];
+    let pages = std::iter::once(&browser["single"]).chain(browser["threaded"].as_array().into_iter().flatten());
+    pages
+        .filter_map(|page| {
+            let engine = &page[name];
+            let threads = engine["threads"].as_u64().or(engine["workers"].as_u64())?;
+            Some((threads, engine["batch8"]["median_ms"].as_f64()?))
+        })
+        .collect()
+}
+
 /// The headline ratios at batch 8 (below 1: Graft is faster): Graft's best wasm build on one
-/// thread against onnxruntime-web on one thread, and Graft natively against PyTorch, one
-/// thread each. `null` where a figure is missing.
+/// thread against the faster of onnxruntime-web and TensorFlow.js on one thread; Graft's pool
+/// on every core against the fastest of the two at any thread count; Graft natively against
+/// PyTorch, one thread each. `null` where a figure is missing.
 pub fn ratios(results: &Value) -> Value {
     let median = |timing: &Value| timing["batch8"]["median_ms"].as_f64();
     let single = &results["browser"]["single"];
     let graft_web = [&single["graft_relaxed"], &single["graft"]].into_iter().find_map(median);
     let quotient = |a: Option<f64>, b: Option<f64>| a.zip(b).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
+    let peers: Vec<(u64, f64)> = ["ort", "tfjs"].iter().flat_map(|name| browser_batch8(results, name)).collect();
+    let fastest = |one_thread: bool| {
+        peers.iter().filter(|(threads, _)| !one_thread || *threads == 1).map(|(_, ms)| *ms).reduce(f64::min)
+    };
+    let cores = single["hardware_concurrency"].as_u64().unwrap_or(1);
+    let pool_all_cores = browser_batch8(results, "pool").into_iter().find(|(workers, _)| *workers == cores);
     json!({
-        "browser_1_thread_b8": quotient(graft_web, median(&single["ort"])),
+        "browser_1_thread_b8": quotient(graft_web, fastest(true)),
+        "browser_all_cores_b8": quotient(pool_all_cores.map(|(_, ms)| ms), fastest(false)),
         "native_1_thread_b8": quotient(median(&results["native"]["graft"]["fast"]), median(&results["native"]["pytorch"])),
     })
+}
+
+/// Rows of the multi-threaded engines of each page: onnxruntime-web, TensorFlow.js's wasm
+/// backend and Graft's pool, and the pool against the faster of the two at that count.
+fn threaded_rows(results: &Value) -> Vec<String> {
+    let browser = &results["browser"];
+    let pages = std::iter::once(&browser["single"]).chain(browser["threaded"].as_array().into_iter().flatten());
+    let mut rows = Vec::new();
+    for page in pages {
+        let threads = |engine: &Value| engine["threads"].as_u64().unwrap_or(0);
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
+        let (ort, tfjs, pool) = (&page["ort"], &page["tfjs"], &page["pool"]);
+        if page.get("graft").is_none() {
+            let which = if ort["default_threads"].as_bool() == Some(true) { ", default" } else { "" };
+            let n = threads(ort);
+            rows.push(row(
+                &format!("browser  onnxruntime-web wasm, {n} thread{}{which}", plural(n)),
+                &ort["batch1"],
+                &ort["batch8"],
+            ));
+        }
+        if tfjs.is_object() {
+            let n = threads(tfjs);
+            let asked = match tfjs["requested_threads"].as_u64() {
+                Some(asked) if asked != n => format!(" (of {asked} asked)"),
+                _ => String::new(),
+            };
+            let label = format!("browser  TensorFlow.js wasm (XNNPACK), {n} thread{}{asked}", plural(n));
+            rows.push(row(&label, &tfjs["batch1"], &tfjs["batch8"]));
+        }
+        if pool.is_object() {
+            let n = pool["workers"].as_u64().unwrap_or(0);
+            rows.push(row(&format!("browser  Graft pool, {n} worker{}", plural(n)), &Value::Null, &pool["batch8"]));
+            let faster =
+                [&ort["batch8"], &tfjs["batch8"]].into_iter().filter(|t| t["median_ms"].is_number()).min_by(|a, b| {
+                    a["median_ms"].as_f64().unwrap_or(f64::MAX).total_cmp(&b["median_ms"].as_f64().unwrap_or(f64::MAX))
+                });
+            if let Some(faster) = faster {
+                let label = format!("browser  ratio Graft pool / faster peer, {n} thread{}", plural(n));
+                rows.push(format!(
+                    "{label:<LABEL$} {} {}",
+                    ratio(&Value::Null, &Value::Null),
+                    ratio(&pool["batch8"], faster)
+                ));
+            }
+            rows.push(format!(
+                "browser  Graft pool of {n}: {:.1} MB of wasm memory, features max |pool - one worker| = {:.1e}",
+                mb(&pool["pool_memory_bytes"]),
+                pool["max_abs_diff_to_one_worker"].as_f64().unwrap_or(f64::NAN)
+            ));
+        }
+    }
+    rows
 }
 
 /// The summary table: per-image milliseconds (median / p90) at batch 1 and 8, and ratios.
 pub fn table(results: &Value) -> String {
     let single = &results["browser"]["single"];
-    let threaded = &results["browser"]["threaded"];
     let (graft_web, ort, relaxed) = (&single["graft"], &single["ort"], &single["graft_relaxed"]);
     let (graft_native, torch) = (&results["native"]["graft"]["fast"], &results["native"]["pytorch"]);
     let mut rows = vec![
@@ -283,14 +364,7 @@ pub fn table(results: &Value) -> String {
             ),
         ]);
     }
-    for run in threaded.as_array().into_iter().flatten() {
-        let ort = &run["ort"];
-        let threads = ort["threads"].as_u64().unwrap_or(0);
-        let plural = if threads == 1 { "" } else { "s" };
-        let which = if ort["default_threads"].as_bool() == Some(true) { ", default" } else { "" };
-        let label = format!("browser  onnxruntime-web wasm, {threads} thread{plural}{which}");
-        rows.push(row(&label, &ort["batch1"], &ort["batch8"]));
-    }
+    rows.extend(threaded_rows(results));
     rows.extend([
         row("browser  Graft, Candle ops (before)", &graft_web["candle_batch1"], &Value::Null),
         row("native   Graft, 1 thread", &graft_native["batch1"], &graft_native["batch8"]),
@@ -344,6 +418,12 @@ pub fn table(results: &Value) -> String {
             mb(&torch["peak_rss_growth_bytes"]),
         ),
     ]);
+    let headline = results["ratios"].as_object().into_iter().flatten();
+    let parts: Vec<String> =
+        headline.map(|(name, v)| format!("{name} {}", v.as_f64().map_or("-".into(), |v| format!("{v:.2}")))).collect();
+    if !parts.is_empty() {
+        rows.push(format!("ratios (below 1: Graft faster): {}", parts.join(", ")));
+    }
     for (label, profile) in [
         ("browser", &graft_web["profile_ms_per_image"]),
         ("native ", &results["native"]["graft"]["fast"]["profile_ms_per_image"]),
@@ -443,11 +523,19 @@ mod tests {
         let timing = |median: f64| json!({ "median_ms": median, "p90_ms": median + 1.0, "runs": 24 });
         let results = json!({
             "browser": { "single": {
+                "hardware_concurrency": 2,
                 "graft": { "batch1": timing(30.0), "batch8": timing(20.0) },
                 "graft_relaxed": { "batch1": timing(24.0), "batch8": timing(16.0) },
-                "ort": { "batch1": timing(40.0), "batch8": timing(40.0) },
+                "ort": { "threads": 1, "batch1": timing(40.0), "batch8": timing(40.0) },
+                "tfjs": { "threads": 1, "batch1": timing(35.0), "batch8": timing(32.0) },
+                "pool": { "workers": 1, "batch8": timing(17.0), "pool_memory_bytes": 40e6, "max_abs_diff_to_one_worker": 0.0 },
                 "max_abs_feature_diff": 1e-5,
-            }, "threaded": [{ "ort": { "threads": 2, "default_threads": true, "batch1": timing(15.0), "batch8": timing(12.0) } }] },
+            }, "threaded": [
+                { "ort": { "threads": 2, "default_threads": true, "batch1": timing(15.0), "batch8": timing(12.0) } },
+                { "ort": { "threads": 2, "batch1": timing(16.0), "batch8": timing(13.0) },
+                  "tfjs": { "threads": 2, "batch1": timing(18.0), "batch8": timing(16.0) },
+                  "pool": { "workers": 2, "batch8": timing(9.0), "pool_memory_bytes": 80e6, "max_abs_diff_to_one_worker": 0.0 } },
+            ] },
             "native": {
                 "graft": { "fast": { "batch1": timing(10.0), "batch8": timing(9.0) } },
                 "pytorch": { "version": "1.13", "batch1": timing(20.0), "batch8": timing(18.0) },
@@ -464,8 +552,13 @@ mod tests {
         assert!(line("browser  Graft wasm").contains("30.0 /  31.0"), "{text}");
         assert!(text.contains("1.00e-5") && text.contains("2.00e-5"), "{text}");
         assert!(line("browser  onnxruntime-web wasm, 2 threads, default").contains("15.0 /  16.0"), "{text}");
-        // The relaxed build is Graft's best on one thread here: 16 / 40.
-        assert_eq!(ratios(&results), json!({ "browser_1_thread_b8": 0.4, "native_1_thread_b8": 0.5 }));
+        assert!(line("browser  TensorFlow.js wasm (XNNPACK), 2 threads").contains("16.0 /  17.0"), "{text}");
+        assert!(line("browser  ratio Graft pool / faster peer, 2 threads").contains("0.69x"), "{text}");
+        assert!(line("browser  Graft pool of 2").contains("80.0 MB"), "{text}");
+        // The relaxed build is Graft's best on one thread here, tfjs the faster peer: 16 / 32;
+        // the pool of 2 (every core) against onnxruntime-web's default 2 threads: 9 / 12.
+        let expected = json!({ "browser_1_thread_b8": 0.5, "browser_all_cores_b8": 0.75, "native_1_thread_b8": 0.5 });
+        assert_eq!(ratios(&results), expected);
     }
 
     #[test]

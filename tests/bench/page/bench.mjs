@@ -1,12 +1,17 @@
-// Times Graft's wasm backbone and onnxruntime-web on the same inputs in this page and leaves
-// the figures in `window.benchResult` (read by tests/bench/browser.mjs): Graft's SIMD128 build,
-// then its relaxed-SIMD build where this browser validates the app's probe for relaxed SIMD
-// (`relaxed_simd_probe`, graft::kernels::RELAXED_SIMD_PROBE). With `?webgpu`, the WebGPU engines instead (webgpu.mjs).
+// Times Graft's wasm backbone, onnxruntime-web and TensorFlow.js's wasm backend on the same
+// inputs in this page and leaves the figures in `window.benchResult` (read by
+// tests/bench/browser.mjs): Graft's SIMD128 build on one thread, then its relaxed-SIMD build
+// where this browser validates the app's probe for relaxed SIMD (`relaxed_simd_probe`,
+// graft::kernels::RELAXED_SIMD_PROBE); Graft's embedding pool (pool.mjs) and TensorFlow.js
+// (tfjs.mjs) on `?threads` workers or threads; onnxruntime-web on as many threads. With
+// `?webgpu`, the WebGPU engines instead (webgpu.mjs).
 import * as simd128 from "./graft-bench-web.js";
 const { default: init, BenchBackbone, relaxed_simd_probe } = simd128;
 
 import { SIZE, PER_IMAGE, BATCH8_ROUNDS, config, log, timeBatches, features, maxAbsDiff, bytes } from "./timing.mjs";
 import { webgpu } from "./webgpu.mjs";
+import { graftPool } from "./pool.mjs";
+import { tensorflowWasm } from "./tfjs.mjs";
 
 /** Graft's backbone from `module` (one of the wasm-bindgen builds), timed. */
 async function graft(inputs, module, engine) {
@@ -65,10 +70,43 @@ async function onnxruntime(inputs, threads) {
   };
 }
 
+/** The engine module this browser gets in the app: relaxed SIMD where the probe validates. */
+const appModule = () => (WebAssembly.validate(relaxed_simd_probe()) ? "./graft-bench-web-relaxed.js" : "./graft-bench-web.js");
+
+/** The SIMD128 module's backbone, for TensorFlow.js's copy of the folded plan. */
+async function planModel() {
+  const manifest = await (await fetch((await config).manifest)).text();
+  return new BenchBackbone(manifest, await bytes(`models/${JSON.parse(manifest).weights}`));
+}
+
+/** The multi-threaded engines on `threads` threads: Graft's pool of as many workers, and
+ * TensorFlow.js's wasm backend; features against onnxruntime-web's. */
+async function threadedEngines(inputs, threads, result) {
+  result.pool = await graftPool(inputs, threads, appModule());
+  log(`graft pool of ${threads}: ${JSON.stringify(result.pool.batch8)}`);
+  const one = result.graft_relaxed?.full_features ?? result.graft?.full_features;
+  if (one) result.pool.max_abs_diff_to_one_worker = maxAbsDiff(one, result.pool.features);
+  result.tfjs = await tensorflowWasm(inputs, await planModel(), threads);
+  log(`tfjs wasm (${result.tfjs.threads} threads): ${JSON.stringify(result.tfjs.batch8)}`);
+}
+
+/** Keeps the first features of each engine in the result, and their difference to `reference`. */
+function compareFeatures(result, reference) {
+  for (const engine of [result.graft, result.graft_relaxed, result.pool, result.tfjs]) {
+    if (!engine) continue;
+    engine.max_abs_diff_to_ort = maxAbsDiff(engine.features, reference);
+    engine.features = Array.from(engine.features.subarray(0, 8));
+    delete engine.full_features;
+  }
+}
+
+/** `?threads=N` (or `default`: onnxruntime-web's own choice); `skip-graft`: no one-thread
+ * Graft runs; `ort-only`: onnxruntime-web alone. */
 async function main() {
   const params = new URLSearchParams(location.search);
   const threads = params.get("threads") ?? "1";
   const inputs = new Float32Array((await bytes("inputs.f32")).buffer);
+  await init();
   if (params.has("webgpu")) {
     window.benchResult = await webgpu(inputs, { BenchBackbone, init, ort: await import("./ort/ort.webgpu.min.mjs") });
     return;
@@ -80,22 +118,23 @@ async function main() {
     images: inputs.length / PER_IMAGE,
   };
   log(`${result.images} images, cross-origin isolated: ${result.cross_origin_isolated}`);
-  result.graft = params.has("skip-graft") ? null : await graft(inputs, simd128, "graft-wasm");
-  if (result.graft) log(`graft: ${JSON.stringify(result.graft.batch1)}`);
-  // After `graft` above, the SIMD128 module is initialised and its probe can be read.
-  if (result.graft && WebAssembly.validate(relaxed_simd_probe())) {
-    const relaxed = await import("./graft-bench-web-relaxed.js");
-    result.graft_relaxed = await graft(inputs, relaxed, "graft-wasm-relaxed-simd");
-    log(`graft, relaxed SIMD: ${JSON.stringify(result.graft_relaxed.batch1)}`);
-    result.graft_relaxed.max_abs_diff_to_simd128 = maxAbsDiff(result.graft.features, result.graft_relaxed.features);
-    result.graft_relaxed.features = Array.from(result.graft_relaxed.features.subarray(0, 8));
+  if (!params.has("skip-graft") && !params.has("ort-only")) {
+    result.graft = await graft(inputs, simd128, "graft-wasm");
+    log(`graft: ${JSON.stringify(result.graft.batch1)}`);
+    if (WebAssembly.validate(relaxed_simd_probe())) {
+      const relaxed = await import("./graft-bench-web-relaxed.js");
+      result.graft_relaxed = await graft(inputs, relaxed, "graft-wasm-relaxed-simd");
+      log(`graft, relaxed SIMD: ${JSON.stringify(result.graft_relaxed.batch1)}`);
+      result.graft_relaxed.max_abs_diff_to_simd128 = maxAbsDiff(result.graft.features, result.graft_relaxed.features);
+    }
   }
+  for (const engine of [result.graft, result.graft_relaxed]) if (engine) engine.full_features = engine.features;
+  if (!params.has("ort-only") && threads !== "default") await threadedEngines(inputs, Number(threads), result);
+  // onnxruntime-web last: its threads may spin a while after its runs.
   result.ort = await onnxruntime(inputs, threads);
   log(`onnxruntime-web (${threads} threads): ${JSON.stringify(result.ort.batch1)}`);
-  if (result.graft) {
-    result.max_abs_feature_diff = maxAbsDiff(result.graft.features, result.ort.features);
-    result.graft.features = Array.from(result.graft.features.subarray(0, 8));
-  }
+  if (result.graft) result.max_abs_feature_diff = maxAbsDiff(result.graft.features, result.ort.features);
+  compareFeatures(result, result.ort.features);
   result.ort.features = Array.from(result.ort.features.subarray(0, 8));
   window.benchResult = result;
 }

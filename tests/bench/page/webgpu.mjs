@@ -4,6 +4,7 @@
 // same numbers Graft runs). Per-image milliseconds after warm-up at batch 1, 8 and 32; the
 // first run's time (pipeline compilation included); features against Graft's CPU path.
 import { SIZE, PER_IMAGE, FEATURES, config, log, timeBatches, features, maxAbsDiff, bytes } from "./timing.mjs";
+import { loadScript, tfjsNetwork } from "./tfjs.mjs";
 
 const BATCHES = [1, 8, 32];
 /** Untimed runs at each batch size: the GPU engines are warm once their pipelines exist. */
@@ -56,43 +57,6 @@ async function onnxruntime(inputs, ort, rounds) {
   const loadMs = performance.now() - started;
   const run = async (x, batch) => (await session.run({ input: new ort.Tensor("float32", x, [batch, 3, SIZE, SIZE]) })).features.data;
   return { engine: "onnxruntime-web-webgpu", version: ort.env.versions?.web ?? "", load_ms: loadMs, ...(await timeEngine(inputs, run, rounds)) };
-}
-
-function loadScript(src) {
-  return new Promise((resolve, reject) => {
-    const script = document.createElement("script");
-    script.src = src;
-    script.onload = resolve;
-    script.onerror = () => reject(new Error(`could not load ${src}`));
-    document.head.append(script);
-  });
-}
-
-/** MobileNetV2 in tfjs-core fused ops from Graft's folded plan (BN already folded). */
-function tfjsNetwork(tf, layout, weights) {
-  const slice = ([offset, len]) => weights.subarray(offset, offset + len);
-  const blocks = layout.map((block) => ({
-    residual: block.residual,
-    units: block.units.map((u) => {
-      const shape = { conv3x3: [3, 3, u.in, u.out], pointwise: [1, 1, u.in, u.out], depthwise: [3, 3, u.out, 1] }[u.kind];
-      return { ...u, filter: tf.tensor4d(slice(u.weight), shape), bias: tf.tensor1d(slice(u.bias)) };
-    }),
-  }));
-  const unit = (x, u) => {
-    const args = { x, filter: u.filter, strides: u.stride, bias: u.bias, activation: u.relu ? "relu6" : "linear" };
-    if (u.kind === "depthwise") return tf.fused.depthwiseConv2d({ ...args, pad: 1 });
-    return tf.fused.conv2d({ ...args, pad: u.kind === "conv3x3" ? 1 : "valid" });
-  };
-  return (nchw, batch) =>
-    tf.tidy(() => {
-      let x = tf.transpose(tf.tensor4d(nchw, [batch, 3, SIZE, SIZE]), [0, 2, 3, 1]);
-      for (const block of blocks) {
-        const input = x;
-        for (const u of block.units) x = unit(x, u);
-        if (block.residual) x = tf.add(x, input);
-      }
-      return tf.mean(x, [1, 2]);
-    });
 }
 
 async function tensorflow(inputs, model, rounds) {

@@ -19,6 +19,7 @@ use super::freeze_panel::FreezePanel;
 use super::image_drop::ImageDrop;
 use super::metrics::Metrics;
 use super::model_status::ModelStatusBar;
+use super::pool_picker::{stored_choice, PoolPicker};
 use super::predict_panel::PredictPanel;
 use super::project_bar::ProjectBar;
 use super::top_predictions::TopPredictions;
@@ -47,6 +48,11 @@ fn worker_path() -> &'static str {
 }
 
 type Worker = UseReactorBridgeHandle<GraftWorker>;
+
+/// The embedding pool runs the worker's own script: `workers` of them, or one per core.
+fn set_pool(workers: Option<u32>) -> ToWorker {
+    ToWorker::SetPool { script_url: page_url(worker_path()), workers }
+}
 
 /// `relative` resolved against the page's address. The worker runs from a `blob:` URL, so
 /// it cannot resolve relative URLs itself.
@@ -181,6 +187,7 @@ fn graft() -> Html {
         use_effect_with((), move |_| {
             let manifest_url = page_url(&format!("models/{}", manifest_file(Architecture::DEFAULT)));
             worker.send(ToWorker::LoadModel { manifest_url, backend });
+            worker.send(set_pool(stored_choice()));
             expose_gpu_loss_hook(worker)
         });
     }
@@ -200,6 +207,10 @@ fn graft() -> Html {
             let (classes, backend) = (class_samples(&state), state.project.backend);
             worker.send(ToWorker::RankBackbones { request_id: next_id(), classes, backend });
         })
+    };
+    let on_pool = {
+        let worker = worker.clone();
+        Callback::from(move |workers: Option<u32>| worker.send(set_pool(workers)))
     };
     let on_backend = {
         let (state, worker) = (state.clone(), worker.clone());
@@ -299,6 +310,7 @@ fn graft() -> Html {
             <ModelStatusBar status={ state.model.clone() } backend={ state.backend.clone() }
                 choice={ state.project.backend } on_choose={ on_backend }
                 project_open={ state.project_id.is_some() } />
+            <PoolPicker pool={ state.pool.clone() } on_choose={ on_pool } />
             <BackbonePanel options={ state.backbone_options.clone() }
                 current={ state.project.backbone.as_ref().map(|key| key.architecture) }
                 ms_per_image={ state.ms_per_image.clone() } reembedding={ state.reembedding }

@@ -8,6 +8,7 @@ pub mod freeze_panel;
 pub mod image_drop;
 pub mod metrics;
 pub mod model_status;
+pub mod pool_picker;
 pub mod predict_panel;
 pub mod project_bar;
 pub mod setting_input;

@@ -6,7 +6,7 @@ use graft::augment::{augmented_image, random_view};
 use graft::backbone::Architecture;
 use graft::exec::{BackendKind, BackendStatus};
 use graft::gpu::BackendChoice;
-use graft::preprocess::{decode_image, image_from_rgba, store_image, StoredImage};
+use graft::preprocess::{decode_image, store_image, StoredImage};
 use graft::project::archive::{read_archive, write_archive, ArchiveLimits, ProjectArchive};
 use graft::project::Project;
 use graft::train::rng::SplitMix64;
@@ -14,7 +14,8 @@ use graft::train::{class_problem, ModelFile, SavedHead, TrainConfig, TrainData, 
 use image::RgbImage;
 
 use super::model::Model;
-use super::samples::{thumbnail, SampleStore, StoredSample};
+use super::pool::Made;
+use super::samples::{decode, make_sample, thumbnail, SampleStore, StoredSample};
 use super::training::{Preparation, Training};
 use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
 
@@ -58,14 +59,6 @@ pub fn file_stem(name: &str) -> String {
     } else {
         stem
     }
-}
-
-fn decode(image: ImageData) -> Result<RgbImage, String> {
-    match image {
-        ImageData::File { file_name, bytes } => decode_image(&file_name, &bytes),
-        ImageData::Frame { width, height, rgba } => image_from_rgba("webcam frame", width, height, rgba),
-    }
-    .map_err(|e| e.to_string())
 }
 
 impl WorkerCore {
@@ -230,6 +223,8 @@ impl WorkerCore {
                 return None;
             }
             ToWorker::SelectBackend { choice } => self.select_backend(choice).await,
+            // The pool belongs to the worker's loop (Web Workers); nothing to answer here.
+            ToWorker::SetPool { .. } => return None,
             ToWorker::LoseGpuDevice => {
                 if let Some(gpu) = self.model.as_ref()?.extractor.executor().gpu() {
                     gpu.context().lose_device();
@@ -328,31 +323,34 @@ impl WorkerCore {
         }
     }
 
-    /// The image decoded, and its embedding `(feature_dim,)`.
-    async fn embed(&self, image: ImageData) -> Result<(RgbImage, Tensor), String> {
-        let model = self.model.as_ref().ok_or(NOT_LOADED)?;
-        let image = decode(image)?;
-        let features = model.extractor.embed(std::slice::from_ref(&image)).await.map_err(|e| e.to_string())?;
-        Ok((image, features.squeeze(0).map_err(|e| e.to_string())?))
-    }
-
     async fn add_sample(&mut self, sample_id: u64, image: ImageData) -> FromWorker {
         let started = (self.clock)();
-        let outcome = async {
-            let (image, features) = self.embed(image).await?;
-            let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
-            let stored = StoredSample {
-                image: store_image(&image, extractor.input_spec()).map_err(|e| e.to_string())?,
-                thumbnail: thumbnail(&image)?,
-            };
-            let row: Vec<f32> = features.to_vec1().map_err(|e| e.to_string())?;
-            Ok::<_, String>((stored, extractor.key().clone(), row))
-        };
-        match outcome.await {
-            Ok((stored, key, row)) => match self.samples.insert(sample_id, stored, &key, row) {
-                Ok(()) => FromWorker::SampleEmbedded { sample_id, millis: (self.clock)() - started },
-                Err(message) => FromWorker::SampleRejected { sample_id, message },
-            },
+        let made = self.make_sample(image).await;
+        self.accept_sample(sample_id, made, started)
+    }
+
+    /// A new sample made here, with the key of the backbone that embedded it.
+    pub async fn make_sample(&self, image: ImageData) -> Made {
+        let model = self.model.as_ref().ok_or(NOT_LOADED)?;
+        Ok((model.extractor.key().clone(), make_sample(&model.extractor, image).await?))
+    }
+
+    /// Whether the loaded backbone computes on the CPU.
+    pub fn on_cpu(&self) -> bool {
+        self.model.as_ref().is_some_and(|m| m.extractor.executor().status().kind == BackendKind::Cpu)
+    }
+
+    /// Keeps a sample made here or by the embedding pool (whose backbone `key` must be the
+    /// loaded one); its answer.
+    pub fn accept_sample(&mut self, sample_id: u64, made: Made, started: f64) -> FromWorker {
+        let outcome = made.and_then(|(key, (stored, row))| {
+            if self.backbone_key() != Some(&key) {
+                return Err(format!("the sample was embedded by {key}, which is no longer the loaded backbone"));
+            }
+            self.samples.insert(sample_id, stored, &key, row)
+        });
+        match outcome {
+            Ok(()) => FromWorker::SampleEmbedded { sample_id, millis: (self.clock)() - started },
             Err(message) => FromWorker::SampleRejected { sample_id, message },
         }
     }

@@ -4,9 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use graft::backbone::BackboneKey;
-use graft::embed::EmbeddingCache;
-use graft::preprocess::{store_image, InputSpec, StoredImage};
+use graft::embed::{EmbeddingCache, FeatureExtractor};
+use graft::preprocess::{decode_image, image_from_rgba, store_image, InputSpec, StoredImage};
 use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::ImageData;
 
 /// Shorter side of a thumbnail, in pixels (the class cards show them at 48 px, twice that
 /// for high-density screens).
@@ -19,10 +22,32 @@ pub fn thumbnail(image: &RgbImage) -> Result<StoredImage, String> {
 }
 
 /// Everything the worker keeps of one sample.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredSample {
     pub image: StoredImage,
     pub thumbnail: StoredImage,
+}
+
+/// An image file or webcam frame decoded (format sniffing, size limits, orientation).
+pub fn decode(image: ImageData) -> Result<RgbImage, String> {
+    match image {
+        ImageData::File { file_name, bytes } => decode_image(&file_name, &bytes),
+        ImageData::Frame { width, height, rgba } => image_from_rgba("webcam frame", width, height, rgba),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// A new sample: decoded, stored (downscaled and encoded, with its thumbnail) and embedded
+/// `(feature_dim,)`. The model worker and the embedding pool's workers both make samples here.
+pub async fn make_sample(extractor: &FeatureExtractor, image: ImageData) -> Result<(StoredSample, Vec<f32>), String> {
+    let image = decode(image)?;
+    let features = extractor.embed(std::slice::from_ref(&image)).await.map_err(|e| e.to_string())?;
+    let row = features.squeeze(0).and_then(|f| f.to_vec1()).map_err(|e| e.to_string())?;
+    let stored = StoredSample {
+        image: store_image(&image, extractor.input_spec()).map_err(|e| e.to_string())?,
+        thumbnail: thumbnail(&image)?,
+    };
+    Ok((stored, row))
 }
 
 #[derive(Default)]

@@ -1,0 +1,289 @@
+//! The embedding pool: engine workers, each with its own wasm instance and folded weights,
+//! that decode, store and embed new samples in parallel while the model worker keeps the
+//! samples, the head and the page's messages.
+//!
+//! ```text
+//! page --AddSample--> model worker --Embed{job}--> embedder 0 ┐  (least loaded first,
+//!                         ^   (in submission order)  embedder 1 ├  at most DEPTH each)
+//!                         └──────Embedded{job}─────  embedder k ┘
+//! ```
+//!
+//! - **Sizing** ([`pool_size`]): one embedder per core (`navigator.hardwareConcurrency`, at
+//!   most [`MAX_WORKERS`]), fewer when a quarter of the device's memory cannot hold them at
+//!   [`EMBEDDER_BUDGET`] each, and one (the model worker itself, no copy of the weights) on
+//!   a single core or under [`MIN_DEVICE_GB`]. The user may ask for fewer or more workers,
+//!   within the same memory cap.
+//! - **Order** ([`Schedule`]): results come back in any order; the model worker keeps them
+//!   in the order the samples were added, so the project, the store and the page see the
+//!   same sequence as with one worker.
+//! - **Barrier**: every message other than `AddSample` waits until the pool has finished
+//!   (the worker loop drains it first), so removing, training, saving or switching the
+//!   backbone sees every sample added before it, as with one worker.
+//! - **Failure**: an embedder that crashes or cannot load is dropped and its jobs go to the
+//!   others; with none left, the model worker embeds them itself, and the page is told.
+//!
+//! The embedders run the model worker's own script (`graft-worker.js` or its relaxed-SIMD
+//! twin): the binary starts [`super::embedder`] when its worker is named [`EMBEDDER_NAME`].
+
+use std::collections::BTreeMap;
+
+use graft::backbone::BackboneKey;
+use serde::{Deserialize, Serialize};
+
+use super::samples::StoredSample;
+use crate::protocol::ImageData;
+
+/// The name an embedder's Web Worker is started with.
+pub const EMBEDDER_NAME: &str = "graft-embedder";
+/// Embedders at most, however many cores.
+pub const MAX_WORKERS: u32 = 8;
+/// Memory one embedder may use: its wasm instance with the folded weights (14 MB for
+/// MobileNetV2, 18 MB for EfficientNet-Lite0), one image's buffers, and a 12-megapixel photo
+/// decoded. Measured (the pool's figure on the page, `pool.test.mjs`): 46 MB each once
+/// MobileNetV2 is loaded, 136 MB each after 4032x3024 JPEGs.
+pub const EMBEDDER_BUDGET: u64 = 160 << 20;
+/// Below this much device memory (GB, `navigator.deviceMemory`) the model worker embeds alone.
+pub const MIN_DEVICE_GB: f64 = 2.0;
+/// Device memory assumed where the browser does not say (Firefox, Safari), in GB.
+const UNKNOWN_DEVICE_GB: f64 = 4.0;
+/// Jobs in flight per embedder: one computing, one waiting in its queue, so it never idles
+/// for the round trip; the rest wait in the model worker, where a lost embedder cannot take
+/// them down.
+const DEPTH: usize = 2;
+
+/// Model worker -> embedder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToEmbedder {
+    /// Fetch and build the backbone of this manifest (dropping the one before).
+    Load {
+        manifest_url: String,
+    },
+    Embed {
+        job_id: u64,
+        image: ImageData,
+    },
+}
+
+/// Embedder -> model worker. `memory_bytes`: the embedder's wasm memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromEmbedder {
+    /// Listening: messages sent before this would be lost, so the pool holds them till then.
+    Started,
+    Loaded {
+        key: BackboneKey,
+        memory_bytes: u64,
+    },
+    LoadFailed {
+        message: String,
+    },
+    Embedded {
+        job_id: u64,
+        key: BackboneKey,
+        sample: StoredSample,
+        row: Vec<f32>,
+        memory_bytes: u64,
+    },
+    EmbedFailed {
+        job_id: u64,
+        message: String,
+    },
+}
+
+/// A sample as an embedder (or the model worker) made it: the backbone that embedded it,
+/// the stored sample and its features; or why it could not be made.
+pub type Made = Result<(BackboneKey, (StoredSample, Vec<f32>)), String>;
+
+/// How many embedders to run, and why not more.
+pub fn pool_size(cores: u32, device_gb: Option<f64>, requested: Option<u32>) -> (u32, Option<String>) {
+    let device_gb = device_gb.unwrap_or(UNKNOWN_DEVICE_GB);
+    if device_gb < MIN_DEVICE_GB {
+        return (1, Some(format!("{device_gb} GB of memory: embedding on one worker")));
+    }
+    let by_memory = ((device_gb * f64::from(1u32 << 30) / 4.0) as u64 / EMBEDDER_BUDGET).max(1) as u32;
+    let wanted = requested.unwrap_or(cores.max(1)).clamp(1, MAX_WORKERS);
+    if wanted > by_memory {
+        let note = format!("{by_memory} workers fit in a quarter of this device's {device_gb} GB");
+        return (by_memory, Some(note));
+    }
+    (wanted, None)
+}
+
+/// One sample's trip through the pool.
+struct Job {
+    sample_id: u64,
+    image: ImageData,
+    /// When the page's message arrived (ms), for the answer's timing.
+    started: f64,
+    /// The embedder computing it.
+    on: Option<usize>,
+    made: Option<Made>,
+}
+
+/// The pool's bookkeeping, apart from the Web Workers (so that it is tested natively): which
+/// embedder computes which job, and the results in submission order.
+#[derive(Default)]
+pub struct Schedule {
+    /// Jobs by id; ids grow, so this is submission order.
+    jobs: BTreeMap<u64, Job>,
+    next_job: u64,
+    /// Per embedder: live, and its jobs in flight.
+    live: Vec<bool>,
+    in_flight: Vec<usize>,
+}
+
+impl Schedule {
+    pub fn new(embedders: usize) -> Self {
+        Self { live: vec![true; embedders], in_flight: vec![0; embedders], ..Self::default() }
+    }
+
+    pub fn live_embedders(&self) -> usize {
+        self.live.iter().filter(|&&live| live).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    pub fn submit(&mut self, sample_id: u64, image: ImageData, started: f64) {
+        self.next_job += 1;
+        self.jobs.insert(self.next_job, Job { sample_id, image, started, on: None, made: None });
+    }
+
+    /// The jobs to send now, `(embedder, job_id, image)`: waiting jobs in order, each to the
+    /// live embedder with the fewest in flight while one has fewer than [`DEPTH`].
+    pub fn dispatch(&mut self) -> Vec<(usize, u64, ImageData)> {
+        let mut sends = Vec::new();
+        for (&job_id, job) in self.jobs.iter_mut().filter(|(_, job)| job.on.is_none() && job.made.is_none()) {
+            let least = (0..self.live.len()).filter(|&e| self.live[e]).min_by_key(|&e| self.in_flight[e]);
+            let Some(embedder) = least.filter(|&e| self.in_flight[e] < DEPTH) else { break };
+            self.in_flight[embedder] += 1;
+            job.on = Some(embedder);
+            sends.push((embedder, job_id, job.image.clone()));
+        }
+        sends
+    }
+
+    /// `embedder` finished `job_id`. A result from an embedder that was dropped meanwhile
+    /// (its job went elsewhere) is ignored.
+    pub fn complete(&mut self, embedder: usize, job_id: u64, made: Made) {
+        let Some(job) = self.jobs.get_mut(&job_id).filter(|job| job.on == Some(embedder)) else { return };
+        job.on = None;
+        job.made = Some(made);
+        self.in_flight[embedder] -= 1;
+    }
+
+    /// Drops `embedder`; its jobs wait for another one.
+    pub fn lose(&mut self, embedder: usize) {
+        if !self.live.get(embedder).copied().unwrap_or(false) {
+            return;
+        }
+        self.live[embedder] = false;
+        self.in_flight[embedder] = 0;
+        self.jobs.values_mut().filter(|job| job.on == Some(embedder)).for_each(|job| job.on = None);
+    }
+
+    /// The jobs no embedder will make (none is live): `(job_id, image)`, for the model worker.
+    pub fn orphans(&self) -> Vec<(u64, ImageData)> {
+        if self.live_embedders() > 0 {
+            return Vec::new();
+        }
+        let waiting = self.jobs.iter().filter(|(_, job)| job.made.is_none());
+        waiting.map(|(&id, job)| (id, job.image.clone())).collect()
+    }
+
+    /// Sets the result of an orphan the model worker made.
+    pub fn made_here(&mut self, job_id: u64, made: Made) {
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            job.made = Some(made);
+        }
+    }
+
+    /// The finished samples at the front, in submission order: `(sample_id, started, made)`.
+    pub fn finished(&mut self) -> Vec<(u64, f64, Made)> {
+        let mut done = Vec::new();
+        while let Some(entry) = self.jobs.first_entry() {
+            if entry.get().made.is_none() {
+                break;
+            }
+            let job = entry.remove();
+            done.push((job.sample_id, job.started, job.made.expect("checked above")));
+        }
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graft::backbone::Architecture;
+
+    fn frame(shade: u8) -> ImageData {
+        ImageData::Frame { width: 1, height: 1, rgba: vec![shade, shade, shade, 255] }
+    }
+
+    fn made(shade: u8) -> Made {
+        let key = BackboneKey { architecture: Architecture::DEFAULT, weights_sha256: "ab".into() };
+        let picture =
+            graft::preprocess::StoredImage { mime: "image/png".into(), width: 1, height: 1, bytes: vec![shade] };
+        Ok((key, (StoredSample { image: picture.clone(), thumbnail: picture }, vec![f32::from(shade)])))
+    }
+
+    #[test]
+    fn the_pool_has_a_worker_per_core_within_a_quarter_of_the_memory() {
+        assert_eq!(pool_size(8, Some(8.0), None), (8, None));
+        assert_eq!(pool_size(16, Some(8.0), None).0, MAX_WORKERS);
+        // A 4 GB Chromebook with 8 cores: 1 GB for the pool.
+        let (workers, note) = pool_size(8, Some(4.0), None);
+        assert_eq!(workers, 6);
+        assert!(note.unwrap().contains("quarter"));
+        assert_eq!(pool_size(1, Some(8.0), None), (1, None));
+        assert_eq!(pool_size(4, Some(1.0), None).0, 1);
+        assert_eq!(pool_size(8, Some(8.0), Some(2)), (2, None));
+        assert_eq!(pool_size(2, Some(8.0), Some(4)), (4, None));
+        assert_eq!(pool_size(4, None, None), (4, None));
+    }
+
+    #[test]
+    fn jobs_go_to_the_least_loaded_embedder_and_come_back_in_order() {
+        let mut schedule = Schedule::new(2);
+        for id in 0..6 {
+            schedule.submit(100 + id, frame(id as u8), 0.0);
+        }
+        let sent = schedule.dispatch();
+        let placed: Vec<(usize, u64)> = sent.iter().map(|(e, job, _)| (*e, *job)).collect();
+        assert_eq!(placed, vec![(0, 1), (1, 2), (0, 3), (1, 4)], "two in flight each, alternating");
+        assert!(schedule.dispatch().is_empty(), "both are full");
+        schedule.complete(1, 2, made(2));
+        assert!(schedule.finished().is_empty(), "job 1 is still computing");
+        assert_eq!(schedule.dispatch().iter().map(|(e, job, _)| (*e, *job)).collect::<Vec<_>>(), vec![(1, 5)]);
+        schedule.complete(0, 1, made(1));
+        let done: Vec<u64> = schedule.finished().into_iter().map(|(sample, _, _)| sample).collect();
+        assert_eq!(done, vec![100, 101]);
+    }
+
+    #[test]
+    fn a_lost_embedders_jobs_go_to_the_others_then_to_the_model_worker() {
+        let mut schedule = Schedule::new(2);
+        for id in 0..3 {
+            schedule.submit(id, frame(id as u8), 0.0);
+        }
+        schedule.dispatch();
+        schedule.lose(0);
+        // Its late answer is ignored; job 1 is computed again by embedder 1.
+        schedule.complete(0, 1, made(9));
+        let again: Vec<(usize, u64)> = schedule.dispatch().iter().map(|(e, job, _)| (*e, *job)).collect();
+        assert_eq!(again, vec![(1, 1)]);
+        assert!(schedule.orphans().is_empty());
+        schedule.lose(1);
+        let orphans: Vec<u64> = schedule.orphans().into_iter().map(|(job, _)| job).collect();
+        assert_eq!(orphans, vec![1, 2, 3]);
+        for job in orphans {
+            schedule.made_here(job, made(job as u8));
+        }
+        let done = schedule.finished();
+        assert_eq!(done.len(), 3);
+        assert!(schedule.is_empty());
+        let rows: Vec<f32> = done.into_iter().map(|(_, _, made)| made.unwrap().1 .1[0]).collect();
+        assert_eq!(rows, vec![1.0, 2.0, 3.0], "the lost embedder's late row was not kept");
+    }
+}
