@@ -134,7 +134,8 @@ fn simd_relu6_matches_the_scalar_one() {
 
 #[wasm_bindgen_test]
 fn pointwise_matches_its_twin_in_wasm() {
-    for (pixels, k, n) in [(7, 3, 5), (49, 160, 960), (196, 24, 144)] {
+    // Both loop orders (n >= k, n < k), rows past the last 4-row tile, columns past the last 8.
+    for (pixels, k, n) in [(7, 3, 5), (49, 160, 960), (196, 24, 144), (50, 320, 96), (13, 9, 20)] {
         let shape = PointwiseShape { pixels, in_channels: k, out_channels: n };
         let (input, weight, bias) = (random(pixels * k, 1.0), random(k * n, 1.0), random(n, 1.0));
         let residual = random(pixels * n, 1.0);

@@ -121,6 +121,7 @@ fn accumulate_lanes(
     out: &mut [f32],
     start: usize,
 ) {
+    use super::multiply_add;
     use core::arch::wasm32::*;
     const VECTORS: usize = LANES / 4;
     let c = out.len();
@@ -149,22 +150,6 @@ fn accumulate_lanes(
             v128_store(out.as_mut_ptr().add(start + 4 * v) as *mut v128, clamped);
         }
     }
-}
-
-/// `x * w + acc`: fused where the build has relaxed SIMD (`graft-worker-relaxed`), which saves
-/// an instruction and a rounding per tap.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline(always)]
-fn multiply_add(
-    x: core::arch::wasm32::v128,
-    w: core::arch::wasm32::v128,
-    acc: core::arch::wasm32::v128,
-) -> core::arch::wasm32::v128 {
-    use core::arch::wasm32::*;
-    #[cfg(target_feature = "relaxed-simd")]
-    return f32x4_relaxed_madd(x, w, acc);
-    #[cfg(not(target_feature = "relaxed-simd"))]
-    return f32x4_add(acc, f32x4_mul(x, w));
 }
 
 /// The reference twin: the textbook loops over outputs, channels and taps.

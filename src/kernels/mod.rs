@@ -104,6 +104,22 @@ pub const fn built_with_relaxed_simd() -> bool {
     cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd"))
 }
 
+/// `x * w + acc`: fused where the build has relaxed SIMD (`graft-worker-relaxed`), which saves
+/// an instruction and a rounding per tap.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+pub(crate) fn multiply_add(
+    x: core::arch::wasm32::v128,
+    w: core::arch::wasm32::v128,
+    acc: core::arch::wasm32::v128,
+) -> core::arch::wasm32::v128 {
+    use core::arch::wasm32::*;
+    #[cfg(target_feature = "relaxed-simd")]
+    return f32x4_relaxed_madd(x, w, acc);
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    return f32x4_add(acc, f32x4_mul(x, w));
+}
+
 /// `min(max(x, 0), 6)`, MobileNetV2's activation.
 #[inline(always)]
 pub fn relu6(x: f32) -> f32 {

@@ -2,10 +2,18 @@
 //!
 //! `out[p, o] = act(bias[o] + residual[p, o] + sum_i input[p, i] * weight[i, o])`
 //! `input: (P, C_in)`, `weight: (C_in, C_out)`, `bias: (C_out)`, `residual, out: (P, C_out)`,
-//! P = pixels of all images, NHWC. The product runs in the `gemm` crate (runtime-dispatched
-//! AVX2/AVX-512/NEON natively, SIMD128 on wasm32); rows go in bands of about 64K outputs so
-//! that the bias/residual fill and the ReLU6 pass touch memory the product just wrote (cache).
+//! P = pixels of all images, NHWC. Rows go in bands of about 64K outputs so that the
+//! bias/residual fill and the ReLU6 pass touch memory the product just wrote (cache).
+//!
+//! The product: natively the `gemm` crate (runtime-dispatched AVX2/AVX-512/NEON). On wasm32
+//! our own register tile, 4 rows x 8 columns of accumulators (`out[r, c..c+8] += in[r, i] *
+//! weight[i, c..c+8]` over i, relaxed SIMD's fused multiply-add where built with it), with
+//! direct calls only: gemm picks its microkernel through a table of function pointers, and
+//! Chromium's speculative inlining of that `call_indirect` deoptimises whenever an edge tile
+//! calls another kernel, leaving a worker in baseline code at 2.8x the time (measured in the
+//! bench's pool: 56.5 against 20.4 ms per image; `--js-flags=--no-wasm-deopt` restores it).
 
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 use gemm::Parallelism;
 
 use super::relu6_in_place;
@@ -59,6 +67,109 @@ pub fn pointwise(
 }
 
 /// `out += lhs (m x k) * rhs (k x n)`, all row-major and contiguous.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn matmul_accumulate(m: usize, k: usize, n: usize, lhs: &[f32], rhs: &[f32], out: &mut [f32]) {
+    assert!(lhs.len() == m * k && rhs.len() == k * n && out.len() == m * n, "matmul operands");
+    tiles::matmul_accumulate(MatmulShape { m, k, n }, lhs, rhs, out);
+}
+
+/// The operands' sizes: `lhs (m x k)`, `rhs (k x n)`, `out (m x n)`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[derive(Debug, Clone, Copy)]
+struct MatmulShape {
+    m: usize,
+    k: usize,
+    n: usize,
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod tiles {
+    use core::arch::wasm32::*;
+
+    use super::MatmulShape;
+    use crate::kernels::multiply_add;
+
+    /// Rows of one register tile; its columns are two vectors (8).
+    const ROWS: usize = 4;
+    const COLS: usize = 8;
+
+    /// See [`super::matmul_accumulate`]; the operands' lengths are checked there.
+    pub fn matmul_accumulate(shape: MatmulShape, lhs: &[f32], rhs: &[f32], out: &mut [f32]) {
+        let MatmulShape { m, k, n } = shape;
+        let full_rows = m / ROWS * ROWS;
+        let full_cols = n / COLS * COLS;
+        // SAFETY (every `tile` call): row + R <= m and col + COLS <= n, so the tile's rows of
+        // `lhs` (k values each), its 8 columns of every row of `rhs` and of `out` are in bounds
+        // of slices holding m*k, k*n and m*n values.
+        // Wide outputs (expand layers): one strip of weights (k x 8) stays in L1 while the rows
+        // pass; deep inputs (project layers): four rows of input stay while the weights pass.
+        if n >= k {
+            for col in (0..full_cols).step_by(COLS) {
+                for row in (0..full_rows).step_by(ROWS) {
+                    unsafe { tile::<ROWS>(shape, row, col, lhs, rhs, out) };
+                }
+            }
+        } else {
+            for row in (0..full_rows).step_by(ROWS) {
+                for col in (0..full_cols).step_by(COLS) {
+                    unsafe { tile::<ROWS>(shape, row, col, lhs, rhs, out) };
+                }
+            }
+        }
+        for row in full_rows..m {
+            for col in (0..full_cols).step_by(COLS) {
+                unsafe { tile::<1>(shape, row, col, lhs, rhs, out) };
+            }
+        }
+        for row in 0..m {
+            for col in full_cols..n {
+                let products = (0..k).map(|i| lhs[row * k + i] * rhs[i * n + col]);
+                out[row * n + col] += products.sum::<f32>();
+            }
+        }
+    }
+
+    /// `out[row..row+R, col..col+8] += lhs[row..row+R, ..] * rhs[.., col..col+8]`, in 2R
+    /// vector accumulators.
+    ///
+    /// # Safety
+    /// `row + R <= m` and `col + 8 <= n` for slices of m*k, k*n and m*n values.
+    #[inline(always)]
+    unsafe fn tile<const R: usize>(
+        shape: MatmulShape,
+        row: usize,
+        col: usize,
+        lhs: &[f32],
+        rhs: &[f32],
+        out: &mut [f32],
+    ) {
+        let MatmulShape { k, n, .. } = shape;
+        let target = out.as_mut_ptr().add(row * n + col);
+        let mut acc = [[f32x4_splat(0.0); 2]; R];
+        for (r, pair) in acc.iter_mut().enumerate() {
+            let o = target.add(r * n);
+            *pair = [v128_load(o as *const v128), v128_load(o.add(4) as *const v128)];
+        }
+        let a = lhs.as_ptr().add(row * k);
+        let mut w = rhs.as_ptr().add(col);
+        for i in 0..k {
+            let (w0, w1) = (v128_load(w as *const v128), v128_load(w.add(4) as *const v128));
+            for (r, pair) in acc.iter_mut().enumerate() {
+                let x = f32x4_splat(*a.add(r * k + i));
+                *pair = [multiply_add(x, w0, pair[0]), multiply_add(x, w1, pair[1])];
+            }
+            w = w.add(n);
+        }
+        for (r, pair) in acc.iter().enumerate() {
+            let o = target.add(r * n);
+            v128_store(o as *mut v128, pair[0]);
+            v128_store(o.add(4) as *mut v128, pair[1]);
+        }
+    }
+}
+
+/// `out += lhs (m x k) * rhs (k x n)`, all row-major and contiguous.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 fn matmul_accumulate(m: usize, k: usize, n: usize, lhs: &[f32], rhs: &[f32], out: &mut [f32]) {
     assert!(lhs.len() == m * k && rhs.len() == k * n && out.len() == m * n, "matmul operands");
     // SAFETY: the three slices hold exactly m*k, k*n and m*n elements (asserted just above),

@@ -1,18 +1,33 @@
 // The embedding pool: 200 uploads are embedded by one worker, then (in a new project) by a pool
 // of two; the pool is faster and its embeddings are the same, read back from the page's
-// IndexedDB. The choice of workers is kept across a reload, and webcam frames go through the
-// pool too.
+// IndexedDB. The choice of workers is kept across a reload, and after 12-megapixel photos the
+// pool stays within its memory budget (160 MiB an embedder, web/src/worker/pool.rs).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fashionMnistFolder, launch, openGraft, waitReady } from "./browser.mjs";
+import { PHOTOS, fashionMnistFolder, launch, openGraft, waitReady } from "./browser.mjs";
 
 const UPLOADS = 200;
+const EMBEDDER_BUDGET = 160 * 2 ** 20;
 
 let browser;
 let files;
+let photos;
 before(async () => {
+  // Two 12-megapixel camera-sized JPEGs (a photo scaled up, and noise, which compresses worst).
+  const dir = mkdtempSync(join(tmpdir(), "graft-big-"));
+  const script = `
+from PIL import Image
+import numpy as np, sys
+Image.open(sys.argv[1]).convert("RGB").resize((4032, 3024)).save(sys.argv[2] + "/photo.jpg", quality=92)
+noise = (np.random.default_rng(0).random((3024, 4032, 3)) * 255).astype("uint8")
+Image.fromarray(noise).save(sys.argv[2] + "/noise.jpg", quality=90)`;
+  const made = spawnSync("/usr/bin/python3", ["-c", script, PHOTOS.chelsea, dir]);
+  assert.equal(made.status, 0, String(made.stderr));
+  photos = [join(dir, "photo.jpg"), join(dir, "noise.jpg")];
   browser = await launch();
   const dir = fashionMnistFolder("train", UPLOADS / 10, 10);
   files = readdirSync(dir)
@@ -95,5 +110,14 @@ test("200 uploads are embedded faster by the pool than by one worker, with the s
   await waitReady(page);
   await page.locator('[data-testid="pool-size"][data-workers="2"]').waitFor();
   assert.equal(await page.locator('[data-testid="pool-select"]').inputValue(), "2");
+
+  // Camera-sized photos: each embedder's memory grows for the decoded image, within budget.
+  const card = page.locator('[data-testid="class-card"]').first();
+  await card.locator('[data-testid="class-upload"]').setInputFiles([...photos, ...photos]);
+  await page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: 300_000 });
+  assert.equal(await card.locator('[data-testid="sample-count"]').textContent(), String(UPLOADS + 4));
+  const memory = Number(await page.locator('[data-testid="pool-size"]').getAttribute("data-memory-bytes"));
+  console.log(`# pool memory after 12-megapixel JPEGs: ${(memory / 1e6).toFixed(0)} MB for 2 embedders`);
+  assert.ok(memory > 0 && memory <= 2 * EMBEDDER_BUDGET, `the pool holds ${memory} bytes`);
   assert.deepEqual(problems, []);
 });

@@ -64,6 +64,7 @@ pub fn pool_picker(props: &PoolPickerProps) -> Html {
     html! {
         <div class="pool">
             <span data-testid="pool-size" data-workers={ pool.workers.to_string() } data-loaded={ pool.loaded.to_string() }
+                data-memory-bytes={ pool.memory_bytes.to_string() }
                 title="New samples are decoded and embedded by this many Web Workers, each with its own copy of the model">
                 { summary(pool) }
             </span>
