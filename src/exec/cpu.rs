@@ -224,7 +224,9 @@ impl CpuExecutor {
 
 impl Executor for CpuExecutor {
     fn describe(&self) -> String {
-        if cfg!(target_arch = "wasm32") {
+        if crate::kernels::built_with_relaxed_simd() {
+            "CPU · WebAssembly relaxed SIMD".into()
+        } else if cfg!(target_arch = "wasm32") {
             "CPU · WebAssembly SIMD128".into()
         } else {
             format!("CPU · {} thread(s)", self.threads)

@@ -18,16 +18,16 @@ let files;
 let photos;
 before(async () => {
   // Two 12-megapixel camera-sized JPEGs (a photo scaled up, and noise, which compresses worst).
-  const dir = mkdtempSync(join(tmpdir(), "graft-big-"));
+  const big = mkdtempSync(join(tmpdir(), "graft-big-"));
   const script = `
 from PIL import Image
 import numpy as np, sys
 Image.open(sys.argv[1]).convert("RGB").resize((4032, 3024)).save(sys.argv[2] + "/photo.jpg", quality=92)
 noise = (np.random.default_rng(0).random((3024, 4032, 3)) * 255).astype("uint8")
 Image.fromarray(noise).save(sys.argv[2] + "/noise.jpg", quality=90)`;
-  const made = spawnSync("/usr/bin/python3", ["-c", script, PHOTOS.chelsea, dir]);
+  const made = spawnSync("/usr/bin/python3", ["-c", script, PHOTOS.chelsea, big]);
   assert.equal(made.status, 0, String(made.stderr));
-  photos = [join(dir, "photo.jpg"), join(dir, "noise.jpg")];
+  photos = [join(big, "photo.jpg"), join(big, "noise.jpg")];
   browser = await launch();
   const dir = fashionMnistFolder("train", UPLOADS / 10, 10);
   files = readdirSync(dir)
