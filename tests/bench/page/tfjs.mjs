@@ -13,7 +13,7 @@ export function loadScript(src) {
 }
 
 /** MobileNetV2 in tfjs-core fused ops from Graft's folded plan (BN already folded). */
-export function tfjsNetwork(tf, layout, weights) {
+function tfjsNetwork(tf, layout, weights) {
   const slice = ([offset, len]) => weights.subarray(offset, offset + len);
   const blocks = layout.map((block) => ({
     residual: block.residual,
@@ -39,6 +39,17 @@ export function tfjsNetwork(tf, layout, weights) {
     });
 }
 
+/** `run(nchw, batch)`: the features of `model`'s folded plan by tfjs's backend in use. */
+export function tfjsRunner(tf, model) {
+  const forward = tfjsNetwork(tf, JSON.parse(model.plan_layout()), model.plan_weights());
+  return async (x, batch) => {
+    const y = forward(x, batch);
+    const data = await y.data();
+    y.dispose();
+    return data;
+  };
+}
+
 /** TensorFlow.js's wasm backend (XNNPACK, SIMD, threaded where the page is cross-origin
  * isolated) on `threads` threads, timed like Graft; `model` gives the folded plan. */
 export async function tensorflowWasm(inputs, model, threads) {
@@ -49,13 +60,7 @@ export async function tensorflowWasm(inputs, model, threads) {
   tf.wasm.setThreadsCount(threads);
   await tf.setBackend("wasm");
   await tf.ready();
-  const forward = tfjsNetwork(tf, JSON.parse(model.plan_layout()), model.plan_weights());
-  const run = async (x, batch) => {
-    const y = forward(x, batch);
-    const data = await y.data();
-    y.dispose();
-    return data;
-  };
+  const run = tfjsRunner(tf, model);
   return {
     engine: "tfjs-wasm",
     version: tf.version_core,

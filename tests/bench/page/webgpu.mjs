@@ -4,7 +4,7 @@
 // same numbers Graft runs). Per-image milliseconds after warm-up at batch 1, 8 and 32; the
 // first run's time (pipeline compilation included); features against Graft's CPU path.
 import { SIZE, PER_IMAGE, FEATURES, config, log, timeBatches, features, maxAbsDiff, bytes } from "./timing.mjs";
-import { loadScript, tfjsNetwork } from "./tfjs.mjs";
+import { loadScript, tfjsRunner } from "./tfjs.mjs";
 
 const BATCHES = [1, 8, 32];
 /** Untimed runs at each batch size: the GPU engines are warm once their pipelines exist. */
@@ -65,13 +65,7 @@ async function tensorflow(inputs, model, rounds) {
   const tf = window.tf;
   await tf.setBackend("webgpu");
   await tf.ready();
-  const forward = tfjsNetwork(tf, JSON.parse(model.plan_layout()), model.plan_weights());
-  const run = async (x, batch) => {
-    const y = forward(x, batch);
-    const data = await y.data();
-    y.dispose();
-    return data;
-  };
+  const run = tfjsRunner(tf, model);
   return { engine: "tfjs-webgpu", version: tf.version_core, backend: tf.getBackend(), ...(await timeEngine(inputs, run, rounds)) };
 }
 
