@@ -242,12 +242,16 @@ fn ratio(ours: &Value, reference: &Value) -> String {
     }
 }
 
+/// The benchmark page's results: the one-thread page, then the threaded ones.
+fn browser_pages(results: &Value) -> impl Iterator<Item = &Value> {
+    let browser = &results["browser"];
+    std::iter::once(&browser["single"]).chain(browser["threaded"].as_array().into_iter().flatten())
+}
+
 /// The batch-8 median of every engine `name` ran, over the one-thread page and the threaded
 /// ones, with the thread count of each: `(threads, ms)`.
 fn browser_batch8(results: &Value, name: &str) -> Vec<(u64, f64)> {
-    let browser = &results["browser"];
-    let pages = std::iter::once(&browser["single"]).chain(browser["threaded"].as_array().into_iter().flatten());
-    pages
+    browser_pages(results)
         .filter_map(|page| {
             let engine = &page[name];
             let threads = engine["threads"].as_u64().or(engine["workers"].as_u64())?;
@@ -281,10 +285,8 @@ pub fn ratios(results: &Value) -> Value {
 /// Rows of the multi-threaded engines of each page: onnxruntime-web, TensorFlow.js's wasm
 /// backend and Graft's pool, and the pool against the faster of the two at that count.
 fn threaded_rows(results: &Value) -> Vec<String> {
-    let browser = &results["browser"];
-    let pages = std::iter::once(&browser["single"]).chain(browser["threaded"].as_array().into_iter().flatten());
     let mut rows = Vec::new();
-    for page in pages {
+    for page in browser_pages(results) {
         let threads = |engine: &Value| engine["threads"].as_u64().unwrap_or(0);
         let plural = |n: u64| if n == 1 { "" } else { "s" };
         let (ort, tfjs, pool) = (&page["ort"], &page["tfjs"], &page["pool"]);

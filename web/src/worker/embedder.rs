@@ -350,6 +350,11 @@ impl EmbedPool {
         std::mem::take(&mut self.status_changed).then(|| self.status.clone())
     }
 
+    /// Whether jobs wait that no embedder is left to make.
+    pub fn has_orphans(&self) -> bool {
+        self.schedule.has_orphans()
+    }
+
     /// The jobs no embedder is left to make, `(job_id, image)`.
     pub fn orphans(&self) -> Vec<(u64, ImageData)> {
         self.schedule.orphans()

@@ -84,9 +84,7 @@ pub async fn graft_worker(mut scope: Scope) {
             Next::Message(Some(message)) => *message,
             Next::Message(None) => break,
             Next::Pool => {
-                let replies = pool_answers(&mut core, &mut pool).await;
-                let saved = persistence.after(&core, None, &replies).await;
-                if !send_all(&mut scope, replies.into_iter().chain(saved)).await {
+                if !send_pool_answers(&mut core, &mut pool, &mut persistence, &mut scope).await {
                     return;
                 }
                 continue;
@@ -170,16 +168,26 @@ async fn drain_pool(
     scope: &mut Scope,
 ) -> bool {
     while pool.is_busy() {
-        if pool.orphans().is_empty() {
+        if !pool.has_orphans() {
             pool.next_event().await;
         }
-        let replies = pool_answers(core, pool).await;
-        let saved = persistence.after(core, None, &replies).await;
-        if !send_all(scope, replies.into_iter().chain(saved)).await {
+        if !send_pool_answers(core, pool, persistence, scope).await {
             return false;
         }
     }
     true
+}
+
+/// Answers (and saves) the pool's finished samples; `false` when the page has gone.
+async fn send_pool_answers(
+    core: &mut WorkerCore,
+    pool: &mut EmbedPool,
+    persistence: &mut Persistence,
+    scope: &mut Scope,
+) -> bool {
+    let replies = pool_answers(core, pool).await;
+    let saved = persistence.after(core, None, &replies).await;
+    send_all(scope, replies.into_iter().chain(saved)).await
 }
 
 /// Sends every message; `false` when the page has gone.

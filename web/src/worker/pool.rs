@@ -182,6 +182,11 @@ impl Schedule {
         self.jobs.values_mut().filter(|job| job.on == Some(embedder)).for_each(|job| job.on = None);
     }
 
+    /// Whether jobs wait that no embedder will make (none is live).
+    pub fn has_orphans(&self) -> bool {
+        self.live_embedders() == 0 && self.jobs.values().any(|job| job.made.is_none())
+    }
+
     /// The jobs no embedder will make (none is live): `(job_id, image)`, for the model worker.
     pub fn orphans(&self) -> Vec<(u64, ImageData)> {
         if self.live_embedders() > 0 {
@@ -201,12 +206,10 @@ impl Schedule {
     /// The finished samples at the front, in submission order: `(sample_id, started, made)`.
     pub fn finished(&mut self) -> Vec<(u64, f64, Made)> {
         let mut done = Vec::new();
-        while let Some(entry) = self.jobs.first_entry() {
-            if entry.get().made.is_none() {
-                break;
-            }
+        while let Some(mut entry) = self.jobs.first_entry() {
+            let Some(made) = entry.get_mut().made.take() else { break };
             let job = entry.remove();
-            done.push((job.sample_id, job.started, job.made.expect("checked above")));
+            done.push((job.sample_id, job.started, made));
         }
         done
     }
@@ -273,8 +276,9 @@ mod tests {
         schedule.complete(0, 1, made(9));
         let again: Vec<(usize, u64)> = schedule.dispatch().iter().map(|(e, job, _)| (*e, *job)).collect();
         assert_eq!(again, vec![(1, 1)]);
-        assert!(schedule.orphans().is_empty());
+        assert!(schedule.orphans().is_empty() && !schedule.has_orphans());
         schedule.lose(1);
+        assert!(schedule.has_orphans());
         let orphans: Vec<u64> = schedule.orphans().into_iter().map(|(job, _)| job).collect();
         assert_eq!(orphans, vec![1, 2, 3]);
         for job in orphans {
