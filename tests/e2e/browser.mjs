@@ -98,6 +98,18 @@ export async function predictUpload(page, file) {
 /** Waits until the model is loaded and the last project is open. */
 export const waitReady = (page) => page.locator('[data-ready="true"]').waitFor({ timeout: 180_000 });
 
+/** Waits until every embedding worker has fetched its model, so that later requests are the
+ * page's own (the pool loads in the background after the page is ready). */
+export const waitPoolLoaded = (page) =>
+  page.waitForFunction(
+    () => {
+      const pool = document.querySelector('[data-testid="pool-size"]');
+      return pool !== null && pool.dataset.loaded === pool.dataset.workers;
+    },
+    null,
+    { timeout: 180_000 },
+  );
+
 /** Every network request (same origin or not) the page and its workers make from now on;
  * `blob:` and `data:` URLs are the page's own memory. */
 export function recordRequests(page) {

@@ -17,6 +17,7 @@ import {
   openGraft,
   predictUpload,
   recordRequests,
+  waitPoolLoaded,
   waitReady as ready,
 } from "./browser.mjs";
 
@@ -90,6 +91,7 @@ async function download(page, testid) {
 test("a reload restores the project and its model, projects are managed, and nothing is requested", async () => {
   const { page, problems } = await openGraft(browser);
   await ready(page);
+  await waitPoolLoaded(page);
   const requests = recordRequests(page);
   await fillAndTrain(page);
   const before = await shown(page);
@@ -158,6 +160,7 @@ test("an exported project imported into a fresh profile predicts the same, and b
 
   const fresh = await openGraft(browser);
   await ready(fresh.page);
+  await waitPoolLoaded(fresh.page);
   const requests = recordRequests(fresh.page);
   // A broken file first: refused with a message, the open project untouched.
   const broken = join(downloads, "broken.graft");

@@ -6,7 +6,7 @@ import { mkdtempSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launch, openGraft, recordRequests } from "./browser.mjs";
+import { launch, openGraft, recordRequests, waitPoolLoaded } from "./browser.mjs";
 
 let browser;
 before(async () => {
@@ -35,6 +35,7 @@ async function holdRecord(page, card, millis) {
 test("holding Record captures webcam frames into the class, and live prediction runs", async () => {
   const { page, problems } = await openGraft(browser);
   await page.locator('[data-ready="true"]').waitFor({ timeout: 180_000 });
+  await waitPoolLoaded(page);
   const requests = recordRequests(page);
   const cards = page.locator('[data-testid="class-card"]');
   assert.ok(await cards.first().locator('[data-testid="record"]').isDisabled(), "Record needs the camera on");
