@@ -34,9 +34,10 @@ export async function launch(extraArgs = []) {
   });
 }
 
-/** Opens the page and records uncaught errors and any request that leaves the origin. */
-export async function openGraft(browser) {
-  const page = await browser.newPage();
+/** Opens the page and records uncaught errors and any request that leaves the origin. The
+ * browser's language is English unless `options` say otherwise (`{ locale: "zh-CN" }`). */
+export async function openGraft(browser, options = {}) {
+  const page = await browser.newPage({ locale: "en-US", ...options });
   const problems = [];
   const origin = new URL(BASE_URL).origin;
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));

@@ -7,6 +7,7 @@ pub mod dropped;
 pub mod fetch;
 pub mod file_input;
 pub mod hooks;
+pub mod i18n;
 pub use graft::project;
 pub mod protocol;
 pub mod state;

@@ -13,6 +13,8 @@ use graft::train::{EpochMetrics, Stage, TrainConfig, TrainReport};
 use graft::transfer::baseline::TransferCheck;
 use yew::Reducible;
 
+use crate::i18n::Text;
+
 use crate::components::check_panel::CheckRow;
 use crate::project::{CheckScore, ClassEntry, Project, TARGET_NAME};
 use crate::protocol::{BackboneOption, BackboneScore, FromWorker, PoolStatus, ProjectSummary};
@@ -101,7 +103,7 @@ pub enum Cause {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notice {
     pub cause: Cause,
-    pub message: String,
+    pub message: Text,
 }
 
 /// The image being (or last) classified by the ImageNet smoke path.
@@ -216,7 +218,7 @@ pub struct AppState {
     pub settings_revision: u64,
     pub prediction: Option<PredictionView>,
     pub pending_prediction: Option<(u64, String)>,
-    pub skipped: Vec<String>,
+    pub skipped: Vec<Text>,
     pub chosen: Option<ChosenImage>,
     pub busy: bool,
     pub result: Option<Classification>,
@@ -322,13 +324,13 @@ impl AppState {
     }
 
     /// Why training cannot start now, naming the class at fault, as a sentence.
-    pub fn training_blocker(&self) -> Option<String> {
+    pub fn training_blocker(&self) -> Option<Text> {
         self.project.training_blocker().map(|problem| {
             let mut sentence = problem;
             if let Some(first) = sentence.get_mut(..1) {
                 first.make_ascii_uppercase();
             }
-            format!("{sentence}.")
+            Text::verbatim(format!("{sentence}."))
         })
     }
 
@@ -340,7 +342,7 @@ impl AppState {
         self.clear(Cause::Training);
     }
 
-    fn notify(&mut self, cause: Cause, message: String) {
+    fn notify(&mut self, cause: Cause, message: Text) {
         self.error = Some(Notice { cause, message });
     }
 
@@ -358,10 +360,12 @@ pub enum Action {
     Chose(ChosenImage),
     Error {
         cause: Cause,
-        message: String,
+        message: Text,
     },
+    /// A new class, named in the page's language.
     AddClass {
         class_id: u64,
+        name: String,
     },
     RenameClass {
         class_id: u64,
@@ -404,7 +408,7 @@ pub enum Action {
     },
     RenameProject(String),
     /// Files left out before they were read (too large), with why.
-    Skipped(Vec<String>),
+    Skipped(Vec<Text>),
     /// A request about projects went to the worker (open, new, delete, import, export, a
     /// backbone switch).
     ProjectRequested,
@@ -466,8 +470,7 @@ impl AppState {
     /// Actions on the project's classes, samples and settings.
     fn apply_project_action(&mut self, action: Action) {
         match action {
-            Action::AddClass { class_id } => {
-                let name = format!("Class {}", self.project.classes.len() + 1);
+            Action::AddClass { class_id, name } => {
                 self.project.classes.push(ClassEntry { id: class_id, name, sample_ids: Vec::new() });
                 self.project.sync_check_bins(next_id);
                 self.clear(Cause::Training);
@@ -513,7 +516,7 @@ impl AppState {
                 }
                 match self.validate(&settings) {
                     Ok(()) => self.clear(Cause::Settings),
-                    Err(message) => self.notify(Cause::Settings, message),
+                    Err(message) => self.notify(Cause::Settings, Text::verbatim(message)),
                 }
                 self.project.settings = settings;
             }
@@ -610,7 +613,7 @@ impl AppState {
                 self.backend_changed(status, reason);
             }
             FromWorker::LoadFailed { message } => {
-                self.notify(Cause::Load, format!("The model could not be loaded: {message}"));
+                self.notify(Cause::Load, Text::new("load-failed").arg("message", &message));
                 self.model = ModelStatus::Failed { message };
             }
             FromWorker::Classified { request_id, file_name, top5, millis } if self.is_current(request_id) => {
@@ -621,7 +624,7 @@ impl AppState {
             FromWorker::ClassifyFailed { request_id, message, .. } if self.is_current(request_id) => {
                 self.busy = false;
                 self.result = None;
-                self.notify(Cause::Classify, message);
+                self.notify(Cause::Classify, Text::verbatim(message));
             }
             FromWorker::SampleEmbedded { sample_id, .. } => {
                 if let Some(sample) = self.samples.get_mut(&sample_id) {
@@ -633,7 +636,7 @@ impl AppState {
                     class.sample_ids.retain(|id| *id != sample_id);
                 }
                 self.samples.remove(&sample_id);
-                self.skipped.push(message);
+                self.skipped.push(Text::verbatim(message));
             }
             other => self.apply_training_message(other),
         }
@@ -643,9 +646,7 @@ impl AppState {
     fn backend_changed(&mut self, status: BackendStatus, problem: Option<String>) {
         self.backend = Some(status);
         match problem {
-            Some(problem) => {
-                self.notify(Cause::Backend, format!("{problem}. Graft continues on the CPU; nothing was lost."))
-            }
+            Some(problem) => self.notify(Cause::Backend, Text::new("backend-problem").arg("problem", problem)),
             None => self.clear(Cause::Backend),
         }
     }
@@ -672,8 +673,7 @@ impl AppState {
                 self.run_id = None;
                 self.training.running = false;
                 if let Some(why) = &diverged {
-                    let kept =
-                        format!("Training stopped: {why}. The best weights (epoch {}) were kept.", report.best_epoch);
+                    let kept = Text::new("training-stopped").arg("why", why).arg("epoch", report.best_epoch);
                     self.notify(Cause::Training, kept);
                 }
                 self.training.diverged = diverged;
@@ -692,21 +692,18 @@ impl AppState {
                 self.project.check_scores.record(adapted, CheckScore { accuracy, images });
             }
             FromWorker::CheckFailed { message, .. } => {
-                self.notify(Cause::Training, format!("The check images could not be scored: {message}"));
+                self.notify(Cause::Training, Text::new("check-failed").arg("message", message));
             }
             FromWorker::BaselineFailed { run_id, message } if self.baseline_run == Some(run_id) => {
                 self.baseline_run = None;
-                self.notify(
-                    Cause::Training,
-                    format!("The comparison with a model trained without transfer failed: {message}"),
-                );
+                self.notify(Cause::Training, Text::new("baseline-failed").arg("message", message));
             }
             FromWorker::TrainingFailed { run_id, message } if self.is_current_run(run_id) => {
                 self.run_id = None;
                 self.training.running = false;
                 self.training.preparing = None;
                 self.training.failed = true;
-                self.notify(Cause::Training, message);
+                self.notify(Cause::Training, Text::verbatim(message));
             }
             FromWorker::Predicted { request_id, probs, millis } => {
                 let label = match &self.pending_prediction {
@@ -716,18 +713,20 @@ impl AppState {
                 self.clear(Cause::Predict);
                 self.prediction = Some(PredictionView { request_id, probs, millis, label });
             }
-            FromWorker::PredictFailed { message, .. } => self.notify(Cause::Predict, message),
+            FromWorker::PredictFailed { message, .. } => self.notify(Cause::Predict, Text::verbatim(message)),
             FromWorker::BackbonesListed { options } => self.backbone_options = options,
             FromWorker::Reembedding { done, total } => self.reembedding = Some((done, total)),
             FromWorker::BackbonesRanked { scores, .. } => (self.scores, self.ranking) = (scores, false),
             FromWorker::RequestFailed { message, .. } => {
                 (self.project_busy, self.ranking, self.reembedding) = (false, false, None);
-                self.notify(Cause::Storage, message);
+                self.notify(Cause::Storage, Text::verbatim(message));
             }
             FromWorker::FileReady { .. } => self.project_busy = false,
             FromWorker::ProjectsListed { projects } => self.projects = projects,
             FromWorker::StorageUsed { usage, quota } => self.storage = Some((usage, quota)),
-            FromWorker::StorageFailed { message } => self.notify(Cause::Storage, format!("Not saved: {message}.")),
+            FromWorker::StorageFailed { message } => {
+                self.notify(Cause::Storage, Text::new("not-saved").arg("message", message))
+            }
             FromWorker::HeadImported { class_names, .. } => self.training.class_names = class_names,
             _ => {}
         }
@@ -739,6 +738,7 @@ mod tests {
     use graft::backbone::{Architecture, BackboneKey};
 
     use super::*;
+    use crate::i18n::Lang;
 
     fn reduce(state: AppState, action: Action) -> AppState {
         (*Rc::new(state).reduce(action)).clone()
@@ -771,13 +771,14 @@ mod tests {
     fn the_empty_class_message_goes_when_the_class_gets_samples() {
         let state = AppState::default();
         let blocker = state.training_blocker().unwrap();
-        assert_eq!(blocker, "Class \"Class 1\" has no samples.");
+        assert_eq!(blocker, Text::verbatim("Class \"Class 1\" has no samples."));
         let state = reduce(state, Action::Error { cause: Cause::Training, message: blocker });
         let class_id = state.project.classes[0].id;
         let state = reduce(state, Action::AddSamples { class_id, samples: vec![sample(900)] });
         assert_eq!(state.error, None);
         // A message of another cause stays.
-        let state = reduce(state, Action::Error { cause: Cause::Input, message: "x.png could not be read".into() });
+        let state =
+            reduce(state, Action::Error { cause: Cause::Input, message: Text::verbatim("x.png could not be read") });
         let state = reduce(state, Action::AddSamples { class_id, samples: vec![sample(901)] });
         assert!(state.error.is_some());
     }
@@ -791,7 +792,7 @@ mod tests {
         let current = FromWorker::TrainingFailed { run_id: 2, message: "diverged".into() };
         let state = reduce(state, Action::Worker(current));
         assert_eq!(state.train_status(), TrainStatus::Error);
-        assert_eq!(state.error.map(|n| n.message), Some("diverged".into()));
+        assert_eq!(state.error.map(|n| n.message), Some(Text::verbatim("diverged")));
     }
 
     fn epoch(epoch: usize, stage: Stage, train_loss: f32, val_loss: f32) -> EpochMetrics {
@@ -838,7 +839,10 @@ mod tests {
         let settings = TrainConfig { epochs: 0, ..TrainConfig::default() };
         let state = reduce(AppState::default(), Action::Settings(settings.clone()));
         assert_eq!(state.project.settings, settings);
-        assert!(state.error.as_ref().is_some_and(|n| n.cause == Cause::Settings && n.message.contains("epochs")));
+        assert!(state
+            .error
+            .as_ref()
+            .is_some_and(|n| n.cause == Cause::Settings && Lang::En.text(&n.message).contains("epochs")));
         let state = reduce(state, Action::Settings(TrainConfig::default()));
         assert_eq!(state.error, None);
     }

@@ -10,6 +10,7 @@ use web_sys::{
     MediaStream, MediaStreamConstraints,
 };
 
+use crate::i18n::Text;
 use crate::protocol::ImageData;
 
 const FRAME_SHORTER_SIDE: f64 = 256.0;
@@ -23,34 +24,40 @@ pub struct Camera {
 }
 
 /// A message a person can act on, for each way opening the camera fails.
-fn camera_error(error: JsValue) -> String {
+fn camera_error(error: JsValue) -> Text {
     match error.dyn_ref::<DomException>().map(|e| e.name()) {
-        Some(name) if name == "NotAllowedError" || name == "SecurityError" => {
-            "Camera permission was denied. Allow the camera for this page in the browser's site settings, then try again.".into()
-        }
-        Some(name) if name == "NotFoundError" || name == "OverconstrainedError" => {
-            "No camera was found. Connect one, or upload images instead.".into()
-        }
-        Some(name) if name == "NotReadableError" => {
-            "The camera is busy in another application. Close it there, then try again.".into()
-        }
-        Some(name) => format!("The camera could not be opened ({name})."),
-        None => "The camera could not be opened.".into(),
+        Some(name) if name == "NotAllowedError" || name == "SecurityError" => Text::new("camera-denied"),
+        Some(name) if name == "NotFoundError" || name == "OverconstrainedError" => Text::new("camera-missing"),
+        Some(name) if name == "NotReadableError" => Text::new("camera-busy"),
+        Some(name) => Text::new("camera-failed-named").arg("name", name),
+        None => Text::new("camera-failed"),
     }
 }
 
-/// Opens `device_id` (or the default camera) and plays it in `video`.
-pub async fn open(video: &HtmlVideoElement, device_id: Option<&str>) -> Result<MediaStream, String> {
-    let devices = gloo::utils::window()
-        .navigator()
-        .media_devices()
-        .map_err(|_| "This browser offers no camera access (a secure context is needed).".to_string())?;
+/// Which camera to open: a listed device, or the one facing a way (a phone's rear camera is
+/// `environment`, its selfie camera `user`); `Default` lets the browser pick.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CameraSource {
+    Default,
+    Device(String),
+    Facing(&'static str),
+}
+
+/// Opens `source` and plays it in `video`.
+pub async fn open(video: &HtmlVideoElement, source: &CameraSource) -> Result<MediaStream, Text> {
+    let devices = gloo::utils::window().navigator().media_devices().map_err(|_| Text::new("camera-unavailable"))?;
     let constraints = MediaStreamConstraints::new();
     let video_constraints = Object::new();
-    if let Some(id) = device_id {
-        let exact = Object::new();
-        let _ = Reflect::set(&exact, &"exact".into(), &id.into());
-        let _ = Reflect::set(&video_constraints, &"deviceId".into(), &exact);
+    let (key, value, strength) = match source {
+        CameraSource::Default => ("", "", ""),
+        CameraSource::Device(id) => ("deviceId", id.as_str(), "exact"),
+        // `ideal`: a laptop with one camera still opens it.
+        CameraSource::Facing(facing) => ("facingMode", *facing, "ideal"),
+    };
+    if !key.is_empty() {
+        let wanted = Object::new();
+        let _ = Reflect::set(&wanted, &strength.into(), &value.into());
+        let _ = Reflect::set(&video_constraints, &key.into(), &wanted);
     }
     constraints.set_video(&video_constraints);
     let promise = devices.get_user_media_with_constraints(&constraints).map_err(camera_error)?;

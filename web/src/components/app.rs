@@ -17,12 +17,15 @@ use super::check_panel::CheckPanel;
 use super::class_card::{ClassCard, ClassStateProp};
 use super::freeze_panel::FreezePanel;
 use super::image_drop::ImageDrop;
+use super::language_picker::{apply_to_document, initial_language, LanguagePicker};
 use super::metrics::Metrics;
 use super::model_status::ModelStatusBar;
 use super::pool_picker::{stored_choice, PoolPicker};
 use super::predict_panel::PredictPanel;
 use super::project_bar::ProjectBar;
+use super::projector_toggle::ProjectorToggle;
 use super::top_predictions::TopPredictions;
+use super::tour::{self, Tour};
 use super::train_panel::TrainPanel;
 use super::transfer_check::TransferCheckPanel;
 use super::webcam_panel::WebcamPanel;
@@ -31,8 +34,10 @@ use crate::file_input::read_then;
 use crate::hooks::{
     input_error, use_camera, use_class_actions, use_live_prediction, use_project_actions, use_recorder,
 };
+use crate::i18n::{Lang, Text};
 use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
 use crate::state::{next_id, Action, AppState, Cause, ChosenImage, ModelStatus, Picture, Sample, TrainStatus};
+use crate::t;
 use crate::webcam;
 use crate::worker::GraftWorker;
 
@@ -68,11 +73,24 @@ fn page_url(relative: &str) -> String {
 
 #[function_component(App)]
 pub fn app() -> Html {
+    let lang = use_state(initial_language);
+    use_effect_with(*lang, |lang| apply_to_document(*lang));
+    let on_language = {
+        let lang = lang.clone();
+        Callback::from(move |chosen: Lang| lang.set(chosen))
+    };
     html! {
-        <ReactorProvider<GraftWorker> path={ worker_path() }>
-            <Graft />
-        </ReactorProvider<GraftWorker>>
+        <ContextProvider<Lang> context={ *lang }>
+            <ReactorProvider<GraftWorker> path={ worker_path() }>
+                <Graft on_language={ on_language } />
+            </ReactorProvider<GraftWorker>>
+        </ContextProvider<Lang>>
     }
+}
+
+#[derive(Properties, PartialEq)]
+struct GraftProps {
+    on_language: Callback<Lang>,
 }
 
 /// Captures the current webcam frame into class `class_id`.
@@ -93,7 +111,7 @@ fn start_training(state: &UseReducerHandle<AppState>, worker: &Worker) {
         return;
     }
     if let Err(message) = state.validate(&state.project.settings) {
-        state.dispatch(Action::Error { cause: Cause::Settings, message });
+        state.dispatch(Action::Error { cause: Cause::Settings, message: Text::verbatim(message) });
         return;
     }
     let classes = class_samples(state);
@@ -107,6 +125,12 @@ fn start_training(state: &UseReducerHandle<AppState>, worker: &Worker) {
 fn class_samples(state: &AppState) -> Vec<ClassSamples> {
     let classes = state.project.classes.iter();
     classes.map(|c| ClassSamples { name: c.name.clone(), sample_ids: c.sample_ids.clone() }).collect()
+}
+
+/// Samples in the first two classes (the guided first run fills those).
+fn first_counts(state: &AppState) -> [usize; 2] {
+    let count = |i: usize| state.project.classes.get(i).map_or(0, |c| c.sample_ids.len());
+    [count(0), count(1)]
 }
 
 /// A stored image as a picture the page can show.
@@ -141,8 +165,9 @@ fn expose_gpu_loss_hook(worker: Worker) -> impl FnOnce() {
 }
 
 #[function_component(Graft)]
-fn graft() -> Html {
+fn graft(props: &GraftProps) -> Html {
     let state = use_reducer(AppState::default);
+    let lang = crate::i18n::use_lang();
     // A live prediction is in flight: the next frame waits for its answer.
     let live_in_flight = use_mut_ref(|| false);
     let worker = {
@@ -176,6 +201,18 @@ fn graft() -> Html {
         use_recorder(Callback::from(move |class_id: u64| add_frame(&state, &worker, class_id, &video)))
     };
     let live = use_state(|| false);
+    let tour_open = use_state(tour::opens_by_itself);
+    let on_tour_skip = {
+        let tour_open = tour_open.clone();
+        Callback::from(move |()| {
+            tour::remember_skipped();
+            tour_open.set(false);
+        })
+    };
+    let on_tour_open = {
+        let tour_open = tour_open.clone();
+        Callback::from(move |_: MouseEvent| tour_open.set(true))
+    };
     let send = {
         let worker = worker.clone();
         Callback::from(move |message: ToWorker| worker.send(message))
@@ -300,8 +337,17 @@ fn graft() -> Html {
         <main class="graft">
             <header>
                 <h1>{ "Graft" }</h1>
-                <p class="tagline">{ "Transfer learning in your browser. Nothing leaves this machine." }</p>
+                <p class="tagline">{ t!(lang, "tagline") }</p>
+                <LanguagePicker lang={ lang } on_choose={ props.on_language.clone() } />
+                <ProjectorToggle />
+                if !*tour_open {
+                    <button class="tour-open" data-testid="tour-open" onclick={ on_tour_open }>{ t!(lang, "tour-open") }</button>
+                }
             </header>
+            if *tour_open {
+                <Tour camera_on={ camera.on } first_counts={ first_counts(&state) } trained={ trained } live={ *live }
+                    on_skip={ on_tour_skip } />
+            }
             <ProjectBar project_id={ state.project_id.clone() } name={ state.project_name.clone() }
                 projects={ state.projects.clone() } storage={ state.storage } trained={ trained } samples={ state.samples.len() }
                 busy={ state.project_busy || !ready } on_open={ projects.open } on_rename={ projects.rename }
@@ -318,21 +364,21 @@ fn graft() -> Html {
                 disabled={ !ready || state.project_busy || state.train_status() == TrainStatus::Training }
                 on_switch={ on_switch_backbone } on_rank={ on_rank } />
             if let Some(message) = &state.error {
-                <div class="error" role="alert" data-testid="error">{ &message.message }</div>
+                <div class="error" role="alert" data-testid="error">{ lang.text(&message.message) }</div>
             }
             if !state.skipped.is_empty() {
                 <div class="warning" role="status" data-testid="skipped">
-                    { format!("{} file(s) skipped: {}", state.skipped.len(), state.skipped[0]) }
+                    { t!(lang, "skipped", count = state.skipped.len(), first = lang.text(&state.skipped[0])) }
                     if state.skipped.len() > 1 {
-                        <details><summary>{ "Why each was skipped" }</summary>
-                            <ul>{ for state.skipped.iter().map(|why| html! { <li data-testid="skipped-file">{ why }</li> }) }</ul>
+                        <details><summary>{ t!(lang, "skipped-why") }</summary>
+                            <ul>{ for state.skipped.iter().map(|why| html! { <li data-testid="skipped-file">{ lang.text(why) }</li> }) }</ul>
                         </details>
                     }
                 </div>
             }
             <WebcamPanel video_ref={ camera.video.clone() } camera_on={ camera.on } cameras={ camera.cameras.clone() }
                 fps={ recorder.fps } live={ *live } can_predict={ trained } on_toggle={ on_camera_toggle }
-                on_camera={ camera.choose.clone() } on_fps={ recorder.set_fps.clone() } on_live={ on_live } />
+                on_camera={ camera.choose.clone() } rear={ camera.rear } on_flip={ camera.flip.clone() } on_fps={ recorder.set_fps.clone() } on_live={ on_live } />
             <section class="classes">
                 { for state.class_views().into_iter().map(|class| html! {
                     <ClassCard key={ class.id } recording={ recorder.recording == Some(class.id) }
@@ -341,7 +387,7 @@ fn graft() -> Html {
                         on_remove_sample={ classes.remove_sample.clone() } on_record={ recorder.record.clone() }
                         camera_on={ camera.on } disabled={ !ready } />
                 }) }
-                <button class="add-class" data-testid="add-class" onclick={ classes.add_class.clone() }>{ "+ Add a class" }</button>
+                <button class="add-class" data-testid="add-class" onclick={ classes.add_class.clone() }>{ t!(lang, "add-class") }</button>
             </section>
             if let Some(target) = target_card { { target } }
             <CheckPanel rows={ state.check_rows() } scores={ state.project.check_scores.clone() }
@@ -363,7 +409,7 @@ fn graft() -> Html {
             <PredictPanel class_names={ state.training.class_names.clone() } prediction={ state.prediction.clone() }
                 on_file={ on_predict_file } ready={ trained } stale={ state.training.stale } />
             <details class="smoke">
-                <summary>{ "What does the pretrained model see? (ImageNet top 5)" }</summary>
+                <summary>{ t!(lang, "smoke-summary") }</summary>
                 <ImageDrop on_file={ on_smoke_file } disabled={ !ready } />
                 <div class="result" aria-busy={ state.busy.to_string() }>
                     if let (Some(chosen), Some(result)) = (&state.chosen, &state.result) {
@@ -373,7 +419,7 @@ fn graft() -> Html {
                         <TopPredictions file_name={ result.file_name.clone() } top5={ result.top5.clone() } millis={ result.millis } />
                     }
                     if state.busy {
-                        <p class="busy" data-testid="busy">{ "Classifying…" }</p>
+                        <p class="busy" data-testid="busy">{ t!(lang, "classifying") }</p>
                     }
                 </div>
             </details>

@@ -9,7 +9,9 @@ use graft::backbone::Architecture;
 use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
+use crate::i18n::{use_lang, Lang};
 use crate::protocol::{BackboneOption, BackboneScore};
+use crate::t;
 
 /// How much higher another backbone's LogME must be for the page to suggest it. LogME is a
 /// mean log evidence per sample and class; on the README's datasets the backbone with the
@@ -32,13 +34,14 @@ pub struct BackbonePanelProps {
     pub on_rank: Callback<()>,
 }
 
-fn option_label(option: &BackboneOption, ms: Option<f64>) -> String {
+fn option_label(lang: Lang, option: &BackboneOption, ms: Option<f64>) -> String {
     let speed = match ms {
-        Some(ms) => format!("{ms:.0} ms per image here"),
-        None => "speed not measured yet".into(),
+        Some(ms) => t!(lang, "backbone-speed", millis = format!("{ms:.0}")),
+        None => t!(lang, "backbone-speed-unknown"),
     };
-    let megabytes = option.weights_bytes as f64 / 1e6;
-    format!("{} · {megabytes:.1} MB · ImageNet top-1 {:.1}% · {speed}", option.name, option.imagenet_top1)
+    let megabytes = format!("{:.1}", option.weights_bytes as f64 / 1e6);
+    let top1 = format!("{:.1}", option.imagenet_top1);
+    t!(lang, "backbone-option", name = &option.name, megabytes = megabytes, top1 = top1, speed = speed)
 }
 
 fn display_name(architecture: Architecture) -> &'static str {
@@ -60,38 +63,38 @@ pub fn backbone_panel(props: &BackbonePanelProps) -> Html {
     });
     let on_rank = props.on_rank.reform(|_: MouseEvent| ());
     let current = props.current.unwrap_or(Architecture::DEFAULT);
+    let lang = use_lang();
     html! {
         <section class="backbone-panel">
-            <h2>{ "Pretrained model" }</h2>
-            <p class="explain">{ "The backbone turns each image into features. The closer the images it learned \
-                from are to yours, the better what it learned transfers: try another one, or ask which fits." }</p>
-            <label>{ "Backbone " }
+            <h2>{ t!(lang, "backbone-heading") }</h2>
+            <p class="explain">{ t!(lang, "backbone-explain") }</p>
+            <label>{ t!(lang, "backbone-label") }{ " " }
                 <select data-testid="backbone-select" onchange={ on_change } disabled={ props.disabled }>
                     { for props.options.iter().map(|option| html! {
                         <option value={ option.architecture.id() } selected={ option.architecture == current }>
-                            { option_label(option, props.ms_per_image.get(&option.architecture).copied()) }
+                            { option_label(lang, option, props.ms_per_image.get(&option.architecture).copied()) }
                         </option>
                     }) }
                 </select>
             </label>
             if let Some((done, total)) = props.reembedding {
-                <label class="reembed">{ format!("Embedding your images with the new backbone: {done} / {total} ") }
+                <label class="reembed">{ t!(lang, "reembedding", done = done, total = total) }{ " " }
                     <progress data-testid="reembed-progress" max={ total.to_string() } value={ done.to_string() } />
                 </label>
             }
             <div class="rank">
                 <button data-testid="rank-backbones" onclick={ on_rank }
-                    disabled={ props.disabled || props.ranking || props.samples < 2 }>{ "Which model fits?" }</button>
+                    disabled={ props.disabled || props.ranking || props.samples < 2 }>{ t!(lang, "rank-button") }</button>
                 if props.ranking {
-                    <span class="busy" data-testid="ranking">{ "Scoring every backbone on your labelled images…" }</span>
+                    <span class="busy" data-testid="ranking">{ t!(lang, "ranking") }</span>
                 }
-                { scores(props, current) }
+                { scores(lang, props, current) }
             </div>
         </section>
     }
 }
 
-fn scores(props: &BackbonePanelProps, current: Architecture) -> Html {
+fn scores(lang: Lang, props: &BackbonePanelProps, current: Architecture) -> Html {
     if props.scores.is_empty() {
         return html! {};
     }
@@ -100,27 +103,25 @@ fn scores(props: &BackbonePanelProps, current: Architecture) -> Html {
     let on_switch = props.on_switch.reform(move |_: MouseEvent| switch.unwrap_or(Architecture::DEFAULT));
     html! {
         <>
-            <p class="explain">{ "LogME (higher is better): how well a simple model on each backbone's features \
-                can explain your labels, computed without training." }</p>
+            <p class="explain">{ t!(lang, "logme-explain") }</p>
             <ol class="scores">
                 { for props.scores.iter().map(|score| html! {
                     <li data-testid="backbone-score" data-backbone={ score.architecture.id() }
                         data-score={ format!("{:.4}", score.logme) }>
-                        { format!("{}: LogME {:.3} ({} images, {:.1} s)", display_name(score.architecture), score.logme,
-                            score.images, score.millis / 1000.0) }
+                        { t!(lang, "backbone-score", name = display_name(score.architecture), logme = format!("{:.3}", score.logme),
+                            images = score.images, seconds = format!("{:.1}", score.millis / 1000.0)) }
                     </li>
                 }) }
             </ol>
             if let Some(best) = suggested {
                 <p class="suggestion" data-testid="backbone-suggestion">
-                    { format!("{} fits your images clearly better than {}. ", display_name(best.architecture),
-                        display_name(current)) }
+                    { t!(lang, "backbone-suggestion", best = display_name(best.architecture), current = display_name(current)) }{ " " }
                     <button data-testid="switch-suggested" onclick={ on_switch } disabled={ props.disabled }>
-                        { format!("Switch to {}", display_name(best.architecture)) }</button>
+                        { t!(lang, "backbone-switch", name = display_name(best.architecture)) }</button>
                 </p>
             } else {
                 <p class="suggestion" data-testid="backbone-suggestion-none">
-                    { format!("{} is as good a fit as any here.", display_name(current)) }</p>
+                    { t!(lang, "backbone-no-suggestion", name = display_name(current)) }</p>
             }
         </>
     }

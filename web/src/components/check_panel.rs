@@ -7,6 +7,8 @@ use web_sys::File;
 use yew::prelude::*;
 
 use crate::file_input::take_files;
+use crate::i18n::{use_lang, Lang};
+use crate::t;
 
 /// One class's check bin as the panel shows it.
 #[derive(Clone, PartialEq)]
@@ -31,14 +33,11 @@ pub struct CheckPanelProps {
 #[function_component(CheckPanel)]
 pub fn check_panel(props: &CheckPanelProps) -> Html {
     let images: usize = props.rows.iter().map(|r| r.images).sum();
+    let lang = use_lang();
     html! {
         <section class="check-set" data-testid="check-set">
-            <h3>{ "Check on the new domain (optional)" }</h3>
-            <p class="explain">
-                { "Label a few images of the new domain here. No run trains on them: after each run the page \
-                   counts how many it gets right, with adaptation and without, so you can see whether \
-                   adapting helps." }
-            </p>
+            <h3>{ t!(lang, "check-heading") }</h3>
+            <p class="explain">{ t!(lang, "check-explain") }</p>
             <ul class="check-rows">
                 { for props.rows.iter().map(|row| html! {
                     <CheckRowView key={ row.bin_id } row={ row.clone() } on_files={ props.on_files.clone() }
@@ -46,7 +45,7 @@ pub fn check_panel(props: &CheckPanelProps) -> Html {
                 }) }
             </ul>
             if images > 0 {
-                { scores_view(&props.scores, props.adapting) }
+                { scores_view(lang, &props.scores, props.adapting) }
             }
         </section>
     }
@@ -67,48 +66,45 @@ fn check_row_view(props: &CheckRowProps) -> Html {
         let (upload, on_files, bin_id) = (upload.clone(), props.on_files.clone(), row.bin_id);
         Callback::from(move |_: Event| on_files.emit((bin_id, take_files(&upload))))
     };
-    let label = format!("Add check images of {}", row.class_name);
+    let lang = use_lang();
+    let label = t!(lang, "check-upload-label", name = &row.class_name);
     html! {
         <li>
             <span class="check-class">{ &row.class_name }</span>
-            <span class="count"><span data-testid="check-count">{ row.images }</span>{ " images" }</span>
-            if row.pending > 0 { <span class="pending">{ format!(" · embedding {}…", row.pending) }</span> }
+            <span class="count"><span data-testid="check-count">{ row.images }</span>{ " " }{ t!(lang, "images-unit", count = row.images) }</span>
+            if row.pending > 0 { <span class="pending">{ t!(lang, "samples-embedding", pending = row.pending) }</span> }
             <label class="upload">
                 <input type="file" accept="image/*" multiple=true ref={ upload } data-testid="check-upload"
                     aria-label={ label } disabled={ props.disabled } onchange={ on_change } />
-                <span>{ "Add images" }</span>
+                <span>{ t!(lang, "check-add") }</span>
             </label>
         </li>
     }
 }
 
 /// The accuracies with and without adaptation, and how to get the one that is missing.
-fn scores_view(scores: &CheckScores, adapting: bool) -> Html {
+fn scores_view(lang: Lang, scores: &CheckScores, adapting: bool) -> Html {
     let shown = |score: Option<CheckScore>, testid: &'static str| match score {
         Some(s) => html! { <strong data-testid={ testid }>{ format!("{:.0}%", 100.0 * s.accuracy) }</strong> },
-        None => html! { <span class="muted" data-testid={ testid }>{ "not measured yet" }</span> },
+        None => html! { <span class="muted" data-testid={ testid }>{ t!(lang, "check-not-measured") }</span> },
     };
     let hint = match (scores.adapted, scores.source_only) {
-        (None, None) => Some("Train to measure."),
-        (None, Some(_)) if !adapting => {
-            Some("Turn on \u{201c}Adapt to the new domain\u{201d} and train again to compare.")
-        }
-        (Some(_), None) if adapting => {
-            Some("Turn off \u{201c}Adapt to the new domain\u{201d} and train again to compare.")
-        }
+        (None, None) => Some(t!(lang, "check-train-to-measure")),
+        (None, Some(_)) if !adapting => Some(t!(lang, "check-turn-on")),
+        (Some(_), None) if adapting => Some(t!(lang, "check-turn-off")),
         _ => None,
     };
     let verdict = match (scores.adapted, scores.source_only) {
-        (Some(a), Some(s)) if a.accuracy > s.accuracy => Some("Adapting helps on these images."),
-        (Some(a), Some(s)) if a.accuracy < s.accuracy => Some("Adapting does not help on these images."),
-        (Some(_), Some(_)) => Some("Adapting makes no difference on these images."),
+        (Some(a), Some(s)) if a.accuracy > s.accuracy => Some(t!(lang, "check-helps")),
+        (Some(a), Some(s)) if a.accuracy < s.accuracy => Some(t!(lang, "check-hurts")),
+        (Some(_), Some(_)) => Some(t!(lang, "check-same")),
         _ => None,
     };
     html! {
         <div class="check-scores" data-testid="check-accuracy" aria-live="polite">
             <p>
-                { "Accuracy on the check images with adaptation: " }{ shown(scores.adapted, "check-adapted") }
-                { " · without: " }{ shown(scores.source_only, "check-source-only") }
+                { t!(lang, "check-with") }{ " " }{ shown(scores.adapted, "check-adapted") }
+                { t!(lang, "check-without") }{ shown(scores.source_only, "check-source-only") }
             </p>
             if let Some(verdict) = verdict { <p data-testid="check-verdict">{ verdict }</p> }
             if let Some(hint) = hint { <p class="hint" data-testid="check-hint">{ hint }</p> }

@@ -6,7 +6,9 @@ use yew::prelude::*;
 
 use crate::dropped::Dropped;
 use crate::file_input::take_files;
+use crate::i18n::use_lang;
 use crate::state::ClassState;
+use crate::t;
 
 /// Thumbnails shown per class: the newest ones; the count shows the rest.
 const THUMBNAILS_SHOWN: usize = 24;
@@ -47,6 +49,7 @@ pub fn class_card(props: &ClassCardProps) -> Html {
     let class = &props.class.0;
     let class_id = class.id;
     let upload_ref = use_node_ref();
+    let lang = use_lang();
 
     let on_name = {
         let on_rename = props.on_rename.clone();
@@ -78,7 +81,7 @@ pub fn class_card(props: &ClassCardProps) -> Html {
         let name = class.name.clone();
         Callback::from(move |_: MouseEvent| {
             let confirmed =
-                count == 0 || gloo::dialogs::confirm(&format!("Delete \"{name}\" and its {count} samples?"));
+                count == 0 || gloo::dialogs::confirm(&t!(lang, "class-delete-confirm", name = &name, count = count));
             if confirmed {
                 on_delete.emit(class_id);
             }
@@ -118,6 +121,7 @@ pub fn class_card(props: &ClassCardProps) -> Html {
     let pending = class.samples.iter().filter(|s| !s.embedded).count();
     let shown = class.samples.iter().rev().take(THUMBNAILS_SHOWN);
 
+    let record_text = if props.recording { t!(lang, "recording") } else { t!(lang, "record-hold") };
     let testid = |name: &'static str| if props.unlabelled { format!("target-{name}") } else { format!("class-{name}") };
     html! {
         <section class={ classes!("class-card", props.unlabelled.then_some("target")) }
@@ -125,28 +129,28 @@ pub fn class_card(props: &ClassCardProps) -> Html {
             ondragover={ Callback::from(|e: DragEvent| e.prevent_default()) } ondrop={ on_drop }>
             <header>
                 if props.unlabelled {
-                    <h3 class="class-name">{ &class.name }</h3>
+                    <h3 class="class-name">{ t!(lang, "target-name") }</h3>
                 } else {
                     <input class="class-name" data-testid="class-name" value={ class.name.clone() }
-                        aria-label="Class name" oninput={ on_name } />
-                    <button class="icon delete" data-testid="delete-class" title="Delete this class" onclick={ on_delete }>{ "✕" }</button>
+                        aria-label={ t!(lang, "class-name-label") } oninput={ on_name } />
+                    <button class="icon delete" data-testid="delete-class" title={ t!(lang, "class-delete") } aria-label={ t!(lang, "class-delete-named", name = &class.name) } onclick={ on_delete }>{ "✕" }</button>
                 }
             </header>
             if props.unlabelled {
-                <p class="explain">{ "Images of where the model will be used, without labels (for domain adaptation)." }</p>
+                <p class="explain">{ t!(lang, "target-explain") }</p>
             }
             <p class="count">
-                <span data-testid={ if props.unlabelled { "target-count" } else { "sample-count" } }>{ class.samples.len() }</span>{ " samples" }
-                if pending > 0 { <span class="pending">{ format!(" · embedding {pending}…") }</span> }
+                <span data-testid={ if props.unlabelled { "target-count" } else { "sample-count" } }>{ class.samples.len() }</span>{ " " }{ t!(lang, "samples-unit", count = class.samples.len()) }
+                if pending > 0 { <span class="pending">{ t!(lang, "samples-embedding", pending = pending) }</span> }
             </p>
             <div class="thumbnails">
                 { for shown.map(|sample| {
                     let on_remove_sample = props.on_remove_sample.clone();
                     let sample_id = sample.id;
                     html! {
-                        <button class={ classes!("thumb", (!sample.embedded).then_some("pending")) } title="Remove this sample"
+                        <button class={ classes!("thumb", (!sample.embedded).then_some("pending")) } title={ t!(lang, "sample-remove") } aria-label={ t!(lang, "sample-remove") }
                             onclick={ Callback::from(move |_| on_remove_sample.emit((class_id, sample_id))) }>
-                            <img src={ sample.picture.src() } alt="sample" />
+                            <img src={ sample.picture.src() } alt="" />
                         </button>
                     }
                 }) }
@@ -154,16 +158,19 @@ pub fn class_card(props: &ClassCardProps) -> Html {
             <button class={ classes!("record", props.recording.then_some("recording")) }
                 data-testid={ if props.unlabelled { "target-record" } else { "record" } }
                 disabled={ props.disabled || !props.camera_on }
-                title={ if props.camera_on { "Hold to record webcam frames" } else { "Turn the camera on first" } }
+                title={ if props.camera_on { t!(lang, "record-title") } else { t!(lang, "record-needs-camera") } }
+                aria-label={ t!(lang, "record-label", action = record_text.clone(), name = &class.name) }
+                oncontextmenu={ Callback::from(|e: MouseEvent| e.prevent_default()) }
                 onpointerdown={ on_pointer_down } onpointerup={ stop_pointer.clone() }
                 onpointercancel={ stop_pointer.clone() } onlostpointercapture={ stop_pointer }
                 onkeydown={ on_key_down } onkeyup={ on_key_up }>
-                { if props.recording { "● Recording…" } else { "Hold to record" } }
+                { record_text }
             </button>
             <label class="upload">
                 <input ref={ upload_ref } type="file" accept="image/*" multiple=true data-testid={ testid("upload") }
+                    aria-label={ t!(lang, "upload-label", name = &class.name) }
                     disabled={ props.disabled } onchange={ on_upload } />
-                <span>{ "Upload images" }</span>
+                <span>{ t!(lang, "upload-images") }</span>
             </label>
         </section>
     }

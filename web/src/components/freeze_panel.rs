@@ -8,7 +8,9 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::setting_input::{updater, SettingInput};
+use crate::i18n::{use_lang, Lang};
 use crate::state::Picture;
+use crate::t;
 
 #[derive(Properties, PartialEq)]
 pub struct FreezePanelProps {
@@ -44,20 +46,22 @@ fn count(n: usize) -> String {
 }
 
 /// The advice for risky settings: many unfrozen blocks for few images.
-fn advice(settings: &TrainConfig, samples: usize, unfrozen_parameters: usize) -> Option<String> {
+fn advice(lang: Lang, settings: &TrainConfig, samples: usize, unfrozen_parameters: usize) -> Option<String> {
     (settings.unfreeze >= 4 && samples < 100 * settings.unfreeze).then(|| {
-        format!(
-            "{} blocks ({} parameters) on {samples} images: with this little data, unfreezing much makes \
-             the backbone forget what it knew without learning your task. Start with 1 or 2 blocks, or add images.",
-            settings.unfreeze,
-            count(unfrozen_parameters)
+        t!(
+            lang,
+            "finetune-advice",
+            blocks = settings.unfreeze,
+            parameters = count(unfrozen_parameters),
+            samples = samples
         )
     })
 }
 
-fn chip(index: usize, block: &BlockInfo, trainable: bool) -> Html {
+fn chip(lang: Lang, index: usize, block: &BlockInfo, trainable: bool) -> Html {
     let [h, w, c] = block.output;
-    let title = format!("{}: output {h}×{w}×{c}, {} parameters", block.name, block.parameters);
+    let shape = format!("{h}×{w}×{c}");
+    let title = t!(lang, "block-title", name = &block.name, shape = shape, parameters = block.parameters);
     html! {
         <li class={ classes!("block-chip", trainable.then_some("trainable")) } data-testid="block-chip"
             data-block={ index.to_string() } data-trainable={ trainable.to_string() } title={ title }>
@@ -81,58 +85,56 @@ pub fn freeze_panel(props: &FreezePanelProps) -> Html {
     });
     let on_preview = props.on_preview.reform(|_: MouseEvent| ());
     let fine_tuning = s.unfreeze > 0;
+    let lang = use_lang();
     html! {
         <section class="freeze-panel" aria-labelledby="freeze-heading">
-            <h2 id="freeze-heading">{ "Which parts learn" }</h2>
-            <p class="explain">{ "The backbone is a chain of blocks, from edges and textures (left) to whole objects (right). \
-                Feature extraction trains only the head; fine-tuning also lets the last blocks adapt to your images, \
-                gently, at a small learning rate. Only the last blocks can train: each block builds on the one before, \
-                so the blocks after a trainable one must learn too." }</p>
-            <ol class="blocks" aria-label="backbone blocks">
-                { for blocks.iter().enumerate().map(|(i, b)| chip(i, b, i >= first_trainable)) }
+            <h2 id="freeze-heading">{ t!(lang, "freeze-heading") }</h2>
+            <p class="explain">{ t!(lang, "freeze-explain") }</p>
+            <ol class="blocks" aria-label={ t!(lang, "blocks-label") }>
+                { for blocks.iter().enumerate().map(|(i, b)| chip(lang, i, b, i >= first_trainable)) }
                 <li class="block-chip head trainable" data-testid="head-chip">
-                    <span class="block-name">{ "head" }</span>
+                    <span class="block-name">{ t!(lang, "head-chip") }</span>
                     <span class="block-shape">{ match s.hidden { 0 => format!("{features} → {}", props.classes), h => format!("{features} → {h} → {}", props.classes) } }</span>
                 </li>
             </ol>
             <div class="settings">
-                <SettingInput testid="unfreeze" label={ "Blocks to unfreeze (0 = head only)" } initial={ s.unfreeze.to_string() } step="1"
+                <SettingInput testid="unfreeze" label={ t!(lang, "setting-unfreeze") } initial={ s.unfreeze.to_string() } step="1"
                     on_value={ updater(s, cb, |c, v: f64| c.unfreeze = v as usize) } disabled={ props.disabled } />
-                <SettingInput testid="head-epochs" label="Head-only epochs first" initial={ s.head_epochs.to_string() } step="1"
+                <SettingInput testid="head-epochs" label={ t!(lang, "setting-head-epochs") } initial={ s.head_epochs.to_string() } step="1"
                     on_value={ updater(s, cb, |c, v: f64| c.head_epochs = v as usize) } disabled={ !fine_tuning } />
-                <SettingInput testid="backbone-lr" label="Backbone learning rate" initial={ s.backbone_learning_rate.to_string() } step="0.00001"
+                <SettingInput testid="backbone-lr" label={ t!(lang, "setting-backbone-lr") } initial={ s.backbone_learning_rate.to_string() } step="0.00001"
                     on_value={ updater(s, cb, |c, v: f64| c.backbone_learning_rate = v) } disabled={ !fine_tuning } />
-                <label class="setting">{ "Batch norm in unfrozen blocks" }
+                <label class="setting">{ t!(lang, "setting-bn") }
                     <select data-testid="bn-mode" onchange={ on_bn } disabled={ !fine_tuning }>
-                        <option value="frozen" selected={ s.batch_norm == BatchNormMode::Frozen }>{ "pretrained statistics" }</option>
-                        <option value="train" selected={ s.batch_norm == BatchNormMode::Train }>{ "batch statistics" }</option>
+                        <option value="frozen" selected={ s.batch_norm == BatchNormMode::Frozen }>{ t!(lang, "bn-frozen") }</option>
+                        <option value="train" selected={ s.batch_norm == BatchNormMode::Train }>{ t!(lang, "bn-train") }</option>
                     </select>
                 </label>
-                <label class="setting check"><input type="checkbox" data-testid="cosine" checked={ s.cosine_decay } onchange={ on_cosine } />{ "Cosine decay of the learning rates" }</label>
+                <label class="setting check"><input type="checkbox" data-testid="cosine" checked={ s.cosine_decay } onchange={ on_cosine } />{ t!(lang, "setting-cosine") }</label>
             </div>
-            <p class="numbers">{ "Trainable parameters: " }
+            <p class="numbers">{ t!(lang, "trainable-label") }{ " " }
                 <strong data-testid="trainable-params">{ count(trainable_parameters(blocks, s, props.classes)) }</strong>
-                { if fine_tuning { format!(" ({} in {} unfrozen block(s), the rest in the head)", count(unfrozen_parameters), s.unfreeze) } else { " (the head only)".into() } }
+                { " " }{ if fine_tuning { t!(lang, "trainable-split", parameters = count(unfrozen_parameters), blocks = s.unfreeze) } else { t!(lang, "trainable-head") } }
             </p>
             if fine_tuning {
-                <p class="explain">{ format!("The head learns alone for {} epoch(s), then the last {} block(s) join at learning rate {}. ", s.head_epochs, s.unfreeze, s.backbone_learning_rate) }
+                <p class="explain">{ t!(lang, "schedule-explain", epochs = s.head_epochs, blocks = s.unfreeze, lr = s.backbone_learning_rate.to_string()) }{ " " }
                     { match s.batch_norm {
-                        BatchNormMode::Frozen => "Batch norm keeps the statistics it learned on ImageNet (right for small batches).",
-                        BatchNormMode::Train => "Batch norm normalises with each batch's statistics and updates its running ones.",
+                        BatchNormMode::Frozen => t!(lang, "bn-frozen-explain"),
+                        BatchNormMode::Train => t!(lang, "bn-train-explain"),
                     } }
                 </p>
             }
-            if let Some(text) = advice(s, props.samples, unfrozen_parameters) {
+            if let Some(text) = advice(lang, s, props.samples, unfrozen_parameters) {
                 <p class="advice" role="note" data-testid="finetune-hint">{ text }</p>
             }
             <div class="augment">
                 <label class="setting check"><input type="checkbox" data-testid="augment" checked={ s.augment.enabled } onchange={ on_augment } />
-                    { "Augment training images (random crop, flip, colour jitter)" }</label>
-                <SettingInput testid="augment-strength" label="Strength (0–1)" initial={ s.augment.strength.to_string() } step="0.1"
+                    { t!(lang, "augment-label") }</label>
+                <SettingInput testid="augment-strength" label={ t!(lang, "augment-strength") } initial={ s.augment.strength.to_string() } step="0.1"
                     on_value={ updater(s, cb, |c, v: f64| c.augment.strength = v as f32) } disabled={ !s.augment.enabled } />
-                <button data-testid="preview-augment" onclick={ on_preview } disabled={ props.disabled || props.samples == 0 }>{ "Preview" }</button>
+                <button data-testid="preview-augment" onclick={ on_preview } disabled={ props.disabled || props.samples == 0 }>{ t!(lang, "augment-preview") }</button>
                 <div class="augment-preview" data-testid="augment-preview" aria-live="polite">
-                    { for props.preview.iter().map(|p| html! { <img src={ p.src() } alt="an augmented training image" width="96" height="96" /> }) }
+                    { for props.preview.iter().map(|p| html! { <img src={ p.src() } alt={ t!(lang, "augment-alt") } width="96" height="96" /> }) }
                 </div>
             </div>
         </section>

@@ -5,6 +5,8 @@ use web_sys::{DragEvent, File, HtmlInputElement};
 use yew::prelude::*;
 
 use crate::file_input::emit_first_file;
+use crate::i18n::use_lang;
+use crate::t;
 
 #[derive(Properties, PartialEq)]
 pub struct ImageDropProps {
@@ -16,6 +18,7 @@ pub struct ImageDropProps {
 pub fn image_drop(props: &ImageDropProps) -> Html {
     let input_ref = use_node_ref();
     let dragging = use_state(|| false);
+    let lang = use_lang();
 
     let on_change = emit_first_file(&input_ref, &props.on_file);
     let on_drop = {
@@ -58,8 +61,8 @@ pub fn image_drop(props: &ImageDropProps) -> Html {
             tabindex="0" onkeydown={ open_picker }>
             <input ref={ input_ref } type="file" accept="image/*" data-testid="image-input"
                 disabled={ props.disabled } onchange={ on_change } />
-            <span class="hint">{ "Drop a photo here, or click to choose one" }</span>
-            <span class="formats">{ "JPEG, PNG, WebP or GIF · it never leaves this computer" }</span>
+            <span class="hint">{ t!(lang, "drop-hint") }</span>
+            <span class="formats">{ t!(lang, "drop-formats") }</span>
         </label>
     }
 }

@@ -7,7 +7,9 @@ use graft::gpu::BackendChoice;
 use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
+use crate::i18n::{use_lang, Lang};
 use crate::state::ModelStatus;
+use crate::t;
 
 #[derive(Properties, PartialEq)]
 pub struct ModelStatusProps {
@@ -25,11 +27,11 @@ fn megabytes(bytes: u64) -> String {
 }
 
 /// What each choice means, for the options' labels.
-fn choice_label(choice: BackendChoice) -> &'static str {
+fn choice_label(lang: Lang, choice: BackendChoice) -> String {
     match choice {
-        BackendChoice::Auto => "Automatic (a hardware GPU, else the CPU)",
-        BackendChoice::Cpu => "CPU (WebAssembly)",
-        BackendChoice::Webgpu => "WebGPU (any adapter)",
+        BackendChoice::Auto => t!(lang, "backend-auto"),
+        BackendChoice::Cpu => t!(lang, "backend-cpu"),
+        BackendChoice::Webgpu => t!(lang, "backend-webgpu"),
     }
 }
 
@@ -40,20 +42,21 @@ fn backend_picker(props: &ModelStatusProps) -> Html {
         BackendChoice::parse(&value).unwrap_or_default()
     });
     let busy = matches!(props.status, ModelStatus::Loading { .. });
+    let lang = use_lang();
     html! {
-        <label class="backend-choice">{ "Compute on " }
+        <label class="backend-choice">{ t!(lang, "backend-label") }{ " " }
             <select data-testid="backend-select" onchange={ on_change } disabled={ busy }>
                 { for BackendChoice::ALL.into_iter().map(|choice| html! {
-                    <option value={ choice.name() } selected={ choice == props.choice }>{ choice_label(choice) }</option>
+                    <option value={ choice.name() } selected={ choice == props.choice }>{ choice_label(lang, choice) }</option>
                 }) }
             </select>
         </label>
     }
 }
 
-fn badge(backend: &Option<BackendStatus>) -> Html {
+fn badge(lang: Lang, backend: &Option<BackendStatus>) -> Html {
     let Some(status) = backend else {
-        return html! { <span class="backend" data-testid="backend" data-kind="none">{ "starting…" }</span> };
+        return html! { <span class="backend" data-testid="backend" data-kind="none">{ t!(lang, "backend-starting") }</span> };
     };
     let kind = match status.kind {
         BackendKind::Cpu => "cpu",
@@ -61,7 +64,7 @@ fn badge(backend: &Option<BackendStatus>) -> Html {
     };
     html! {
         <>
-            <span class="backend" data-testid="backend" data-kind={ kind } title="Where the model computes">
+            <span class="backend" data-testid="backend" data-kind={ kind } title={ t!(lang, "backend-title") }>
                 { &status.description }
             </span>
             if let Some(reason) = &status.cpu_reason {
@@ -75,16 +78,17 @@ fn badge(backend: &Option<BackendStatus>) -> Html {
 pub fn model_status_bar(props: &ModelStatusProps) -> Html {
     let picker = html! { <BackendPicker status={ props.status.clone() } backend={ props.backend.clone() }
     choice={ props.choice } on_choose={ props.on_choose.clone() } /> };
+    let lang = use_lang();
     match &props.status {
         ModelStatus::Loading { loaded_bytes, total_bytes } => html! {
             <section class="model-status loading">
-                <label for="load-progress">{ "Loading the model… " }
+                <label for="load-progress">{ t!(lang, "model-loading") }{ " " }
                     <span class="bytes">{ format!("{} / {}", megabytes(*loaded_bytes), megabytes(*total_bytes)) }</span>
                 </label>
                 <progress id="load-progress" data-testid="load-progress"
                     max={ total_bytes.max(&1).to_string() } value={ loaded_bytes.to_string() }
                     data-loaded={ loaded_bytes.to_string() } data-total={ total_bytes.to_string() } />
-                { badge(&None) }
+                { badge(lang, &None) }
                 { picker }
             </section>
         },
@@ -92,14 +96,14 @@ pub fn model_status_bar(props: &ModelStatusProps) -> Html {
             <section class="model-status ready" data-ready={ props.project_open.to_string() }>
                 <progress data-testid="load-progress" max="1" value="1" />
                 <span class="model-name">{ model_name }</span>
-                { badge(&props.backend) }
-                <span class="load-time">{ format!("ready in {:.1} s", load_millis / 1000.0) }</span>
+                { badge(lang, &props.backend) }
+                <span class="load-time">{ t!(lang, "model-ready-in", seconds = format!("{:.1}", load_millis / 1000.0)) }</span>
                 { picker }
             </section>
         },
         ModelStatus::Failed { .. } => html! {
             <section class="model-status failed">
-                <span class="backend" data-testid="backend">{ "no model" }</span>
+                <span class="backend" data-testid="backend">{ t!(lang, "model-none") }</span>
             </section>
         },
     }

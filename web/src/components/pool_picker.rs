@@ -6,7 +6,9 @@ use gloo::storage::{LocalStorage, Storage};
 use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
+use crate::i18n::{use_lang, Lang};
 use crate::protocol::PoolStatus;
+use crate::t;
 use crate::worker::pool::MAX_WORKERS;
 
 const STORAGE_KEY: &str = "graft.embedWorkers";
@@ -31,25 +33,22 @@ pub struct PoolPickerProps {
     pub on_choose: Callback<Option<u32>>,
 }
 
-fn summary(pool: &PoolStatus) -> String {
-    let workers = match pool.workers {
-        1 => "Embedding on 1 worker".to_string(),
-        n => format!("Embedding on {n} workers in parallel"),
-    };
+fn summary(lang: Lang, pool: &PoolStatus) -> String {
     let memory = match pool.memory_bytes {
         0 => String::new(),
-        bytes => format!(", {:.0} MB", bytes as f64 / 1e6),
+        bytes => t!(lang, "pool-memory", megabytes = format!("{:.0}", bytes as f64 / 1e6)),
     };
     let loading = match pool.workers - pool.loaded.min(pool.workers) {
         0 => String::new(),
-        n => format!(", {n} loading the model"),
+        n => t!(lang, "pool-loading", loading = n),
     };
-    format!("{workers} ({} cores{memory}{loading})", pool.cores)
+    t!(lang, "pool-summary", workers = pool.workers, cores = pool.cores, details = memory + &loading)
 }
 
 #[function_component(PoolPicker)]
 pub fn pool_picker(props: &PoolPickerProps) -> Html {
     let choice = use_state(stored_choice);
+    let lang = use_lang();
     let on_change = {
         let (choice, on_choose) = (choice.clone(), props.on_choose.clone());
         Callback::from(move |e: Event| {
@@ -65,15 +64,15 @@ pub fn pool_picker(props: &PoolPickerProps) -> Html {
         <div class="pool">
             <span data-testid="pool-size" data-workers={ pool.workers.to_string() } data-loaded={ pool.loaded.to_string() }
                 data-memory-bytes={ pool.memory_bytes.to_string() }
-                title="New samples are decoded and embedded by this many Web Workers, each with its own copy of the model">
-                { summary(pool) }
+                title={ t!(lang, "pool-title") }>
+                { summary(lang, pool) }
             </span>
             if let Some(note) = &pool.note {
                 <span class="pool-note" data-testid="pool-note">{ note }</span>
             }
-            <label>{ "Workers " }
+            <label>{ t!(lang, "pool-workers") }{ " " }
                 <select data-testid="pool-select" onchange={ on_change }>
-                    <option value="auto" selected={ choice.is_none() }>{ "one per core" }</option>
+                    <option value="auto" selected={ choice.is_none() }>{ t!(lang, "pool-auto") }</option>
                     { for (1..=offered).map(|n| html! {
                         <option value={ n.to_string() } selected={ *choice == Some(n) }>{ n }</option>
                     }) }

@@ -4,7 +4,9 @@ use web_sys::File;
 use yew::prelude::*;
 
 use crate::file_input::emit_first_file;
+use crate::i18n::use_lang;
 use crate::state::PredictionView;
+use crate::t;
 
 #[derive(Properties, PartialEq)]
 pub struct PredictPanelProps {
@@ -19,23 +21,24 @@ pub struct PredictPanelProps {
 pub fn predict_panel(props: &PredictPanelProps) -> Html {
     let input_ref = use_node_ref();
     let on_change = emit_first_file(&input_ref, &props.on_file);
+    let lang = use_lang();
     html! {
         <section class="predict-panel">
-            <h2>{ "Predict" }</h2>
+            <h2>{ t!(lang, "predict-heading") }</h2>
             if props.stale {
-                <p class="stale">{ "Model is stale: the classes changed since it was trained." }</p>
+                <p class="stale">{ t!(lang, "predict-stale") }</p>
             }
             <label class="upload">
                 <input ref={ input_ref } type="file" accept="image/*" data-testid="predict-upload"
                     disabled={ !props.ready } onchange={ on_change } />
-                <span>{ if props.ready { "Upload an image to classify" } else { "Train first, then upload an image" } }</span>
+                <span>{ if props.ready { t!(lang, "predict-upload") } else { t!(lang, "predict-train-first") } }</span>
             </label>
             if let Some(p) = &props.prediction {
                 <p class="timing" data-testid="prediction-source">
                     { if p.label == "webcam" {
-                        format!("webcam · {:.1} frames per second", 1000.0 / p.millis.max(1.0))
+                        t!(lang, "predict-webcam-rate", fps = format!("{:.1}", 1000.0 / p.millis.max(1.0)))
                     } else {
-                        format!("{} · {:.0} ms", p.label, p.millis)
+                        t!(lang, "predict-file-time", file = &p.label, millis = format!("{:.0}", p.millis))
                     } }
                 </p>
                 <ul class="bars">

@@ -6,7 +6,9 @@ use web_sys::{File, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::file_input::emit_first_file;
+use crate::i18n::use_lang;
 use crate::protocol::ProjectSummary;
+use crate::t;
 
 #[derive(Properties, PartialEq)]
 pub struct ProjectBarProps {
@@ -44,15 +46,14 @@ fn confirmed(question: &str) -> bool {
 #[function_component(ProjectBar)]
 pub fn project_bar(props: &ProjectBarProps) -> Html {
     let import_input = use_node_ref();
+    let lang = use_lang();
     let on_select = props.on_open.reform(|e: Event| e.target_unchecked_into::<HtmlSelectElement>().value());
     let on_rename = props.on_rename.reform(|e: Event| e.target_unchecked_into::<HtmlInputElement>().value());
     let on_new = props.on_new.reform(|_: MouseEvent| ());
     let on_delete = {
         let (on_delete, name) = (props.on_delete.clone(), props.name.clone());
         Callback::from(move |_: MouseEvent| {
-            if confirmed(&format!(
-                "Delete the project \"{name}\" with all its images and its model? This cannot be undone."
-            )) {
+            if confirmed(&t!(lang, "project-delete-confirm", name = &name)) {
                 on_delete.emit(());
             }
         })
@@ -62,33 +63,33 @@ pub fn project_bar(props: &ProjectBarProps) -> Html {
     let on_import = emit_first_file(&import_input, &props.on_import);
     let open = props.project_id.is_some() && !props.busy;
     html! {
-        <section class="project-bar" aria-label="Project">
-            <label>{ "Project " }
+        <section class="project-bar" aria-label={ t!(lang, "project-label") }>
+            <label>{ t!(lang, "project-label") }{ " " }
                 <select data-testid="project-select" onchange={ on_select } disabled={ !open }>
                     { for props.projects.iter().map(|p| {
                         let open = Some(&p.id) == props.project_id.as_ref();
                         let (name, samples) = if open { (&props.name, props.samples) } else { (&p.name, p.samples) };
-                        html! { <option value={ p.id.clone() } selected={ open }>{ format!("{name} ({samples} images)") }</option> }
+                        html! { <option value={ p.id.clone() } selected={ open }>{ t!(lang, "project-option", name = name, samples = samples) }</option> }
                     }) }
                 </select>
             </label>
-            <label>{ "Name " }
+            <label>{ t!(lang, "project-name") }{ " " }
                 <input type="text" data-testid="project-name" value={ props.name.clone() } onchange={ on_rename } disabled={ !open } />
             </label>
-            <button data-testid="new-project" onclick={ on_new } disabled={ !open }>{ "New" }</button>
-            <button data-testid="delete-project" onclick={ on_delete } disabled={ !open }>{ "Delete" }</button>
-            <button data-testid="export-project" onclick={ on_export } disabled={ !open }>{ "Export project" }</button>
-            <label class="file-button">{ "Import project" }
+            <button data-testid="new-project" onclick={ on_new } disabled={ !open }>{ t!(lang, "project-new") }</button>
+            <button data-testid="delete-project" onclick={ on_delete } disabled={ !open }>{ t!(lang, "project-delete") }</button>
+            <button data-testid="export-project" onclick={ on_export } disabled={ !open }>{ t!(lang, "project-export") }</button>
+            <label class="file-button">{ t!(lang, "project-import") }
                 <input ref={ import_input } type="file" accept=".graft,application/zip" data-testid="import-project"
                     onchange={ on_import } disabled={ !open } />
             </label>
             <button data-testid="export-model" onclick={ on_export_model } disabled={ !open || !props.trained }
-                title="The trained model as one .safetensors file (graft predict --model runs it)">{ "Export model" }</button>
+                title={ t!(lang, "model-export-title") }>{ t!(lang, "model-export") }</button>
             <span class="storage" data-testid="storage-used">
                 { match props.storage {
-                    Some((usage, quota)) => format!("Saved in this browser: {} of {}", bytes_text(usage), bytes_text(quota)),
-                    None if props.project_id.is_some() => "Saved in this browser".to_string(),
-                    None => "Opening the last project…".to_string(),
+                    Some((usage, quota)) => t!(lang, "storage-used", used = bytes_text(usage), quota = bytes_text(quota)),
+                    None if props.project_id.is_some() => t!(lang, "storage-saved"),
+                    None => t!(lang, "storage-opening"),
                 } }
             </span>
         </section>

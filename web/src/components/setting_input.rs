@@ -7,7 +7,7 @@ use yew::prelude::*;
 #[derive(Properties, PartialEq)]
 pub struct SettingInputProps {
     pub testid: &'static str,
-    pub label: &'static str,
+    pub label: AttrValue,
     pub initial: String,
     pub step: &'static str,
     pub on_value: Callback<f64>,
@@ -35,7 +35,7 @@ pub fn setting_input(props: &SettingInputProps) -> Html {
         })
     };
     html! {
-        <label class="setting">{ props.label }
+        <label class="setting">{ props.label.clone() }
             <input type="number" data-testid={ props.testid } value={ (*text).clone() } step={ props.step } min="0"
                 oninput={ on_input } disabled={ props.disabled } />
         </label>

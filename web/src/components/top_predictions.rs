@@ -3,6 +3,9 @@
 use graft::classify::Prediction;
 use yew::prelude::*;
 
+use crate::i18n::use_lang;
+use crate::t;
+
 #[derive(Properties, PartialEq)]
 pub struct TopPredictionsProps {
     pub file_name: AttrValue,
@@ -12,9 +15,10 @@ pub struct TopPredictionsProps {
 
 #[function_component(TopPredictions)]
 pub fn top_predictions(props: &TopPredictionsProps) -> Html {
+    let lang = use_lang();
     html! {
         <section class="predictions">
-            <h2>{ "ImageNet top 5 for " }<em>{ &props.file_name }</em></h2>
+            <h2>{ t!(lang, "top5-heading") }{ " " }<em>{ &props.file_name }</em></h2>
             <ol data-testid="top5">
                 { for props.top5.iter().map(|p| html! {
                     <li data-label={ p.label.clone() } data-prob={ p.prob.to_string() }>
@@ -24,7 +28,7 @@ pub fn top_predictions(props: &TopPredictionsProps) -> Html {
                     </li>
                 }) }
             </ol>
-            <p class="timing">{ format!("{:.0} ms in the worker", props.millis) }</p>
+            <p class="timing">{ t!(lang, "top5-time", millis = format!("{:.0}", props.millis)) }</p>
         </section>
     }
 }

@@ -5,7 +5,9 @@ use yew::prelude::*;
 
 use super::freeze_panel::checked;
 use super::setting_input::{updater, SettingInput};
+use crate::i18n::{use_lang, Lang};
 use crate::state::TrainStatus;
+use crate::t;
 
 #[derive(Properties, PartialEq)]
 pub struct TrainPanelProps {
@@ -25,13 +27,32 @@ pub struct TrainPanelProps {
     pub target_samples: usize,
 }
 
-fn status_text(status: TrainStatus, pending: usize) -> &'static str {
+/// The status's stable name (`data-status`, and the message id's tail).
+fn status_name(status: TrainStatus, pending: usize) -> &'static str {
     match status {
         TrainStatus::Training => "training",
         _ if pending > 0 => "embedding",
         TrainStatus::Idle => "idle",
         TrainStatus::Done => "done",
         TrainStatus::Error => "error",
+    }
+}
+
+fn status_text(lang: Lang, name: &str) -> String {
+    match name {
+        "training" => t!(lang, "status-training"),
+        "embedding" => t!(lang, "status-embedding"),
+        "idle" => t!(lang, "status-idle"),
+        "done" => t!(lang, "status-done"),
+        _ => t!(lang, "status-error"),
+    }
+}
+
+fn stage_text(lang: Lang, stage: &str) -> String {
+    match stage {
+        "preparing" => t!(lang, "stage-preparing"),
+        "head" => t!(lang, "stage-head"),
+        _ => t!(lang, "stage-fine-tune"),
     }
 }
 
@@ -46,46 +67,44 @@ pub fn train_panel(props: &TrainPanelProps) -> Html {
     let on_train = props.on_train.reform(|_: MouseEvent| ());
     let on_stop = props.on_stop.reform(|_: MouseEvent| ());
     let on_adapt = updater(s, cb, |c, v: bool| c.adapt.enabled = v).reform(checked);
+    let lang = use_lang();
+    let status = status_name(props.status, props.pending_samples);
     html! {
         <section class="train-panel">
-            <h2>{ "Train" }</h2>
+            <h2>{ t!(lang, "train-heading") }</h2>
             <div class="settings">
-                <SettingInput testid="epochs" label="Epochs" initial={ s.epochs.to_string() } step="1"
+                <SettingInput testid="epochs" label={ t!(lang, "setting-epochs") } initial={ s.epochs.to_string() } step="1"
                     on_value={ updater(s, cb, |c, v| c.epochs = v as usize) } />
-                <SettingInput testid="batch" label="Batch size" initial={ s.batch_size.to_string() } step="1"
+                <SettingInput testid="batch" label={ t!(lang, "setting-batch") } initial={ s.batch_size.to_string() } step="1"
                     on_value={ updater(s, cb, |c, v| c.batch_size = v as usize) } />
-                <SettingInput testid="lr" label="Learning rate" initial={ s.learning_rate.to_string() } step="0.0001"
+                <SettingInput testid="lr" label={ t!(lang, "setting-lr") } initial={ s.learning_rate.to_string() } step="0.0001"
                     on_value={ updater(s, cb, |c, v| c.learning_rate = v) } />
-                <SettingInput testid="hidden" label="Hidden units (0 = linear)" initial={ s.hidden.to_string() } step="1"
+                <SettingInput testid="hidden" label={ t!(lang, "setting-hidden") } initial={ s.hidden.to_string() } step="1"
                     on_value={ updater(s, cb, |c, v| c.hidden = v as usize) } />
-                <SettingInput testid="val-fraction" label="Validation fraction" initial={ s.val_fraction.to_string() } step="0.05"
+                <SettingInput testid="val-fraction" label={ t!(lang, "setting-val-fraction") } initial={ s.val_fraction.to_string() } step="0.05"
                     on_value={ updater(s, cb, |c, v| c.val_fraction = v as f32) } />
-                <SettingInput testid="seed" label="Seed" initial={ s.seed.to_string() } step="1"
+                <SettingInput testid="seed" label={ t!(lang, "setting-seed") } initial={ s.seed.to_string() } step="1"
                     on_value={ updater(s, cb, |c, v| c.seed = v as u64) } />
             </div>
             <div class="adapt">
                 <label class="setting check"><input type="checkbox" data-testid="adapt" checked={ s.adapt.enabled }
-                    onchange={ on_adapt } />{ "Adapt to the new domain" }</label>
-                <SettingInput testid="adapt-weight" label="Strength" initial={ s.adapt.weight.to_string() } step="0.1"
+                    onchange={ on_adapt } />{ t!(lang, "adapt-label") }</label>
+                <SettingInput testid="adapt-weight" label={ t!(lang, "setting-adapt-weight") } initial={ s.adapt.weight.to_string() } step="0.1"
                     on_value={ updater(s, cb, |c, v: f64| c.adapt.weight = v as f32) } disabled={ !s.adapt.enabled } />
-                <p class="explain">{ format!("Domain adaptation (DANN) trains the features so that a second classifier \
-                    cannot tell your labelled images from the {} unlabelled ones of the new domain, while the labels are \
-                    still learned: what the model learns then applies where it will be used.", props.target_samples) }</p>
+                <p class="explain">{ t!(lang, "adapt-explain", target = props.target_samples) }</p>
                 if s.adapt.enabled && s.unfreeze > 0 && s.adapt.weight > GENTLE_ADAPT_WEIGHT {
-                    <p class="hint" data-testid="adapt-hint">{ format!("With unfrozen blocks, adapt gently: at strength 1 the \
-                        reversed gradient pulled the blocks away from the labels in our measurements, while {GENTLE_ADAPT_WEIGHT} \
-                        raised accuracy on the new domain by 5 points (README).") }</p>
+                    <p class="hint" data-testid="adapt-hint">{ t!(lang, "adapt-hint", gentle = GENTLE_ADAPT_WEIGHT) }</p>
                 }
             </div>
             <div class="actions">
-                <button class="primary" data-testid="train" onclick={ on_train } disabled={ training || props.disabled }>{ "Train" }</button>
-                <button data-testid="stop" onclick={ on_stop } disabled={ !training }>{ "Stop" }</button>
-                <span class="status">{ "Status: " }<strong data-testid="train-status">{ status_text(props.status, props.pending_samples) }</strong></span>
+                <button class="primary" data-testid="train" onclick={ on_train } disabled={ training || props.disabled }>{ t!(lang, "train-button") }</button>
+                <button data-testid="stop" onclick={ on_stop } disabled={ !training }>{ t!(lang, "stop-button") }</button>
+                <span class="status" role="status">{ t!(lang, "status-label") }{ " " }<strong data-testid="train-status" data-status={ status }>{ status_text(lang, status) }</strong></span>
                 if let Some(stage) = props.stage {
-                    <span class="status">{ "Stage: " }<strong data-testid="train-stage">{ stage }</strong></span>
+                    <span class="status">{ t!(lang, "stage-label") }{ " " }<strong data-testid="train-stage" data-stage={ stage }>{ stage_text(lang, stage) }</strong></span>
                 }
                 if let Some((prepared, total)) = props.preparing {
-                    <label class="status">{ format!("Preparing images {prepared}/{total} ") }
+                    <label class="status">{ t!(lang, "preparing-images", prepared = prepared, total = total) }{ " " }
                         <progress data-testid="prepare-progress" max={ total.to_string() } value={ prepared.to_string() } />
                     </label>
                 }

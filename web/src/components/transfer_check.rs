@@ -4,6 +4,9 @@
 use graft::transfer::baseline::{TransferCheck, CLEAR_LEAD};
 use yew::prelude::*;
 
+use crate::i18n::use_lang;
+use crate::t;
+
 #[derive(Properties, PartialEq)]
 pub struct TransferCheckProps {
     pub check: Option<TransferCheck>,
@@ -19,36 +22,36 @@ fn percent(accuracy: f32) -> String {
 
 #[function_component(TransferCheckPanel)]
 pub fn transfer_check_panel(props: &TransferCheckProps) -> Html {
+    let lang = use_lang();
     if props.pending {
         return html! {
             <section class="transfer-check" aria-live="polite">
                 <p class="busy" data-testid="baseline-status">
-                    { "Comparing with a model that learned from the raw pixels, without transfer…" }</p>
+                    { t!(lang, "baseline-pending") }</p>
             </section>
         };
     }
     let Some(check) = props.check else { return html! {} };
-    let comparison = format!(
-        "Validation accuracy with {}: {}. Without transfer (the same head on the raw pixels, 32 x 32): {}.",
-        props.backbone,
-        percent(check.transferred_accuracy),
-        percent(check.baseline_accuracy)
+    let comparison = t!(
+        lang,
+        "baseline-comparison",
+        backbone = &props.backbone,
+        transferred = percent(check.transferred_accuracy),
+        baseline = percent(check.baseline_accuracy)
     );
     html! {
         <section class="transfer-check" aria-live="polite">
             <p data-testid="baseline-accuracy" data-baseline={ check.baseline_accuracy.to_string() }
                 data-transferred={ check.transferred_accuracy.to_string() }>{ comparison }</p>
             if check.helps() {
-                <p class="ok" data-testid="transfer-helps">{ "Transfer is helping: what the backbone learned \
-                    from millions of images makes your model better than learning from your images alone." }</p>
+                <p class="ok" data-testid="transfer-helps">{ t!(lang, "transfer-helps") }</p>
             } else {
                 <div class="warning" role="status" data-testid="transfer-warning">
-                    <p>{ format!("Transfer is not helping here: the pretrained features are not at least {:.0} points \
-                        better than the raw pixels (negative transfer, when they are worse).", 100.0 * CLEAR_LEAD) }</p>
+                    <p>{ t!(lang, "transfer-warning", points = format!("{:.0}", 100.0 * CLEAR_LEAD)) }</p>
                     <ul>
-                        <li>{ "Try another backbone: \u{201c}Which model fits?\u{201d} scores them on your images." }</li>
-                        <li>{ "Fine-tune: unfreeze the last blocks so that the features adapt to your images." }</li>
-                        <li>{ "Add more images, or cleaner ones: check that each class shows what tells it apart." }</li>
+                        <li>{ t!(lang, "transfer-try-backbone") }</li>
+                        <li>{ t!(lang, "transfer-try-finetune") }</li>
+                        <li>{ t!(lang, "transfer-try-data") }</li>
                     </ul>
                 </div>
             }

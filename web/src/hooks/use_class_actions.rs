@@ -9,8 +9,10 @@ use yew::prelude::*;
 use yew_agent::reactor::UseReactorBridgeHandle;
 
 use crate::file_input::read_then;
+use crate::i18n::{use_lang, Text};
 use crate::protocol::{ImageData, ToWorker};
 use crate::state::{next_id, Action, AppState, Cause, Picture, Sample};
+use crate::t;
 use crate::worker::GraftWorker;
 
 type Worker = UseReactorBridgeHandle<GraftWorker>;
@@ -27,7 +29,9 @@ pub struct ClassActions {
 /// A page message for a file that could not be read.
 pub fn input_error(state: &UseReducerHandle<AppState>) -> Callback<String> {
     let state = state.clone();
-    Callback::from(move |message| state.dispatch(Action::Error { cause: Cause::Input, message }))
+    Callback::from(move |message| {
+        state.dispatch(Action::Error { cause: Cause::Input, message: Text::verbatim(message) })
+    })
 }
 
 /// Files larger than this are skipped before they are read: a photo is a few MB, and reading
@@ -45,7 +49,11 @@ fn add_files(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64,
         .collect();
     state.dispatch(Action::AddSamples { class_id, samples: samples.iter().map(|(s, _)| s.clone()).collect() });
     let skipped = too_large.iter().map(|f| {
-        format!("{} is too large ({:.0} MB; the limit is {:.0} MB)", f.name(), f.size() / 1e6, MAX_UPLOAD_BYTES / 1e6)
+        let megabytes = |bytes: f64| format!("{:.0}", bytes / 1e6);
+        Text::new("file-too-large")
+            .arg("name", f.name())
+            .arg("size", megabytes(f.size()))
+            .arg("limit", megabytes(MAX_UPLOAD_BYTES))
     });
     state.dispatch(Action::Skipped(skipped.collect()));
     for (sample, file) in samples {
@@ -58,9 +66,13 @@ fn add_files(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64,
 
 #[hook]
 pub fn use_class_actions(state: UseReducerHandle<AppState>, worker: Worker) -> ClassActions {
+    let lang = use_lang();
     let add_class = {
         let state = state.clone();
-        Callback::from(move |_: MouseEvent| state.dispatch(Action::AddClass { class_id: next_id() }))
+        Callback::from(move |_: MouseEvent| {
+            let name = t!(lang, "class-default-name", number = state.project.classes.len() + 1);
+            state.dispatch(Action::AddClass { class_id: next_id(), name })
+        })
     };
     let rename = {
         let state = state.clone();

@@ -8,9 +8,11 @@ use yew_agent::reactor::UseReactorBridgeHandle;
 
 use crate::download::request_persistent_storage;
 use crate::file_input::read_then;
+use crate::i18n::{use_lang, Text};
 use crate::project::Project;
 use crate::protocol::ToWorker;
 use crate::state::{next_id, Action, AppState, Cause, ModelStatus};
+use crate::t;
 use crate::worker::GraftWorker;
 
 type Worker = UseReactorBridgeHandle<GraftWorker>;
@@ -55,9 +57,10 @@ pub fn use_project_actions(state: UseReducerHandle<AppState>, worker: Worker) ->
         let state = state.clone();
         Callback::from(move |name: String| state.dispatch(Action::RenameProject(name.trim().to_string())))
     };
-    let create = request(&state, &worker, |state, ()| ToWorker::NewProject {
+    let lang = use_lang();
+    let create = request(&state, &worker, move |state, ()| ToWorker::NewProject {
         request_id: next_id(),
-        name: format!("Project {}", state.projects.len() + 1),
+        name: t!(lang, "project-default-name", number = state.projects.len() + 1),
         project: Project::new(next_id),
     });
     let delete = request(&state, &worker, |_, ()| ToWorker::DeleteProject { request_id: next_id() });
@@ -77,7 +80,9 @@ pub fn use_project_actions(state: UseReducerHandle<AppState>, worker: Worker) ->
             let worker = worker.clone();
             let on_error = {
                 let state = state.clone();
-                Callback::from(move |message| state.dispatch(Action::Error { cause: Cause::Storage, message }))
+                Callback::from(move |message: String| {
+                    state.dispatch(Action::Error { cause: Cause::Storage, message: Text::verbatim(message) })
+                })
             };
             read_then(&file, on_error, move |file_name, bytes| {
                 worker.send(ToWorker::ImportProject { request_id: next_id(), file_name, bytes })
