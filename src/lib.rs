@@ -11,6 +11,7 @@ pub mod exec;
 pub mod gpu;
 pub mod kernels;
 pub mod manifest;
+pub mod message;
 pub mod model;
 pub mod preprocess;
 pub mod project;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backbone::BackboneKey;
 use crate::gpu::BackendChoice;
+use crate::train::ClassProblem;
 use crate::train::{EpochMetrics, SavedHead, TrainConfig};
 use crate::transfer::baseline::TransferCheck;
 
@@ -164,12 +165,12 @@ impl Project {
 
     /// Why training cannot start, naming the class at fault: the page's one check before it
     /// asks the worker (which refuses the same cases in the engine).
-    pub fn training_blocker(&self) -> Option<String> {
+    pub fn training_blocker(&self) -> Option<ClassProblem> {
         let names: Vec<String> = self.classes.iter().map(|c| c.name.clone()).collect();
         let counts: Vec<usize> = self.classes.iter().map(|c| c.sample_ids.len()).collect();
         crate::train::class_problem(&names, &counts).or_else(|| {
             let adapting_to_nothing = self.settings.adapt.enabled && self.target_ids().is_empty();
-            adapting_to_nothing.then(|| "add unlabelled images of the new domain to adapt to it".into())
+            adapting_to_nothing.then_some(ClassProblem::NoTargetImages)
         })
     }
 

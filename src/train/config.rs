@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{GraftError, Result};
+use crate::error::{Accepted, GraftError, Result, SettingProblem};
 
 /// How a head (and, when fine-tuning, the unfrozen blocks) is trained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,39 +157,41 @@ pub const MAX_HIDDEN: usize = 4096;
 impl TrainConfig {
     /// Checks every setting; the error names the first one out of range and what it accepts.
     pub fn validate(&self) -> Result<()> {
-        let bad = |what: &str, accepted: &str| Err(GraftError::Settings(format!("{what} must be {accepted}")));
+        use Accepted::*;
+        let bad =
+            |setting: &'static str, accepted: Accepted| Err(GraftError::Settings(SettingProblem { setting, accepted }));
         if !(1..=MAX_EPOCHS).contains(&self.epochs) {
-            return bad("epochs", &format!("between 1 and {MAX_EPOCHS}"));
+            return bad("epochs", Between(1.0, MAX_EPOCHS as f64));
         }
         if !(1..=MAX_BATCH).contains(&self.batch_size) {
-            return bad("batch size", &format!("between 1 and {MAX_BATCH}"));
+            return bad("batch size", Between(1.0, MAX_BATCH as f64));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
-            return bad("learning rate", "above 0 and at most 1");
+            return bad("learning rate", AboveZeroAtMost(1.0));
         }
         if !(self.backbone_learning_rate > 0.0 && self.backbone_learning_rate <= 1.0) {
-            return bad("backbone learning rate", "above 0 and at most 1");
+            return bad("backbone learning rate", AboveZeroAtMost(1.0));
         }
         if self.hidden > MAX_HIDDEN {
-            return bad("hidden units", &format!("between 0 (linear head) and {MAX_HIDDEN}"));
+            return bad("hidden units", LinearOrUpTo(MAX_HIDDEN));
         }
         if !(0.0..0.95).contains(&self.dropout) {
-            return bad("dropout", "at least 0 and below 0.95");
+            return bad("dropout", AtLeastZeroBelow(0.95));
         }
         if !(0.0..=1.0).contains(&self.weight_decay) {
-            return bad("weight decay", "between 0 and 1");
+            return bad("weight decay", Between(0.0, 1.0));
         }
         if !(0.0..=0.9).contains(&self.val_fraction) {
-            return bad("validation fraction", "between 0 and 0.9");
+            return bad("validation fraction", Between(0.0, 0.9));
         }
         if self.unfreeze > 0 && self.head_epochs >= self.epochs {
-            return bad("head-only epochs", "fewer than the epochs, so that the unfrozen blocks train");
+            return bad("head-only epochs", FewerThanEpochs);
         }
         if !(0.0..=1.0).contains(&self.augment.strength) {
-            return bad("augmentation strength", "between 0 and 1");
+            return bad("augmentation strength", Between(0.0, 1.0));
         }
         if !(self.adapt.weight > 0.0 && self.adapt.weight <= 10.0) {
-            return bad("adaptation strength", "above 0 and at most 10");
+            return bad("adaptation strength", AboveZeroAtMost(10.0));
         }
         Ok(())
     }
@@ -198,9 +200,8 @@ impl TrainConfig {
     pub fn validate_for(&self, blocks: usize) -> Result<()> {
         self.validate()?;
         if self.unfreeze > blocks {
-            return Err(GraftError::Settings(format!(
-                "unfrozen blocks must be between 0 and {blocks} (the backbone's blocks)"
-            )));
+            let accepted = Accepted::UpToBlocks(blocks);
+            return Err(GraftError::Settings(SettingProblem { setting: "unfrozen blocks", accepted }));
         }
         Ok(())
     }

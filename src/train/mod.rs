@@ -18,4 +18,4 @@ pub use head_file::{SavedHead, TrainedHead};
 pub use inputs::InputBuilder;
 pub use model_file::{ModelFile, ModelMeta};
 pub use report::{EpochMetrics, Stage, TrainReport};
-pub use trainer::{class_problem, SuffixMode, TrainData, Trainer};
+pub use trainer::{class_problem, ClassProblem, SuffixMode, TrainData, Trainer};

@@ -42,11 +42,12 @@ use super::rng::SplitMix64;
 use super::split::{stratified_split, Split};
 use super::vars::named_vars;
 use crate::backbone::{Backbone, TrainableSuffix};
-use crate::error::{GraftError, Result};
+use crate::error::{DivergedAdvice, GraftError, Result};
 use crate::exec::CpuExecutor;
 use crate::gpu::suffix::GpuSuffix;
 use crate::gpu::train::{DomainBatch, GpuHead, HeadInputs};
 use crate::gpu::GpuContext;
+use crate::message::UserMessage;
 use crate::model::{MlpHead, MlpHeadSpec};
 
 /// Samples scored at a time.
@@ -458,10 +459,10 @@ impl Trainer {
     fn diverged(&mut self, epoch: usize) -> GraftError {
         self.diverged = true;
         let advice = match self.suffix_mode() {
-            Some(SuffixMode::Trainable) => "try a smaller backbone learning rate or fewer unfrozen blocks",
-            _ => "try a smaller learning rate",
+            Some(SuffixMode::Trainable) => DivergedAdvice::SmallerBackboneRate,
+            _ => DivergedAdvice::SmallerLearningRate,
         };
-        GraftError::Diverged { epoch, advice: advice.into() }
+        GraftError::Diverged { epoch, advice }
     }
 
     async fn train_batch(&mut self, batch: &[usize], progress: f64) -> Result<()> {
@@ -596,10 +597,7 @@ impl Trainer {
     /// Restores the best weights of every trainable group and scores them.
     pub async fn finish(mut self) -> Result<TrainedHead> {
         if self.diverged && self.best.is_none() {
-            return Err(GraftError::Diverged {
-                epoch: self.epoch + 1,
-                advice: "no epoch finished before it, so there are no weights to keep".into(),
-            });
+            return Err(GraftError::Diverged { epoch: self.epoch + 1, advice: DivergedAdvice::NoWeightsKept });
         }
         if self.best.is_none() {
             // Stopped before the first epoch ended: the current weights are the result.
@@ -807,18 +805,47 @@ fn param_group(vars: Vec<(String, Var)>, learning_rate: f64, weight_decay: f64) 
 
 /// Why classes with these sample counts cannot be trained, naming the class at fault: fewer
 /// than two classes, or an empty class. The one place that says so, for the engine and the page.
-pub fn class_problem(class_names: &[String], sample_counts: &[usize]) -> Option<String> {
+pub fn class_problem(class_names: &[String], sample_counts: &[usize]) -> Option<ClassProblem> {
     if class_names.len() < 2 {
-        return Some("add at least two classes to train".into());
+        return Some(ClassProblem::TooFewClasses);
     }
     let empty = class_names.iter().zip(sample_counts).find(|(_, &count)| count == 0);
-    empty.map(|(name, _)| format!("class \"{name}\" has no samples"))
+    empty.map(|(name, _)| ClassProblem::EmptyClass(name.clone()))
+}
+
+/// Why a project's classes cannot train yet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClassProblem {
+    TooFewClasses,
+    EmptyClass(String),
+    /// Adaptation is on but the new domain has no images.
+    NoTargetImages,
+}
+
+impl std::fmt::Display for ClassProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClassProblem::TooFewClasses => write!(f, "add at least two classes to train"),
+            ClassProblem::EmptyClass(name) => write!(f, "class \"{name}\" has no samples"),
+            ClassProblem::NoTargetImages => write!(f, "add unlabelled images of the new domain to adapt to it"),
+        }
+    }
+}
+
+impl ClassProblem {
+    pub fn user_message(&self) -> UserMessage {
+        match self {
+            ClassProblem::TooFewClasses => UserMessage::new("blocker-two-classes"),
+            ClassProblem::EmptyClass(name) => UserMessage::new("blocker-empty-class").arg("name", name),
+            ClassProblem::NoTargetImages => UserMessage::new("blocker-no-target"),
+        }
+    }
 }
 
 fn check_classes(labels: &[usize], class_names: &[String]) -> Result<()> {
     let counts: Vec<usize> = (0..class_names.len()).map(|c| labels.iter().filter(|&&l| l == c).count()).collect();
     if let Some(problem) = class_problem(class_names, &counts) {
-        return Err(GraftError::Training(problem));
+        return Err(GraftError::Training(problem.to_string()));
     }
     if let Some(bad) = labels.iter().find(|&&l| l >= class_names.len()) {
         return Err(GraftError::Training(format!("label {bad} is not a class")));

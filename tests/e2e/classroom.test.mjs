@@ -61,8 +61,22 @@ test("a Chinese browser gets the page in Chinese; the choice of language is swit
   assert.match(await page.locator(".freeze-panel .explain").first().textContent(), /骨干网络是一串块/);
   assert.match(await page.title(), /迁移学习/);
 
+  // The engine's errors are worded in Chinese too: a setting out of range, a file that is not an image.
+  await page.locator('[data-testid="epochs"]').fill("0");
+  await page.locator('[data-testid="error"]').waitFor();
+  assert.equal(await text(page, "error"), "轮数必须在 1 到 10000 之间");
+  await page.locator('[data-testid="epochs"]').fill("50");
+  await page.locator('[data-testid="class-upload"]').first().setInputFiles({
+    name: "notes.png",
+    mimeType: "image/png",
+    buffer: Buffer.from("not an image"),
+  });
+  await page.locator('[data-testid="skipped"]').waitFor();
+  assert.match(await text(page, "skipped"), /跳过了 1 个文件：notes\.png 不是 Graft 能读取的图片/);
+
   await page.locator('[data-testid="language-select"]').selectOption("en");
   assert.equal(await htmlLang(page), "en");
+  assert.match(await text(page, "skipped"), /1 file skipped: notes\.png is not an image Graft can read/);
   assert.equal(await text(page, "train"), "Train");
   assert.equal(await text(page, "train-status"), "idle");
   assert.match(await page.locator(".freeze-panel .explain").first().textContent(), /chain of blocks/);

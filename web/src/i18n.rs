@@ -30,64 +30,9 @@ pub enum Lang {
     ZhCn,
 }
 
-/// An argument of a message: words or a number (Fluent picks plural forms from numbers).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Arg {
-    Str(String),
-    Num(f64),
-}
-
-macro_rules! arg_from_number {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Arg {
-            fn from(n: $t) -> Self {
-                Arg::Num(n as f64)
-            }
-        }
-    )*};
-}
-arg_from_number!(f32, f64, u32, u64, usize, i32, i64);
-
-impl From<String> for Arg {
-    fn from(s: String) -> Self {
-        Arg::Str(s)
-    }
-}
-
-impl From<&str> for Arg {
-    fn from(s: &str) -> Self {
-        Arg::Str(s.to_string())
-    }
-}
-
-impl From<&String> for Arg {
-    fn from(s: &String) -> Self {
-        Arg::Str(s.clone())
-    }
-}
-
-/// Something the page will say, in whichever language it is shown in.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Text {
-    pub id: &'static str,
-    pub args: Vec<(&'static str, Arg)>,
-}
-
-impl Text {
-    pub fn new(id: &'static str) -> Self {
-        Text { id, args: Vec::new() }
-    }
-
-    /// Words made elsewhere (the engine's and the browser's messages), shown as they are.
-    pub fn verbatim(words: impl Into<String>) -> Self {
-        Text::new("verbatim").arg("words", words.into())
-    }
-
-    pub fn arg(mut self, name: &'static str, value: impl Into<Arg>) -> Self {
-        self.args.push((name, value.into()));
-        self
-    }
-}
+/// Something the page will say (an id and its arguments), kept until it is shown in whichever
+/// language the page speaks then; the engine's errors arrive as one (`GraftError::user_message`).
+pub use graft::message::{MessageArg as Arg, UserMessage as Text};
 
 impl Lang {
     pub const ALL: [Lang; 2] = [Lang::En, Lang::ZhCn];
@@ -129,23 +74,24 @@ impl Lang {
     }
 
     /// The message `id` in this language, with its arguments.
-    pub fn tr_args(self, id: &str, args: &[(&'static str, Arg)]) -> String {
+    pub fn tr_args<N: AsRef<str>>(self, id: &str, args: &[(N, Arg)]) -> String {
         let args: HashMap<Cow<'static, str>, FluentValue> = args
             .iter()
             .map(|(name, value)| {
                 let value = match value {
-                    Arg::Str(s) => FluentValue::from(s.clone()),
-                    Arg::Num(n) => FluentValue::from(*n),
+                    Arg::Text(s) => FluentValue::from(s.clone()),
+                    Arg::Number(n) => FluentValue::from(*n),
+                    Arg::Message(message) => FluentValue::from(self.text(message)),
                 };
-                (Cow::Borrowed(*name), value)
+                (Cow::Owned(name.as_ref().to_string()), value)
             })
             .collect();
         LOCALES.lookup_with_args(&self.identifier(), id, &args)
     }
 
-    /// `text` in this language.
+    /// `text` in this language (its message arguments worded first).
     pub fn text(self, text: &Text) -> String {
-        self.tr_args(text.id, &text.args)
+        self.tr_args(&text.id, &text.args)
     }
 }
 
@@ -222,8 +168,9 @@ mod tests {
     fn every_message_the_code_uses_is_defined() {
         let en = messages("en");
         let mut used = BTreeSet::new();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut dirs = vec![src];
+        let web = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // The page's code, and the engine's, whose errors and problems name their messages.
+        let mut dirs = vec![web.join("src"), web.join("../src")];
         while let Some(dir) = dirs.pop() {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
@@ -231,7 +178,8 @@ mod tests {
                     dirs.push(path);
                 } else if path.extension().is_some_and(|e| e == "rs") {
                     let code = std::fs::read_to_string(&path).unwrap();
-                    for marker in ["t!(lang, \"", "t!(props.lang, \"", "Text::new(\""] {
+                    let markers = ["t!(lang, \"", "t!(props.lang, \"", "Text::new(\"", "UserMessage::new(\"", " m(\""];
+                    for marker in markers {
                         for piece in code.split(marker).skip(1) {
                             used.insert(piece.split('"').next().unwrap().to_string());
                         }
@@ -242,7 +190,61 @@ mod tests {
         used.remove("id");
         let missing: Vec<_> = used.iter().filter(|id| !en.contains_key(*id)).collect();
         assert!(missing.is_empty(), "used but not defined: {missing:?}");
-        assert!(used.len() > 150, "{} ids found in the code", used.len());
+        assert!(used.len() > 200, "{} ids found in the code", used.len());
+    }
+
+    /// Every message `words` needs (its id and those of its message arguments) is defined.
+    fn assert_defined(en: &BTreeMap<String, BTreeSet<String>>, words: &Text) {
+        assert!(en.contains_key(&words.id), "{} is not defined", words.id);
+        for (name, arg) in &words.args {
+            assert!(en[&words.id].contains(name), "{} does not use ${name}", words.id);
+            if let Arg::Message(inner) = arg {
+                assert_defined(en, inner);
+            }
+        }
+    }
+
+    #[test]
+    fn every_divergence_advice_is_worded() {
+        use graft::error::{DivergedAdvice, GraftError};
+        let en = messages("en");
+        for advice in
+            [DivergedAdvice::SmallerLearningRate, DivergedAdvice::SmallerBackboneRate, DivergedAdvice::NoWeightsKept]
+        {
+            let error = GraftError::Diverged { epoch: 3, advice };
+            assert_defined(&en, &error.user_message());
+            assert_eq!(Lang::En.text(&error.user_message()), error.to_string());
+        }
+    }
+
+    /// The settings' problems build their ids from the setting's name: each one is defined.
+    #[test]
+    fn every_setting_problem_is_worded() {
+        use graft::train::TrainConfig;
+        let en = messages("en");
+        let breaks: [fn(&mut TrainConfig); 12] = [
+            |c| c.epochs = 0,
+            |c| c.batch_size = 0,
+            |c| c.learning_rate = 0.0,
+            |c| c.backbone_learning_rate = 2.0,
+            |c| c.hidden = 100_000,
+            |c| c.dropout = 0.99,
+            |c| c.weight_decay = 2.0,
+            |c| c.val_fraction = 0.99,
+            |c| (c.unfreeze, c.head_epochs) = (2, 100),
+            |c| c.augment.strength = 2.0,
+            |c| c.adapt.weight = 0.0,
+            |c| c.unfreeze = 50,
+        ];
+        for (i, break_one) in breaks.iter().enumerate() {
+            let mut config = TrainConfig::default();
+            break_one(&mut config);
+            let problem = config.validate_for(18).expect_err(&format!("case {i} is refused"));
+            let words = problem.user_message();
+            assert_defined(&en, &words);
+            assert_eq!(Lang::En.text(&words), problem.to_string().trim_start_matches("invalid setting: "));
+            assert!(!Lang::ZhCn.text(&words).contains("setting-name"), "{}", Lang::ZhCn.text(&words));
+        }
     }
 
     #[test]

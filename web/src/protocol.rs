@@ -7,6 +7,7 @@ use graft::classify::Prediction;
 use graft::embed::EmbeddingCache;
 use graft::exec::BackendStatus;
 use graft::gpu::BackendChoice;
+use graft::message::UserMessage as Text;
 use graft::preprocess::StoredImage;
 use graft::project::Project;
 use graft::train::{EpochMetrics, SavedHead, TrainConfig, TrainReport};
@@ -66,7 +67,7 @@ pub struct PoolStatus {
     /// The embedders' wasm memory together.
     pub memory_bytes: u64,
     /// Why fewer workers than asked for, or what went wrong.
-    pub note: Option<String>,
+    pub note: Option<Text>,
 }
 
 /// Page -> worker.
@@ -239,7 +240,7 @@ pub enum FromWorker {
     /// The baseline could not be trained (the comparison is not shown).
     BaselineFailed {
         run_id: u64,
-        message: String,
+        message: Text,
     },
     /// Run `run_id`'s model on its check images (labelled new-domain images it never trained
     /// on); `adapted`: whether the run adapted to the new domain.
@@ -252,7 +253,7 @@ pub enum FromWorker {
     /// The check images could not be scored.
     CheckFailed {
         run_id: u64,
-        message: String,
+        message: Text,
     },
     /// The answer to `RankBackbones`: best first.
     BackbonesRanked {
@@ -260,13 +261,13 @@ pub enum FromWorker {
         scores: Vec<BackboneScore>,
     },
     LoadFailed {
-        message: String,
+        message: Text,
     },
     /// The answer to `SelectBackend`: what runs now, and why WebGPU could not when it was asked
     /// for.
     BackendSelected {
         status: BackendStatus,
-        error: Option<String>,
+        error: Option<Text>,
     },
     /// The backend changed on its own: the GPU failed and the CPU took over.
     BackendChanged {
@@ -285,7 +286,7 @@ pub enum FromWorker {
     ClassifyFailed {
         request_id: u64,
         file_name: String,
-        message: String,
+        message: Text,
     },
     SampleEmbedded {
         sample_id: u64,
@@ -293,7 +294,7 @@ pub enum FromWorker {
     },
     SampleRejected {
         sample_id: u64,
-        message: String,
+        message: Text,
     },
     /// The frozen part has run on `prepared` of `total` samples (fine-tuning, augmentation).
     TrainingPreparing {
@@ -324,11 +325,11 @@ pub enum FromWorker {
         stopped_early: bool,
         head: SavedHead,
         /// Why the run stopped when its loss exploded (the best weights were kept).
-        diverged: Option<String>,
+        diverged: Option<Text>,
     },
     TrainingFailed {
         run_id: u64,
-        message: String,
+        message: Text,
     },
     Predicted {
         request_id: u64,
@@ -337,7 +338,7 @@ pub enum FromWorker {
     },
     PredictFailed {
         request_id: u64,
-        message: String,
+        message: Text,
     },
     SampleExported {
         request_id: u64,
@@ -393,12 +394,12 @@ pub enum FromWorker {
     },
     /// Saving failed (the storage is full or unavailable); what was saved before is intact.
     StorageFailed {
-        message: String,
+        message: Text,
     },
     /// A request of the `Other` kind failed (exports, imports).
     RequestFailed {
         request_id: u64,
-        message: String,
+        message: Text,
     },
 }
 

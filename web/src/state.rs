@@ -41,7 +41,7 @@ pub fn next_id() -> u64 {
 pub enum ModelStatus {
     Loading { loaded_bytes: u64, total_bytes: u64 },
     Ready { model_name: String, load_millis: f64 },
-    Failed { message: String },
+    Failed { message: Text },
 }
 
 /// A picture the page can show: an object URL (kept alive while shown) or a data URL.
@@ -154,7 +154,7 @@ pub struct TrainingView {
     pub views: usize,
     pub cache_bytes: usize,
     /// Why the run stopped early when its loss exploded.
-    pub diverged: Option<String>,
+    pub diverged: Option<Text>,
 }
 
 impl TrainingView {
@@ -325,13 +325,7 @@ impl AppState {
 
     /// Why training cannot start now, naming the class at fault, as a sentence.
     pub fn training_blocker(&self) -> Option<Text> {
-        self.project.training_blocker().map(|problem| {
-            let mut sentence = problem;
-            if let Some(first) = sentence.get_mut(..1) {
-                first.make_ascii_uppercase();
-            }
-            Text::verbatim(format!("{sentence}."))
-        })
+        self.project.training_blocker().map(|problem| problem.user_message())
     }
 
     /// The data changed: a trained model is stale, and a message about the data may be moot.
@@ -516,7 +510,7 @@ impl AppState {
                 }
                 match self.validate(&settings) {
                     Ok(()) => self.clear(Cause::Settings),
-                    Err(message) => self.notify(Cause::Settings, Text::verbatim(message)),
+                    Err(message) => self.notify(Cause::Settings, message),
                 }
                 self.project.settings = settings;
             }
@@ -577,12 +571,12 @@ impl AppState {
     }
 
     /// The settings' problem, if any: every range, and the unfrozen blocks against the backbone.
-    pub fn validate(&self, settings: &TrainConfig) -> Result<(), String> {
+    pub fn validate(&self, settings: &TrainConfig) -> Result<(), Text> {
         match self.blocks.len() {
             0 => settings.validate(),
             blocks => settings.validate_for(blocks),
         }
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.user_message())
     }
 
     fn is_current(&self, request_id: u64) -> bool {
@@ -609,11 +603,11 @@ impl AppState {
             FromWorker::BackendSelected { status, error } => self.backend_changed(status, error),
             FromWorker::PoolChanged { pool } => self.pool = Some(pool),
             FromWorker::BackendChanged { status } => {
-                let reason = status.cpu_reason.clone();
+                let reason = status.cpu_reason.clone().map(Text::verbatim);
                 self.backend_changed(status, reason);
             }
             FromWorker::LoadFailed { message } => {
-                self.notify(Cause::Load, Text::new("load-failed").arg("message", &message));
+                self.notify(Cause::Load, Text::new("load-failed").arg("message", message.clone()));
                 self.model = ModelStatus::Failed { message };
             }
             FromWorker::Classified { request_id, file_name, top5, millis } if self.is_current(request_id) => {
@@ -624,7 +618,7 @@ impl AppState {
             FromWorker::ClassifyFailed { request_id, message, .. } if self.is_current(request_id) => {
                 self.busy = false;
                 self.result = None;
-                self.notify(Cause::Classify, Text::verbatim(message));
+                self.notify(Cause::Classify, message);
             }
             FromWorker::SampleEmbedded { sample_id, .. } => {
                 if let Some(sample) = self.samples.get_mut(&sample_id) {
@@ -636,14 +630,14 @@ impl AppState {
                     class.sample_ids.retain(|id| *id != sample_id);
                 }
                 self.samples.remove(&sample_id);
-                self.skipped.push(Text::verbatim(message));
+                self.skipped.push(message);
             }
             other => self.apply_training_message(other),
         }
     }
 
     /// What computes now; `problem`, when there is one, is said (why WebGPU is not in use).
-    fn backend_changed(&mut self, status: BackendStatus, problem: Option<String>) {
+    fn backend_changed(&mut self, status: BackendStatus, problem: Option<Text>) {
         self.backend = Some(status);
         match problem {
             Some(problem) => self.notify(Cause::Backend, Text::new("backend-problem").arg("problem", problem)),
@@ -673,7 +667,7 @@ impl AppState {
                 self.run_id = None;
                 self.training.running = false;
                 if let Some(why) = &diverged {
-                    let kept = Text::new("training-stopped").arg("why", why).arg("epoch", report.best_epoch);
+                    let kept = Text::new("training-stopped").arg("why", why.clone()).arg("epoch", report.best_epoch);
                     self.notify(Cause::Training, kept);
                 }
                 self.training.diverged = diverged;
@@ -703,7 +697,7 @@ impl AppState {
                 self.training.running = false;
                 self.training.preparing = None;
                 self.training.failed = true;
-                self.notify(Cause::Training, Text::verbatim(message));
+                self.notify(Cause::Training, message);
             }
             FromWorker::Predicted { request_id, probs, millis } => {
                 let label = match &self.pending_prediction {
@@ -713,13 +707,13 @@ impl AppState {
                 self.clear(Cause::Predict);
                 self.prediction = Some(PredictionView { request_id, probs, millis, label });
             }
-            FromWorker::PredictFailed { message, .. } => self.notify(Cause::Predict, Text::verbatim(message)),
+            FromWorker::PredictFailed { message, .. } => self.notify(Cause::Predict, message),
             FromWorker::BackbonesListed { options } => self.backbone_options = options,
             FromWorker::Reembedding { done, total } => self.reembedding = Some((done, total)),
             FromWorker::BackbonesRanked { scores, .. } => (self.scores, self.ranking) = (scores, false),
             FromWorker::RequestFailed { message, .. } => {
                 (self.project_busy, self.ranking, self.reembedding) = (false, false, None);
-                self.notify(Cause::Storage, Text::verbatim(message));
+                self.notify(Cause::Storage, message);
             }
             FromWorker::FileReady { .. } => self.project_busy = false,
             FromWorker::ProjectsListed { projects } => self.projects = projects,
@@ -771,7 +765,7 @@ mod tests {
     fn the_empty_class_message_goes_when_the_class_gets_samples() {
         let state = AppState::default();
         let blocker = state.training_blocker().unwrap();
-        assert_eq!(blocker, Text::verbatim("Class \"Class 1\" has no samples."));
+        assert_eq!(blocker, Text::new("blocker-empty-class").arg("name", "Class 1"));
         let state = reduce(state, Action::Error { cause: Cause::Training, message: blocker });
         let class_id = state.project.classes[0].id;
         let state = reduce(state, Action::AddSamples { class_id, samples: vec![sample(900)] });
@@ -786,10 +780,10 @@ mod tests {
     #[test]
     fn messages_of_an_older_run_are_ignored() {
         let state = reduce(AppState::default(), Action::TrainingRequested { run_id: 2, class_names: vec![] });
-        let stale = FromWorker::TrainingFailed { run_id: 1, message: "old".into() };
+        let stale = FromWorker::TrainingFailed { run_id: 1, message: Text::verbatim("old") };
         let state = reduce(state, Action::Worker(stale));
         assert!(state.training.running && state.error.is_none());
-        let current = FromWorker::TrainingFailed { run_id: 2, message: "diverged".into() };
+        let current = FromWorker::TrainingFailed { run_id: 2, message: Text::verbatim("diverged") };
         let state = reduce(state, Action::Worker(current));
         assert_eq!(state.train_status(), TrainStatus::Error);
         assert_eq!(state.error.map(|n| n.message), Some(Text::verbatim("diverged")));

@@ -34,7 +34,7 @@ use crate::file_input::read_then;
 use crate::hooks::{
     input_error, use_camera, use_class_actions, use_live_prediction, use_project_actions, use_recorder,
 };
-use crate::i18n::{Lang, Text};
+use crate::i18n::Lang;
 use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
 use crate::state::{next_id, Action, AppState, Cause, ChosenImage, ModelStatus, Picture, Sample, TrainStatus};
 use crate::t;
@@ -111,7 +111,7 @@ fn start_training(state: &UseReducerHandle<AppState>, worker: &Worker) {
         return;
     }
     if let Err(message) = state.validate(&state.project.settings) {
-        state.dispatch(Action::Error { cause: Cause::Settings, message: Text::verbatim(message) });
+        state.dispatch(Action::Error { cause: Cause::Settings, message });
         return;
     }
     let classes = class_samples(state);

@@ -68,7 +68,7 @@ pub fn pool_picker(props: &PoolPickerProps) -> Html {
                 { summary(lang, pool) }
             </span>
             if let Some(note) = &pool.note {
-                <span class="pool-note" data-testid="pool-note">{ note }</span>
+                <span class="pool-note" data-testid="pool-note">{ lang.text(note) }</span>
             }
             <label>{ t!(lang, "pool-workers") }{ " " }
                 <select data-testid="pool-select" onchange={ on_change }>

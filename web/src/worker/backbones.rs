@@ -16,9 +16,11 @@ use graft::transfer::logme;
 use super::core::WorkerCore;
 use super::model::{load_model, Model};
 use super::now_millis;
+use super::problem;
 use super::storage::backbone_id;
 use crate::fetch::fetch_text;
 use crate::protocol::{BackboneOption, BackboneScore, ClassSamples, FromWorker};
+use graft::message::UserMessage;
 
 /// Stored images embedded at a time when a backbone needs features it has not made yet.
 const EMBED_BATCH: usize = 8;
@@ -53,7 +55,7 @@ pub async fn use_backbone(
     backend: BackendChoice,
     manifest_url: &str,
     progress: &mut (impl Sink<FromWorker> + Unpin),
-) -> Result<Option<FromWorker>, String> {
+) -> Result<Option<FromWorker>, UserMessage> {
     if core.architecture() == Some(architecture) {
         return Ok(None);
     }
@@ -72,7 +74,7 @@ async fn model_for_ranking(
     backend: BackendChoice,
     manifest_url: &str,
     progress: &mut (impl Sink<FromWorker> + Unpin),
-) -> Result<(), String> {
+) -> Result<(), UserMessage> {
     if core.model_of(architecture).is_none() {
         let model = load_model(&manifest_url_of(manifest_url, architecture), progress).await?;
         let _ = model.extractor.select_backend(backend).await;
@@ -90,7 +92,7 @@ pub async fn features_of(
     known: &HashMap<u64, Vec<f32>>,
     images: &HashMap<u64, &StoredImage>,
     progress: &mut (impl Sink<FromWorker> + Unpin),
-) -> Result<(Vec<Vec<f32>>, Vec<(u64, Vec<f32>)>), String> {
+) -> Result<(Vec<Vec<f32>>, Vec<(u64, Vec<f32>)>), UserMessage> {
     let dim = model.extractor.feature_dim();
     let usable = |id: &u64| known.get(id).filter(|row| row.len() == dim);
     let missing: Vec<u64> = ids.iter().copied().filter(|id| usable(id).is_none()).collect();
@@ -99,12 +101,13 @@ pub async fn features_of(
         let decoded = chunk
             .iter()
             .map(|id| {
-                let stored = images.get(id).ok_or("a sample's stored image is missing")?;
-                decode_image("stored sample", &stored.bytes).map_err(|e| e.to_string())
+                let stored =
+                    images.get(id).ok_or_else(|| UserMessage::verbatim("a sample's stored image is missing"))?;
+                decode_image("stored sample", &stored.bytes).map_err(problem)
             })
-            .collect::<Result<Vec<_>, String>>()?;
-        let features = model.extractor.embed(&decoded).await.map_err(|e| e.to_string())?;
-        let rows: Vec<Vec<f32>> = features.to_vec2().map_err(|e| e.to_string())?;
+            .collect::<Result<Vec<_>, UserMessage>>()?;
+        let features = model.extractor.embed(&decoded).await.map_err(problem)?;
+        let rows: Vec<Vec<f32>> = features.to_vec2().map_err(problem)?;
         computed.extend(chunk.iter().copied().zip(rows));
         let _ = progress.send(FromWorker::Reembedding { done: computed.len(), total: missing.len() }).await;
     }
@@ -113,7 +116,7 @@ pub async fn features_of(
         .iter()
         .map(|id| usable(id).or_else(|| fresh.get(id).copied()).cloned())
         .collect::<Option<Vec<_>>>()
-        .ok_or("a sample has no features")?;
+        .ok_or_else(|| UserMessage::verbatim("a sample has no features"))?;
     Ok((rows, computed))
 }
 
@@ -133,17 +136,17 @@ pub async fn rank(
     (backend, manifest_url): (BackendChoice, &str),
     saved: &HashMap<String, HashMap<u64, Vec<f32>>>,
     progress: &mut (impl Sink<FromWorker> + Unpin),
-) -> Result<(Vec<BackboneScore>, Vec<(BackboneKey, Vec<(u64, Vec<f32>)>)>), String> {
+) -> Result<(Vec<BackboneScore>, Vec<(BackboneKey, Vec<(u64, Vec<f32>)>)>), UserMessage> {
     let (ids, labels) = labelled(core, classes);
     if classes.len() < 2 || ids.len() < 2 {
-        return Err("ranking needs at least two classes with samples".into());
+        return Err(UserMessage::new("rank-needs-two-classes"));
     }
     let mut scores = Vec::with_capacity(options.len());
     let mut computed_rows = Vec::new();
     for &architecture in options {
         let started = now_millis();
         model_for_ranking(core, architecture, backend, manifest_url, progress).await?;
-        let model = core.model_of(architecture).ok_or("the backbone did not load")?;
+        let model = core.model_of(architecture).ok_or_else(|| UserMessage::new("backbone-not-loaded"))?;
         let key = model.extractor.key();
         let mut known = saved.get(&backbone_id(key)).cloned().unwrap_or_default();
         known.extend(ids.iter().filter_map(|&id| Some((id, core.samples().embedding(key, id)?.to_vec()))));
@@ -151,7 +154,7 @@ pub async fn rank(
         let (rows, computed) = features_of(model, &ids, &known, &images, progress).await?;
         let dim = model.extractor.feature_dim();
         let flat: Vec<f32> = rows.concat();
-        let score = logme(&flat, dim, &labels, classes.len()).map_err(|e| e.to_string())?;
+        let score = logme(&flat, dim, &labels, classes.len()).map_err(problem)?;
         computed_rows.push((model.extractor.key().clone(), computed));
         scores.push(BackboneScore { architecture, logme: score, images: ids.len(), millis: now_millis() - started });
     }

@@ -10,16 +10,24 @@ use graft::preprocess::{decode_image, store_image, StoredImage};
 use graft::project::archive::{read_archive, write_archive, ArchiveLimits, ProjectArchive};
 use graft::project::Project;
 use graft::train::rng::SplitMix64;
-use graft::train::{class_problem, ModelFile, SavedHead, TrainConfig, TrainData, Trainer};
+use graft::train::{class_problem, ClassProblem, ModelFile, SavedHead, TrainConfig, TrainData, Trainer};
 use image::RgbImage;
 
 use super::model::Model;
 use super::pool::Made;
+use super::problem;
 use super::samples::{decode, make_sample, thumbnail, SampleStore, StoredSample};
 use super::training::{Preparation, Training};
 use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
+use graft::message::UserMessage;
 
-const NOT_LOADED: &str = "the model is not loaded yet";
+fn not_loaded() -> UserMessage {
+    UserMessage::new("worker-not-loaded")
+}
+
+fn train_first() -> UserMessage {
+    UserMessage::new("worker-train-first")
+}
 /// Images of an imported project embedded at a time.
 const IMPORT_BATCH: usize = 8;
 /// Side of the augmentation preview's pictures, in pixels.
@@ -181,8 +189,8 @@ impl WorkerCore {
         }
         let PendingCheck { run_id, adapted, classes, .. } = self.check.take()?;
         let outcome = async {
-            let (head, _) = self.training.head().ok_or("the run left no model")?;
-            let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+            let (head, _) = self.training.head().ok_or_else(train_first)?;
+            let extractor = &self.model.as_ref().ok_or_else(not_loaded)?.extractor;
             let (mut correct, mut images) = (0, 0);
             let labelled = classes.iter().enumerate().flat_map(|(label, ids)| ids.iter().map(move |&id| (id, label)));
             // Images deleted since the run started are left out.
@@ -190,14 +198,14 @@ impl WorkerCore {
             for chunk in stored.chunks(CHECK_CHUNK) {
                 let decoded = chunk
                     .iter()
-                    .map(|(image, _)| decode_image("check image", &image.bytes).map_err(|e| e.to_string()))
-                    .collect::<Result<Vec<_>, String>>()?;
-                let probs = head.predict_images(extractor, &decoded).await.map_err(|e| e.to_string())?;
-                let predicted: Vec<u32> = probs.argmax(1).and_then(|p| p.to_vec1()).map_err(|e| e.to_string())?;
+                    .map(|(image, _)| decode_image("check image", &image.bytes).map_err(problem))
+                    .collect::<Result<Vec<_>, UserMessage>>()?;
+                let probs = head.predict_images(extractor, &decoded).await.map_err(problem)?;
+                let predicted: Vec<u32> = probs.argmax(1).and_then(|p| p.to_vec1()).map_err(problem)?;
                 correct += chunk.iter().zip(&predicted).filter(|((_, label), &p)| *label == p as usize).count();
                 images += chunk.len();
             }
-            Ok::<_, String>((correct as f32 / images.max(1) as f32, images))
+            Ok::<_, UserMessage>((correct as f32 / images.max(1) as f32, images))
         };
         Some(match outcome.await {
             Ok((_, 0)) => return None,
@@ -211,10 +219,13 @@ impl WorkerCore {
     pub async fn handle(&mut self, message: ToWorker) -> Option<FromWorker> {
         Some(match message {
             ToWorker::LoadModel { .. } => {
-                FromWorker::LoadFailed { message: "loading needs the worker's network".into() }
+                FromWorker::LoadFailed { message: UserMessage::verbatim("loading needs the worker's network") }
             }
             ToWorker::SwitchBackbone { request_id, .. } | ToWorker::RankBackbones { request_id, .. } => {
-                FromWorker::RequestFailed { request_id, message: "backbones are switched by the worker's loop".into() }
+                FromWorker::RequestFailed {
+                    request_id,
+                    message: UserMessage::verbatim("backbones are switched by the worker's loop"),
+                }
             }
             ToWorker::Classify { request_id, file_name, bytes } => self.classify(request_id, file_name, &bytes).await,
             ToWorker::AddSample { sample_id, image } => self.add_sample(sample_id, image).await,
@@ -247,11 +258,14 @@ impl WorkerCore {
             ToWorker::Predict { request_id, image } => self.predict(request_id, image).await,
             ToWorker::ExportSample { request_id, sample_id } => match self.samples.image(sample_id) {
                 Some(image) => FromWorker::SampleExported { request_id, sample_id, image: image.clone() },
-                None => FromWorker::RequestFailed { request_id, message: format!("sample {sample_id} is not stored") },
+                None => FromWorker::RequestFailed {
+                    request_id,
+                    message: UserMessage::new("worker-sample-missing").arg("id", sample_id),
+                },
             },
             ToWorker::ExportHead { request_id } => match self.training.head() {
                 Some((_, saved)) => FromWorker::HeadExported { request_id, head: saved.clone() },
-                None => FromWorker::RequestFailed { request_id, message: "nothing has been trained yet".into() },
+                None => FromWorker::RequestFailed { request_id, message: train_first() },
             },
             ToWorker::ImportHead { request_id, head } => self.import_head(request_id, head),
             ToWorker::PreviewAugment { request_id, sample_ids, strength } => {
@@ -262,7 +276,7 @@ impl WorkerCore {
             }
             ToWorker::ExportEmbeddings { request_id } => match self.samples.export() {
                 Some(cache) => FromWorker::EmbeddingsExported { request_id, cache },
-                None => FromWorker::RequestFailed { request_id, message: "no sample has been embedded yet".into() },
+                None => FromWorker::RequestFailed { request_id, message: UserMessage::new("worker-nothing-embedded") },
             },
             ToWorker::ExportProject { request_id, name, project } => match self.export_project(&name, project) {
                 Ok(bytes) => FromWorker::FileReady {
@@ -286,14 +300,15 @@ impl WorkerCore {
             ToWorker::OpenProject { request_id, .. }
             | ToWorker::NewProject { request_id, .. }
             | ToWorker::DeleteProject { request_id, .. }
-            | ToWorker::ImportProject { request_id, .. } => {
-                FromWorker::RequestFailed { request_id, message: "projects are saved only in the browser".into() }
-            }
+            | ToWorker::ImportProject { request_id, .. } => FromWorker::RequestFailed {
+                request_id,
+                message: UserMessage::verbatim("projects are saved only in the browser"),
+            },
             ToWorker::SaveProject { .. } => return None,
             ToWorker::ImportEmbeddings { request_id, cache } => {
                 let outcome = match &self.model {
                     Some(m) => self.samples.import(m.extractor.key(), m.extractor.feature_dim(), cache),
-                    None => Err(NOT_LOADED.into()),
+                    None => Err(not_loaded()),
                 };
                 match outcome {
                     Ok(sample_ids) => FromWorker::EmbeddingsImported { request_id, sample_ids },
@@ -306,11 +321,11 @@ impl WorkerCore {
     async fn classify(&self, request_id: u64, file_name: String, bytes: &[u8]) -> FromWorker {
         let started = (self.clock)();
         let outcome = async {
-            let model = self.model.as_ref().ok_or(NOT_LOADED)?;
-            let head = model.pretrained.as_ref().ok_or("this model has no pretrained classifier")?;
-            let image = decode_image(&file_name, bytes).map_err(|e| e.to_string())?;
-            let features = model.extractor.embed(&[image]).await.map_err(|e| e.to_string())?;
-            head.top_k(&features, 5).map_err(|e| e.to_string())
+            let model = self.model.as_ref().ok_or_else(not_loaded)?;
+            let head = model.pretrained.as_ref().ok_or_else(|| UserMessage::new("worker-no-pretrained"))?;
+            let image = decode_image(&file_name, bytes).map_err(problem)?;
+            let features = model.extractor.embed(&[image]).await.map_err(problem)?;
+            head.top_k(&features, 5).map_err(problem)
         };
         match outcome.await {
             Ok(mut top) => FromWorker::Classified {
@@ -331,7 +346,7 @@ impl WorkerCore {
 
     /// A new sample made here, with the key of the backbone that embedded it.
     pub async fn make_sample(&self, image: ImageData) -> Made {
-        let model = self.model.as_ref().ok_or(NOT_LOADED)?;
+        let model = self.model.as_ref().ok_or_else(not_loaded)?;
         Ok((model.extractor.key().clone(), make_sample(&model.extractor, image).await?))
     }
 
@@ -345,7 +360,7 @@ impl WorkerCore {
     pub fn accept_sample(&mut self, sample_id: u64, made: Made, started: f64) -> FromWorker {
         let outcome = made.and_then(|(key, (stored, row))| {
             if self.backbone_key() != Some(&key) {
-                return Err(format!("the sample was embedded by {key}, which is no longer the loaded backbone"));
+                return Err(UserMessage::new("worker-backbone-changed").arg("key", key.to_string()));
             }
             self.samples.insert(sample_id, stored, &key, row)
         });
@@ -359,10 +374,10 @@ impl WorkerCore {
         let Some(model) = &self.model else {
             return FromWorker::BackendSelected {
                 status: BackendStatus { kind: BackendKind::Cpu, description: "no model".into(), cpu_reason: None },
-                error: Some(NOT_LOADED.into()),
+                error: Some(not_loaded()),
             };
         };
-        let error = model.extractor.select_backend(choice).await.err().map(|e| e.to_string());
+        let error = model.extractor.select_backend(choice).await.err().map(problem);
         let status = model.extractor.executor().status();
         self.reported_backend = Some(status.clone());
         FromWorker::BackendSelected { status, error }
@@ -383,7 +398,7 @@ impl WorkerCore {
             false => Vec::new(),
         };
         if config.adapt.enabled && target.is_empty() {
-            let message = "add unlabelled images of the new domain to adapt to it".into();
+            let message = ClassProblem::NoTargetImages.user_message();
             return FromWorker::TrainingFailed { run_id, message };
         }
         if config.unfreeze > 0 || config.augment.enabled {
@@ -413,10 +428,10 @@ impl WorkerCore {
         classes: &[ClassSamples],
         config: TrainConfig,
         target: Vec<u64>,
-    ) -> Result<Preparation, String> {
-        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+    ) -> Result<Preparation, UserMessage> {
+        let extractor = &self.model.as_ref().ok_or_else(not_loaded)?.extractor;
         let blocks = extractor.backbone().num_blocks();
-        config.validate_for(blocks).map_err(|e| e.to_string())?;
+        config.validate_for(blocks).map_err(problem)?;
         let stored = |class: &ClassSamples| -> Vec<u64> {
             class.sample_ids.iter().copied().filter(|&id| self.samples.image(id).is_some()).collect()
         };
@@ -424,7 +439,7 @@ impl WorkerCore {
         let names: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
         let counts: Vec<usize> = stored.iter().map(Vec::len).collect();
         if let Some(problem) = class_problem(&names, &counts) {
-            return Err(format!("cannot train: {problem}"));
+            return Err(UserMessage::new("worker-cannot-train").arg("problem", problem.user_message()));
         }
         let queue = stored.iter().enumerate().flat_map(|(label, ids)| ids.iter().map(move |&id| (id, label))).collect();
         Ok(Preparation::new(config, blocks, queue, target))
@@ -436,8 +451,8 @@ impl WorkerCore {
         classes: &[ClassSamples],
         config: TrainConfig,
         target: &[u64],
-    ) -> Result<(Trainer, Vec<(u64, usize)>), String> {
-        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+    ) -> Result<(Trainer, Vec<(u64, usize)>), UserMessage> {
+        let extractor = &self.model.as_ref().ok_or_else(not_loaded)?.extractor;
         let mut rows = Vec::new();
         let mut order = Vec::new();
         for (label, class) in classes.iter().enumerate() {
@@ -453,28 +468,28 @@ impl WorkerCore {
         let class_names = classes.iter().map(|c| c.name.clone()).collect();
         let labels = order.iter().map(|&(_, label)| label).collect();
         let shape = (order.len(), extractor.feature_dim());
-        let inputs = Tensor::from_vec(rows, shape, &Device::Cpu).map_err(|e| e.to_string())?;
+        let inputs = Tensor::from_vec(rows, shape, &Device::Cpu).map_err(problem)?;
         let mut data = TrainData::new(inputs, labels, class_names);
         let target_rows: Vec<f32> =
             target.iter().filter_map(|&id| self.samples.embedding(extractor.key(), id)).flatten().copied().collect();
         if !target_rows.is_empty() {
             let shape = (target_rows.len() / extractor.feature_dim(), extractor.feature_dim());
-            data.target = Some(Tensor::from_vec(target_rows, shape, &Device::Cpu).map_err(|e| e.to_string())?);
+            data.target = Some(Tensor::from_vec(target_rows, shape, &Device::Cpu).map_err(problem)?);
         }
-        let trainer = Trainer::new(data, config).map_err(|e| e.to_string())?;
+        let trainer = Trainer::new(data, config).map_err(problem)?;
         Ok((trainer, order))
     }
 
     /// One augmented view of each sample (those still stored), as small pictures.
-    fn preview_augment(&self, sample_ids: &[u64], strength: f32) -> Result<Vec<StoredImage>, String> {
-        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+    fn preview_augment(&self, sample_ids: &[u64], strength: f32) -> Result<Vec<StoredImage>, UserMessage> {
+        let extractor = &self.model.as_ref().ok_or_else(not_loaded)?.extractor;
         let mut rng = SplitMix64::new((self.clock)().to_bits());
         let mut images = Vec::new();
         for stored in sample_ids.iter().filter_map(|&id| self.samples.image(id)) {
-            let image = decode_image("stored sample", &stored.bytes).map_err(|e| e.to_string())?;
+            let image = decode_image("stored sample", &stored.bytes).map_err(problem)?;
             let view = random_view(image.width() as usize, image.height() as usize, strength, &mut rng);
             let picture = augmented_image(&image, PREVIEW_SIDE, &view);
-            images.push(store_image(&picture, extractor.input_spec()).map_err(|e| e.to_string())?);
+            images.push(store_image(&picture, extractor.input_spec()).map_err(problem)?);
         }
         Ok(images)
     }
@@ -482,11 +497,11 @@ impl WorkerCore {
     async fn predict(&self, request_id: u64, image: ImageData) -> FromWorker {
         let started = (self.clock)();
         let outcome = async {
-            let (head, _) = self.training.head().ok_or("train the model first")?;
-            let model = self.model.as_ref().ok_or(NOT_LOADED)?;
+            let (head, _) = self.training.head().ok_or_else(train_first)?;
+            let model = self.model.as_ref().ok_or_else(not_loaded)?;
             let image = decode(image)?;
-            let probs = head.predict_images(&model.extractor, &[image]).await.map_err(|e| e.to_string())?;
-            probs.squeeze(0).and_then(|p| p.to_vec1::<f32>()).map_err(|e| e.to_string())
+            let probs = head.predict_images(&model.extractor, &[image]).await.map_err(problem)?;
+            probs.squeeze(0).and_then(|p| p.to_vec1::<f32>()).map_err(problem)
         };
         match outcome.await {
             Ok(probs) => FromWorker::Predicted { request_id, probs, millis: (self.clock)() - started },
@@ -520,14 +535,14 @@ impl WorkerCore {
         id: u64,
         sample: StoredSample,
         row: Option<Vec<f32>>,
-    ) -> Result<bool, String> {
-        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+    ) -> Result<bool, UserMessage> {
+        let extractor = &self.model.as_ref().ok_or_else(not_loaded)?.extractor;
         let (row, computed) = match row.filter(|r| r.len() == extractor.feature_dim()) {
             Some(row) => (row, false),
             None => {
-                let image = decode_image("stored sample", &sample.image.bytes).map_err(|e| e.to_string())?;
-                let features = extractor.embed(&[image]).await.map_err(|e| e.to_string())?;
-                (features.squeeze(0).and_then(|f| f.to_vec1()).map_err(|e| e.to_string())?, true)
+                let image = decode_image("stored sample", &sample.image.bytes).map_err(problem)?;
+                let features = extractor.embed(&[image]).await.map_err(problem)?;
+                (features.squeeze(0).and_then(|f| f.to_vec1()).map_err(problem)?, true)
             }
         };
         let key = extractor.key().clone();
@@ -536,32 +551,31 @@ impl WorkerCore {
     }
 
     /// Uses a saved model as the trained head (checked against the loaded backbone).
-    pub fn restore_head(&mut self, head: SavedHead) -> Result<(), String> {
-        let model = self.model.as_ref().ok_or(NOT_LOADED)?;
-        let trained =
-            head.restore(model.extractor.key(), model.extractor.backbone(), &Device::Cpu).map_err(|e| e.to_string())?;
+    pub fn restore_head(&mut self, head: SavedHead) -> Result<(), UserMessage> {
+        let model = self.model.as_ref().ok_or_else(not_loaded)?;
+        let trained = head.restore(model.extractor.key(), model.extractor.backbone(), &Device::Cpu).map_err(problem)?;
         self.training.set_head(trained, head);
         Ok(())
     }
 
     /// The open project as a `.graft` file, with the trained model and every stored image.
-    pub fn export_project(&self, name: &str, mut project: Project) -> Result<Vec<u8>, String> {
+    pub fn export_project(&self, name: &str, mut project: Project) -> Result<Vec<u8>, UserMessage> {
         project.head = self.trained_head().cloned();
         let images = self.samples.images_of(project.entries().flat_map(|c| &c.sample_ids));
         project.entries_mut().for_each(|c| c.sample_ids.retain(|id| images.contains_key(id)));
-        write_archive(name, &project, &images).map_err(|e| e.to_string())
+        write_archive(name, &project, &images).map_err(problem)
     }
 
     /// Checks a `.graft` file completely (the model against the loaded backbone, every image
     /// decoded and embedded) before it replaces the worker's samples and model.
-    pub async fn import_project(&mut self, file_name: &str, bytes: &[u8]) -> Result<ProjectArchive, String> {
-        let archive = read_archive(file_name, bytes, &ArchiveLimits::default()).map_err(|e| e.to_string())?;
-        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
+    pub async fn import_project(&mut self, file_name: &str, bytes: &[u8]) -> Result<ProjectArchive, UserMessage> {
+        let archive = read_archive(file_name, bytes, &ArchiveLimits::default()).map_err(problem)?;
+        let extractor = &self.model.as_ref().ok_or_else(not_loaded)?.extractor;
         let head = match &archive.project.head {
             Some(saved) => Some((
-                saved
-                    .restore(extractor.key(), extractor.backbone(), &Device::Cpu)
-                    .map_err(|e| format!("{file_name}: {e}"))?,
+                saved.restore(extractor.key(), extractor.backbone(), &Device::Cpu).map_err(|e| {
+                    UserMessage::new("worker-in-file").arg("file", file_name).arg("problem", problem(e))
+                })?,
                 saved.clone(),
             )),
             None => None,
@@ -572,10 +586,10 @@ impl WorkerCore {
             let mut images = Vec::with_capacity(chunk.len());
             for &&id in chunk {
                 let name = format!("{file_name}: sample {id}");
-                images.push(decode_image(&name, &archive.images[&id].bytes).map_err(|e| e.to_string())?);
+                images.push(decode_image(&name, &archive.images[&id].bytes).map_err(problem)?);
             }
-            let features = extractor.embed(&images).await.map_err(|e| e.to_string())?;
-            let rows: Vec<Vec<f32>> = features.to_vec2().map_err(|e| e.to_string())?;
+            let features = extractor.embed(&images).await.map_err(problem)?;
+            let rows: Vec<Vec<f32>> = features.to_vec2().map_err(problem)?;
             for ((&&id, image), row) in chunk.iter().zip(&images).zip(rows) {
                 let sample = StoredSample { image: archive.images[&id].clone(), thumbnail: thumbnail(image)? };
                 samples.insert(id, sample, extractor.key(), row)?;
@@ -590,15 +604,15 @@ impl WorkerCore {
     }
 
     /// The trained model as one `.safetensors` file with its metadata.
-    pub fn export_model(&self, class_names: &[String]) -> Result<Vec<u8>, String> {
-        let (head, _) = self.training.head().ok_or("train the model first")?;
-        let extractor = &self.model.as_ref().ok_or(NOT_LOADED)?.extractor;
-        ModelFile::write(head, extractor.backbone(), extractor.key(), class_names).map_err(|e| e.to_string())
+    pub fn export_model(&self, class_names: &[String]) -> Result<Vec<u8>, UserMessage> {
+        let (head, _) = self.training.head().ok_or_else(train_first)?;
+        let extractor = &self.model.as_ref().ok_or_else(not_loaded)?.extractor;
+        ModelFile::write(head, extractor.backbone(), extractor.key(), class_names).map_err(problem)
     }
 
     fn import_head(&mut self, request_id: u64, head: SavedHead) -> FromWorker {
         let Some(model) = &self.model else {
-            return FromWorker::RequestFailed { request_id, message: NOT_LOADED.into() };
+            return FromWorker::RequestFailed { request_id, message: not_loaded() };
         };
         match head.restore(model.extractor.key(), model.extractor.backbone(), &Device::Cpu) {
             Ok(trained) => {
@@ -606,7 +620,7 @@ impl WorkerCore {
                 self.training.set_head(trained, head);
                 FromWorker::HeadImported { request_id, class_names }
             }
-            Err(e) => FromWorker::RequestFailed { request_id, message: e.to_string() },
+            Err(e) => FromWorker::RequestFailed { request_id, message: problem(e) },
         }
     }
 }
@@ -623,6 +637,12 @@ mod tests {
     use graft::train::Stage;
 
     use super::*;
+    use crate::i18n::Lang;
+
+    /// A worker's message as the English page shows it.
+    fn english(message: &UserMessage) -> String {
+        Lang::En.text(message)
+    }
 
     fn clock() -> f64 {
         super::super::now_millis()
@@ -689,7 +709,9 @@ mod tests {
             check: check.clone(),
         };
         let refused = answers(&mut core, train(40, vec![]));
-        assert!(matches!(&refused[0], FromWorker::TrainingFailed { message, .. } if message.contains("unlabelled")));
+        assert!(
+            matches!(&refused[0], FromWorker::TrainingFailed { message, .. } if english(message).contains("unlabelled"))
+        );
         let adapted = answers(&mut core, train(41, vec![16, 17, 18, 19]));
         let domain: Vec<Option<f32>> = adapted
             .iter()
@@ -808,7 +830,7 @@ mod tests {
         assert!(matches!(&reply[0], FromWorker::Predicted { probs: again, .. } if again.len() == 2), "{reply:?}");
     }
 
-    fn probabilities(core: &mut WorkerCore, request_id: u64) -> Result<Vec<f32>, String> {
+    fn probabilities(core: &mut WorkerCore, request_id: u64) -> Result<Vec<f32>, UserMessage> {
         match answers(core, ToWorker::Predict { request_id, image: png(40) }).remove(0) {
             FromWorker::Predicted { probs, .. } => Ok(probs),
             FromWorker::PredictFailed { message, .. } => Err(message),
@@ -839,10 +861,11 @@ mod tests {
         assert_eq!(file_name, "Lesson-1.graft");
 
         let refused = block_on(core.import_project("bad.graft", &bytes[..bytes.len() / 2])).unwrap_err();
+        let refused = english(&refused);
         assert!(refused.starts_with("bad.graft is not a usable Graft project"), "{refused}");
         assert_eq!(probabilities(&mut core, 4).unwrap(), trained, "the open project is untouched");
         core.clear_project();
-        assert_eq!(probabilities(&mut core, 5).unwrap_err(), "train the model first");
+        assert_eq!(english(&probabilities(&mut core, 5).unwrap_err()), "Train the model first.");
 
         let archive = block_on(core.import_project("lesson.graft", bytes)).unwrap();
         assert_eq!(archive.name, "Lesson 1");
@@ -926,7 +949,7 @@ mod tests {
             ToWorker::Train { run_id: 35, classes, config: too_many, target: vec![], check: vec![] },
         );
         assert!(
-            matches!(&reply[0], FromWorker::TrainingFailed { message, .. } if message.contains("between 0 and 19"))
+            matches!(&reply[0], FromWorker::TrainingFailed { message, .. } if english(message).contains("between 0 and 19"))
         );
     }
 

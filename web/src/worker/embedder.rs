@@ -16,15 +16,18 @@ use super::model::{load_model, Model};
 use super::pool::{pool_size, FromEmbedder, Made, Schedule, ToEmbedder, EMBEDDER_NAME};
 use super::samples::make_sample;
 use crate::protocol::{ImageData, PoolStatus};
+use graft::message::UserMessage;
 
-fn encode(message: &impl Serialize) -> Result<js_sys::Uint8Array, String> {
-    let bytes = bincode::serialize(message).map_err(|e| format!("cannot encode a pool message: {e}"))?;
+fn encode(message: &impl Serialize) -> Result<js_sys::Uint8Array, UserMessage> {
+    let bytes =
+        bincode::serialize(message).map_err(|e| UserMessage::verbatim(format!("cannot encode a pool message: {e}")))?;
     Ok(js_sys::Uint8Array::from(bytes.as_slice()))
 }
 
-fn decode<T: DeserializeOwned>(data: JsValue) -> Result<T, String> {
-    let bytes = data.dyn_into::<js_sys::Uint8Array>().map_err(|_| "a pool message is not bytes".to_string())?;
-    bincode::deserialize(&bytes.to_vec()).map_err(|e| format!("cannot read a pool message: {e}"))
+fn decode<T: DeserializeOwned>(data: JsValue) -> Result<T, UserMessage> {
+    let bytes =
+        data.dyn_into::<js_sys::Uint8Array>().map_err(|_| UserMessage::verbatim("a pool message is not bytes"))?;
+    bincode::deserialize(&bytes.to_vec()).map_err(|e| UserMessage::verbatim(format!("cannot read a pool message: {e}")))
 }
 
 /// Bytes of this wasm instance's memory (it only grows).
@@ -80,7 +83,7 @@ fn post(scope: &DedicatedWorkerGlobalScope, message: &FromEmbedder) {
 
 async fn embed(model: Option<&Model>, job_id: u64, image: ImageData) -> FromEmbedder {
     let Some(model) = model else {
-        return FromEmbedder::EmbedFailed { job_id, message: "the embedder has no model".into() };
+        return FromEmbedder::EmbedFailed { job_id, message: UserMessage::verbatim("the embedder has no model") };
     };
     match make_sample(&model.extractor, image).await {
         Ok((sample, row)) => FromEmbedder::Embedded {
@@ -97,7 +100,7 @@ async fn embed(model: Option<&Model>, job_id: u64, image: ImageData) -> FromEmbe
 /// What an embedder's Web Worker said: a message, or that it crashed.
 enum Event {
     Message(FromEmbedder),
-    Crashed(String),
+    Crashed(UserMessage),
 }
 
 struct Embedder {
@@ -186,7 +189,7 @@ impl EmbedPool {
                 match self.start(script_url, index) {
                     Ok(embedder) => self.embedders.push(embedder),
                     Err(e) => {
-                        note = Some(format!("the embedding workers could not start: {e:?}"));
+                        note = Some(UserMessage::new("pool-note-no-start").arg("detail", format!("{e:?}")));
                         self.embedders.clear();
                         break;
                     }
@@ -215,7 +218,7 @@ impl EmbedPool {
         });
         let sender = self.sender.clone();
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
-            let _ = sender.unbounded_send((generation, index, Event::Crashed(event.message())));
+            let _ = sender.unbounded_send((generation, index, Event::Crashed(UserMessage::verbatim(event.message()))));
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
@@ -252,10 +255,13 @@ impl EmbedPool {
         }
         let sent = encode(&message).and_then(|bytes| {
             let transfer = js_sys::Array::of1(&bytes.buffer());
-            self.embedders[index].worker.post_message_with_transfer(&bytes, &transfer).map_err(|e| format!("{e:?}"))
+            self.embedders[index]
+                .worker
+                .post_message_with_transfer(&bytes, &transfer)
+                .map_err(|e| UserMessage::verbatim(format!("{e:?}")))
         });
         if let Err(message) = sent {
-            self.lose(index, &message);
+            self.lose(index, message);
         }
     }
 
@@ -279,14 +285,14 @@ impl EmbedPool {
         }
     }
 
-    fn lose(&mut self, index: usize, why: &str) {
+    fn lose(&mut self, index: usize, why: UserMessage) {
         self.schedule.lose(index);
         self.embedders[index].worker.terminate();
         self.embedders[index].loaded = false;
         self.note_loaded();
         let live = self.schedule.live_embedders();
         self.status.workers = live.max(1) as u32;
-        self.status.note = Some(format!("an embedding worker stopped ({why}); {live} left"));
+        self.status.note = Some(UserMessage::new("pool-note-lost").arg("why", why).arg("live", live));
         self.status_changed = true;
     }
 
@@ -321,7 +327,7 @@ impl EmbedPool {
                     self.note_memory(index, memory_bytes)
                 }
                 Event::Message(FromEmbedder::LoadFailed { message }) | Event::Crashed(message) => {
-                    self.lose(index, &message)
+                    self.lose(index, message)
                 }
             }
             self.dispatch();

@@ -7,8 +7,10 @@ use graft::classify::PretrainedHead;
 use graft::embed::FeatureExtractor;
 use graft::manifest::ModelManifest;
 
+use super::problem;
 use crate::fetch::{fetch_bytes, fetch_text};
 use crate::protocol::FromWorker;
+use graft::message::UserMessage;
 
 pub struct Model {
     pub name: String,
@@ -29,8 +31,8 @@ fn sibling_url(manifest_url: &str, file: &str) -> String {
 pub async fn load_model(
     manifest_url: &str,
     progress: &mut (impl futures::Sink<FromWorker> + Unpin),
-) -> Result<Model, String> {
-    let manifest = ModelManifest::from_json(&fetch_text(manifest_url).await?).map_err(|e| e.to_string())?;
+) -> Result<Model, UserMessage> {
+    let manifest = ModelManifest::from_json(&fetch_text(manifest_url).await?).map_err(problem)?;
     let labels = match &manifest.classifier {
         Some(classifier) => Some(fetch_text(&sibling_url(manifest_url, &classifier.labels)).await?),
         None => None,
@@ -48,10 +50,10 @@ pub async fn load_model(
         }
     };
     let (weights, _) = futures::join!(download, forward);
-    let vb = manifest.open_weights(weights?, &Device::Cpu).map_err(|e| e.to_string())?;
-    let extractor = FeatureExtractor::new(&manifest, &vb, &Device::Cpu).map_err(|e| e.to_string())?;
+    let vb = manifest.open_weights(weights?, &Device::Cpu).map_err(problem)?;
+    let extractor = FeatureExtractor::new(&manifest, &vb, &Device::Cpu).map_err(problem)?;
     let pretrained = match labels {
-        Some(labels) => PretrainedHead::load(&manifest, &vb, &labels).map_err(|e| e.to_string())?,
+        Some(labels) => PretrainedHead::load(&manifest, &vb, &labels).map_err(problem)?,
         None => None,
     };
     Ok(Model { name: manifest.display_name, extractor, pretrained })

@@ -12,6 +12,7 @@ use super::core::WorkerCore;
 use super::now_millis;
 use super::storage::{backbone_id, estimate, LoadedProject, ProjectRecord, Storage};
 use crate::protocol::{ClassSamples, FromWorker, ProjectSummary, Thumbnail, ToWorker};
+use graft::message::UserMessage;
 
 const DEFAULT_NAME: &str = "My project";
 
@@ -38,10 +39,8 @@ impl Persistence {
         self.models = Some((manifest_url, available));
     }
 
-    fn storage(&self) -> Result<&Storage, String> {
-        self.storage
-            .as_ref()
-            .map_err(|e| format!("this browser does not let Graft save ({e}); work will be lost on reload"))
+    fn storage(&self) -> Result<&Storage, UserMessage> {
+        self.storage.as_ref().map_err(|e| UserMessage::new("storage-unavailable").arg("detail", e))
     }
 
     /// Answers a project or backbone message, or gives the message back for the core;
@@ -92,7 +91,7 @@ impl Persistence {
         match outcome {
             Ok(true) => storage_used().await.into_iter().collect(),
             Ok(false) => Vec::new(),
-            Err(message) => vec![FromWorker::StorageFailed { message }],
+            Err(message) => vec![FromWorker::StorageFailed { message: UserMessage::verbatim(message) }],
         }
     }
 
@@ -130,9 +129,7 @@ impl Persistence {
                         match use_backbone(core, wanted, project.backend, url, progress).await {
                             Ok(ready) => ready.into_iter().collect(),
                             Err(message) => vec![FromWorker::StorageFailed {
-                                message: format!(
-                                    "the project's backbone could not be loaded ({message}); using the loaded one"
-                                ),
+                                message: UserMessage::new("storage-backbone-fallback").arg("problem", message),
                             }],
                         }
                     }
@@ -141,7 +138,7 @@ impl Persistence {
                 replies.extend(self.open_loaded(core, request_id, loaded, progress).await);
                 replies
             }
-            Err(message) => vec![FromWorker::RequestFailed { request_id, message }],
+            Err(message) => vec![FromWorker::RequestFailed { request_id, message: UserMessage::verbatim(message) }],
         }
     }
 
@@ -158,7 +155,7 @@ impl Persistence {
         self.open = Some((record.id.clone(), record.name.clone()));
         if let (Ok(storage), Some(key)) = (&self.storage, core.backbone_key()) {
             if let Err(message) = storage.put_embeddings(&record.id, key, &computed).await {
-                problem.get_or_insert(message);
+                problem.get_or_insert(UserMessage::verbatim(message));
             }
         }
         let mut replies = vec![self.opened(request_id, record, thumbnails).await];
@@ -175,16 +172,19 @@ impl Persistence {
         (architecture, backend): (Architecture, BackendChoice),
         progress: &mut (impl Sink<FromWorker> + Unpin),
     ) -> Vec<FromWorker> {
-        let failed = |message: String| vec![FromWorker::RequestFailed { request_id, message }];
+        let failed = |message: UserMessage| vec![FromWorker::RequestFailed { request_id, message }];
         if core.is_training() {
-            return failed("stop training before switching the backbone".into());
+            return failed(UserMessage::new("switch-while-training"));
         }
         let (Some((url, _)), Some((id, _)), Ok(storage)) = (&self.models, &self.open, &self.storage) else {
-            return failed("switching the backbone needs a loaded model and the browser's storage".into());
+            return failed(UserMessage::new("switch-needs-storage"));
         };
         let ready = match use_backbone(core, architecture, backend, url, progress).await {
             Ok(ready) => ready,
-            Err(message) => return failed(format!("{} could not be loaded: {message}", architecture.display_name())),
+            Err(message) => {
+                let name = architecture.display_name();
+                return failed(UserMessage::new("backbone-load-failed").arg("name", name).arg("problem", message));
+            }
         };
         let mut replies: Vec<FromWorker> = ready.into_iter().collect();
         match storage.load(id).await {
@@ -192,7 +192,7 @@ impl Persistence {
                 loaded.record.project.backbone = core.backbone_key().cloned();
                 replies.extend(self.open_loaded(core, request_id, loaded, progress).await);
             }
-            Err(message) => replies.extend(failed(message)),
+            Err(message) => replies.extend(failed(UserMessage::verbatim(message))),
         }
         replies
     }
@@ -207,7 +207,7 @@ impl Persistence {
         progress: &mut (impl Sink<FromWorker> + Unpin),
     ) -> Vec<FromWorker> {
         let Some((url, available)) = self.models.clone() else {
-            return vec![FromWorker::RequestFailed { request_id, message: "the model is not loaded yet".into() }];
+            return vec![FromWorker::RequestFailed { request_id, message: UserMessage::new("worker-not-loaded") }];
         };
         let saved = match (&self.open, &self.storage) {
             (Some((id, _)), Ok(storage)) => storage.load(id).await.map(|l| l.rows_by_backbone()).unwrap_or_default(),
@@ -219,7 +219,7 @@ impl Persistence {
                 if let (Some((id, _)), Ok(storage)) = (&self.open, &self.storage) {
                     for (key, rows) in &computed {
                         if let Err(message) = storage.put_embeddings(id, key, rows).await {
-                            replies.push(FromWorker::StorageFailed { message });
+                            replies.push(FromWorker::StorageFailed { message: UserMessage::verbatim(message) });
                         }
                     }
                 }
@@ -254,7 +254,7 @@ impl Persistence {
         let record = ProjectRecord { id: new_project_id(), name, modified: now_millis(), project };
         self.open = Some((record.id.clone(), record.name.clone()));
         let saved = match self.storage() {
-            Ok(storage) => storage.put_project(&record).await,
+            Ok(storage) => storage.put_project(&record).await.map_err(UserMessage::verbatim),
             Err(message) => Err(message),
         };
         let mut replies = vec![self.opened(request_id, record, Vec::new()).await];
@@ -268,7 +268,7 @@ impl Persistence {
         let renamed = *saved_name != name;
         let record = ProjectRecord { id: id.clone(), name: name.clone(), modified: now_millis(), project };
         if let Err(message) = storage.put_project(&record).await {
-            return vec![FromWorker::StorageFailed { message }];
+            return vec![FromWorker::StorageFailed { message: UserMessage::verbatim(message) }];
         }
         *saved_name = name;
         if renamed {
@@ -285,7 +285,7 @@ impl Persistence {
         progress: &mut (impl Sink<FromWorker> + Unpin),
     ) -> Vec<FromWorker> {
         let deleted = match (&self.open, self.storage()) {
-            (Some((id, _)), Ok(storage)) => storage.delete_project(id).await,
+            (Some((id, _)), Ok(storage)) => storage.delete_project(id).await.map_err(UserMessage::verbatim),
             (None, _) => Ok(()),
             (_, Err(message)) => Err(message),
         };
@@ -323,10 +323,10 @@ impl Persistence {
                     .keys()
                     .filter_map(|&id| Some((id, core.samples().sample(id)?, core.samples().embedding(key, id)?)))
                     .collect();
-                storage.put_all(&record, &samples, key, core.trained_head()).await
+                storage.put_all(&record, &samples, key, core.trained_head()).await.map_err(UserMessage::verbatim)
             }
             (Err(message), _) => Err(message),
-            (_, None) => Err("the model is not loaded yet".into()),
+            (_, None) => Err(UserMessage::new("worker-not-loaded")),
         };
         let thumbnails = thumbnails_of(core, &archive.project);
         let mut replies = vec![self.opened(request_id, record, thumbnails).await];
@@ -350,7 +350,7 @@ struct Restored {
     record: ProjectRecord,
     thumbnails: Vec<Thumbnail>,
     /// What could not be restored.
-    problem: Option<String>,
+    problem: Option<UserMessage>,
     /// Features the loaded backbone had to compute (none were saved for it).
     computed: Vec<(u64, Vec<f32>)>,
 }
@@ -382,7 +382,7 @@ async fn restore(
                 computed.push((id, row.map(<[f32]>::to_vec).unwrap_or_default()));
                 let _ = progress.send(FromWorker::Reembedding { done: computed.len(), total }).await;
             }
-            Err(message) => problem = Some(format!("a saved sample could not be restored: {message}")),
+            Err(message) => problem = Some(UserMessage::new("restore-sample-failed").arg("problem", message)),
         }
     }
     let project = &mut record.project;
@@ -394,7 +394,7 @@ async fn restore(
     if let Some(head) = head.filter(|h| Some(&h.backbone) == key.as_ref()) {
         match core.restore_head(head.clone()) {
             Ok(()) => project.head = Some(head),
-            Err(message) => problem = Some(format!("the saved model could not be restored: {message}")),
+            Err(message) => problem = Some(UserMessage::new("restore-model-failed").arg("problem", message)),
         }
     }
     if project.head.is_none() {

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::samples::StoredSample;
 use crate::protocol::ImageData;
+use graft::message::UserMessage;
 
 /// The name an embedder's Web Worker is started with.
 pub const EMBEDDER_NAME: &str = "graft-embedder";
@@ -74,7 +75,7 @@ pub enum FromEmbedder {
         memory_bytes: u64,
     },
     LoadFailed {
-        message: String,
+        message: UserMessage,
     },
     Embedded {
         job_id: u64,
@@ -85,24 +86,24 @@ pub enum FromEmbedder {
     },
     EmbedFailed {
         job_id: u64,
-        message: String,
+        message: UserMessage,
     },
 }
 
 /// A sample as an embedder (or the model worker) made it: the backbone that embedded it,
 /// the stored sample and its features; or why it could not be made.
-pub type Made = Result<(BackboneKey, (StoredSample, Vec<f32>)), String>;
+pub type Made = Result<(BackboneKey, (StoredSample, Vec<f32>)), UserMessage>;
 
 /// How many embedders to run, and why not more.
-pub fn pool_size(cores: u32, device_gb: Option<f64>, requested: Option<u32>) -> (u32, Option<String>) {
+pub fn pool_size(cores: u32, device_gb: Option<f64>, requested: Option<u32>) -> (u32, Option<UserMessage>) {
     let device_gb = device_gb.unwrap_or(UNKNOWN_DEVICE_GB);
     if device_gb < MIN_DEVICE_GB {
-        return (1, Some(format!("{device_gb} GB of memory: embedding on one worker")));
+        return (1, Some(UserMessage::new("pool-note-little-memory").arg("gigabytes", device_gb)));
     }
     let by_memory = ((device_gb * f64::from(1u32 << 30) / 4.0) as u64 / EMBEDDER_BUDGET).max(1) as u32;
     let wanted = requested.unwrap_or(cores.max(1)).clamp(1, MAX_WORKERS);
     if wanted > by_memory {
-        let note = format!("{by_memory} workers fit in a quarter of this device's {device_gb} GB");
+        let note = UserMessage::new("pool-note-memory").arg("workers", by_memory).arg("gigabytes", device_gb);
         return (by_memory, Some(note));
     }
     (wanted, None)
@@ -238,7 +239,7 @@ mod tests {
         // A 4 GB Chromebook with 8 cores: 1 GB for the pool.
         let (workers, note) = pool_size(8, Some(4.0), None);
         assert_eq!(workers, 6);
-        assert!(note.unwrap().contains("quarter"));
+        assert_eq!(note.unwrap().id, "pool-note-memory");
         assert_eq!(pool_size(1, Some(8.0), None), (1, None));
         assert_eq!(pool_size(4, Some(1.0), None).0, 1);
         assert_eq!(pool_size(8, Some(8.0), Some(2)), (2, None));

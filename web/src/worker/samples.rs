@@ -9,16 +9,18 @@ use graft::preprocess::{decode_image, image_from_rgba, store_image, InputSpec, S
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use super::problem;
 use crate::protocol::ImageData;
+use graft::message::UserMessage;
 
 /// Shorter side of a thumbnail, in pixels (the class cards show them at 48 px, twice that
 /// for high-density screens).
 const THUMBNAIL_SIDE: u32 = 96;
 
 /// A sample's small picture for the page (JPEG, or PNG when already tiny).
-pub fn thumbnail(image: &RgbImage) -> Result<StoredImage, String> {
+pub fn thumbnail(image: &RgbImage) -> Result<StoredImage, UserMessage> {
     let spec = InputSpec { resize_shorter: THUMBNAIL_SIDE, ..InputSpec::imagenet() };
-    store_image(image, &spec).map_err(|e| e.to_string())
+    store_image(image, &spec).map_err(problem)
 }
 
 /// Everything the worker keeps of one sample.
@@ -29,22 +31,25 @@ pub struct StoredSample {
 }
 
 /// An image file or webcam frame decoded (format sniffing, size limits, orientation).
-pub fn decode(image: ImageData) -> Result<RgbImage, String> {
+pub fn decode(image: ImageData) -> Result<RgbImage, UserMessage> {
     match image {
         ImageData::File { file_name, bytes } => decode_image(&file_name, &bytes),
         ImageData::Frame { width, height, rgba } => image_from_rgba("webcam frame", width, height, rgba),
     }
-    .map_err(|e| e.to_string())
+    .map_err(problem)
 }
 
 /// A new sample: decoded, stored (downscaled and encoded, with its thumbnail) and embedded
 /// `(feature_dim,)`. The model worker and the embedding pool's workers both make samples here.
-pub async fn make_sample(extractor: &FeatureExtractor, image: ImageData) -> Result<(StoredSample, Vec<f32>), String> {
+pub async fn make_sample(
+    extractor: &FeatureExtractor,
+    image: ImageData,
+) -> Result<(StoredSample, Vec<f32>), UserMessage> {
     let image = decode(image)?;
-    let features = extractor.embed(std::slice::from_ref(&image)).await.map_err(|e| e.to_string())?;
-    let row = features.squeeze(0).and_then(|f| f.to_vec1()).map_err(|e| e.to_string())?;
+    let features = extractor.embed(std::slice::from_ref(&image)).await.map_err(problem)?;
+    let row = features.squeeze(0).and_then(|f| f.to_vec1()).map_err(problem)?;
     let stored = StoredSample {
-        image: store_image(&image, extractor.input_spec()).map_err(|e| e.to_string())?,
+        image: store_image(&image, extractor.input_spec()).map_err(problem)?,
         thumbnail: thumbnail(&image)?,
     };
     Ok((stored, row))
@@ -65,8 +70,14 @@ impl SampleStore {
         self.embeddings.get_or_insert_with(|| EmbeddingCache::new(key.clone(), dim))
     }
 
-    pub fn insert(&mut self, id: u64, sample: StoredSample, key: &BackboneKey, row: Vec<f32>) -> Result<(), String> {
-        self.cache_for(key, row.len()).insert(key, id, row).map_err(|e| e.to_string())?;
+    pub fn insert(
+        &mut self,
+        id: u64,
+        sample: StoredSample,
+        key: &BackboneKey,
+        row: Vec<f32>,
+    ) -> Result<(), UserMessage> {
+        self.cache_for(key, row.len()).insert(key, id, row).map_err(problem)?;
         self.samples.insert(id, sample);
         Ok(())
     }
@@ -101,7 +112,7 @@ impl SampleStore {
     }
 
     /// Adds an exported cache; it must come from backbone `key`.
-    pub fn import(&mut self, key: &BackboneKey, dim: usize, cache: EmbeddingCache) -> Result<Vec<u64>, String> {
-        self.cache_for(key, dim).merge(cache).map_err(|e| e.to_string())
+    pub fn import(&mut self, key: &BackboneKey, dim: usize, cache: EmbeddingCache) -> Result<Vec<u64>, UserMessage> {
+        self.cache_for(key, dim).merge(cache).map_err(problem)
     }
 }

@@ -16,8 +16,10 @@ use graft::transfer::baseline::baseline_trainer;
 use graft::GraftError;
 
 use super::model::Model;
+use super::problem;
 use super::samples::SampleStore;
 use crate::protocol::FromWorker;
+use graft::message::UserMessage;
 
 /// Milliseconds of training between two looks at the message queue.
 pub const SLICE_MILLIS: f64 = 50.0;
@@ -49,7 +51,7 @@ impl Preparation {
 
     /// Prepares the next few samples; samples whose image is gone (deleted meanwhile) are
     /// skipped.
-    async fn step(&mut self, model: &Model, samples: &SampleStore) -> Result<(), String> {
+    async fn step(&mut self, model: &Model, samples: &SampleStore) -> Result<(), UserMessage> {
         if self.next >= self.queue.len() {
             return self.step_target(model, samples).await;
         }
@@ -57,26 +59,26 @@ impl Preparation {
         let (mut images, mut labels) = (Vec::new(), Vec::new());
         for &(id, label) in &self.queue[self.next..end] {
             if let Some(stored) = samples.image(id) {
-                images.push(decode_image("stored sample", &stored.bytes).map_err(|e| e.to_string())?);
+                images.push(decode_image("stored sample", &stored.bytes).map_err(problem)?);
                 labels.push(label);
             }
         }
-        let builder = self.builder.as_mut().ok_or("the inputs are already complete")?;
-        builder.add(&model.extractor, &images, &labels).await.map_err(|e| e.to_string())?;
+        let builder = self.builder.as_mut().ok_or_else(|| UserMessage::verbatim("the inputs are already complete"))?;
+        builder.add(&model.extractor, &images, &labels).await.map_err(problem)?;
         self.next = end;
         Ok(())
     }
 
     /// The next few target samples.
-    async fn step_target(&mut self, model: &Model, samples: &SampleStore) -> Result<(), String> {
+    async fn step_target(&mut self, model: &Model, samples: &SampleStore) -> Result<(), UserMessage> {
         let end = (self.target_next + PREPARE_BATCH).min(self.target.len());
         let images = self.target[self.target_next..end]
             .iter()
             .filter_map(|&id| samples.image(id))
-            .map(|stored| decode_image("stored sample", &stored.bytes).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, String>>()?;
+            .map(|stored| decode_image("stored sample", &stored.bytes).map_err(problem))
+            .collect::<Result<Vec<_>, UserMessage>>()?;
         if let Some(builder) = self.target_builder.as_mut() {
-            builder.add(&model.extractor, &images, &vec![0; images.len()]).await.map_err(|e| e.to_string())?;
+            builder.add(&model.extractor, &images, &vec![0; images.len()]).await.map_err(problem)?;
         }
         self.target_next = end;
         Ok(())
@@ -204,9 +206,9 @@ impl Training {
                     return replies;
                 }
                 Err(e @ GraftError::Diverged { .. }) => {
-                    return self.end(run_id, false, Some(e.to_string()), model).await.into_iter().collect();
+                    return self.end(run_id, false, Some(e.user_message()), model).await.into_iter().collect();
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.user_message()),
             },
         };
         outcome.unwrap_or_else(|message| {
@@ -224,7 +226,7 @@ impl Training {
         &mut self,
         run_id: u64,
         stopped_early: bool,
-        diverged: Option<String>,
+        diverged: Option<UserMessage>,
         model: &Model,
     ) -> Option<FromWorker> {
         if self.run.as_ref().is_none_or(|r| r.run_id != run_id) {
@@ -232,7 +234,7 @@ impl Training {
         }
         let Run { phase, class_names, config, order, .. } = self.run.take()?;
         let Phase::Training(trainer) = phase else {
-            let message = "stopped before training began (while preparing the images)".into();
+            let message = UserMessage::new("training-stopped-preparing");
             return Some(FromWorker::TrainingFailed { run_id, message });
         };
         let key = model.extractor.key().clone();
@@ -260,7 +262,7 @@ impl Training {
                 self.head = Some((head, saved));
                 reply
             }
-            Err(e) => FromWorker::TrainingFailed { run_id, message: e.to_string() },
+            Err(e) => FromWorker::TrainingFailed { run_id, message: e.user_message() },
         })
     }
 
@@ -274,12 +276,10 @@ impl Training {
             Some(trainer) => match trainer.step_for(&clock, SLICE_MILLIS).await {
                 Ok(_) if !trainer.is_done() => Ok(None),
                 Ok(_) | Err(GraftError::Diverged { .. }) => match baseline.trainer.take() {
-                    Some(trainer) => {
-                        trainer.finish().await.map(|head| Some(head.report.val_accuracy)).map_err(|e| e.to_string())
-                    }
+                    Some(trainer) => trainer.finish().await.map(|head| Some(head.report.val_accuracy)).map_err(problem),
                     None => Ok(None),
                 },
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.user_message()),
             },
         };
         match outcome {
@@ -307,20 +307,20 @@ impl Training {
 impl Baseline {
     /// Squeezes stored images to the baseline's pixels until the slice is used up; the
     /// trainer once all are done. A sample deleted meanwhile is left out of both.
-    fn make_pixels(&mut self, clock: fn() -> f64, samples: &SampleStore) -> Result<(), String> {
+    fn make_pixels(&mut self, clock: fn() -> f64, samples: &SampleStore) -> Result<(), UserMessage> {
         let started = clock();
         while self.next < self.order.len() && clock() - started < SLICE_MILLIS {
             let (id, label) = self.order[self.next];
             self.next += 1;
             let Some(stored) = samples.image(id) else { continue };
-            let image = decode_image("stored sample", &stored.bytes).map_err(|e| e.to_string())?;
+            let image = decode_image("stored sample", &stored.bytes).map_err(problem)?;
             self.pixels.extend(baseline_pixels(&image));
             self.labels.push(label);
         }
         if self.next == self.order.len() {
             let (pixels, labels) = (std::mem::take(&mut self.pixels), std::mem::take(&mut self.labels));
             let trainer = baseline_trainer(pixels, labels, self.class_names.clone(), &self.config);
-            self.trainer = Some(Box::new(trainer.map_err(|e| e.to_string())?));
+            self.trainer = Some(Box::new(trainer.map_err(problem)?));
         }
         Ok(())
     }
@@ -333,7 +333,7 @@ async fn prepare_slice(
     clock: fn() -> f64,
     model: &Model,
     samples: &SampleStore,
-) -> Result<Vec<FromWorker>, String> {
+) -> Result<Vec<FromWorker>, UserMessage> {
     let Phase::Preparing(preparation) = &mut run.phase else {
         return Ok(Vec::new());
     };
@@ -347,16 +347,16 @@ async fn prepare_slice(
     if !preparation.is_done() {
         return Ok(vec![progress]);
     }
-    let builder = preparation.builder.take().ok_or("the inputs are already complete")?;
+    let builder = preparation.builder.take().ok_or_else(|| UserMessage::verbatim("the inputs are already complete"))?;
     let views = builder.views();
-    let mut data = builder.finish(run.class_names.clone(), &Device::Cpu).map_err(|e| e.to_string())?;
+    let mut data = builder.finish(run.class_names.clone(), &Device::Cpu).map_err(problem)?;
     if let Some(target) = preparation.target_builder.take() {
-        let target = target.finish(vec!["target".into()], &Device::Cpu).map_err(|e| e.to_string())?;
+        let target = target.finish(vec!["target".into()], &Device::Cpu).map_err(problem)?;
         data.target = Some(target.inputs);
     }
     let cache_bytes = data.cache_bytes();
     let config = preparation.config.clone();
-    let mut trainer = Trainer::fine_tuning(data, config, model.extractor.backbone()).map_err(|e| e.to_string())?;
+    let mut trainer = Trainer::fine_tuning(data, config, model.extractor.backbone()).map_err(problem)?;
     if let Some(gpu) = model.extractor.executor().gpu() {
         // Refused where the GPU kernels do not cover the blocks (training-mode batch norm, the
         // stem); the start message says why.
