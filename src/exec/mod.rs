@@ -23,6 +23,7 @@ use candle_core::{Device, Tensor};
 
 use crate::error::Result;
 use crate::gpu::{BackendChoice, GpuContext, GpuExecutor};
+use crate::message::UserMessage;
 pub use cpu::CpuExecutor;
 pub use plan::FoldedPlan;
 
@@ -103,13 +104,45 @@ pub enum BackendKind {
 }
 
 /// Which executor runs, and why the CPU does when a GPU was wanted.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BackendStatus {
     pub kind: BackendKind,
     /// The badge: `"WebGPU · <adapter>"`, or the CPU path.
     pub description: String,
     /// Why the CPU runs although WebGPU was asked for or `auto` looked for it.
-    pub cpu_reason: Option<String>,
+    pub cpu_reason: Option<CpuReason>,
+}
+
+/// Why the CPU runs although a GPU was wanted: the GPU's error, and whether `auto` chose the
+/// CPU (rather than WebGPU asked for, or a GPU failing). `Display` is the English sentence.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CpuReason {
+    pub auto: bool,
+    pub error: UserMessage,
+    english: String,
+}
+
+impl CpuReason {
+    fn new(auto: bool, error: &crate::GraftError) -> Self {
+        CpuReason { auto, error: error.user_message(), english: error.to_string() }
+    }
+
+    /// The reason as a message for the page.
+    pub fn user_message(&self) -> UserMessage {
+        match self.auto {
+            true => UserMessage::new("backend-auto-chose").arg("problem", self.error.clone()),
+            false => self.error.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for CpuReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.auto {
+            true => write!(f, "auto chose the CPU: {}", self.english),
+            false => f.write_str(&self.english),
+        }
+    }
 }
 
 /// The backbone's executors with the fallback between them: the GPU when one is attached, the
@@ -119,7 +152,7 @@ pub struct BackendStatus {
 pub struct Backend {
     cpu: CpuExecutor,
     gpu: Mutex<Option<Arc<GpuExecutor>>>,
-    cpu_reason: Mutex<Option<String>>,
+    cpu_reason: Mutex<Option<CpuReason>>,
 }
 
 impl Backend {
@@ -170,11 +203,11 @@ impl Backend {
                 Ok(self.status())
             }
             Err(e) if choice == BackendChoice::Auto => {
-                self.use_cpu(Some(format!("auto chose the CPU: {e}")));
+                self.use_cpu(Some(CpuReason::new(true, &e)));
                 Ok(self.status())
             }
             Err(e) => {
-                self.use_cpu(Some(e.to_string()));
+                self.use_cpu(Some(CpuReason::new(false, &e)));
                 Err(e)
             }
         }
@@ -190,7 +223,7 @@ impl Backend {
     }
 
     /// Runs on the CPU from now on; `reason` says why when a GPU was wanted.
-    pub fn use_cpu(&self, reason: Option<String>) {
+    pub fn use_cpu(&self, reason: Option<CpuReason>) {
         set(&self.gpu, None);
         set(&self.cpu_reason, reason);
     }
@@ -205,7 +238,7 @@ impl Backend {
 
     /// Hands a GPU failure's work item to the CPU: the GPU is dropped and the reason kept.
     fn fall_back(&self, error: &crate::GraftError) {
-        self.use_cpu(Some(error.to_string()));
+        self.use_cpu(Some(CpuReason::new(false, error)));
     }
 }
 

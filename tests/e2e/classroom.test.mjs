@@ -60,6 +60,13 @@ test("a Chinese browser gets the page in Chinese; the choice of language is swit
   assert.equal(await text(page, "train-status"), "空闲");
   assert.match(await page.locator(".freeze-panel .explain").first().textContent(), /骨干网络是一串块/);
   assert.match(await page.title(), /迁移学习/);
+  // A first project starts named in Chinese, its two classes too.
+  assert.equal(await page.locator('[data-testid="project-name"]').inputValue(), "我的项目");
+  const classNames = await page.locator('[data-testid="class-card"]').evaluateAll((cs) => cs.map((c) => c.dataset.className));
+  assert.deepEqual(classNames, ["类别 1", "类别 2"]);
+  // Without a hardware GPU (as here), the reason the CPU runs is in Chinese too.
+  const reason = page.locator('[data-testid="backend-reason"]');
+  if (await reason.count()) assert.match(await reason.textContent(), /^自动选择了 CPU：WebGPU 不可用/);
 
   // The engine's errors are worded in Chinese too: a setting out of range, a file that is not an image.
   await page.locator('[data-testid="epochs"]').fill("0");

@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(t!(Lang::En, "train-button"), "Train");
         assert_eq!(t!(Lang::ZhCn, "train-button"), "训练");
         let zh = t!(Lang::ZhCn, "project-option", name = "猫和狗", samples = 3u32);
-        assert_eq!(zh, "猫和狗(3 张图片)");
+        assert_eq!(zh, "猫和狗（3 张图片）");
         assert_eq!(t!(Lang::En, "project-option", name = "Pets", samples = 1u32), "Pets (1 image)");
         assert_eq!(t!(Lang::En, "project-option", name = "Pets", samples = 2u32), "Pets (2 images)");
         let text = Text::new("training-stopped").arg("why", "the loss exploded").arg("epoch", 4u32);

@@ -70,6 +70,13 @@ pub struct PoolStatus {
     pub note: Option<Text>,
 }
 
+/// The project to start when none is saved: named, and its classes named, in the page's language.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FreshProject {
+    pub name: String,
+    pub project: Project,
+}
+
 /// Page -> worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToWorker {
@@ -111,16 +118,16 @@ pub enum ToWorker {
     ImportHead { request_id: u64, head: SavedHead },
     /// The embedding cache, keyed by the backbone that made it.
     ExportEmbeddings { request_id: u64 },
-    /// Open a saved project (`None`: the last one saved, or a new one if there is none): its
+    /// Open a saved project (`None`: the last one saved, or `fresh` if there is none): its
     /// samples, embeddings and trained model replace the worker's.
-    OpenProject { request_id: u64, project_id: Option<String> },
+    OpenProject { request_id: u64, project_id: Option<String>, fresh: FreshProject },
     /// Start a new, empty project with `project` (two empty classes) and save it.
     NewProject { request_id: u64, name: String, project: Project },
     /// Save the open project's classes, settings and curves (its model is saved by the worker
     /// when training ends). No answer; a failure comes as `StorageFailed`.
     SaveProject { name: String, project: Project },
-    /// Delete the open project; the last one saved (or a new one) opens.
-    DeleteProject { request_id: u64 },
+    /// Delete the open project; the last one saved (or `fresh`) opens.
+    DeleteProject { request_id: u64, fresh: FreshProject },
     /// The open project as a `.graft` file.
     ExportProject { request_id: u64, name: String, project: Project },
     /// Check a `.graft` file, then open it as a new saved project.

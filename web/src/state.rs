@@ -603,7 +603,7 @@ impl AppState {
             FromWorker::BackendSelected { status, error } => self.backend_changed(status, error),
             FromWorker::PoolChanged { pool } => self.pool = Some(pool),
             FromWorker::BackendChanged { status } => {
-                let reason = status.cpu_reason.clone().map(Text::verbatim);
+                let reason = status.cpu_reason.as_ref().map(|r| r.user_message());
                 self.backend_changed(status, reason);
             }
             FromWorker::LoadFailed { message } => {

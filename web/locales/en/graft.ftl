@@ -356,3 +356,5 @@ pool-note-lost = An embedding worker stopped ({ $why }); { $live } left
 advice-smaller-rate = try a smaller learning rate
 advice-smaller-backbone-rate = try a smaller backbone learning rate or fewer unfrozen blocks
 advice-no-weights = no epoch finished before it, so there are no weights to keep
+backend-auto-chose = auto chose the CPU: { $problem }
+project-default-first = My project

@@ -68,7 +68,7 @@ fn badge(lang: Lang, backend: &Option<BackendStatus>) -> Html {
                 { &status.description }
             </span>
             if let Some(reason) = &status.cpu_reason {
-                <span class="backend-reason" data-testid="backend-reason">{ reason }</span>
+                <span class="backend-reason" data-testid="backend-reason">{ lang.text(&reason.user_message()) }</span>
             }
         </>
     }

@@ -8,9 +8,9 @@ use yew_agent::reactor::UseReactorBridgeHandle;
 
 use crate::download::request_persistent_storage;
 use crate::file_input::read_then;
-use crate::i18n::{use_lang, Text};
+use crate::i18n::{use_lang, Lang, Text};
 use crate::project::Project;
-use crate::protocol::ToWorker;
+use crate::protocol::{FreshProject, ToWorker};
 use crate::state::{next_id, Action, AppState, Cause, ModelStatus};
 use crate::t;
 use crate::worker::GraftWorker;
@@ -34,6 +34,20 @@ fn saved_form(project: &Project) -> Project {
     Project { head: None, ..project.clone() }
 }
 
+/// A new project named `name`, its two classes named in the page's language.
+fn fresh_project(lang: Lang, name: String) -> FreshProject {
+    let mut project = Project::new(next_id);
+    for (i, class) in project.classes.iter_mut().enumerate() {
+        class.name = t!(lang, "class-default-name", number = i + 1);
+    }
+    FreshProject { name, project }
+}
+
+/// The project a person starts with, when none is saved.
+fn first_project(lang: Lang) -> FreshProject {
+    fresh_project(lang, t!(lang, "project-default-first"))
+}
+
 /// A callback that marks the page busy with a project request, then sends what `make` builds.
 fn request<T: 'static>(
     state: &UseReducerHandle<AppState>,
@@ -50,20 +64,26 @@ fn request<T: 'static>(
 
 #[hook]
 pub fn use_project_actions(state: UseReducerHandle<AppState>, worker: Worker) -> ProjectActions {
-    use_autosave(&state, &worker);
-    let open =
-        request(&state, &worker, |_, id: String| ToWorker::OpenProject { request_id: next_id(), project_id: Some(id) });
+    let lang = use_lang();
+    use_autosave(&state, &worker, lang);
+    let open = request(&state, &worker, move |_, id: String| ToWorker::OpenProject {
+        request_id: next_id(),
+        project_id: Some(id),
+        fresh: first_project(lang),
+    });
     let rename = {
         let state = state.clone();
         Callback::from(move |name: String| state.dispatch(Action::RenameProject(name.trim().to_string())))
     };
-    let lang = use_lang();
-    let create = request(&state, &worker, move |state, ()| ToWorker::NewProject {
-        request_id: next_id(),
-        name: t!(lang, "project-default-name", number = state.projects.len() + 1),
-        project: Project::new(next_id),
+    let create = request(&state, &worker, move |state, ()| {
+        let FreshProject { name, project } =
+            fresh_project(lang, t!(lang, "project-default-name", number = state.projects.len() + 1));
+        ToWorker::NewProject { request_id: next_id(), name, project }
     });
-    let delete = request(&state, &worker, |_, ()| ToWorker::DeleteProject { request_id: next_id() });
+    let delete = request(&state, &worker, move |_, ()| ToWorker::DeleteProject {
+        request_id: next_id(),
+        fresh: first_project(lang),
+    });
     let export = request(&state, &worker, |state, ()| ToWorker::ExportProject {
         request_id: next_id(),
         name: state.project_name.clone(),
@@ -95,7 +115,7 @@ pub fn use_project_actions(state: UseReducerHandle<AppState>, worker: Worker) ->
 /// Opens the last saved project once the model is ready (its samples' embeddings and its
 /// model belong to the backbone), then saves the open project whenever it changes.
 #[hook]
-fn use_autosave(state: &UseReducerHandle<AppState>, worker: &Worker) {
+fn use_autosave(state: &UseReducerHandle<AppState>, worker: &Worker, lang: Lang) {
     use_effect_with((), |_| request_persistent_storage());
     let ready = matches!(state.model, ModelStatus::Ready { .. });
     {
@@ -103,7 +123,11 @@ fn use_autosave(state: &UseReducerHandle<AppState>, worker: &Worker) {
         let unopened = state.project_id.is_none();
         use_effect_with(ready, move |&ready| {
             if ready && unopened {
-                worker.send(ToWorker::OpenProject { request_id: next_id(), project_id: None });
+                worker.send(ToWorker::OpenProject {
+                    request_id: next_id(),
+                    project_id: None,
+                    fresh: first_project(lang),
+                });
             }
         });
     }

@@ -11,10 +11,8 @@ use super::backbones::{rank, use_backbone};
 use super::core::WorkerCore;
 use super::now_millis;
 use super::storage::{backbone_id, estimate, LoadedProject, ProjectRecord, Storage};
-use crate::protocol::{ClassSamples, FromWorker, ProjectSummary, Thumbnail, ToWorker};
+use crate::protocol::{ClassSamples, FreshProject, FromWorker, ProjectSummary, Thumbnail, ToWorker};
 use graft::message::UserMessage;
-
-const DEFAULT_NAME: &str = "My project";
 
 pub struct Persistence {
     storage: Result<Storage, String>,
@@ -52,8 +50,8 @@ impl Persistence {
         progress: &mut (impl Sink<FromWorker> + Unpin),
     ) -> Result<Vec<FromWorker>, ToWorker> {
         let replies = match message {
-            ToWorker::OpenProject { request_id, project_id } => {
-                self.open_project(core, request_id, project_id, progress).await
+            ToWorker::OpenProject { request_id, project_id, fresh } => {
+                self.open_project(core, request_id, project_id, fresh, progress).await
             }
             ToWorker::SwitchBackbone { request_id, architecture, backend } => {
                 self.switch(core, request_id, (architecture, backend), progress).await
@@ -65,7 +63,7 @@ impl Persistence {
                 self.new_project(core, request_id, name, project).await
             }
             ToWorker::SaveProject { name, project } => self.save(name, project).await,
-            ToWorker::DeleteProject { request_id } => self.delete(core, request_id, progress).await,
+            ToWorker::DeleteProject { request_id, fresh } => self.delete(core, request_id, fresh, progress).await,
             ToWorker::ImportProject { request_id, file_name, bytes } => {
                 self.import(core, request_id, &file_name, &bytes).await
             }
@@ -107,17 +105,18 @@ impl Persistence {
         core: &mut WorkerCore,
         request_id: u64,
         id: Option<String>,
+        fresh: FreshProject,
         progress: &mut (impl Sink<FromWorker> + Unpin),
     ) -> Vec<FromWorker> {
         let Ok(storage) = &self.storage else {
-            return self.new_project(core, request_id, DEFAULT_NAME.into(), fresh_project()).await;
+            return self.new_project(core, request_id, fresh.name, fresh.project).await;
         };
         let id = match id {
             Some(id) => Some(id),
             None => storage.projects().await.ok().and_then(|r| r.first().map(|r| r.id.clone())),
         };
         let Some(id) = id else {
-            return self.new_project(core, request_id, DEFAULT_NAME.into(), fresh_project()).await;
+            return self.new_project(core, request_id, fresh.name, fresh.project).await;
         };
         match storage.load(&id).await {
             Ok(loaded) => {
@@ -282,6 +281,7 @@ impl Persistence {
         &mut self,
         core: &mut WorkerCore,
         request_id: u64,
+        fresh: FreshProject,
         progress: &mut (impl Sink<FromWorker> + Unpin),
     ) -> Vec<FromWorker> {
         let deleted = match (&self.open, self.storage()) {
@@ -292,7 +292,7 @@ impl Persistence {
         match deleted {
             Ok(()) => {
                 self.open = None;
-                self.open_project(core, request_id, None, progress).await
+                self.open_project(core, request_id, None, fresh, progress).await
             }
             Err(message) => vec![FromWorker::RequestFailed { request_id, message }],
         }
@@ -334,15 +334,6 @@ impl Persistence {
         replies.extend(storage_used().await);
         replies
     }
-}
-
-/// A new project's classes: two, empty (the page renumbers ids above them).
-fn fresh_project() -> Project {
-    let mut next = 0;
-    Project::new(|| {
-        next += 1;
-        next
-    })
 }
 
 /// A project put back into the core.
