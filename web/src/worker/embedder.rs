@@ -265,11 +265,12 @@ impl EmbedPool {
         }
     }
 
-    /// Whether new samples go to the embedders: some are live, they hold the backbone of
-    /// `manifest_url`, and the model worker computes on the CPU (a GPU embeds faster alone).
+    /// Whether new samples go to the embedders: some have started and are live, they hold the
+    /// backbone of `manifest_url`, and the model worker computes on the CPU (a GPU embeds
+    /// faster alone). Until one has started, the model worker makes samples itself.
     pub fn takes_samples(&self, manifest_url: Option<&str>, on_cpu: bool) -> bool {
         on_cpu
-            && self.schedule.live_embedders() > 0
+            && self.schedule.working_embedders() > 0
             && manifest_url.is_some()
             && self.manifest_url.as_deref() == manifest_url
     }
@@ -310,6 +311,7 @@ impl EmbedPool {
             }
             match event {
                 Event::Message(FromEmbedder::Started) => {
+                    self.schedule.start(index);
                     for message in self.embedders[index].held.take().unwrap_or_default() {
                         self.send(index, message);
                     }

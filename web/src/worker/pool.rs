@@ -127,18 +127,41 @@ pub struct Schedule {
     /// Jobs by id; ids grow, so this is submission order.
     jobs: BTreeMap<u64, Job>,
     next_job: u64,
-    /// Per embedder: live, and its jobs in flight.
+    /// Per embedder: live, started (listening: only then does it get jobs, so that one whose
+    /// script never runs holds none), and its jobs in flight.
     live: Vec<bool>,
+    started: Vec<bool>,
     in_flight: Vec<usize>,
 }
 
 impl Schedule {
     pub fn new(embedders: usize) -> Self {
-        Self { live: vec![true; embedders], in_flight: vec![0; embedders], ..Self::default() }
+        Self {
+            live: vec![true; embedders],
+            started: vec![false; embedders],
+            in_flight: vec![0; embedders],
+            ..Self::default()
+        }
     }
 
     pub fn live_embedders(&self) -> usize {
         self.live.iter().filter(|&&live| live).count()
+    }
+
+    /// `embedder` is listening: it may take jobs.
+    pub fn start(&mut self, embedder: usize) {
+        if let Some(started) = self.started.get_mut(embedder) {
+            *started = true;
+        }
+    }
+
+    fn working(&self, embedder: usize) -> bool {
+        self.live[embedder] && self.started[embedder]
+    }
+
+    /// Embedders that are live and have started: those that make jobs.
+    pub fn working_embedders(&self) -> usize {
+        (0..self.live.len()).filter(|&e| self.working(e)).count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -151,11 +174,13 @@ impl Schedule {
     }
 
     /// The jobs to send now, `(embedder, job_id, image)`: waiting jobs in order, each to the
-    /// live embedder with the fewest in flight while one has fewer than [`DEPTH`].
+    /// working embedder with the fewest in flight while one has fewer than [`DEPTH`].
     pub fn dispatch(&mut self) -> Vec<(usize, u64, ImageData)> {
         let mut sends = Vec::new();
         for (&job_id, job) in self.jobs.iter_mut().filter(|(_, job)| job.on.is_none() && job.made.is_none()) {
-            let least = (0..self.live.len()).filter(|&e| self.live[e]).min_by_key(|&e| self.in_flight[e]);
+            // The fields, not `working`: the jobs are borrowed mutably.
+            let working = |e: usize| self.live[e] && self.started[e];
+            let least = (0..self.live.len()).filter(|&e| working(e)).min_by_key(|&e| self.in_flight[e]);
             let Some(embedder) = least.filter(|&e| self.in_flight[e] < DEPTH) else { break };
             self.in_flight[embedder] += 1;
             job.on = Some(embedder);
@@ -183,14 +208,16 @@ impl Schedule {
         self.jobs.values_mut().filter(|job| job.on == Some(embedder)).for_each(|job| job.on = None);
     }
 
-    /// Whether jobs wait that no embedder will make (none is live).
+    /// Whether jobs wait that no embedder will make (none is working: lost, or never started).
     pub fn has_orphans(&self) -> bool {
-        self.live_embedders() == 0 && self.jobs.values().any(|job| job.made.is_none())
+        self.working_embedders() == 0 && self.jobs.values().any(|job| job.made.is_none())
     }
 
-    /// The jobs no embedder will make (none is live): `(job_id, image)`, for the model worker.
+    /// The jobs no embedder will make (none is working): `(job_id, image)`, for the model
+    /// worker. None is in flight then: only working embedders get jobs, and a lost one's
+    /// jobs wait again.
     pub fn orphans(&self) -> Vec<(u64, ImageData)> {
-        if self.live_embedders() > 0 {
+        if self.working_embedders() > 0 {
             return Vec::new();
         }
         let waiting = self.jobs.iter().filter(|(_, job)| job.made.is_none());
@@ -247,9 +274,15 @@ mod tests {
         assert_eq!(pool_size(4, None, None), (4, None));
     }
 
+    fn started(embedders: usize) -> Schedule {
+        let mut schedule = Schedule::new(embedders);
+        (0..embedders).for_each(|e| schedule.start(e));
+        schedule
+    }
+
     #[test]
     fn jobs_go_to_the_least_loaded_embedder_and_come_back_in_order() {
-        let mut schedule = Schedule::new(2);
+        let mut schedule = started(2);
         for id in 0..6 {
             schedule.submit(100 + id, frame(id as u8), 0.0);
         }
@@ -267,7 +300,7 @@ mod tests {
 
     #[test]
     fn a_lost_embedders_jobs_go_to_the_others_then_to_the_model_worker() {
-        let mut schedule = Schedule::new(2);
+        let mut schedule = started(2);
         for id in 0..3 {
             schedule.submit(id, frame(id as u8), 0.0);
         }
@@ -290,5 +323,20 @@ mod tests {
         assert!(schedule.is_empty());
         let rows: Vec<f32> = done.into_iter().map(|(_, _, made)| made.unwrap().1 .1[0]).collect();
         assert_eq!(rows, vec![1.0, 2.0, 3.0], "the lost embedder's late row was not kept");
+    }
+
+    #[test]
+    fn only_started_embedders_get_jobs_and_without_one_the_model_worker_makes_them() {
+        let mut schedule = Schedule::new(2);
+        schedule.submit(7, frame(7), 0.0);
+        assert!(schedule.dispatch().is_empty(), "neither has started");
+        assert!(schedule.has_orphans(), "so the model worker makes the job rather than wait");
+        schedule.start(1);
+        assert!(!schedule.has_orphans());
+        let sent: Vec<(usize, u64)> = schedule.dispatch().iter().map(|(e, job, _)| (*e, *job)).collect();
+        assert_eq!(sent, vec![(1, 1)], "to the one that started");
+        // The started one is lost; the other never starts: its job is not left waiting.
+        schedule.lose(1);
+        assert_eq!(schedule.orphans().into_iter().map(|(job, _)| job).collect::<Vec<_>>(), vec![1]);
     }
 }
