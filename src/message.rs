@@ -37,11 +37,6 @@ impl UserMessage {
         self.args.push((name.to_string(), value.into()));
         self
     }
-
-    /// The argument `name`, if given.
-    pub fn get(&self, name: &str) -> Option<&MessageArg> {
-        self.args.iter().find(|(n, _)| n == name).map(|(_, v)| v)
-    }
 }
 
 macro_rules! arg_from_number {

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backbone::BackboneKey;
 use crate::gpu::BackendChoice;
-use crate::train::ClassProblem;
-use crate::train::{EpochMetrics, SavedHead, TrainConfig};
+use crate::train::{ClassProblem, EpochMetrics, SavedHead, TrainConfig};
 use crate::transfer::baseline::TransferCheck;
 
 /// Bumped when the format changes incompatibly.

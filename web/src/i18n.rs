@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use fluent_templates::fluent_bundle::FluentValue;
 use fluent_templates::{LanguageIdentifier, Loader};
@@ -64,13 +65,16 @@ impl Lang {
         }
     }
 
-    fn identifier(self) -> LanguageIdentifier {
-        self.code().parse().expect("language codes are valid BCP 47")
+    /// Parsed once: every message the page shows looks its language up.
+    fn identifier(self) -> &'static LanguageIdentifier {
+        static IDENTIFIERS: LazyLock<[LanguageIdentifier; 2]> =
+            LazyLock::new(|| Lang::ALL.map(|lang| lang.code().parse().expect("language codes are valid BCP 47")));
+        &IDENTIFIERS[self as usize]
     }
 
     /// The message `id` in this language.
     pub fn tr(self, id: &str) -> String {
-        LOCALES.lookup(&self.identifier(), id)
+        LOCALES.lookup(self.identifier(), id)
     }
 
     /// The message `id` in this language, with its arguments.
@@ -86,7 +90,7 @@ impl Lang {
                 (Cow::Owned(name.as_ref().to_string()), value)
             })
             .collect();
-        LOCALES.lookup_with_args(&self.identifier(), id, &args)
+        LOCALES.lookup_with_args(self.identifier(), id, &args)
     }
 
     /// `text` in this language (its message arguments worded first).

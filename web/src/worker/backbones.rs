@@ -16,7 +16,6 @@ use graft::transfer::logme;
 use super::core::WorkerCore;
 use super::model::{load_model, Model};
 use super::now_millis;
-use super::problem;
 use super::storage::backbone_id;
 use crate::fetch::fetch_text;
 use crate::protocol::{BackboneOption, BackboneScore, ClassSamples, FromWorker};
@@ -103,11 +102,11 @@ pub async fn features_of(
             .map(|id| {
                 let stored =
                     images.get(id).ok_or_else(|| UserMessage::verbatim("a sample's stored image is missing"))?;
-                decode_image("stored sample", &stored.bytes).map_err(problem)
+                decode_image("stored sample", &stored.bytes).map_err(UserMessage::from)
             })
             .collect::<Result<Vec<_>, UserMessage>>()?;
-        let features = model.extractor.embed(&decoded).await.map_err(problem)?;
-        let rows: Vec<Vec<f32>> = features.to_vec2().map_err(problem)?;
+        let features = model.extractor.embed(&decoded).await.map_err(UserMessage::from)?;
+        let rows: Vec<Vec<f32>> = features.to_vec2().map_err(UserMessage::from)?;
         computed.extend(chunk.iter().copied().zip(rows));
         let _ = progress.send(FromWorker::Reembedding { done: computed.len(), total: missing.len() }).await;
     }
@@ -154,7 +153,7 @@ pub async fn rank(
         let (rows, computed) = features_of(model, &ids, &known, &images, progress).await?;
         let dim = model.extractor.feature_dim();
         let flat: Vec<f32> = rows.concat();
-        let score = logme(&flat, dim, &labels, classes.len()).map_err(problem)?;
+        let score = logme(&flat, dim, &labels, classes.len()).map_err(UserMessage::from)?;
         computed_rows.push((model.extractor.key().clone(), computed));
         scores.push(BackboneScore { architecture, logme: score, images: ids.len(), millis: now_millis() - started });
     }

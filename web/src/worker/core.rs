@@ -15,7 +15,6 @@ use image::RgbImage;
 
 use super::model::Model;
 use super::pool::Made;
-use super::problem;
 use super::samples::{decode, make_sample, thumbnail, SampleStore, StoredSample};
 use super::training::{Preparation, Training};
 use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
@@ -198,10 +197,10 @@ impl WorkerCore {
             for chunk in stored.chunks(CHECK_CHUNK) {
                 let decoded = chunk
                     .iter()
-                    .map(|(image, _)| decode_image("check image", &image.bytes).map_err(problem))
+                    .map(|(image, _)| decode_image("check image", &image.bytes).map_err(UserMessage::from))
                     .collect::<Result<Vec<_>, UserMessage>>()?;
-                let probs = head.predict_images(extractor, &decoded).await.map_err(problem)?;
-                let predicted: Vec<u32> = probs.argmax(1).and_then(|p| p.to_vec1()).map_err(problem)?;
+                let probs = head.predict_images(extractor, &decoded).await.map_err(UserMessage::from)?;
+                let predicted: Vec<u32> = probs.argmax(1).and_then(|p| p.to_vec1()).map_err(UserMessage::from)?;
                 correct += chunk.iter().zip(&predicted).filter(|((_, label), &p)| *label == p as usize).count();
                 images += chunk.len();
             }
@@ -323,9 +322,9 @@ impl WorkerCore {
         let outcome = async {
             let model = self.model.as_ref().ok_or_else(not_loaded)?;
             let head = model.pretrained.as_ref().ok_or_else(|| UserMessage::new("worker-no-pretrained"))?;
-            let image = decode_image(&file_name, bytes).map_err(problem)?;
-            let features = model.extractor.embed(&[image]).await.map_err(problem)?;
-            head.top_k(&features, 5).map_err(problem)
+            let image = decode_image(&file_name, bytes).map_err(UserMessage::from)?;
+            let features = model.extractor.embed(&[image]).await.map_err(UserMessage::from)?;
+            head.top_k(&features, 5).map_err(UserMessage::from)
         };
         match outcome.await {
             Ok(mut top) => FromWorker::Classified {
@@ -377,7 +376,7 @@ impl WorkerCore {
                 error: Some(not_loaded()),
             };
         };
-        let error = model.extractor.select_backend(choice).await.err().map(problem);
+        let error = model.extractor.select_backend(choice).await.err().map(UserMessage::from);
         let status = model.extractor.executor().status();
         self.reported_backend = Some(status.clone());
         FromWorker::BackendSelected { status, error }
@@ -431,7 +430,7 @@ impl WorkerCore {
     ) -> Result<Preparation, UserMessage> {
         let extractor = &self.model.as_ref().ok_or_else(not_loaded)?.extractor;
         let blocks = extractor.backbone().num_blocks();
-        config.validate_for(blocks).map_err(problem)?;
+        config.validate_for(blocks).map_err(UserMessage::from)?;
         let stored = |class: &ClassSamples| -> Vec<u64> {
             class.sample_ids.iter().copied().filter(|&id| self.samples.image(id).is_some()).collect()
         };
@@ -468,15 +467,15 @@ impl WorkerCore {
         let class_names = classes.iter().map(|c| c.name.clone()).collect();
         let labels = order.iter().map(|&(_, label)| label).collect();
         let shape = (order.len(), extractor.feature_dim());
-        let inputs = Tensor::from_vec(rows, shape, &Device::Cpu).map_err(problem)?;
+        let inputs = Tensor::from_vec(rows, shape, &Device::Cpu).map_err(UserMessage::from)?;
         let mut data = TrainData::new(inputs, labels, class_names);
         let target_rows: Vec<f32> =
             target.iter().filter_map(|&id| self.samples.embedding(extractor.key(), id)).flatten().copied().collect();
         if !target_rows.is_empty() {
             let shape = (target_rows.len() / extractor.feature_dim(), extractor.feature_dim());
-            data.target = Some(Tensor::from_vec(target_rows, shape, &Device::Cpu).map_err(problem)?);
+            data.target = Some(Tensor::from_vec(target_rows, shape, &Device::Cpu).map_err(UserMessage::from)?);
         }
-        let trainer = Trainer::new(data, config).map_err(problem)?;
+        let trainer = Trainer::new(data, config).map_err(UserMessage::from)?;
         Ok((trainer, order))
     }
 
@@ -486,10 +485,10 @@ impl WorkerCore {
         let mut rng = SplitMix64::new((self.clock)().to_bits());
         let mut images = Vec::new();
         for stored in sample_ids.iter().filter_map(|&id| self.samples.image(id)) {
-            let image = decode_image("stored sample", &stored.bytes).map_err(problem)?;
+            let image = decode_image("stored sample", &stored.bytes).map_err(UserMessage::from)?;
             let view = random_view(image.width() as usize, image.height() as usize, strength, &mut rng);
             let picture = augmented_image(&image, PREVIEW_SIDE, &view);
-            images.push(store_image(&picture, extractor.input_spec()).map_err(problem)?);
+            images.push(store_image(&picture, extractor.input_spec()).map_err(UserMessage::from)?);
         }
         Ok(images)
     }
@@ -500,8 +499,8 @@ impl WorkerCore {
             let (head, _) = self.training.head().ok_or_else(train_first)?;
             let model = self.model.as_ref().ok_or_else(not_loaded)?;
             let image = decode(image)?;
-            let probs = head.predict_images(&model.extractor, &[image]).await.map_err(problem)?;
-            probs.squeeze(0).and_then(|p| p.to_vec1::<f32>()).map_err(problem)
+            let probs = head.predict_images(&model.extractor, &[image]).await.map_err(UserMessage::from)?;
+            probs.squeeze(0).and_then(|p| p.to_vec1::<f32>()).map_err(UserMessage::from)
         };
         match outcome.await {
             Ok(probs) => FromWorker::Predicted { request_id, probs, millis: (self.clock)() - started },
@@ -540,9 +539,9 @@ impl WorkerCore {
         let (row, computed) = match row.filter(|r| r.len() == extractor.feature_dim()) {
             Some(row) => (row, false),
             None => {
-                let image = decode_image("stored sample", &sample.image.bytes).map_err(problem)?;
-                let features = extractor.embed(&[image]).await.map_err(problem)?;
-                (features.squeeze(0).and_then(|f| f.to_vec1()).map_err(problem)?, true)
+                let image = decode_image("stored sample", &sample.image.bytes).map_err(UserMessage::from)?;
+                let features = extractor.embed(&[image]).await.map_err(UserMessage::from)?;
+                (features.squeeze(0).and_then(|f| f.to_vec1()).map_err(UserMessage::from)?, true)
             }
         };
         let key = extractor.key().clone();
@@ -553,7 +552,8 @@ impl WorkerCore {
     /// Uses a saved model as the trained head (checked against the loaded backbone).
     pub fn restore_head(&mut self, head: SavedHead) -> Result<(), UserMessage> {
         let model = self.model.as_ref().ok_or_else(not_loaded)?;
-        let trained = head.restore(model.extractor.key(), model.extractor.backbone(), &Device::Cpu).map_err(problem)?;
+        let trained =
+            head.restore(model.extractor.key(), model.extractor.backbone(), &Device::Cpu).map_err(UserMessage::from)?;
         self.training.set_head(trained, head);
         Ok(())
     }
@@ -563,18 +563,18 @@ impl WorkerCore {
         project.head = self.trained_head().cloned();
         let images = self.samples.images_of(project.entries().flat_map(|c| &c.sample_ids));
         project.entries_mut().for_each(|c| c.sample_ids.retain(|id| images.contains_key(id)));
-        write_archive(name, &project, &images).map_err(problem)
+        write_archive(name, &project, &images).map_err(UserMessage::from)
     }
 
     /// Checks a `.graft` file completely (the model against the loaded backbone, every image
     /// decoded and embedded) before it replaces the worker's samples and model.
     pub async fn import_project(&mut self, file_name: &str, bytes: &[u8]) -> Result<ProjectArchive, UserMessage> {
-        let archive = read_archive(file_name, bytes, &ArchiveLimits::default()).map_err(problem)?;
+        let archive = read_archive(file_name, bytes, &ArchiveLimits::default()).map_err(UserMessage::from)?;
         let extractor = &self.model.as_ref().ok_or_else(not_loaded)?.extractor;
         let head = match &archive.project.head {
             Some(saved) => Some((
                 saved.restore(extractor.key(), extractor.backbone(), &Device::Cpu).map_err(|e| {
-                    UserMessage::new("worker-in-file").arg("file", file_name).arg("problem", problem(e))
+                    UserMessage::new("worker-in-file").arg("file", file_name).arg("problem", UserMessage::from(e))
                 })?,
                 saved.clone(),
             )),
@@ -586,10 +586,10 @@ impl WorkerCore {
             let mut images = Vec::with_capacity(chunk.len());
             for &&id in chunk {
                 let name = format!("{file_name}: sample {id}");
-                images.push(decode_image(&name, &archive.images[&id].bytes).map_err(problem)?);
+                images.push(decode_image(&name, &archive.images[&id].bytes).map_err(UserMessage::from)?);
             }
-            let features = extractor.embed(&images).await.map_err(problem)?;
-            let rows: Vec<Vec<f32>> = features.to_vec2().map_err(problem)?;
+            let features = extractor.embed(&images).await.map_err(UserMessage::from)?;
+            let rows: Vec<Vec<f32>> = features.to_vec2().map_err(UserMessage::from)?;
             for ((&&id, image), row) in chunk.iter().zip(&images).zip(rows) {
                 let sample = StoredSample { image: archive.images[&id].clone(), thumbnail: thumbnail(image)? };
                 samples.insert(id, sample, extractor.key(), row)?;
@@ -607,7 +607,7 @@ impl WorkerCore {
     pub fn export_model(&self, class_names: &[String]) -> Result<Vec<u8>, UserMessage> {
         let (head, _) = self.training.head().ok_or_else(train_first)?;
         let extractor = &self.model.as_ref().ok_or_else(not_loaded)?.extractor;
-        ModelFile::write(head, extractor.backbone(), extractor.key(), class_names).map_err(problem)
+        ModelFile::write(head, extractor.backbone(), extractor.key(), class_names).map_err(UserMessage::from)
     }
 
     fn import_head(&mut self, request_id: u64, head: SavedHead) -> FromWorker {
@@ -620,7 +620,7 @@ impl WorkerCore {
                 self.training.set_head(trained, head);
                 FromWorker::HeadImported { request_id, class_names }
             }
-            Err(e) => FromWorker::RequestFailed { request_id, message: problem(e) },
+            Err(e) => FromWorker::RequestFailed { request_id, message: UserMessage::from(e) },
         }
     }
 }

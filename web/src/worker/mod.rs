@@ -25,20 +25,13 @@ pub mod storage;
 pub mod training;
 
 use futures::{SinkExt, StreamExt};
-use graft::error::GraftError;
 use graft::gpu::BackendChoice;
-use graft::message::UserMessage;
 use yew_agent::prelude::*;
 
 use self::core::WorkerCore;
 use self::embedder::EmbedPool;
 use self::persist::Persistence;
 use crate::protocol::{FromWorker, ToWorker};
-
-/// An engine error (or a tensor library's, through the engine's) as the message the page words.
-pub(crate) fn problem(error: impl Into<GraftError>) -> UserMessage {
-    error.into().user_message()
-}
 
 type Scope = ReactorScope<ToWorker, FromWorker>;
 

@@ -7,7 +7,6 @@ use graft::classify::PretrainedHead;
 use graft::embed::FeatureExtractor;
 use graft::manifest::ModelManifest;
 
-use super::problem;
 use crate::fetch::{fetch_bytes, fetch_text};
 use crate::protocol::FromWorker;
 use graft::message::UserMessage;
@@ -32,7 +31,7 @@ pub async fn load_model(
     manifest_url: &str,
     progress: &mut (impl futures::Sink<FromWorker> + Unpin),
 ) -> Result<Model, UserMessage> {
-    let manifest = ModelManifest::from_json(&fetch_text(manifest_url).await?).map_err(problem)?;
+    let manifest = ModelManifest::from_json(&fetch_text(manifest_url).await?).map_err(UserMessage::from)?;
     let labels = match &manifest.classifier {
         Some(classifier) => Some(fetch_text(&sibling_url(manifest_url, &classifier.labels)).await?),
         None => None,
@@ -50,10 +49,10 @@ pub async fn load_model(
         }
     };
     let (weights, _) = futures::join!(download, forward);
-    let vb = manifest.open_weights(weights?, &Device::Cpu).map_err(problem)?;
-    let extractor = FeatureExtractor::new(&manifest, &vb, &Device::Cpu).map_err(problem)?;
+    let vb = manifest.open_weights(weights?, &Device::Cpu).map_err(UserMessage::from)?;
+    let extractor = FeatureExtractor::new(&manifest, &vb, &Device::Cpu).map_err(UserMessage::from)?;
     let pretrained = match labels {
-        Some(labels) => PretrainedHead::load(&manifest, &vb, &labels).map_err(problem)?,
+        Some(labels) => PretrainedHead::load(&manifest, &vb, &labels).map_err(UserMessage::from)?,
         None => None,
     };
     Ok(Model { name: manifest.display_name, extractor, pretrained })

@@ -9,7 +9,6 @@ use graft::preprocess::{decode_image, image_from_rgba, store_image, InputSpec, S
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use super::problem;
 use crate::protocol::ImageData;
 use graft::message::UserMessage;
 
@@ -20,7 +19,7 @@ const THUMBNAIL_SIDE: u32 = 96;
 /// A sample's small picture for the page (JPEG, or PNG when already tiny).
 pub fn thumbnail(image: &RgbImage) -> Result<StoredImage, UserMessage> {
     let spec = InputSpec { resize_shorter: THUMBNAIL_SIDE, ..InputSpec::imagenet() };
-    store_image(image, &spec).map_err(problem)
+    store_image(image, &spec).map_err(UserMessage::from)
 }
 
 /// Everything the worker keeps of one sample.
@@ -36,7 +35,7 @@ pub fn decode(image: ImageData) -> Result<RgbImage, UserMessage> {
         ImageData::File { file_name, bytes } => decode_image(&file_name, &bytes),
         ImageData::Frame { width, height, rgba } => image_from_rgba("webcam frame", width, height, rgba),
     }
-    .map_err(problem)
+    .map_err(UserMessage::from)
 }
 
 /// A new sample: decoded, stored (downscaled and encoded, with its thumbnail) and embedded
@@ -46,10 +45,10 @@ pub async fn make_sample(
     image: ImageData,
 ) -> Result<(StoredSample, Vec<f32>), UserMessage> {
     let image = decode(image)?;
-    let features = extractor.embed(std::slice::from_ref(&image)).await.map_err(problem)?;
-    let row = features.squeeze(0).and_then(|f| f.to_vec1()).map_err(problem)?;
+    let features = extractor.embed(std::slice::from_ref(&image)).await.map_err(UserMessage::from)?;
+    let row = features.squeeze(0).and_then(|f| f.to_vec1()).map_err(UserMessage::from)?;
     let stored = StoredSample {
-        image: store_image(&image, extractor.input_spec()).map_err(problem)?,
+        image: store_image(&image, extractor.input_spec()).map_err(UserMessage::from)?,
         thumbnail: thumbnail(&image)?,
     };
     Ok((stored, row))
@@ -77,7 +76,7 @@ impl SampleStore {
         key: &BackboneKey,
         row: Vec<f32>,
     ) -> Result<(), UserMessage> {
-        self.cache_for(key, row.len()).insert(key, id, row).map_err(problem)?;
+        self.cache_for(key, row.len()).insert(key, id, row).map_err(UserMessage::from)?;
         self.samples.insert(id, sample);
         Ok(())
     }
@@ -113,6 +112,6 @@ impl SampleStore {
 
     /// Adds an exported cache; it must come from backbone `key`.
     pub fn import(&mut self, key: &BackboneKey, dim: usize, cache: EmbeddingCache) -> Result<Vec<u64>, UserMessage> {
-        self.cache_for(key, dim).merge(cache).map_err(problem)
+        self.cache_for(key, dim).merge(cache).map_err(UserMessage::from)
     }
 }

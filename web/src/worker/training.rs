@@ -16,7 +16,6 @@ use graft::transfer::baseline::baseline_trainer;
 use graft::GraftError;
 
 use super::model::Model;
-use super::problem;
 use super::samples::SampleStore;
 use crate::protocol::FromWorker;
 use graft::message::UserMessage;
@@ -59,12 +58,12 @@ impl Preparation {
         let (mut images, mut labels) = (Vec::new(), Vec::new());
         for &(id, label) in &self.queue[self.next..end] {
             if let Some(stored) = samples.image(id) {
-                images.push(decode_image("stored sample", &stored.bytes).map_err(problem)?);
+                images.push(decode_image("stored sample", &stored.bytes).map_err(UserMessage::from)?);
                 labels.push(label);
             }
         }
         let builder = self.builder.as_mut().ok_or_else(|| UserMessage::verbatim("the inputs are already complete"))?;
-        builder.add(&model.extractor, &images, &labels).await.map_err(problem)?;
+        builder.add(&model.extractor, &images, &labels).await.map_err(UserMessage::from)?;
         self.next = end;
         Ok(())
     }
@@ -75,10 +74,10 @@ impl Preparation {
         let images = self.target[self.target_next..end]
             .iter()
             .filter_map(|&id| samples.image(id))
-            .map(|stored| decode_image("stored sample", &stored.bytes).map_err(problem))
+            .map(|stored| decode_image("stored sample", &stored.bytes).map_err(UserMessage::from))
             .collect::<Result<Vec<_>, UserMessage>>()?;
         if let Some(builder) = self.target_builder.as_mut() {
-            builder.add(&model.extractor, &images, &vec![0; images.len()]).await.map_err(problem)?;
+            builder.add(&model.extractor, &images, &vec![0; images.len()]).await.map_err(UserMessage::from)?;
         }
         self.target_next = end;
         Ok(())
@@ -276,7 +275,9 @@ impl Training {
             Some(trainer) => match trainer.step_for(&clock, SLICE_MILLIS).await {
                 Ok(_) if !trainer.is_done() => Ok(None),
                 Ok(_) | Err(GraftError::Diverged { .. }) => match baseline.trainer.take() {
-                    Some(trainer) => trainer.finish().await.map(|head| Some(head.report.val_accuracy)).map_err(problem),
+                    Some(trainer) => {
+                        trainer.finish().await.map(|head| Some(head.report.val_accuracy)).map_err(UserMessage::from)
+                    }
                     None => Ok(None),
                 },
                 Err(e) => Err(e.user_message()),
@@ -313,14 +314,14 @@ impl Baseline {
             let (id, label) = self.order[self.next];
             self.next += 1;
             let Some(stored) = samples.image(id) else { continue };
-            let image = decode_image("stored sample", &stored.bytes).map_err(problem)?;
+            let image = decode_image("stored sample", &stored.bytes).map_err(UserMessage::from)?;
             self.pixels.extend(baseline_pixels(&image));
             self.labels.push(label);
         }
         if self.next == self.order.len() {
             let (pixels, labels) = (std::mem::take(&mut self.pixels), std::mem::take(&mut self.labels));
             let trainer = baseline_trainer(pixels, labels, self.class_names.clone(), &self.config);
-            self.trainer = Some(Box::new(trainer.map_err(problem)?));
+            self.trainer = Some(Box::new(trainer.map_err(UserMessage::from)?));
         }
         Ok(())
     }
@@ -349,14 +350,14 @@ async fn prepare_slice(
     }
     let builder = preparation.builder.take().ok_or_else(|| UserMessage::verbatim("the inputs are already complete"))?;
     let views = builder.views();
-    let mut data = builder.finish(run.class_names.clone(), &Device::Cpu).map_err(problem)?;
+    let mut data = builder.finish(run.class_names.clone(), &Device::Cpu).map_err(UserMessage::from)?;
     if let Some(target) = preparation.target_builder.take() {
-        let target = target.finish(vec!["target".into()], &Device::Cpu).map_err(problem)?;
+        let target = target.finish(vec!["target".into()], &Device::Cpu).map_err(UserMessage::from)?;
         data.target = Some(target.inputs);
     }
     let cache_bytes = data.cache_bytes();
     let config = preparation.config.clone();
-    let mut trainer = Trainer::fine_tuning(data, config, model.extractor.backbone()).map_err(problem)?;
+    let mut trainer = Trainer::fine_tuning(data, config, model.extractor.backbone()).map_err(UserMessage::from)?;
     if let Some(gpu) = model.extractor.executor().gpu() {
         // Refused where the GPU kernels do not cover the blocks (training-mode batch norm, the
         // stem); the start message says why.
