@@ -173,6 +173,58 @@ impl Project {
         })
     }
 
+    /// Applies to `self` (the project that just opened) what a person did to `draft` before it
+    /// opened, so that nothing done in the first seconds is lost. `pristine` is the draft as
+    /// first shown: a class still as it was there (same id and name, no samples) is skipped.
+    /// Any other draft class joins the class with its id (a project made from the draft), else
+    /// the class with its name, else comes as a new class; its check images come along, and
+    /// so do the unlabelled bin's. Settings or a backend changed in the draft win. Returns
+    /// whether any sample joined (a trained model is then stale).
+    pub fn absorb_draft(&mut self, draft: &Project, pristine: &Project, mut next_id: impl FnMut() -> u64) -> bool {
+        let untouched = |c: &ClassEntry| {
+            c.sample_ids.is_empty() && pristine.classes.iter().any(|p| p.id == c.id && p.name == c.name)
+        };
+        let mut joined = Vec::new();
+        for class in draft.classes.iter().filter(|c| !untouched(c)) {
+            let own = self.classes.iter().position(|c| c.id == class.id);
+            let index = own.or_else(|| self.classes.iter().position(|c| c.name == class.name));
+            let into = match index {
+                Some(i) => {
+                    let entry = &mut self.classes[i];
+                    if own.is_some() {
+                        entry.name = class.name.clone();
+                    }
+                    append_missing(&mut entry.sample_ids, &class.sample_ids);
+                    entry.id
+                }
+                None => {
+                    self.classes.push(class.clone());
+                    class.id
+                }
+            };
+            joined.push((class.id, into));
+        }
+        self.sync_check_bins(&mut next_id);
+        for (from, into) in joined {
+            let (Some(bin), Some(own)) = (draft.check_bin(from), self.checks.iter_mut().find(|c| c.class_id == into))
+            else {
+                continue;
+            };
+            append_missing(&mut own.bin.sample_ids, &bin.sample_ids);
+        }
+        if let Some(target) = draft.target.as_ref().filter(|t| !t.sample_ids.is_empty()) {
+            let own = self.target.get_or_insert_with(|| ClassEntry { sample_ids: Vec::new(), ..target.clone() });
+            append_missing(&mut own.sample_ids, &target.sample_ids);
+        }
+        if draft.settings != pristine.settings {
+            self.settings = draft.settings.clone();
+        }
+        if draft.backend != pristine.backend {
+            self.backend = draft.backend;
+        }
+        draft.entries().any(|c| !c.sample_ids.is_empty())
+    }
+
     pub fn to_json(&self) -> Result<String, String> {
         serde_json::to_string(self).map_err(|e| e.to_string())
     }
@@ -187,6 +239,15 @@ impl Project {
             ));
         }
         Ok(project)
+    }
+}
+
+/// Appends the ids of `more` that `ids` lacks, in order.
+fn append_missing(ids: &mut Vec<u64>, more: &[u64]) {
+    for id in more {
+        if !ids.contains(id) {
+            ids.push(*id);
+        }
     }
 }
 
@@ -214,5 +275,57 @@ mod tests {
         let mut scores = CheckScores::default();
         scores.record(true, CheckScore { accuracy: 0.75, images: 4 });
         assert_eq!((scores.adapted.map(|s| s.images), scores.source_only), (Some(4), None));
+    }
+
+    /// The first seconds: a draft renamed and filled before the project opened.
+    fn draft_with_fish(next: &mut impl FnMut() -> u64) -> (Project, Project) {
+        let pristine = Project::new(&mut *next);
+        let mut draft = pristine.clone();
+        draft.classes[0].name = "fish".into();
+        draft.classes[0].sample_ids.extend([900, 901]);
+        (draft, pristine)
+    }
+
+    #[test]
+    fn a_draft_made_into_the_project_keeps_its_names_and_samples() {
+        let mut ids = 0..;
+        let mut next = move || ids.next().unwrap();
+        let (mut draft, pristine) = draft_with_fish(&mut next);
+        // The project was made from the draft as it was when the page asked for it.
+        let mut opened = draft.clone();
+        draft.classes[0].sample_ids.push(902);
+        draft.classes[1].name = "shark".into();
+        let first_bin = draft.checks[0].bin.id;
+        draft.class_mut(first_bin).unwrap().sample_ids.push(903);
+        draft.settings.epochs = 7;
+        assert!(opened.absorb_draft(&draft, &pristine, &mut next));
+        assert_eq!(opened.classes, draft.classes);
+        assert_eq!(opened.check_ids(), vec![vec![903], vec![]]);
+        assert_eq!(opened.settings.epochs, 7);
+    }
+
+    #[test]
+    fn a_draft_joins_a_saved_project_by_name_or_as_new_classes() {
+        let mut ids = 0..;
+        let mut next = move || ids.next().unwrap();
+        let (mut draft, pristine) = draft_with_fish(&mut next);
+        let mut saved = Project::new(&mut next);
+        saved.classes[0].name = "fish".into();
+        saved.classes[0].sample_ids.extend([1, 2]);
+        saved.classes[1].name = "cat".into();
+        saved.settings.epochs = 30;
+        draft.classes.push(ClassEntry { id: 950, name: "bird".into(), sample_ids: vec![951] });
+        draft.target.as_mut().unwrap().sample_ids.push(960);
+        assert!(saved.absorb_draft(&draft, &pristine, &mut next));
+        let names: Vec<&str> = saved.classes.iter().map(|c| c.name.as_str()).collect();
+        // The untouched "Class 2" of the draft is not added; "fish" joins "fish".
+        assert_eq!(names, ["fish", "cat", "bird"]);
+        assert_eq!(saved.classes[0].sample_ids, [1, 2, 900, 901]);
+        assert_eq!(saved.classes[2].sample_ids, [951]);
+        assert_eq!(saved.target_ids(), [960]);
+        assert_eq!(saved.checks.len(), 3, "the new class has its check bin");
+        assert_eq!(saved.settings.epochs, 30, "settings not changed in the draft stay as saved");
+        let untouched = pristine.clone();
+        assert!(!saved.clone().absorb_draft(&untouched, &pristine, &mut next), "an untouched draft adds nothing");
     }
 }

@@ -35,9 +35,11 @@ export async function launch(extraArgs = []) {
 }
 
 /** Opens the page and records uncaught errors and any request that leaves the origin. The
- * browser's language is English unless `options` say otherwise (`{ locale: "zh-CN" }`). */
+ * browser's language is English unless `options` say otherwise (`{ locale: "zh-CN" }`);
+ * `options.setUp(page)` runs before the page loads (routes, say). */
 export async function openGraft(browser, options = {}) {
-  const page = await browser.newPage({ locale: "en-US", ...options });
+  const { setUp, ...pageOptions } = options;
+  const page = await browser.newPage({ locale: "en-US", ...pageOptions });
   const problems = [];
   const origin = new URL(BASE_URL).origin;
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
@@ -50,6 +52,7 @@ export async function openGraft(browser, options = {}) {
       problems.push(`request outside the origin: ${url}`);
     }
   });
+  await setUp?.(page);
   await page.goto(BASE_URL);
   return { page, problems };
 }

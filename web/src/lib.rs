@@ -1,6 +1,7 @@
 //! Graft's web front end (Yew) and its model worker. The `graft-app` binary mounts the page;
 //! the `graft-worker` binary registers [`worker::GraftWorker`] inside a Web Worker.
 
+pub mod clock;
 pub mod components;
 pub mod download;
 pub mod dropped;

@@ -382,6 +382,8 @@ pub enum FromWorker {
         project: Box<Project>,
         thumbnails: Vec<Thumbnail>,
         projects: Vec<ProjectSummary>,
+        /// What could not be read and was left out (a broken sample or model record).
+        lost: Vec<Text>,
     },
     /// A file for the page to offer as a download (a `.graft` project, a model).
     FileReady {

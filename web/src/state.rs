@@ -20,7 +20,10 @@ use crate::project::{CheckScore, ClassEntry, Project, TARGET_NAME};
 use crate::protocol::{BackboneOption, BackboneScore, FromWorker, PoolStatus, ProjectSummary};
 
 thread_local! {
-    static NEXT_ID: Cell<u64> = const { Cell::new(1) };
+    /// Ids start at the page's opening time in milliseconds times 1000 (below 2^53, so they
+    /// survive JavaScript numbers): what a person makes before a saved project opens, or in
+    /// another tab, never takes an id that project already uses.
+    static NEXT_ID: Cell<u64> = Cell::new((crate::clock::now_millis() as u64).saturating_mul(1000).max(1));
 }
 
 /// Makes every later [`next_id`] larger than `max_id` (after a project is restored).
@@ -225,9 +228,14 @@ pub struct AppState {
     pub error: Option<Notice>,
     /// The open project (its id and name), once the worker opened one.
     pub project_id: Option<String>,
+    /// Until the first project opens, the project as the page first showed it: what a person
+    /// changes meanwhile (the draft) is applied to the project that opens.
+    pub draft_origin: Option<Project>,
     pub project_name: String,
     /// Every saved project.
     pub projects: Vec<ProjectSummary>,
+    /// What of the open project could not be read when it opened, and was left out.
+    pub storage_problems: Vec<Text>,
     /// Bytes the browser stores for this site, and its quota.
     pub storage: Option<(f64, f64)>,
     /// A project is being opened, imported or exported, or the backbone switched.
@@ -248,8 +256,16 @@ pub struct AppState {
 
 impl Default for AppState {
     fn default() -> Self {
+        Self::with_draft(Project::new(next_id))
+    }
+}
+
+impl AppState {
+    /// The page before any project opened: `draft` is shown and can be changed at once.
+    pub fn with_draft(draft: Project) -> Self {
         Self {
-            project: Project::new(next_id),
+            draft_origin: Some(draft.clone()),
+            project: draft,
             model: ModelStatus::Loading { loaded_bytes: 0, total_bytes: 0 },
             backend: None,
             pool: None,
@@ -269,6 +285,7 @@ impl Default for AppState {
             project_id: None,
             project_name: String::new(),
             projects: Vec::new(),
+            storage_problems: Vec::new(),
             storage: None,
             project_busy: false,
             backbone_options: Vec::new(),
@@ -399,6 +416,8 @@ pub enum Action {
         project: Project,
         pictures: Vec<(u64, Picture)>,
         projects: Vec<ProjectSummary>,
+        /// What of it could not be read and was left out.
+        lost: Vec<Text>,
     },
     RenameProject(String),
     /// Files left out before they were read (too large), with why.
@@ -431,15 +450,29 @@ impl Reducible for AppState {
                 next.clear(Cause::Backend);
             }
             Action::Restore(project) => next.restore(project),
-            Action::Opened { project_id, name, project, pictures, projects } => {
+            Action::Opened { project_id, name, mut project, pictures, projects, lost } => {
+                next.storage_problems = lost;
                 // A project saved before a model loaded names no backbone: it has the loaded one.
                 let loaded = next.project.backbone.take();
+                let draft = next.draft_origin.take().map(|pristine| (next.project.clone(), pristine));
+                let absorbed =
+                    draft.as_ref().is_some_and(|(draft, pristine)| project.absorb_draft(draft, pristine, next_id));
+                let draft_samples = std::mem::take(&mut next.samples);
                 next.restore(project);
                 if next.project.backbone.is_none() {
                     next.project.backbone = loaded;
                 }
                 next.samples =
                     pictures.into_iter().map(|(id, picture)| (id, Sample { id, picture, embedded: true })).collect();
+                if draft.is_some() {
+                    // The draft's samples keep their pictures (and whether they are embedded yet).
+                    let listed: Vec<u64> = next.project.entries().flat_map(|c| c.sample_ids.clone()).collect();
+                    let kept = draft_samples.into_iter().filter(|(id, _)| listed.contains(id));
+                    next.samples.extend(kept);
+                }
+                if absorbed {
+                    next.data_changed();
+                }
                 (next.project_id, next.project_name, next.projects) = (Some(project_id), name, projects);
                 (next.project_busy, next.reembedding, next.baseline_run) = (false, None, None);
             }
@@ -853,6 +886,7 @@ mod tests {
             project: fresh,
             pictures: vec![],
             projects: vec![],
+            lost: vec![],
         };
         let mut state = reduce(state, opened);
         assert_eq!(state.project.backbone, Some(key));
@@ -865,5 +899,35 @@ mod tests {
         assert!(state.project.transfer_check.is_some_and(|c| !c.helps()), "one point ahead is not clearly better");
         let state = reduce(state, Action::TrainingRequested { run_id: 8, class_names: vec![] });
         assert_eq!(state.project.transfer_check, None, "a new run clears the comparison");
+    }
+
+    #[test]
+    fn what_is_done_before_the_first_project_opens_joins_it_and_later_opens_replace() {
+        let state = AppState::default();
+        let first = state.project.classes[0].id;
+        let state = reduce(state, Action::RenameClass { class_id: first, name: "fish".into() });
+        let sample = Sample { id: next_id(), picture: Picture::Data("data:,".into()), embedded: false };
+        let state = reduce(state, Action::AddSamples { class_id: first, samples: vec![sample.clone()] });
+        let mut saved = Project::new(next_id);
+        saved.classes[1].name = "cat".into();
+        let opened = |project: Project| Action::Opened {
+            project_id: "p1".into(),
+            name: "P".into(),
+            project,
+            pictures: vec![],
+            projects: vec![],
+            lost: vec![Text::new("storage-model-unreadable")],
+        };
+        let state = reduce(state, opened(saved));
+        let names: Vec<String> = state.class_views().iter().map(|c| c.name.clone()).collect();
+        assert_eq!(names, ["Class 1", "cat", "fish"], "the draft's untouched class is not added");
+        let fish = &state.class_views()[2];
+        assert_eq!(fish.samples.len(), 1, "the sample keeps its picture");
+        assert!(!fish.samples[0].embedded, "and is still being embedded");
+        assert_eq!(state.storage_problems.len(), 1);
+        let state = reduce(state, opened(Project::new(next_id)));
+        let names: Vec<String> = state.class_views().iter().map(|c| c.name.clone()).collect();
+        assert_eq!(names, ["Class 1", "Class 2"], "a project opened later replaces the open one");
+        assert!(state.samples.is_empty());
     }
 }

@@ -1,30 +1,48 @@
 //! `cargo xtask test [lint] [native] [wasm] [e2e]`: every suite by default.
 //! - lint:   `cargo fmt --check`, then clippy with `-D warnings` natively and for wasm32
-//! - native: `cargo test` of the engine (parity with PyTorch included) and of xtask
+//! - native: `cargo test` of the engine (parity with PyTorch included) and of xtask, then the
+//!   parity tests again on gemm's portable kernels
 //! - wasm:   the engine's wasm tests in headless Chromium (wasm-bindgen-test-runner + chromedriver),
 //!   and the GPU cases on WebGPU (SwiftShader) in a dedicated worker
 //! - e2e:    the built site in headless Chromium driven by Playwright (node's test runner)
+//!
+//! Each suite's time is printed after it (`xtask: times: ...`).
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::build::WasmFlavour;
 use crate::setup::{build_tools, test_tools, wasm_bindgen_test_runner};
 use crate::util::{self, root, Result};
 
 fn run_suites(suites: &[&str]) -> Result {
+    let mut times = Vec::new();
+    let started = Instant::now();
     build_tools()?;
     test_tools()?;
+    times.push(("set-up".to_string(), started.elapsed()));
     for suite in suites {
-        match *suite {
-            "lint" => lint()?,
-            "native" => native()?,
-            "wasm" => wasm()?,
-            "e2e" => e2e()?,
+        let started = Instant::now();
+        let outcome = match *suite {
+            "lint" => lint(),
+            "native" => native(),
+            "wasm" => wasm(),
+            "e2e" => e2e(),
             other => return Err(format!("unknown test suite {other} (lint, native, wasm, e2e)")),
-        }
+        };
+        times.push((suite.to_string(), started.elapsed()));
+        print_times(&times);
+        outcome?;
     }
     eprintln!("xtask: all test suites passed: {}", suites.join(", "));
     Ok(())
+}
+
+/// Each step's wall time so far (set-up, then each suite), so that a slow one shows.
+fn print_times(times: &[(String, Duration)]) {
+    let parts: Vec<String> = times.iter().map(|(name, time)| format!("{name} {:.0} s", time.as_secs_f64())).collect();
+    let total: Duration = times.iter().map(|(_, time)| *time).sum();
+    eprintln!("xtask: times: {} (total {:.1} min)", parts.join(", "), total.as_secs_f64() / 60.0);
 }
 
 pub fn run(args: &[String]) -> Result {
@@ -53,14 +71,23 @@ fn lint() -> Result {
     ]))
 }
 
+/// The tests that compare numbers with PyTorch's.
+const PARITY_TESTS: [&str; 4] = ["finetune_parity", "backbone_parity", "dann_parity", "head_training"];
+
 // Tests build in release so they share compiled dependencies with `import-weights` (native)
-// and with the site (wasm): Candle compiles once per target instead of twice.
+// and with the site (wasm): Candle compiles once per target instead of twice. The parity
+// tests run twice: on the product kernels gemm picks for this processor (AVX2 with FMA on
+// x86-64), then on its portable ones (`GRAFT_GEMM_KERNEL`, vendor/gemm-f32/GRAFT.md), which
+// round differently, so that a bound another processor's rounding would break fails here.
 fn native() -> Result {
-    util::run(
-        with_gpu(&mut Command::new("cargo"))
-            .args(["test", "--release", "--package", "graft", "--package", "graft-web", "--package", "xtask"])
-            .env("GRAFT_REQUIRE_FIXTURES", "1"),
-    )
+    let tests = ["test", "--release", "--package", "graft", "--package", "graft-web", "--package", "xtask"];
+    util::run(with_gpu(&mut Command::new("cargo")).args(tests).env("GRAFT_REQUIRE_FIXTURES", "1"))?;
+    let mut parity = Command::new("cargo");
+    parity.args(["test", "--release", "--package", "graft"]);
+    for test in PARITY_TESTS {
+        parity.args(["--test", test]);
+    }
+    util::run(parity.env("GRAFT_REQUIRE_FIXTURES", "1").env("GRAFT_GEMM_KERNEL", "portable"))
 }
 
 /// The set-up installed an adapter (lavapipe natively; Chromium's SwiftShader with

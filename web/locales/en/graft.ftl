@@ -346,6 +346,15 @@ switch-while-training = Stop training before switching the backbone.
 switch-needs-storage = Switching the backbone needs a loaded model and the browser's storage.
 storage-unavailable = This browser does not let Graft save ({ $detail }); work will be lost on reload
 storage-backbone-fallback = The project's backbone could not be loaded ({ $problem }); using the loaded one
+storage-samples-unreadable = { $count ->
+    [one] 1 sample of '{ $class }' could not be read and was left out
+   *[other] { $count } samples of '{ $class }' could not be read and were left out
+}
+storage-samples-unsaved = { $count ->
+    [one] 1 sample of '{ $class }' was still being saved when the page closed and is not there
+   *[other] { $count } samples of '{ $class }' were still being saved when the page closed and are not there
+}
+storage-model-unreadable = The saved model could not be read and was left out: train again to get it back
 restore-sample-failed = A saved sample could not be restored: { $problem }
 restore-model-failed = The saved model could not be restored: { $problem }
 fetch-failed = Could not fetch { $url }: { $detail }

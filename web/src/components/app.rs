@@ -32,7 +32,7 @@ use super::webcam_panel::WebcamPanel;
 use crate::download::download;
 use crate::file_input::read_then;
 use crate::hooks::{
-    input_error, use_camera, use_class_actions, use_live_prediction, use_project_actions, use_recorder,
+    first_project, input_error, use_camera, use_class_actions, use_live_prediction, use_project_actions, use_recorder,
 };
 use crate::i18n::Lang;
 use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
@@ -166,8 +166,8 @@ fn expose_gpu_loss_hook(worker: Worker) -> impl FnOnce() {
 
 #[function_component(Graft)]
 fn graft(props: &GraftProps) -> Html {
-    let state = use_reducer(AppState::default);
     let lang = crate::i18n::use_lang();
+    let state = use_reducer(move || AppState::with_draft(first_project(lang).project));
     // A live prediction is in flight: the next frame waits for its answer.
     let live_in_flight = use_mut_ref(|| false);
     let worker = {
@@ -182,9 +182,16 @@ fn graft(props: &GraftProps) -> Html {
                     FromWorker::AugmentPreview { images, .. } => {
                         state.dispatch(Action::AugmentPreview(images.iter().map(picture_of).collect()))
                     }
-                    FromWorker::ProjectOpened { project_id, name, project, thumbnails, projects, .. } => {
+                    FromWorker::ProjectOpened { project_id, name, project, thumbnails, projects, lost, .. } => {
                         let pictures = thumbnails.iter().map(|t| (t.sample_id, picture_of(&t.image))).collect();
-                        state.dispatch(Action::Opened { project_id, name, project: *project, pictures, projects });
+                        state.dispatch(Action::Opened {
+                            project_id,
+                            name,
+                            project: *project,
+                            pictures,
+                            projects,
+                            lost,
+                        });
                     }
                     FromWorker::FileReady { ref file_name, ref mime, ref bytes, .. } => {
                         download(file_name, mime, bytes);
@@ -317,9 +324,11 @@ fn graft(props: &GraftProps) -> Html {
         Callback::from(move |on: bool| live.set(on))
     };
 
-    // Ready once the model is loaded and the last project is back (adding to a project that is
-    // still being opened would lose the additions).
+    // Ready once the model is loaded and the last project is back. Classes can be filled at
+    // once: what is added before the first project opens joins it (`Project::absorb_draft`);
+    // while another project is being opened, created or imported they wait.
     let ready = matches!(state.model, ModelStatus::Ready { .. }) && state.project_id.is_some();
+    let editable = !state.project_busy && !matches!(state.model, ModelStatus::Failed { .. });
     let trained = state.training.report.is_some() && state.train_status() != TrainStatus::Training;
     let target_card = state.target_view().map(|target| {
         let id = target.id;
@@ -329,7 +338,7 @@ fn graft(props: &GraftProps) -> Html {
                     class={ ClassStateProp(target) } on_rename={ classes.rename.clone() }
                     on_delete={ classes.delete.clone() } on_files={ classes.add_files.clone() }
                     on_remove_sample={ classes.remove_sample.clone() } on_record={ recorder.record.clone() }
-                    camera_on={ camera.on } disabled={ !ready } />
+                    camera_on={ camera.on } disabled={ !editable } />
             </section>
         }
     });
@@ -366,6 +375,11 @@ fn graft(props: &GraftProps) -> Html {
             if let Some(message) = &state.error {
                 <div class="error" role="alert" data-testid="error">{ lang.text(&message.message) }</div>
             }
+            if !state.storage_problems.is_empty() {
+                <div class="warning" role="status" data-testid="storage-problem">
+                    { for state.storage_problems.iter().map(|lost| html! { <p>{ lang.text(lost) }</p> }) }
+                </div>
+            }
             if !state.skipped.is_empty() {
                 <div class="warning" role="status" data-testid="skipped">
                     { t!(lang, "skipped", count = state.skipped.len(), first = lang.text(&state.skipped[0])) }
@@ -385,9 +399,9 @@ fn graft(props: &GraftProps) -> Html {
                         class={ ClassStateProp(class.clone()) } on_rename={ classes.rename.clone() }
                         on_delete={ classes.delete.clone() } on_files={ classes.add_files.clone() }
                         on_remove_sample={ classes.remove_sample.clone() } on_record={ recorder.record.clone() }
-                        camera_on={ camera.on } disabled={ !ready } />
+                        camera_on={ camera.on } disabled={ !editable } />
                 }) }
-                <button class="add-class" data-testid="add-class" onclick={ classes.add_class.clone() }>{ t!(lang, "add-class") }</button>
+                <button class="add-class" data-testid="add-class" onclick={ classes.add_class.clone() } disabled={ !editable }>{ t!(lang, "add-class") }</button>
             </section>
             if let Some(target) = target_card { { target } }
             <CheckPanel rows={ state.check_rows() } scores={ state.project.check_scores.clone() }

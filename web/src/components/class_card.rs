@@ -65,8 +65,12 @@ pub fn class_card(props: &ClassCardProps) -> Html {
     };
     let on_drop = {
         let on_files = props.on_files.clone();
+        let disabled = props.disabled;
         Callback::from(move |e: DragEvent| {
             e.prevent_default();
+            if disabled {
+                return;
+            }
             let Some(transfer) = e.data_transfer() else { return };
             let dropped = Dropped::take(&transfer);
             let on_files = on_files.clone();
@@ -132,8 +136,8 @@ pub fn class_card(props: &ClassCardProps) -> Html {
                     <h3 class="class-name">{ t!(lang, "target-name") }</h3>
                 } else {
                     <input class="class-name" data-testid="class-name" value={ class.name.clone() }
-                        aria-label={ t!(lang, "class-name-label") } oninput={ on_name } />
-                    <button class="icon delete" data-testid="delete-class" title={ t!(lang, "class-delete") } aria-label={ t!(lang, "class-delete-named", name = &class.name) } onclick={ on_delete }>{ "✕" }</button>
+                        aria-label={ t!(lang, "class-name-label") } oninput={ on_name } disabled={ props.disabled } />
+                    <button class="icon delete" data-testid="delete-class" title={ t!(lang, "class-delete") } aria-label={ t!(lang, "class-delete-named", name = &class.name) } onclick={ on_delete } disabled={ props.disabled }>{ "✕" }</button>
                 }
             </header>
             if props.unlabelled {

@@ -10,5 +10,5 @@ mod use_recorder;
 pub use use_camera::{use_camera, CameraHandle};
 pub use use_class_actions::{input_error, use_class_actions, ClassActions};
 pub use use_live_prediction::use_live_prediction;
-pub use use_project_actions::{use_project_actions, ProjectActions};
+pub use use_project_actions::{first_project, use_project_actions, ProjectActions};
 pub use use_recorder::{use_recorder, RecorderHandle};

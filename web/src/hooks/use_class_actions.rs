@@ -39,6 +39,10 @@ pub fn input_error(state: &UseReducerHandle<AppState>) -> Callback<String> {
 pub const MAX_UPLOAD_BYTES: f64 = 64e6;
 
 fn add_files(state: &UseReducerHandle<AppState>, worker: &Worker, class_id: u64, files: Vec<File>) {
+    // Files dropped on a card whose project was replaced meanwhile belong nowhere.
+    if !state.project.entries().any(|c| c.id == class_id) {
+        return;
+    }
     let (files, too_large): (Vec<File>, Vec<File>) = files.into_iter().partition(|f| f.size() <= MAX_UPLOAD_BYTES);
     let samples: Vec<(Sample, File)> = files
         .into_iter()

@@ -44,7 +44,7 @@ fn fresh_project(lang: Lang, name: String) -> FreshProject {
 }
 
 /// The project a person starts with, when none is saved.
-fn first_project(lang: Lang) -> FreshProject {
+pub fn first_project(lang: Lang) -> FreshProject {
     fresh_project(lang, t!(lang, "project-default-first"))
 }
 
@@ -113,21 +113,20 @@ pub fn use_project_actions(state: UseReducerHandle<AppState>, worker: Worker) ->
 }
 
 /// Opens the last saved project once the model is ready (its samples' embeddings and its
-/// model belong to the backbone), then saves the open project whenever it changes.
+/// model belong to the backbone), then saves the open project whenever it changes. With no
+/// project saved, the page's draft becomes the project: what a person did meanwhile stays
+/// (and joins a saved project that opens instead, see `Project::absorb_draft`).
 #[hook]
 fn use_autosave(state: &UseReducerHandle<AppState>, worker: &Worker, lang: Lang) {
     use_effect_with((), |_| request_persistent_storage());
     let ready = matches!(state.model, ModelStatus::Ready { .. });
     {
-        let worker = worker.clone();
-        let unopened = state.project_id.is_none();
+        let (worker, state) = (worker.clone(), state.clone());
         use_effect_with(ready, move |&ready| {
-            if ready && unopened {
-                worker.send(ToWorker::OpenProject {
-                    request_id: next_id(),
-                    project_id: None,
-                    fresh: first_project(lang),
-                });
+            if ready && state.project_id.is_none() {
+                let fresh =
+                    FreshProject { name: t!(lang, "project-default-first"), project: saved_form(&state.project) };
+                worker.send(ToWorker::OpenProject { request_id: next_id(), project_id: None, fresh });
             }
         });
     }

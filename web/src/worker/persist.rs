@@ -18,6 +18,9 @@ pub struct Persistence {
     storage: Result<Storage, String>,
     /// The open project's id and name.
     open: Option<(String, String)>,
+    /// No project has opened yet: the samples the page adds meanwhile (its draft's) stay in
+    /// the core when the first one opens, and are saved into it.
+    drafting: bool,
     /// The first manifest loaded (the others sit beside it) and the backbones the site serves.
     models: Option<(String, Vec<Architecture>)>,
 }
@@ -29,7 +32,7 @@ fn new_project_id() -> String {
 
 impl Persistence {
     pub async fn open() -> Self {
-        Self { storage: Storage::open().await, open: None, models: None }
+        Self { storage: Storage::open().await, open: None, drafting: true, models: None }
     }
 
     /// Where the manifests are and which backbones there are (after the first load).
@@ -150,14 +153,18 @@ impl Persistence {
         loaded: LoadedProject,
         progress: &mut (impl Sink<FromWorker> + Unpin),
     ) -> Vec<FromWorker> {
-        let Restored { record, thumbnails, mut problem, computed } = restore(core, loaded, progress).await;
+        let draft = self.take_draft(core);
+        let Restored { record, thumbnails, mut problem, computed, lost } = restore(core, loaded, progress).await;
         self.open = Some((record.id.clone(), record.name.clone()));
         if let (Ok(storage), Some(key)) = (&self.storage, core.backbone_key()) {
             if let Err(message) = storage.put_embeddings(&record.id, key, &computed).await {
                 problem.get_or_insert(UserMessage::verbatim(message));
             }
         }
-        let mut replies = vec![self.opened(request_id, record, thumbnails).await];
+        if let Err(message) = self.save_draft(core, &draft).await {
+            problem.get_or_insert(message);
+        }
+        let mut replies = vec![self.opened(request_id, record, thumbnails, lost).await];
         replies.extend(problem.map(|message| FromWorker::StorageFailed { message }));
         replies.extend(storage_used().await);
         replies
@@ -229,7 +236,13 @@ impl Persistence {
     }
 
     /// The answer to a request that opened `record`.
-    async fn opened(&self, request_id: u64, record: ProjectRecord, thumbnails: Vec<Thumbnail>) -> FromWorker {
+    async fn opened(
+        &self,
+        request_id: u64,
+        record: ProjectRecord,
+        thumbnails: Vec<Thumbnail>,
+        lost: Vec<UserMessage>,
+    ) -> FromWorker {
         let ProjectRecord { id: project_id, name, project, .. } = record;
         FromWorker::ProjectOpened {
             request_id,
@@ -238,6 +251,7 @@ impl Persistence {
             project: Box::new(project),
             thumbnails,
             projects: self.summaries().await,
+            lost,
         }
     }
 
@@ -249,16 +263,40 @@ impl Persistence {
         name: String,
         project: Project,
     ) -> Vec<FromWorker> {
-        core.clear_project();
+        let draft = self.take_draft(core);
         let record = ProjectRecord { id: new_project_id(), name, modified: now_millis(), project };
         self.open = Some((record.id.clone(), record.name.clone()));
         let saved = match self.storage() {
             Ok(storage) => storage.put_project(&record).await.map_err(UserMessage::verbatim),
             Err(message) => Err(message),
         };
-        let mut replies = vec![self.opened(request_id, record, Vec::new()).await];
+        let saved = match saved {
+            Ok(()) => self.save_draft(core, &draft).await,
+            failed => failed,
+        };
+        let mut replies = vec![self.opened(request_id, record, Vec::new(), Vec::new()).await];
         replies.extend(saved.err().map(|message| FromWorker::StorageFailed { message }));
         replies
+    }
+
+    /// Before a project goes into the core: the draft's samples while none has opened yet
+    /// (they stay), else none (the core is cleared).
+    fn take_draft(&mut self, core: &mut WorkerCore) -> Vec<u64> {
+        if std::mem::replace(&mut self.drafting, false) {
+            core.samples().ids()
+        } else {
+            core.clear_project();
+            Vec::new()
+        }
+    }
+
+    /// Saves the draft's samples into the project just opened (the page lists them in it).
+    async fn save_draft(&self, core: &WorkerCore, draft: &[u64]) -> Result<(), UserMessage> {
+        let (Some((project, _)), Ok(storage)) = (&self.open, &self.storage) else { return Ok(()) };
+        for &id in draft {
+            save_sample(storage, project, core, id).await.map_err(UserMessage::verbatim)?;
+        }
+        Ok(())
     }
 
     async fn save(&mut self, name: String, project: Project) -> Vec<FromWorker> {
@@ -329,7 +367,7 @@ impl Persistence {
             (_, None) => Err(UserMessage::new("worker-not-loaded")),
         };
         let thumbnails = thumbnails_of(core, &archive.project);
-        let mut replies = vec![self.opened(request_id, record, thumbnails).await];
+        let mut replies = vec![self.opened(request_id, record, thumbnails, Vec::new()).await];
         replies.extend(saved.err().map(|message| FromWorker::StorageFailed { message }));
         replies.extend(storage_used().await);
         replies
@@ -344,6 +382,8 @@ struct Restored {
     problem: Option<UserMessage>,
     /// Features the loaded backbone had to compute (none were saved for it).
     computed: Vec<(u64, Vec<f32>)>,
+    /// What was left out because it could not be read, as messages for the page.
+    lost: Vec<UserMessage>,
 }
 
 /// Puts a loaded project into the core: its samples (with their saved embeddings for the
@@ -355,8 +395,7 @@ async fn restore(
     loaded: LoadedProject,
     progress: &mut (impl Sink<FromWorker> + Unpin),
 ) -> Restored {
-    let LoadedProject { mut record, samples, mut embeddings, head } = loaded;
-    core.clear_project();
+    let LoadedProject { mut record, samples, mut embeddings, head, unreadable } = loaded;
     let key = core.backbone_key().cloned();
     let backbone = key.as_ref().map(backbone_id).unwrap_or_default();
     let mut rows: Vec<Option<Vec<f32>>> = samples
@@ -365,6 +404,7 @@ async fn restore(
         .collect();
     let total = rows.iter().filter(|r| r.is_none()).count();
     let (mut problem, mut computed) = (None, Vec::new());
+    let mut broken = unreadable.samples;
     for ((id, sample), row) in samples.into_iter().zip(rows.iter_mut()) {
         match core.restore_sample(id, sample, row.take()).await {
             Ok(false) => {}
@@ -373,12 +413,19 @@ async fn restore(
                 computed.push((id, row.map(<[f32]>::to_vec).unwrap_or_default()));
                 let _ = progress.send(FromWorker::Reembedding { done: computed.len(), total }).await;
             }
-            Err(message) => problem = Some(UserMessage::new("restore-sample-failed").arg("problem", message)),
+            Err(message) => {
+                problem = Some(UserMessage::new("restore-sample-failed").arg("problem", message));
+                broken.push(id);
+            }
         }
     }
     let project = &mut record.project;
+    let mut lost = left_out(project, |id| core.samples().sample(id).is_some(), &broken);
     for class in project.entries_mut() {
         class.sample_ids.retain(|&id| core.samples().sample(id).is_some());
+    }
+    if unreadable.model {
+        lost.push(UserMessage::new("storage-model-unreadable"));
     }
     project.head = None;
     // A model trained on another backbone stays saved for when that one is used again.
@@ -392,7 +439,25 @@ async fn restore(
         project.transfer_check = None;
     }
     let thumbnails = thumbnails_of(core, project);
-    Restored { record, thumbnails, problem, computed }
+    Restored { record, thumbnails, problem, computed, lost }
+}
+
+/// What the project lists but could not be restored, per class: samples whose records were
+/// `broken`, and samples with no record at all (still being saved when the page closed).
+fn left_out(project: &Project, restored: impl Fn(u64) -> bool, broken: &[u64]) -> Vec<UserMessage> {
+    let mut lost = Vec::new();
+    for class in project.entries() {
+        let gone: Vec<u64> = class.sample_ids.iter().copied().filter(|&id| !restored(id)).collect();
+        let unreadable = gone.iter().filter(|id| broken.contains(id)).count();
+        for (id, count) in
+            [("storage-samples-unreadable", unreadable), ("storage-samples-unsaved", gone.len() - unreadable)]
+        {
+            if count > 0 {
+                lost.push(UserMessage::new(id).arg("count", count).arg("class", class.name.as_str()));
+            }
+        }
+    }
+    lost
 }
 
 fn thumbnails_of(core: &WorkerCore, project: &Project) -> Vec<Thumbnail> {

@@ -88,6 +88,11 @@ impl SampleStore {
         }
     }
 
+    /// Every sample's id.
+    pub fn ids(&self) -> Vec<u64> {
+        self.samples.keys().copied().collect()
+    }
+
     pub fn sample(&self, id: u64) -> Option<&StoredSample> {
         self.samples.get(&id)
     }

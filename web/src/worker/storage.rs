@@ -69,6 +69,18 @@ pub struct LoadedProject {
     pub samples: Vec<(u64, StoredSample)>,
     pub embeddings: HashMap<u64, Vec<(String, Vec<f32>)>>,
     pub head: Option<SavedHead>,
+    /// Records that did not parse: each was left out, the rest loaded (an unreadable
+    /// embedding is simply missing, so its image is embedded again).
+    pub unreadable: Unreadable,
+}
+
+/// What of a saved project could not be read.
+#[derive(Debug, Default)]
+pub struct Unreadable {
+    /// The samples whose records did not parse (their ids, from the records' keys).
+    pub samples: Vec<u64>,
+    /// The trained model's record did not parse.
+    pub model: bool,
 }
 
 impl LoadedProject {
@@ -94,6 +106,11 @@ fn failed(e: impl std::fmt::Display) -> String {
 
 fn sample_key(project: &str, id: u64) -> String {
     format!("{project}:{id:020}")
+}
+
+/// The sample id in a [`sample_key`].
+fn sample_id_of(key: &str) -> Option<u64> {
+    key.rsplit(':').next()?.parse().ok()
 }
 
 pub fn backbone_id(key: &BackboneKey) -> String {
@@ -173,10 +190,20 @@ impl Storage {
         let record = store(PROJECTS)?.get(JsValue::from(id)).map_err(failed)?.await.map_err(failed)?;
         let record: ProjectRecord = from_json(&record.ok_or_else(|| format!("project {id} is not saved"))?)?;
         let range = prefix_range(&format!("{id}:"))?;
+        let sample_keys =
+            store(SAMPLES)?.get_all_keys(Some(range.clone()), None).map_err(failed)?.await.map_err(failed)?;
         let samples = store(SAMPLES)?.get_all(Some(range.clone()), None).map_err(failed)?.await.map_err(failed)?;
         let embeddings = store(EMBEDDINGS)?.get_all(Some(range), None).map_err(failed)?.await.map_err(failed)?;
         let weights = store(WEIGHTS)?.get(JsValue::from(id)).map_err(failed)?.await.map_err(failed)?;
-        let samples = samples.iter().map(sample_from).collect::<Result<_, _>>()?;
+        let mut unreadable = Unreadable::default();
+        let mut parsed = Vec::with_capacity(samples.len());
+        // Both lists come in key order.
+        for (key, value) in sample_keys.iter().zip(&samples) {
+            match sample_from(value) {
+                Ok(sample) => parsed.push(sample),
+                Err(_) => unreadable.samples.extend(key.as_string().as_deref().and_then(sample_id_of)),
+            }
+        }
         let mut by_sample: HashMap<u64, Vec<(String, Vec<f32>)>> = HashMap::new();
         for value in &embeddings {
             let parts = Array::from(value);
@@ -184,8 +211,11 @@ impl Storage {
             let row = parts.get(2).dyn_into::<Float32Array>().map(|a| a.to_vec()).unwrap_or_default();
             by_sample.entry(sample as u64).or_default().push((backbone, row));
         }
-        let head = weights.map(|value| head_from(&value)).transpose()?;
-        Ok(LoadedProject { record, samples, embeddings: by_sample, head })
+        let head = weights.map(|value| head_from(&value)).transpose().unwrap_or_else(|_| {
+            unreadable.model = true;
+            None
+        });
+        Ok(LoadedProject { record, samples: parsed, embeddings: by_sample, head, unreadable })
     }
 
     pub async fn put_project(&self, record: &ProjectRecord) -> Result<(), String> {

@@ -1,0 +1,134 @@
+// Nothing lost. In the first seconds: what a person does before the page's project has opened
+// (a class renamed, images uploaded while the model still loads) is in the project that opens,
+// on a first visit and after a reload, and is still there after the next reload. A broken
+// record: one unreadable sample loses only itself, with a message naming it, and an unreadable
+// embedding is computed again from its image.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { fashionMnistFolder, launch, openGraft, sortedFiles, waitReady } from "./browser.mjs";
+
+let browser;
+let dir;
+before(async () => {
+  browser = await launch();
+  dir = fashionMnistFolder("train", 8, 3);
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** Each class card's name and sample count, as shown. */
+const cards = (page) =>
+  page
+    .locator('[data-testid="class-card"]')
+    .evaluateAll((all) => all.map((c) => [c.dataset.className, c.querySelector('[data-testid="sample-count"]').textContent]));
+
+/** Whether the page has opened its project yet. */
+const projectOpen = (page) => page.locator('[data-ready="true"]').count().then((n) => n > 0);
+
+/** Waits until every sample shown is embedded (and so saved). */
+const settled = (page) =>
+  page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: 120_000 });
+
+/** Holds the worker's model download back by `ms`, so that the person acts before the project
+ * opens however fast this machine is. */
+async function slowModel(context, ms) {
+  await context.route(/\/models\/.*\.safetensors$/, async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    await route.continue();
+  });
+}
+
+test("what is done before the project opens is kept, on a first visit and after a reload", async () => {
+  const { page, problems } = await openGraft(browser, { setUp: (page) => slowModel(page.context(), 3000) });
+  // As soon as the cards appear: rename the first class and upload into it.
+  const first = page.locator('[data-testid="class-card"]').first();
+  await first.locator('[data-testid="class-name"]').fill("fish");
+  await first.locator('[data-testid="class-name"]').press("Tab");
+  const fish = sortedFiles(dir, "0");
+  await page.locator('[data-testid="class-card"][data-class-name="fish"] [data-testid="class-upload"]').setInputFiles(fish);
+  assert.equal(await projectOpen(page), false, "the upload happened before the project opened");
+  await waitReady(page);
+  await settled(page);
+  assert.deepEqual(await cards(page), [
+    ["fish", "8"],
+    ["Class 2", "0"],
+  ]);
+
+  // After a reload, the saved project opens; what is done before it does joins it.
+  await page.reload();
+  const second = page.locator('[data-testid="class-card"]').nth(1);
+  await second.locator('[data-testid="class-upload"]').setInputFiles(sortedFiles(dir, "1").slice(0, 3));
+  assert.equal(await projectOpen(page), false, "the second upload happened before the project opened");
+  await waitReady(page);
+  await settled(page);
+  const joined = [
+    ["fish", "8"],
+    ["Class 2", "3"],
+  ];
+  assert.deepEqual(await cards(page), joined, "the draft's Class 2 joined the saved Class 2");
+
+  await page.reload();
+  await waitReady(page);
+  await settled(page);
+  assert.deepEqual(await cards(page), joined, "everything is still there after another reload");
+  assert.equal(await page.locator('[data-testid="class-card"] img').count(), 11);
+  assert.deepEqual(problems, []);
+  await page.context().close();
+});
+
+/** Overwrites records of the page's IndexedDB (`graft`) in `store`: the value at the `index`-th
+ * key (in key order) becomes `value`, as a broken disk or a bug would leave it. */
+function breakRecord(page, store, index, value) {
+  return page.evaluate(
+    async ({ store, index, value }) => {
+      const db = await new Promise((ok, fail) => {
+        const open = indexedDB.open("graft");
+        open.onsuccess = () => ok(open.result);
+        open.onerror = () => fail(open.error);
+      });
+      const transaction = db.transaction(store, "readwrite");
+      const records = transaction.objectStore(store);
+      const keys = await new Promise((ok) => {
+        const all = records.getAllKeys();
+        all.onsuccess = () => ok(all.result);
+      });
+      records.put(typeof value === "string" ? value : new Uint8Array(value), keys[index]);
+      await new Promise((ok) => (transaction.oncomplete = ok));
+      db.close();
+      return keys.length;
+    },
+    { store, index, value },
+  );
+}
+
+test("a broken sample record loses only itself, with a message; a broken embedding is computed again", async () => {
+  const { page, problems } = await openGraft(browser);
+  await waitReady(page);
+  const first = page.locator('[data-testid="class-card"]').first();
+  await first.locator('[data-testid="class-name"]').fill("fish");
+  await first.locator('[data-testid="class-upload"]').setInputFiles(sortedFiles(dir, "2").slice(0, 6));
+  await settled(page);
+  // Let the page's autosave write the class list (it follows every change at once).
+  await page.waitForTimeout(500);
+  assert.equal(await breakRecord(page, "samples", 0, [1, 2, 3, 4]), 6);
+  assert.equal(await breakRecord(page, "embeddings", 3, "garbage"), 6);
+  await page.reload();
+  await waitReady(page);
+  await settled(page);
+  assert.deepEqual(await cards(page), [
+    ["fish", "5"],
+    ["Class 2", "0"],
+  ]);
+  assert.match(
+    await page.locator('[data-testid="storage-problem"]').textContent(),
+    /1 sample of 'fish' could not be read and was left out/,
+  );
+  assert.equal(await page.locator('[data-testid="class-card"] img').count(), 5, "the other five are whole");
+  await page.reload();
+  await waitReady(page);
+  assert.deepEqual((await cards(page))[0], ["fish", "5"], "the project was saved without the broken sample");
+  assert.equal(await page.locator('[data-testid="storage-problem"]').count(), 0, "said once");
+  assert.deepEqual(problems, []);
+  await page.context().close();
+});
