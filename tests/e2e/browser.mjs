@@ -36,10 +36,11 @@ export async function launch(extraArgs = []) {
 
 /** Opens the page and records uncaught errors and any request that leaves the origin. The
  * browser's language is English unless `options` say otherwise (`{ locale: "zh-CN" }`);
- * `options.setUp(page)` runs before the page loads (routes, say). */
+ * `options.setUp(page)` runs before the page loads (routes, say); `options.context` opens it
+ * as another tab of that browser context (same storage) instead of in a fresh profile. */
 export async function openGraft(browser, options = {}) {
-  const { setUp, ...pageOptions } = options;
-  const page = await browser.newPage({ locale: "en-US", ...pageOptions });
+  const { setUp, context, ...pageOptions } = options;
+  const page = context ? await context.newPage() : await browser.newPage({ locale: "en-US", ...pageOptions });
   const problems = [];
   const origin = new URL(BASE_URL).origin;
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));

@@ -2,7 +2,8 @@
 // (a class renamed, images uploaded while the model still loads) is in the project that opens,
 // on a first visit and after a reload, and is still there after the next reload. A broken
 // record: one unreadable sample loses only itself, with a message naming it, and an unreadable
-// embedding is computed again from its image.
+// embedding is computed again from its image. Two tabs: one edits, the other says so and can
+// take the project over; every sample either tab added is there afterwards.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { fashionMnistFolder, launch, openGraft, sortedFiles, waitReady } from "./browser.mjs";
@@ -45,7 +46,7 @@ test("what is done before the project opens is kept, on a first visit and after 
   const first = page.locator('[data-testid="class-card"]').first();
   await first.locator('[data-testid="class-name"]').fill("fish");
   await first.locator('[data-testid="class-name"]').press("Tab");
-  const fish = sortedFiles(dir, "0");
+  const fish = sortedFiles(dir, "T-shirt");
   await page.locator('[data-testid="class-card"][data-class-name="fish"] [data-testid="class-upload"]').setInputFiles(fish);
   assert.equal(await projectOpen(page), false, "the upload happened before the project opened");
   await waitReady(page);
@@ -58,7 +59,7 @@ test("what is done before the project opens is kept, on a first visit and after 
   // After a reload, the saved project opens; what is done before it does joins it.
   await page.reload();
   const second = page.locator('[data-testid="class-card"]').nth(1);
-  await second.locator('[data-testid="class-upload"]').setInputFiles(sortedFiles(dir, "1").slice(0, 3));
+  await second.locator('[data-testid="class-upload"]').setInputFiles(sortedFiles(dir, "Trouser").slice(0, 3));
   assert.equal(await projectOpen(page), false, "the second upload happened before the project opened");
   await waitReady(page);
   await settled(page);
@@ -107,7 +108,7 @@ test("a broken sample record loses only itself, with a message; a broken embeddi
   await waitReady(page);
   const first = page.locator('[data-testid="class-card"]').first();
   await first.locator('[data-testid="class-name"]').fill("fish");
-  await first.locator('[data-testid="class-upload"]').setInputFiles(sortedFiles(dir, "2").slice(0, 6));
+  await first.locator('[data-testid="class-upload"]').setInputFiles(sortedFiles(dir, "Pullover").slice(0, 6));
   await settled(page);
   // Let the page's autosave write the class list (it follows every change at once).
   await page.waitForTimeout(500);
@@ -131,4 +132,45 @@ test("a broken sample record loses only itself, with a message; a broken embeddi
   assert.equal(await page.locator('[data-testid="storage-problem"]').count(), 0, "said once");
   assert.deepEqual(problems, []);
   await page.context().close();
+});
+
+test("two tabs on one project: one edits, the other says so and can take it over", async () => {
+  const context = await browser.newContext({ locale: "en-US" });
+  const a = await openGraft(browser, { context });
+  await waitReady(a.page);
+  await a.page.locator('[data-testid="project-name"]').fill("Aquarium");
+  await a.page.locator('[data-testid="project-name"]').press("Tab");
+  await a.page.locator('[data-testid="class-upload"]').first().setInputFiles(sortedFiles(dir, "T-shirt").slice(0, 6));
+  await settled(a.page);
+
+  const b = await openGraft(browser, { context });
+  const elsewhere = b.page.locator('[data-testid="project-elsewhere"]');
+  await elsewhere.waitFor({ timeout: 180_000 });
+  assert.match(await elsewhere.textContent(), /'Aquarium' is open in another tab/);
+  assert.deepEqual((await cards(b.page))[0], ["Class 1", "6"], "the other tab shows what the first saved");
+  assert.equal(await b.page.locator('[data-testid="class-upload"]').first().isDisabled(), true, "and changes nothing");
+
+  await b.page.locator('[data-testid="take-over"]').click();
+  await b.page.locator('[data-testid="project-elsewhere"]').waitFor({ state: "detached" });
+  await waitReady(b.page);
+  const taken = a.page.locator('[data-testid="project-elsewhere"][data-taken-over="true"]');
+  await taken.waitFor();
+  assert.match(await taken.textContent(), /'Aquarium' was taken over by another tab/);
+  assert.equal(await a.page.locator('[data-testid="class-upload"]').first().isDisabled(), true, "the first tab stopped");
+  await b.page.locator('[data-testid="class-upload"]').nth(1).setInputFiles(sortedFiles(dir, "Trouser").slice(0, 3));
+  await settled(b.page);
+  await b.page.waitForTimeout(500);
+  await a.page.close();
+  await b.page.close();
+
+  const c = await openGraft(browser, { context });
+  await waitReady(c.page);
+  await settled(c.page);
+  assert.deepEqual(await cards(c.page), [
+    ["Class 1", "6"],
+    ["Class 2", "3"],
+  ]);
+  assert.equal(await c.page.locator('[data-testid="project-elsewhere"]').count(), 0, "the last tab holds it alone");
+  assert.deepEqual([...a.problems, ...b.problems, ...c.problems], []);
+  await context.close();
 });

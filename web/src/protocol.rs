@@ -126,6 +126,9 @@ pub enum ToWorker {
     /// Save the open project's classes, settings and curves (its model is saved by the worker
     /// when training ends). No answer; a failure comes as `StorageFailed`.
     SaveProject { name: String, project: Project },
+    /// Take the open project over from the tab that edits it (`ProjectHeldElsewhere`), then
+    /// open it again as saved (`fresh` if that tab deleted it); answered with `ProjectOpened`.
+    TakeOver { request_id: u64, fresh: FreshProject },
     /// Delete the open project; the last one saved (or `fresh`) opens.
     DeleteProject { request_id: u64, fresh: FreshProject },
     /// The open project as a `.graft` file.
@@ -195,6 +198,7 @@ impl ToWorker {
             | ToWorker::OpenProject { request_id, .. }
             | ToWorker::NewProject { request_id, .. }
             | ToWorker::DeleteProject { request_id, .. }
+            | ToWorker::TakeOver { request_id, .. }
             | ToWorker::ExportProject { request_id, .. }
             | ToWorker::ImportProject { request_id, .. }
             | ToWorker::ExportModel { request_id, .. }
@@ -396,6 +400,12 @@ pub enum FromWorker {
     ProjectsListed {
         projects: Vec<ProjectSummary>,
     },
+    /// Another tab edits the open project (it holds the project's lock): this tab shows it
+    /// but saves nothing until it takes it over; `taken_over` when that tab took it from this one.
+    ProjectHeldElsewhere {
+        name: String,
+        taken_over: bool,
+    },
     /// How much the browser stores for this site, and its quota (bytes).
     StorageUsed {
         usage: f64,
@@ -453,6 +463,7 @@ impl FromWorker {
             | FromWorker::EpochDone { .. }
             | FromWorker::ProjectsListed { .. }
             | FromWorker::StorageUsed { .. }
+            | FromWorker::ProjectHeldElsewhere { .. }
             | FromWorker::StorageFailed { .. } => return None,
         })
     }

@@ -236,6 +236,9 @@ pub struct AppState {
     pub projects: Vec<ProjectSummary>,
     /// What of the open project could not be read when it opened, and was left out.
     pub storage_problems: Vec<Text>,
+    /// Another tab edits the open project: `Some(true)` when it took it over from this one.
+    /// This tab then shows the project but changes nothing until it takes it over.
+    pub held_elsewhere: Option<bool>,
     /// Bytes the browser stores for this site, and its quota.
     pub storage: Option<(f64, f64)>,
     /// A project is being opened, imported or exported, or the backbone switched.
@@ -286,6 +289,7 @@ impl AppState {
             project_name: String::new(),
             projects: Vec::new(),
             storage_problems: Vec::new(),
+            held_elsewhere: None,
             storage: None,
             project_busy: false,
             backbone_options: Vec::new(),
@@ -451,7 +455,7 @@ impl Reducible for AppState {
             }
             Action::Restore(project) => next.restore(project),
             Action::Opened { project_id, name, mut project, pictures, projects, lost } => {
-                next.storage_problems = lost;
+                (next.storage_problems, next.held_elsewhere) = (lost, None);
                 // A project saved before a model loaded names no backbone: it has the loaded one.
                 let loaded = next.project.backbone.take();
                 let draft = next.draft_origin.take().map(|pristine| (next.project.clone(), pristine));
@@ -750,6 +754,7 @@ impl AppState {
             }
             FromWorker::FileReady { .. } => self.project_busy = false,
             FromWorker::ProjectsListed { projects } => self.projects = projects,
+            FromWorker::ProjectHeldElsewhere { taken_over, .. } => self.held_elsewhere = Some(taken_over),
             FromWorker::StorageUsed { usage, quota } => self.storage = Some((usage, quota)),
             FromWorker::StorageFailed { message } => {
                 self.notify(Cause::Storage, Text::new("not-saved").arg("message", message))

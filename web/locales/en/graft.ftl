@@ -346,6 +346,10 @@ switch-while-training = Stop training before switching the backbone.
 switch-needs-storage = Switching the backbone needs a loaded model and the browser's storage.
 storage-unavailable = This browser does not let Graft save ({ $detail }); work will be lost on reload
 storage-backbone-fallback = The project's backbone could not be loaded ({ $problem }); using the loaded one
+project-elsewhere = '{ $name }' is open in another tab, which saves it: this tab shows it but changes nothing.
+project-taken-over = '{ $name }' was taken over by another tab: this tab stopped saving it.
+project-take-over = Take it over here
+project-held-elsewhere = This project is open in another tab: take it over here first
 storage-samples-unreadable = { $count ->
     [one] 1 sample of '{ $class }' could not be read and was left out
    *[other] { $count } samples of '{ $class }' could not be read and were left out

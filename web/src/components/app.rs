@@ -16,6 +16,7 @@ use super::backbone_panel::BackbonePanel;
 use super::check_panel::CheckPanel;
 use super::class_card::{ClassCard, ClassStateProp};
 use super::freeze_panel::FreezePanel;
+use super::held_elsewhere::HeldElsewhere;
 use super::image_drop::ImageDrop;
 use super::language_picker::{apply_to_document, initial_language, LanguagePicker};
 use super::metrics::Metrics;
@@ -327,8 +328,11 @@ fn graft(props: &GraftProps) -> Html {
     // Ready once the model is loaded and the last project is back. Classes can be filled at
     // once: what is added before the first project opens joins it (`Project::absorb_draft`);
     // while another project is being opened, created or imported they wait.
-    let ready = matches!(state.model, ModelStatus::Ready { .. }) && state.project_id.is_some();
-    let editable = !state.project_busy && !matches!(state.model, ModelStatus::Failed { .. });
+    // Another tab editing the project makes this one read-only until it takes the project over.
+    let opened = matches!(state.model, ModelStatus::Ready { .. }) && state.project_id.is_some();
+    let ready = opened && state.held_elsewhere.is_none();
+    let editable =
+        !state.project_busy && !matches!(state.model, ModelStatus::Failed { .. }) && state.held_elsewhere.is_none();
     let trained = state.training.report.is_some() && state.train_status() != TrainStatus::Training;
     let target_card = state.target_view().map(|target| {
         let id = target.id;
@@ -359,7 +363,8 @@ fn graft(props: &GraftProps) -> Html {
             }
             <ProjectBar project_id={ state.project_id.clone() } name={ state.project_name.clone() }
                 projects={ state.projects.clone() } storage={ state.storage } trained={ trained } samples={ state.samples.len() }
-                busy={ state.project_busy || !ready } on_open={ projects.open } on_rename={ projects.rename }
+                busy={ state.project_busy || !opened } editable={ state.held_elsewhere.is_none() }
+                on_open={ projects.open } on_rename={ projects.rename }
                 on_new={ projects.create } on_delete={ projects.delete } on_export={ projects.export }
                 on_import={ projects.import } on_export_model={ projects.export_model } />
             <ModelStatusBar status={ state.model.clone() } backend={ state.backend.clone() }
@@ -374,6 +379,10 @@ fn graft(props: &GraftProps) -> Html {
                 on_switch={ on_switch_backbone } on_rank={ on_rank } />
             if let Some(message) = &state.error {
                 <div class="error" role="alert" data-testid="error">{ lang.text(&message.message) }</div>
+            }
+            if let Some(taken_over) = state.held_elsewhere {
+                <HeldElsewhere name={ state.project_name.clone() } taken_over={ taken_over }
+                    busy={ state.project_busy } on_take_over={ projects.take_over.clone() } />
             }
             if !state.storage_problems.is_empty() {
                 <div class="warning" role="status" data-testid="storage-problem">

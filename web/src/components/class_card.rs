@@ -153,7 +153,7 @@ pub fn class_card(props: &ClassCardProps) -> Html {
                     let sample_id = sample.id;
                     html! {
                         <button class={ classes!("thumb", (!sample.embedded).then_some("pending")) } title={ t!(lang, "sample-remove") } aria-label={ t!(lang, "sample-remove") }
-                            onclick={ Callback::from(move |_| on_remove_sample.emit((class_id, sample_id))) }>
+                            onclick={ Callback::from(move |_| on_remove_sample.emit((class_id, sample_id))) } disabled={ props.disabled }>
                             <img src={ sample.picture.src() } alt="" />
                         </button>
                     }

@@ -5,6 +5,7 @@ pub mod backbone_panel;
 pub mod check_panel;
 pub mod class_card;
 pub mod freeze_panel;
+pub mod held_elsewhere;
 pub mod image_drop;
 pub mod language_picker;
 pub mod metrics;

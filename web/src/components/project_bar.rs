@@ -21,6 +21,8 @@ pub struct ProjectBarProps {
     pub samples: usize,
     pub trained: bool,
     pub busy: bool,
+    /// This tab may change the open project (no other tab edits it).
+    pub editable: bool,
     pub on_open: Callback<String>,
     pub on_rename: Callback<String>,
     pub on_new: Callback<()>,
@@ -74,10 +76,10 @@ pub fn project_bar(props: &ProjectBarProps) -> Html {
                 </select>
             </label>
             <label>{ t!(lang, "project-name") }{ " " }
-                <input type="text" data-testid="project-name" value={ props.name.clone() } onchange={ on_rename } disabled={ !open } />
+                <input type="text" data-testid="project-name" value={ props.name.clone() } onchange={ on_rename } disabled={ !open || !props.editable } />
             </label>
             <button data-testid="new-project" onclick={ on_new } disabled={ !open }>{ t!(lang, "project-new") }</button>
-            <button data-testid="delete-project" onclick={ on_delete } disabled={ !open }>{ t!(lang, "project-delete") }</button>
+            <button data-testid="delete-project" onclick={ on_delete } disabled={ !open || !props.editable }>{ t!(lang, "project-delete") }</button>
             <button data-testid="export-project" onclick={ on_export } disabled={ !open }>{ t!(lang, "project-export") }</button>
             <label class="file-button">{ t!(lang, "project-import") }
                 <input ref={ import_input } type="file" accept=".graft,application/zip" data-testid="import-project"

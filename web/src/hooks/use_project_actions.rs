@@ -26,6 +26,7 @@ pub struct ProjectActions {
     pub export: Callback<()>,
     pub import: Callback<File>,
     pub export_model: Callback<()>,
+    pub take_over: Callback<()>,
 }
 
 /// The open project as saved: its weights travel apart (the worker saves them when training
@@ -109,7 +110,9 @@ pub fn use_project_actions(state: UseReducerHandle<AppState>, worker: Worker) ->
             });
         })
     };
-    ProjectActions { open, rename, create, delete, export, import, export_model }
+    let take_over =
+        request(&state, &worker, move |_, ()| ToWorker::TakeOver { request_id: next_id(), fresh: first_project(lang) });
+    ProjectActions { open, rename, create, delete, export, import, export_model, take_over }
 }
 
 /// Opens the last saved project once the model is ready (its samples' embeddings and its

@@ -299,6 +299,7 @@ impl WorkerCore {
             ToWorker::OpenProject { request_id, .. }
             | ToWorker::NewProject { request_id, .. }
             | ToWorker::DeleteProject { request_id, .. }
+            | ToWorker::TakeOver { request_id, .. }
             | ToWorker::ImportProject { request_id, .. } => FromWorker::RequestFailed {
                 request_id,
                 message: UserMessage::verbatim("projects are saved only in the browser"),

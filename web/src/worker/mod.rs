@@ -17,6 +17,7 @@
 pub mod backbones;
 pub mod core;
 pub mod embedder;
+pub mod locks;
 pub mod model;
 pub mod persist;
 pub mod pool;
@@ -44,9 +45,11 @@ enum Next {
     Pool,
     /// Time for a slice of training.
     Slice,
+    /// Another tab took over a project this one held.
+    LockLost(locks::LockLost),
 }
 
-async fn next(scope: &mut Scope, pool: &mut EmbedPool, training: bool) -> Next {
+async fn next(scope: &mut Scope, pool: &mut EmbedPool, persistence: &mut Persistence, training: bool) -> Next {
     use futures::FutureExt;
     // Between two slices of training, look for a message without waiting for one.
     let slice = async {
@@ -59,6 +62,7 @@ async fn next(scope: &mut Scope, pool: &mut EmbedPool, training: bool) -> Next {
         message = scope.next().fuse() => Next::Message(message.map(Box::new)),
         () = pool.next_event().fuse() => Next::Pool,
         () = slice.fuse() => Next::Slice,
+        lost = persistence.next_lost().fuse() => Next::LockLost(lost),
     }
 }
 
@@ -70,11 +74,17 @@ pub async fn graft_worker(mut scope: Scope) {
     // The first manifest loaded; the other backbones' sit beside it.
     let mut base_manifest: Option<String> = None;
     loop {
-        let message = match next(&mut scope, &mut pool, core.has_work()).await {
+        let message = match next(&mut scope, &mut pool, &mut persistence, core.has_work()).await {
             Next::Message(Some(message)) => *message,
             Next::Message(None) => break,
             Next::Pool => {
                 if !send_pool_answers(&mut core, &mut pool, &mut persistence, &mut scope).await {
+                    return;
+                }
+                continue;
+            }
+            Next::LockLost(lost) => {
+                if !send_all(&mut scope, persistence.lock_lost(lost).into_iter()).await {
                     return;
                 }
                 continue;

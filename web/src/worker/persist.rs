@@ -2,13 +2,15 @@
 //! save, delete, import) with [`Storage`], and after every message keeps the storage in step
 //! with what the core did (a sample embedded or removed, a model trained).
 
-use futures::{Sink, SinkExt};
+use futures::channel::mpsc;
+use futures::{Sink, SinkExt, StreamExt};
 use graft::backbone::Architecture;
 use graft::gpu::BackendChoice;
 use graft::project::Project;
 
 use super::backbones::{rank, use_backbone};
 use super::core::WorkerCore;
+use super::locks::{self, LockLost, ProjectLock};
 use super::now_millis;
 use super::storage::{backbone_id, estimate, LoadedProject, ProjectRecord, Storage};
 use crate::protocol::{ClassSamples, FreshProject, FromWorker, ProjectSummary, Thumbnail, ToWorker};
@@ -21,6 +23,11 @@ pub struct Persistence {
     /// No project has opened yet: the samples the page adds meanwhile (its draft's) stay in
     /// the core when the first one opens, and are saved into it.
     drafting: bool,
+    /// The open project's lock (`locks.rs`): without it, another tab edits the project and
+    /// this one writes nothing.
+    lock: Option<ProjectLock>,
+    /// Locks another tab took over.
+    lost: (mpsc::UnboundedSender<LockLost>, mpsc::UnboundedReceiver<LockLost>),
     /// The first manifest loaded (the others sit beside it) and the backbones the site serves.
     models: Option<(String, Vec<Architecture>)>,
 }
@@ -32,12 +39,56 @@ fn new_project_id() -> String {
 
 impl Persistence {
     pub async fn open() -> Self {
-        Self { storage: Storage::open().await, open: None, drafting: true, models: None }
+        Self {
+            storage: Storage::open().await,
+            open: None,
+            drafting: true,
+            lock: None,
+            lost: mpsc::unbounded(),
+            models: None,
+        }
     }
 
     /// Where the manifests are and which backbones there are (after the first load).
     pub fn set_models(&mut self, manifest_url: String, available: Vec<Architecture>) {
         self.models = Some((manifest_url, available));
+    }
+
+    /// The open project's id and the storage, where this tab may write it (it holds the lock).
+    fn writing(&self) -> Option<(&str, &Storage)> {
+        let (id, _) = self.open.as_ref()?;
+        let held = self.lock.as_ref().is_some_and(|lock| lock.project_id() == id);
+        Some((id.as_str(), self.storage.as_ref().ok()?)).filter(|_| held)
+    }
+
+    /// Takes `project_id`'s lock, releasing the one held before, or `steal`s it; whether this
+    /// tab now holds it.
+    async fn hold(&mut self, project_id: &str, steal: bool) -> bool {
+        if self.lock.as_ref().is_some_and(|lock| lock.project_id() == project_id) {
+            return true;
+        }
+        self.lock = None;
+        self.lock = locks::acquire(project_id, steal, self.lost.0.clone()).await;
+        self.lock.is_some()
+    }
+
+    /// Waits until another tab takes over a project whose lock this one held.
+    pub async fn next_lost(&mut self) -> LockLost {
+        match self.lost.1.next().await {
+            Some(lost) => lost,
+            None => futures::future::pending().await,
+        }
+    }
+
+    /// Another tab took `lost`'s project over: if it is the open one, this tab stops writing
+    /// and the page says so.
+    pub fn lock_lost(&mut self, lost: LockLost) -> Option<FromWorker> {
+        if self.lock.as_ref().is_none_or(|lock| lock.project_id() != lost.0) {
+            return None;
+        }
+        self.lock = None;
+        let (_, name) = self.open.as_ref()?;
+        Some(FromWorker::ProjectHeldElsewhere { name: name.clone(), taken_over: true })
     }
 
     fn storage(&self) -> Result<&Storage, UserMessage> {
@@ -66,6 +117,7 @@ impl Persistence {
                 self.new_project(core, request_id, name, project).await
             }
             ToWorker::SaveProject { name, project } => self.save(name, project).await,
+            ToWorker::TakeOver { request_id, fresh } => self.take_over(core, request_id, fresh, progress).await,
             ToWorker::DeleteProject { request_id, fresh } => self.delete(core, request_id, fresh, progress).await,
             ToWorker::ImportProject { request_id, file_name, bytes } => {
                 self.import(core, request_id, &file_name, &bytes).await
@@ -77,7 +129,7 @@ impl Persistence {
 
     /// After the core answered: saves what changed (a sample, a trained model).
     pub async fn after(&mut self, core: &WorkerCore, removed: Option<u64>, replies: &[FromWorker]) -> Vec<FromWorker> {
-        let (Some((project, _)), Ok(storage)) = (&self.open, &self.storage) else { return Vec::new() };
+        let Some((project, storage)) = self.writing() else { return Vec::new() };
         let mut outcome = Ok(false);
         if let Some(id) = removed {
             outcome = storage.delete_sample(project, id).await.map(|()| true);
@@ -121,6 +173,13 @@ impl Persistence {
         let Some(id) = id else {
             return self.new_project(core, request_id, fresh.name, fresh.project).await;
         };
+        // Samples added before the first project opened would be lost in a project another
+        // tab holds: they go into a new project instead.
+        let draft_has_samples = self.drafting && !core.samples().ids().is_empty();
+        if !self.hold(&id, false).await && draft_has_samples {
+            return self.new_project(core, request_id, fresh.name, fresh.project).await;
+        }
+        let Ok(storage) = &self.storage else { return Vec::new() };
         match storage.load(&id).await {
             Ok(loaded) => {
                 // The project's backbone first, so that its samples' saved features serve.
@@ -156,18 +215,36 @@ impl Persistence {
         let draft = self.take_draft(core);
         let Restored { record, thumbnails, mut problem, computed, lost } = restore(core, loaded, progress).await;
         self.open = Some((record.id.clone(), record.name.clone()));
-        if let (Ok(storage), Some(key)) = (&self.storage, core.backbone_key()) {
-            if let Err(message) = storage.put_embeddings(&record.id, key, &computed).await {
+        let held = self.hold(&record.id, false).await;
+        if let (Some((id, storage)), Some(key)) = (self.writing(), core.backbone_key()) {
+            if let Err(message) = storage.put_embeddings(id, key, &computed).await {
                 problem.get_or_insert(UserMessage::verbatim(message));
             }
         }
         if let Err(message) = self.save_draft(core, &draft).await {
             problem.get_or_insert(message);
         }
+        let name = record.name.clone();
         let mut replies = vec![self.opened(request_id, record, thumbnails, lost).await];
+        replies.extend((!held).then_some(FromWorker::ProjectHeldElsewhere { name, taken_over: false }));
         replies.extend(problem.map(|message| FromWorker::StorageFailed { message }));
         replies.extend(storage_used().await);
         replies
+    }
+
+    /// Takes the open project over from the tab that holds it, and opens it again as saved.
+    async fn take_over(
+        &mut self,
+        core: &mut WorkerCore,
+        request_id: u64,
+        fresh: FreshProject,
+        progress: &mut (impl Sink<FromWorker> + Unpin),
+    ) -> Vec<FromWorker> {
+        let Some((id, _)) = self.open.clone() else {
+            return vec![FromWorker::RequestFailed { request_id, message: UserMessage::new("switch-needs-storage") }];
+        };
+        self.hold(&id, true).await;
+        self.open_project(core, request_id, Some(id), fresh, progress).await
     }
 
     /// Makes `architecture` the backbone and opens the project again with its features.
@@ -222,7 +299,7 @@ impl Persistence {
         match rank(core, &available, classes, (backend, &url), &saved, progress).await {
             Ok((scores, computed)) => {
                 let mut replies = vec![FromWorker::BackbonesRanked { request_id, scores }];
-                if let (Some((id, _)), Ok(storage)) = (&self.open, &self.storage) {
+                if let Some((id, storage)) = self.writing() {
                     for (key, rows) in &computed {
                         if let Err(message) = storage.put_embeddings(id, key, rows).await {
                             replies.push(FromWorker::StorageFailed { message: UserMessage::verbatim(message) });
@@ -266,6 +343,7 @@ impl Persistence {
         let draft = self.take_draft(core);
         let record = ProjectRecord { id: new_project_id(), name, modified: now_millis(), project };
         self.open = Some((record.id.clone(), record.name.clone()));
+        self.hold(&record.id, false).await;
         let saved = match self.storage() {
             Ok(storage) => storage.put_project(&record).await.map_err(UserMessage::verbatim),
             Err(message) => Err(message),
@@ -292,7 +370,7 @@ impl Persistence {
 
     /// Saves the draft's samples into the project just opened (the page lists them in it).
     async fn save_draft(&self, core: &WorkerCore, draft: &[u64]) -> Result<(), UserMessage> {
-        let (Some((project, _)), Ok(storage)) = (&self.open, &self.storage) else { return Ok(()) };
+        let Some((project, storage)) = self.writing() else { return Ok(()) };
         for &id in draft {
             save_sample(storage, project, core, id).await.map_err(UserMessage::verbatim)?;
         }
@@ -300,15 +378,13 @@ impl Persistence {
     }
 
     async fn save(&mut self, name: String, project: Project) -> Vec<FromWorker> {
-        let Some((id, saved_name)) = &mut self.open else { return Vec::new() };
-        let Ok(storage) = &self.storage else { return Vec::new() };
-        let renamed = *saved_name != name;
-        let record = ProjectRecord { id: id.clone(), name: name.clone(), modified: now_millis(), project };
+        let Some((id, storage)) = self.writing() else { return Vec::new() };
+        let record = ProjectRecord { id: id.to_string(), name, modified: now_millis(), project };
         if let Err(message) = storage.put_project(&record).await {
             return vec![FromWorker::StorageFailed { message: UserMessage::verbatim(message) }];
         }
-        *saved_name = name;
-        if renamed {
+        let Some((_, saved_name)) = &mut self.open else { return Vec::new() };
+        if std::mem::replace(saved_name, record.name.clone()) != record.name {
             return vec![FromWorker::ProjectsListed { projects: self.summaries().await }];
         }
         Vec::new()
@@ -322,10 +398,11 @@ impl Persistence {
         fresh: FreshProject,
         progress: &mut (impl Sink<FromWorker> + Unpin),
     ) -> Vec<FromWorker> {
-        let deleted = match (&self.open, self.storage()) {
-            (Some((id, _)), Ok(storage)) => storage.delete_project(id).await.map_err(UserMessage::verbatim),
-            (None, _) => Ok(()),
-            (_, Err(message)) => Err(message),
+        let deleted = match (&self.open, self.storage(), self.writing()) {
+            (Some(_), _, Some((id, storage))) => storage.delete_project(id).await.map_err(UserMessage::verbatim),
+            (Some(_), Ok(_), None) => Err(UserMessage::new("project-held-elsewhere")),
+            (None, _, _) => Ok(()),
+            (_, Err(message), _) => Err(message),
         };
         match deleted {
             Ok(()) => {
@@ -354,6 +431,7 @@ impl Persistence {
             project: archive.project.clone(),
         };
         self.open = Some((record.id.clone(), record.name.clone()));
+        self.hold(&record.id, false).await;
         let saved = match (self.storage(), core.backbone_key()) {
             (Ok(storage), Some(key)) => {
                 let samples: Vec<_> = archive
