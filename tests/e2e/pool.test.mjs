@@ -1,14 +1,16 @@
 // The embedding pool: 200 uploads are embedded by one worker, then (in a new project) by a pool
 // of two; the pool is faster and its embeddings are the same, read back from the page's
 // IndexedDB. The choice of workers is kept across a reload, and after 12-megapixel photos the
-// pool stays within its memory budget (160 MiB an embedder, web/src/worker/pool.rs).
+// pool stays within its memory budget (160 MiB an embedder, web/src/worker/pool.rs). An
+// embedder that stops answering is replaced after its deadline, its images go to the others,
+// and none is lost or made twice.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PHOTOS, fashionMnistFolder, launch, openGraft, waitReady } from "./browser.mjs";
+import { PHOTOS, fashionMnistFolder, launch, openGraft, waitPoolLoaded, waitReady } from "./browser.mjs";
 
 const UPLOADS = 200;
 const EMBEDDER_BUDGET = 160 * 2 ** 20;
@@ -120,4 +122,44 @@ test("200 uploads are embedded faster by the pool than by one worker, with the s
   console.log(`# pool memory after 12-megapixel JPEGs: ${(memory / 1e6).toFixed(0)} MB for 2 embedders`);
   assert.ok(memory > 0 && memory <= 2 * EMBEDDER_BUDGET, `the pool holds ${memory} bytes`);
   assert.deepEqual(problems, []);
+});
+
+test("an embedder that stops answering is replaced, and no sample is lost or made twice", async () => {
+  const { page, problems } = await openGraft(browser);
+  await waitReady(page);
+  await waitPoolLoaded(page);
+  const embedders = [];
+  for (const worker of page.workers()) if ((await worker.evaluate(() => self.name)) === "graft-embedder") embedders.push(worker);
+  assert.equal(embedders.length, 2, "a pool of two on this machine's two cores");
+  // The first embedder hangs: busy forever, as a wasm loop that never returns would be.
+  await embedders[0].evaluate(() => {
+    setTimeout(() => {
+      for (;;);
+    }, 0);
+  });
+  const started = Date.now();
+  await page.locator('[data-testid="class-upload"]').first().setInputFiles(files.slice(0, 12));
+  await page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: 120_000 });
+  const seconds = (Date.now() - started) / 1000;
+  const note = await page.locator('[data-testid="pool-note"]').textContent();
+  console.log(`12 samples with a hung embedder: ${seconds.toFixed(1)} s; note: ${note}`);
+  assert.match(note, /An embedding worker did not answer for 12 s: a new one took its place/);
+  assert.equal(await page.locator('[data-testid="sample-count"]').first().textContent(), "12");
+  await waitPoolLoaded(page);
+  assert.equal(await page.locator('[data-testid="pool-size"]').getAttribute("data-workers"), "2", "two again");
+  const records = await page.evaluate(async () => {
+    const db = await new Promise((ok) => {
+      const open = indexedDB.open("graft");
+      open.onsuccess = () => ok(open.result);
+    });
+    const keys = await new Promise((ok) => {
+      const all = db.transaction("samples").objectStore("samples").getAllKeys();
+      all.onsuccess = () => ok(all.result);
+    });
+    db.close();
+    return keys.length;
+  });
+  assert.equal(records, 12, "each sample saved once");
+  assert.deepEqual(problems, []);
+  await page.context().close();
 });

@@ -13,10 +13,14 @@ use web_sys::{
 };
 
 use super::model::{load_model, Model};
+use super::now_millis;
 use super::pool::{pool_size, FromEmbedder, Made, Schedule, ToEmbedder, EMBEDDER_NAME};
 use super::samples::make_sample;
 use crate::protocol::{ImageData, PoolStatus};
 use graft::message::UserMessage;
+
+/// How often the pool looks for an embedder past its deadline while jobs are out (ms).
+const DEADLINE_CHECK_MS: u32 = 1_000;
 
 fn encode(message: &impl Serialize) -> Result<js_sys::Uint8Array, UserMessage> {
     let bytes =
@@ -133,6 +137,8 @@ pub struct EmbedPool {
     events: mpsc::UnboundedReceiver<Envelope>,
     /// The manifest the embedders were told to load.
     manifest_url: Option<String>,
+    /// The script embedders run (for replacing a hung one).
+    script_url: String,
     status: PoolStatus,
     /// The page has not seen `status` yet.
     status_changed: bool,
@@ -149,6 +155,7 @@ impl Default for EmbedPool {
             sender,
             events,
             manifest_url: None,
+            script_url: String::new(),
             status,
             status_changed: false,
         }
@@ -184,6 +191,7 @@ impl EmbedPool {
         let (mut workers, mut note) = pool_size(cores, device_gb, requested);
         self.embedders.clear();
         self.generation += 1;
+        self.script_url = script_url.to_string();
         if workers > 1 {
             for index in 0..workers as usize {
                 match self.start(script_url, index) {
@@ -241,6 +249,7 @@ impl EmbedPool {
         if let Some(url) = &manifest_url {
             for index in 0..self.embedders.len() {
                 self.embedders[index].loaded = false;
+                self.schedule.set_loaded(index, false, now_millis());
                 self.send(index, ToEmbedder::Load { manifest_url: url.clone() });
             }
             self.note_loaded();
@@ -281,7 +290,7 @@ impl EmbedPool {
     }
 
     fn dispatch(&mut self) {
-        for (index, job_id, image) in self.schedule.dispatch() {
+        for (index, job_id, image) in self.schedule.dispatch(now_millis()) {
             self.send(index, ToEmbedder::Embed { job_id, image });
         }
     }
@@ -290,6 +299,7 @@ impl EmbedPool {
         self.schedule.lose(index);
         self.embedders[index].worker.terminate();
         self.embedders[index].loaded = false;
+        self.embedders[index].memory_bytes = 0;
         self.note_loaded();
         let live = self.schedule.live_embedders();
         self.status.workers = live.max(1) as u32;
@@ -302,10 +312,56 @@ impl EmbedPool {
         !self.schedule.is_empty()
     }
 
-    /// Waits for the next event from an embedder and takes it in (never resolves while the
-    /// pool has none).
+    /// Terminates the embedders past their deadline (their jobs go to the others) and starts
+    /// one in each one's place; whether there was one.
+    fn replace_hung(&mut self) -> bool {
+        let hung = self.schedule.hung(now_millis());
+        for &index in &hung {
+            let seconds = (self.schedule.deadline() / 1000.0).round();
+            self.lose(index, UserMessage::new("pool-note-hung").arg("seconds", seconds));
+            let index = self.schedule.add_embedder();
+            match self.start(&self.script_url, index) {
+                Ok(embedder) => {
+                    self.embedders.push(embedder);
+                    if let Some(url) = self.manifest_url.clone() {
+                        self.send(index, ToEmbedder::Load { manifest_url: url });
+                    }
+                    self.status.workers = self.schedule.live_embedders() as u32;
+                    self.status.note = Some(UserMessage::new("pool-note-replaced").arg("seconds", seconds));
+                }
+                // Without a replacement, the others (or the model worker) make its jobs.
+                Err(e) => {
+                    self.status.note = Some(UserMessage::new("pool-note-no-start").arg("detail", format!("{e:?}")))
+                }
+            }
+        }
+        self.dispatch();
+        !hung.is_empty()
+    }
+
+    /// Waits for the next event from an embedder and takes it in, checking every
+    /// [`DEADLINE_CHECK_MS`] while jobs are out that no embedder has stopped answering (never
+    /// resolves while the pool has nothing to do).
     pub async fn next_event(&mut self) {
-        while let Some((generation, index, event)) = self.events.next().await {
+        use futures::FutureExt;
+        loop {
+            let busy = self.is_busy() && !self.embedders.is_empty();
+            let tick = async move {
+                match busy {
+                    true => gloo::timers::future::TimeoutFuture::new(DEADLINE_CHECK_MS).await,
+                    false => futures::future::pending().await,
+                }
+            };
+            let envelope = futures::select_biased! {
+                envelope = self.events.next().fuse() => envelope,
+                () = tick.fuse() => {
+                    if self.replace_hung() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some((generation, index, event)) = envelope else { return futures::future::pending().await };
             if generation != self.generation {
                 continue;
             }
@@ -318,13 +374,14 @@ impl EmbedPool {
                 }
                 Event::Message(FromEmbedder::Embedded { job_id, key, sample, row, memory_bytes }) => {
                     self.note_memory(index, memory_bytes);
-                    self.schedule.complete(index, job_id, Ok((key, (sample, row))));
+                    self.schedule.complete(index, job_id, Ok((key, (sample, row))), now_millis());
                 }
                 Event::Message(FromEmbedder::EmbedFailed { job_id, message }) => {
-                    self.schedule.complete(index, job_id, Err(message))
+                    self.schedule.complete(index, job_id, Err(message), now_millis())
                 }
                 Event::Message(FromEmbedder::Loaded { memory_bytes, .. }) => {
                     self.embedders[index].loaded = true;
+                    self.schedule.set_loaded(index, true, now_millis());
                     self.note_loaded();
                     self.note_memory(index, memory_bytes)
                 }

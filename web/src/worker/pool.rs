@@ -21,6 +21,10 @@
 //!   backbone sees every sample added before it, as with one worker.
 //! - **Failure**: an embedder that crashes or cannot load is dropped and its jobs go to the
 //!   others; with none left, the model worker embeds them itself, and the page is told.
+//! - **Deadline** ([`Schedule::hung`]): an embedder whose oldest job has run longer than
+//!   [`HANG_FACTOR`] times the measured time per image (at least [`MIN_DEADLINE_MS`]) has
+//!   stopped answering: it is terminated, its jobs go to the others, and a new embedder takes
+//!   its place. A result from a dropped embedder is ignored, so no sample is made twice.
 //!
 //! The embedders run the model worker's own script (`graft-worker.js` or its relaxed-SIMD
 //! twin): the binary starts [`super::embedder`] when its worker is named [`EMBEDDER_NAME`].
@@ -51,6 +55,12 @@ const UNKNOWN_DEVICE_GB: f64 = 4.0;
 /// for the round trip; the rest wait in the model worker, where a lost embedder cannot take
 /// them down.
 const DEPTH: usize = 2;
+/// An embedder's oldest job may take this many times the measured time per image...
+pub const HANG_FACTOR: f64 = 20.0;
+/// ...and never less than this (a 12-megapixel JPEG decodes in about a second on a phone).
+pub const MIN_DEADLINE_MS: f64 = 12_000.0;
+/// Time per image assumed before one is measured.
+const FIRST_MS_PER_IMAGE: f64 = 500.0;
 
 /// Model worker -> embedder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,16 +142,50 @@ pub struct Schedule {
     live: Vec<bool>,
     started: Vec<bool>,
     in_flight: Vec<usize>,
+    /// Per embedder: it holds the backbone (before, its jobs wait behind the download, which
+    /// has no deadline), and since when (ms) its oldest job in flight has been its to make.
+    loaded: Vec<bool>,
+    since: Vec<f64>,
+    /// Measured time per image (ms, moving average), for the deadline.
+    ms_per_image: f64,
 }
 
 impl Schedule {
     pub fn new(embedders: usize) -> Self {
-        Self {
-            live: vec![true; embedders],
-            started: vec![false; embedders],
-            in_flight: vec![0; embedders],
-            ..Self::default()
+        let mut schedule = Self { ms_per_image: FIRST_MS_PER_IMAGE, ..Self::default() };
+        (0..embedders).for_each(|_| {
+            schedule.add_embedder();
+        });
+        schedule
+    }
+
+    /// One more embedder (not started yet); its index.
+    pub fn add_embedder(&mut self) -> usize {
+        self.live.push(true);
+        self.started.push(false);
+        self.in_flight.push(0);
+        self.loaded.push(false);
+        self.since.push(0.0);
+        self.live.len() - 1
+    }
+
+    /// `embedder` holds the backbone (`true`) or is loading another (`false`): its oldest job's
+    /// time starts now.
+    pub fn set_loaded(&mut self, embedder: usize, loaded: bool, now: f64) {
+        if let (Some(flag), Some(since)) = (self.loaded.get_mut(embedder), self.since.get_mut(embedder)) {
+            (*flag, *since) = (loaded, now);
         }
+    }
+
+    /// How long an embedder's oldest job may take before it counts as hung (ms).
+    pub fn deadline(&self) -> f64 {
+        (HANG_FACTOR * self.ms_per_image).max(MIN_DEADLINE_MS)
+    }
+
+    /// The working embedders that hold the backbone and whose oldest job is past the deadline.
+    pub fn hung(&self, now: f64) -> Vec<usize> {
+        let late = |e: &usize| self.working(*e) && self.loaded[*e] && self.in_flight[*e] > 0;
+        (0..self.live.len()).filter(late).filter(|&e| now - self.since[e] > self.deadline()).collect()
     }
 
     pub fn live_embedders(&self) -> usize {
@@ -175,13 +219,16 @@ impl Schedule {
 
     /// The jobs to send now, `(embedder, job_id, image)`: waiting jobs in order, each to the
     /// working embedder with the fewest in flight while one has fewer than [`DEPTH`].
-    pub fn dispatch(&mut self) -> Vec<(usize, u64, ImageData)> {
+    pub fn dispatch(&mut self, now: f64) -> Vec<(usize, u64, ImageData)> {
         let mut sends = Vec::new();
         for (&job_id, job) in self.jobs.iter_mut().filter(|(_, job)| job.on.is_none() && job.made.is_none()) {
             // The fields, not `working`: the jobs are borrowed mutably.
             let working = |e: usize| self.live[e] && self.started[e];
             let least = (0..self.live.len()).filter(|&e| working(e)).min_by_key(|&e| self.in_flight[e]);
             let Some(embedder) = least.filter(|&e| self.in_flight[e] < DEPTH) else { break };
+            if self.in_flight[embedder] == 0 {
+                self.since[embedder] = now;
+            }
             self.in_flight[embedder] += 1;
             job.on = Some(embedder);
             sends.push((embedder, job_id, job.image.clone()));
@@ -191,11 +238,17 @@ impl Schedule {
 
     /// `embedder` finished `job_id`. A result from an embedder that was dropped meanwhile
     /// (its job went elsewhere) is ignored.
-    pub fn complete(&mut self, embedder: usize, job_id: u64, made: Made) {
+    pub fn complete(&mut self, embedder: usize, job_id: u64, made: Made, now: f64) {
         let Some(job) = self.jobs.get_mut(&job_id).filter(|job| job.on == Some(embedder)) else { return };
         job.on = None;
         job.made = Some(made);
         self.in_flight[embedder] -= 1;
+        if self.loaded[embedder] {
+            // The job's own time: from when it became the oldest (the next one's starts now).
+            let took = now - self.since[embedder];
+            self.ms_per_image = 0.7 * self.ms_per_image + 0.3 * took.max(0.0);
+        }
+        self.since[embedder] = now;
     }
 
     /// Drops `embedder`; its jobs wait for another one.
@@ -286,14 +339,14 @@ mod tests {
         for id in 0..6 {
             schedule.submit(100 + id, frame(id as u8), 0.0);
         }
-        let sent = schedule.dispatch();
+        let sent = schedule.dispatch(0.0);
         let placed: Vec<(usize, u64)> = sent.iter().map(|(e, job, _)| (*e, *job)).collect();
         assert_eq!(placed, vec![(0, 1), (1, 2), (0, 3), (1, 4)], "two in flight each, alternating");
-        assert!(schedule.dispatch().is_empty(), "both are full");
-        schedule.complete(1, 2, made(2));
+        assert!(schedule.dispatch(0.0).is_empty(), "both are full");
+        schedule.complete(1, 2, made(2), 0.0);
         assert!(schedule.finished().is_empty(), "job 1 is still computing");
-        assert_eq!(schedule.dispatch().iter().map(|(e, job, _)| (*e, *job)).collect::<Vec<_>>(), vec![(1, 5)]);
-        schedule.complete(0, 1, made(1));
+        assert_eq!(schedule.dispatch(0.0).iter().map(|(e, job, _)| (*e, *job)).collect::<Vec<_>>(), vec![(1, 5)]);
+        schedule.complete(0, 1, made(1), 0.0);
         let done: Vec<u64> = schedule.finished().into_iter().map(|(sample, _, _)| sample).collect();
         assert_eq!(done, vec![100, 101]);
     }
@@ -304,11 +357,11 @@ mod tests {
         for id in 0..3 {
             schedule.submit(id, frame(id as u8), 0.0);
         }
-        schedule.dispatch();
+        schedule.dispatch(0.0);
         schedule.lose(0);
         // Its late answer is ignored; job 1 is computed again by embedder 1.
-        schedule.complete(0, 1, made(9));
-        let again: Vec<(usize, u64)> = schedule.dispatch().iter().map(|(e, job, _)| (*e, *job)).collect();
+        schedule.complete(0, 1, made(9), 0.0);
+        let again: Vec<(usize, u64)> = schedule.dispatch(0.0).iter().map(|(e, job, _)| (*e, *job)).collect();
         assert_eq!(again, vec![(1, 1)]);
         assert!(schedule.orphans().is_empty() && !schedule.has_orphans());
         schedule.lose(1);
@@ -329,14 +382,47 @@ mod tests {
     fn only_started_embedders_get_jobs_and_without_one_the_model_worker_makes_them() {
         let mut schedule = Schedule::new(2);
         schedule.submit(7, frame(7), 0.0);
-        assert!(schedule.dispatch().is_empty(), "neither has started");
+        assert!(schedule.dispatch(0.0).is_empty(), "neither has started");
         assert!(schedule.has_orphans(), "so the model worker makes the job rather than wait");
         schedule.start(1);
         assert!(!schedule.has_orphans());
-        let sent: Vec<(usize, u64)> = schedule.dispatch().iter().map(|(e, job, _)| (*e, *job)).collect();
+        let sent: Vec<(usize, u64)> = schedule.dispatch(0.0).iter().map(|(e, job, _)| (*e, *job)).collect();
         assert_eq!(sent, vec![(1, 1)], "to the one that started");
         // The started one is lost; the other never starts: its job is not left waiting.
         schedule.lose(1);
         assert_eq!(schedule.orphans().into_iter().map(|(job, _)| job).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn an_embedder_past_its_deadline_is_hung_and_its_replacement_takes_the_jobs() {
+        let mut schedule = started(2);
+        (0..2).for_each(|e| schedule.set_loaded(e, true, 0.0));
+        for id in 0..4 {
+            schedule.submit(id, frame(id as u8), 0.0);
+        }
+        schedule.dispatch(1_000.0);
+        // Embedder 1 answers every 100 ms; embedder 0 never does.
+        for (job, at) in [(2, 1_100.0), (4, 1_200.0)] {
+            schedule.complete(1, job, made(job as u8), at);
+        }
+        assert!(schedule.deadline() >= MIN_DEADLINE_MS);
+        assert!(schedule.hung(1_000.0 + MIN_DEADLINE_MS - 1.0).is_empty(), "not yet");
+        assert_eq!(schedule.hung(1_000.0 + MIN_DEADLINE_MS + 1.0), vec![0]);
+        // An embedder still loading its backbone is not hung, however long the download.
+        schedule.set_loaded(1, false, 0.0);
+        schedule.lose(0);
+        let new = schedule.add_embedder();
+        assert!(schedule.hung(1e9).is_empty());
+        schedule.start(new);
+        schedule.set_loaded(new, true, 20_000.0);
+        let sent: Vec<(usize, u64)> = schedule.dispatch(20_000.0).iter().map(|(e, job, _)| (*e, *job)).collect();
+        assert_eq!(sent, vec![(1, 1), (new, 3)], "the hung one's jobs went to the others");
+        schedule.complete(0, 1, made(9), 20_001.0);
+        for (embedder, job) in [(1, 1), (new, 3)] {
+            schedule.complete(embedder, job, made(job as u8), 20_050.0);
+        }
+        let rows: Vec<f32> = schedule.finished().into_iter().map(|(_, _, made)| made.unwrap().1 .1[0]).collect();
+        assert_eq!(rows, vec![1.0, 2.0, 3.0, 4.0], "each once, none from the dropped embedder");
+        assert!(schedule.hung(1e9).is_empty());
     }
 }
