@@ -2,6 +2,10 @@
 // opens and trains with the network off. `cargo xtask build` writes the cache name (a hash of
 // every file it lists) and the file list; a new build gets a new cache, and activation
 // deletes the old ones. Cached responses keep their headers (COOP/COEP included).
+//
+// A new version installs beside the old one and waits: the page says an update is ready and,
+// when the person agrees (never during training), posts "graft-update"; this worker then
+// takes over and the page reloads. The very first version takes over at once.
 const CACHE = "__GRAFT_CACHE__";
 const FILES = __GRAFT_FILES__;
 
@@ -10,8 +14,12 @@ self.addEventListener("install", (event) => {
     caches
       .open(CACHE)
       .then((cache) => cache.addAll(FILES))
-      .then(() => self.skipWaiting()),
+      .then(() => (self.registration.active ? undefined : self.skipWaiting())),
   );
+});
+
+self.addEventListener("message", (event) => {
+  if (event.data === "graft-update") self.skipWaiting();
 });
 
 self.addEventListener("activate", (event) => {

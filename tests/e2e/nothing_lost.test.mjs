@@ -79,7 +79,8 @@ test("what is done before the project opens is kept, on a first visit and after 
 });
 
 /** Overwrites records of the page's IndexedDB (`graft`) in `store`: the value at the `index`-th
- * key (in key order) becomes `value`, as a broken disk or a bug would leave it. */
+ * key (in key order) becomes `value`, as a broken disk or a bug would leave it; with `"flip"`,
+ * one byte of the record's image changes and the rest stays as it was. */
 function breakRecord(page, store, index, value) {
   return page.evaluate(
     async ({ store, index, value }) => {
@@ -94,7 +95,12 @@ function breakRecord(page, store, index, value) {
         const all = records.getAllKeys();
         all.onsuccess = () => ok(all.result);
       });
-      records.put(typeof value === "string" ? value : new Uint8Array(value), keys[index]);
+      let broken = typeof value === "string" ? value : new Uint8Array(value);
+      if (value === "flip") {
+        broken = await new Promise((ok) => (records.get(keys[index]).onsuccess = (e) => ok(e.target.result)));
+        broken[1][broken[1].length >> 1] ^= 0xff;
+      }
+      records.put(broken, keys[index]);
       await new Promise((ok) => (transaction.oncomplete = ok));
       db.close();
       return keys.length;
@@ -104,6 +110,8 @@ function breakRecord(page, store, index, value) {
 }
 
 test("a broken sample record loses only itself, with a message; a broken embedding is computed again", async () => {
+  // (Six Pullover images: one record overwritten with garbage, one with a byte of its image
+  // changed, one embedding overwritten.)
   const { page, problems } = await openGraft(browser);
   await waitReady(page);
   const first = page.locator('[data-testid="class-card"]').first();
@@ -113,22 +121,24 @@ test("a broken sample record loses only itself, with a message; a broken embeddi
   // Let the page's autosave write the class list (it follows every change at once).
   await page.waitForTimeout(500);
   assert.equal(await breakRecord(page, "samples", 0, [1, 2, 3, 4]), 6);
+  assert.equal(await breakRecord(page, "samples", 1, "flip"), 6);
   assert.equal(await breakRecord(page, "embeddings", 3, "garbage"), 6);
   await page.reload();
   await waitReady(page);
   await settled(page);
   assert.deepEqual(await cards(page), [
-    ["fish", "5"],
+    ["fish", "4"],
     ["Class 2", "0"],
   ]);
   assert.match(
     await page.locator('[data-testid="storage-problem"]').textContent(),
-    /1 sample of 'fish' could not be read and was left out/,
+    /2 samples of 'fish' could not be read and were left out/,
+    "a record that does not parse, and one whose image changed (its checksum does not match)",
   );
-  assert.equal(await page.locator('[data-testid="class-card"] img').count(), 5, "the other five are whole");
+  assert.equal(await page.locator('[data-testid="class-card"] img').count(), 4, "the other four are whole");
   await page.reload();
   await waitReady(page);
-  assert.deepEqual((await cards(page))[0], ["fish", "5"], "the project was saved without the broken sample");
+  assert.deepEqual((await cards(page))[0], ["fish", "4"], "the project was saved without the broken samples");
   assert.equal(await page.locator('[data-testid="storage-problem"]').count(), 0, "said once");
   assert.deepEqual(problems, []);
   await page.context().close();

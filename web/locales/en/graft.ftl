@@ -350,6 +350,9 @@ project-elsewhere = '{ $name }' is open in another tab, which saves it: this tab
 project-taken-over = '{ $name }' was taken over by another tab: this tab stopped saving it.
 project-take-over = Take it over here
 project-held-elsewhere = This project is open in another tab: take it over here first
+update-ready = A new version of Graft is ready. Your projects stay as they are.
+update-reload = Reload to update
+update-after-training = (once training has finished)
 storage-samples-unreadable = { $count ->
     [one] 1 sample of '{ $class }' could not be read and was left out
    *[other] { $count } samples of '{ $class }' could not be read and were left out

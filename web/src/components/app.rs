@@ -34,6 +34,7 @@ use crate::download::download;
 use crate::file_input::read_then;
 use crate::hooks::{
     first_project, input_error, use_camera, use_class_actions, use_live_prediction, use_project_actions, use_recorder,
+    use_update,
 };
 use crate::i18n::Lang;
 use crate::protocol::{ClassSamples, FromWorker, ImageData, ToWorker};
@@ -203,6 +204,7 @@ fn graft(props: &GraftProps) -> Html {
             }
         })
     };
+    let update = use_update();
     let camera = use_camera(state.clone());
     let recorder = {
         let (state, worker, video) = (state.clone(), worker.clone(), camera.video.clone());
@@ -379,6 +381,16 @@ fn graft(props: &GraftProps) -> Html {
                 on_switch={ on_switch_backbone } on_rank={ on_rank } />
             if let Some(message) = &state.error {
                 <div class="error" role="alert" data-testid="error">{ lang.text(&message.message) }</div>
+            }
+            if update.ready {
+                <div class="warning update" role="status" data-testid="update-ready">
+                    <p>{ t!(lang, "update-ready") }</p>
+                    <button data-testid="update-reload" onclick={ update.apply.reform(|_: MouseEvent| ()) }
+                        disabled={ state.train_status() == TrainStatus::Training }>{ t!(lang, "update-reload") }</button>
+                    if state.train_status() == TrainStatus::Training {
+                        <span class="hint">{ t!(lang, "update-after-training") }</span>
+                    }
+                </div>
             }
             if let Some(taken_over) = state.held_elsewhere {
                 <HeldElsewhere name={ state.project_name.clone() } taken_over={ taken_over }

@@ -21,6 +21,7 @@ pub mod locks;
 pub mod model;
 pub mod persist;
 pub mod pool;
+pub mod records;
 pub mod samples;
 pub mod storage;
 pub mod training;

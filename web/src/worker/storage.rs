@@ -1,38 +1,47 @@
 //! Autosave: IndexedDB, from the worker (the `idb` crate finds it on the worker's global).
 //!
-//! Database `graft`, version 1, four object stores, all with string keys:
+//! Database `graft`, version 2, four object stores, all with string keys; every value is its
+//! parts then their checksum (`records.rs`), so a damaged record is told apart and left out:
 //!
-//! | store | key | value |
+//! | store | key | value (parts) |
 //! |---|---|---|
 //! | `projects` | project id | JSON [`ProjectRecord`] (classes, settings, curves; no weights) |
-//! | `samples` | `{project}:{sample id, 20 digits}` | `[JSON SampleMeta, image bytes, thumbnail bytes]` |
-//! | `embeddings` | `{project}:{sample id}:{backbone}@{sha256}` | `[sample id, Float32Array]` |
-//! | `weights` | project id | `[JSON SavedHead without its bytes, safetensors bytes]` |
+//! | `samples` | `{project}:{sample id, 20 digits}` | JSON SampleMeta, image bytes, thumbnail bytes |
+//! | `embeddings` | `{project}:{sample id}:{backbone}@{sha256}` | backbone, sample id, Float32Array |
+//! | `weights` | project id | JSON SavedHead without its bytes, safetensors bytes |
+//!
+//! Version 1 had the same parts without the checksum; opening such a database upgrades every
+//! record in the upgrade transaction (all or nothing: a failure leaves version 1 as it was). A
+//! tab of an older version holding the database open is asked to close it (it then stops
+//! saving and says so); if it cannot, the page says to close it.
 //!
 //! One record per sample and per weights file, so that no single value grows with the project.
 //! Every write is one short transaction issued after the computation is done: nothing but
 //! IndexedDB requests is awaited while a transaction is open. A project's records share the
 //! key prefix `{project}:`, so one key range finds or deletes them all.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use graft::backbone::BackboneKey;
 use graft::preprocess::StoredImage;
 use graft::project::Project;
 use graft::train::SavedHead;
 use idb::{
-    Database, DatabaseEvent, Factory, KeyRange, ObjectStoreParams, Query, Transaction, TransactionMode,
-    TransactionResult,
+    Database, DatabaseEvent, Event as _, Factory, KeyRange, ObjectStoreParams, Query, Request, Transaction,
+    TransactionMode, TransactionResult,
 };
-use js_sys::{Array, Float32Array, Uint8Array};
+use js_sys::{Float32Array, Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
+use super::records::{seal, unseal, upgrade_v1};
 use super::samples::StoredSample;
 use crate::protocol::ProjectSummary;
 
 const DATABASE: &str = "graft";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const PROJECTS: &str = "projects";
 const SAMPLES: &str = "samples";
 const EMBEDDINGS: &str = "embeddings";
@@ -98,6 +107,49 @@ impl LoadedProject {
 
 pub struct Storage {
     db: Database,
+    /// A newer version of the app asked for the database: this tab closed it.
+    closed: Rc<Cell<bool>>,
+}
+
+const BLOCKED: &str = "Graft is open in another tab in an older version, which keeps the saved projects \
+    locked: close that tab, then reload this one";
+const CLOSED_FOR_UPDATE: &str =
+    "a newer version of Graft opened in another tab, so this tab stopped saving: reload it to use the new version";
+
+/// Creates the stores, and from version 1 seals every record (`records::upgrade_v1`) inside
+/// the upgrade's transaction: if a write fails, the transaction aborts and version 1 stays.
+fn upgrade(event: idb::event::VersionChangeEvent) {
+    let Ok(db) = event.database() else { return };
+    for store in [PROJECTS, SAMPLES, EMBEDDINGS, WEIGHTS] {
+        if !db.store_names().iter().any(|s| s == store) {
+            let _ = db.create_object_store(store, ObjectStoreParams::new());
+        }
+    }
+    if event.old_version().unwrap_or(0) != 1 {
+        return;
+    }
+    let Some(transaction) = event.target().ok().and_then(|request| request.transaction()) else { return };
+    // The upgrade transaction stays open while this issues requests (IndexedDB requests and
+    // the promise jobs between them only).
+    wasm_bindgen_futures::spawn_local(async move {
+        if seal_v1_records(&transaction).await.is_err() {
+            let _ = transaction.abort();
+        }
+    });
+}
+
+async fn seal_v1_records(transaction: &Transaction) -> Result<(), String> {
+    for name in [PROJECTS, SAMPLES, EMBEDDINGS, WEIGHTS] {
+        let store = transaction.object_store(name).map_err(failed)?;
+        let keys = store.get_all_keys(None, None).map_err(failed)?.await.map_err(failed)?;
+        let values = store.get_all(None, None).map_err(failed)?.await.map_err(failed)?;
+        for (key, value) in keys.iter().zip(&values) {
+            if let Some(sealed) = upgrade_v1(value) {
+                store.put(&sealed, Some(key)).map_err(failed)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn failed(e: impl std::fmt::Display) -> String {
@@ -136,6 +188,11 @@ fn from_json<T: for<'de> Deserialize<'de>>(value: &JsValue) -> Result<T, String>
     serde_json::from_str(&text).map_err(failed)
 }
 
+/// A project record from its stored value.
+fn project_from(value: &JsValue) -> Result<ProjectRecord, String> {
+    from_json(&unseal(value, 1).map_err(failed)?[0])
+}
+
 /// Waits for a write transaction; an abort (a full disk, the quota) leaves what was saved
 /// before as it was.
 async fn commit(transaction: Transaction) -> Result<(), String> {
@@ -151,20 +208,37 @@ async fn commit(transaction: Transaction) -> Result<(), String> {
 
 impl Storage {
     pub async fn open() -> Result<Self, String> {
+        use futures::FutureExt;
         let factory = Factory::new().map_err(failed)?;
         let mut request = factory.open(DATABASE, Some(VERSION)).map_err(failed)?;
-        request.on_upgrade_needed(|event| {
-            let Ok(db) = event.database() else { return };
-            for store in [PROJECTS, SAMPLES, EMBEDDINGS, WEIGHTS] {
-                if !db.store_names().iter().any(|s| s == store) {
-                    let _ = db.create_object_store(store, ObjectStoreParams::new());
-                }
+        request.on_upgrade_needed(upgrade);
+        let (blocked, is_blocked) = futures::channel::oneshot::channel::<()>();
+        request.on_blocked(move |_| {
+            let _ = blocked.send(());
+        });
+        let mut db = futures::select! {
+            db = std::future::IntoFuture::into_future(request).fuse() => db.map_err(failed)?,
+            _ = is_blocked.fuse() => return Err(BLOCKED.into()),
+        };
+        // A newer version of Graft opening the database in another tab: let it upgrade, and
+        // write nothing more here (the writes say why).
+        let closed = Rc::new(Cell::new(false));
+        let closing = closed.clone();
+        db.on_version_change(move |event| {
+            closing.set(true);
+            if let Some(target) = event.target() {
+                let close =
+                    Reflect::get(&target, &"close".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+                let _ = close.map(|close| close.call0(&target));
             }
         });
-        Ok(Self { db: request.await.map_err(failed)? })
+        Ok(Self { db, closed })
     }
 
     fn write(&self, stores: &[&str]) -> Result<Transaction, String> {
+        if self.closed.get() {
+            return Err(CLOSED_FOR_UPDATE.into());
+        }
         self.db.transaction(stores, TransactionMode::ReadWrite).map_err(failed)
     }
 
@@ -178,7 +252,7 @@ impl Storage {
             .map_err(failed)?
             .await
             .map_err(failed)?;
-        let mut records: Vec<ProjectRecord> = values.iter().filter_map(|v| from_json(v).ok()).collect();
+        let mut records: Vec<ProjectRecord> = values.iter().filter_map(|v| project_from(v).ok()).collect();
         records.sort_by(|a, b| b.modified.total_cmp(&a.modified));
         Ok(records)
     }
@@ -188,7 +262,7 @@ impl Storage {
         let transaction = self.db.transaction(&stores, TransactionMode::ReadOnly).map_err(failed)?;
         let store = |name: &str| transaction.object_store(name).map_err(failed);
         let record = store(PROJECTS)?.get(JsValue::from(id)).map_err(failed)?.await.map_err(failed)?;
-        let record: ProjectRecord = from_json(&record.ok_or_else(|| format!("project {id} is not saved"))?)?;
+        let record = project_from(&record.ok_or_else(|| format!("project {id} is not saved"))?)?;
         let range = prefix_range(&format!("{id}:"))?;
         let sample_keys =
             store(SAMPLES)?.get_all_keys(Some(range.clone()), None).map_err(failed)?.await.map_err(failed)?;
@@ -205,11 +279,11 @@ impl Storage {
             }
         }
         let mut by_sample: HashMap<u64, Vec<(String, Vec<f32>)>> = HashMap::new();
-        for value in &embeddings {
-            let parts = Array::from(value);
-            let (Some(backbone), Some(sample)) = (parts.get(0).as_string(), parts.get(1).as_f64()) else { continue };
-            let row = parts.get(2).dyn_into::<Float32Array>().map(|a| a.to_vec()).unwrap_or_default();
-            by_sample.entry(sample as u64).or_default().push((backbone, row));
+        // A damaged embedding is left out: its image is embedded again.
+        for parts in embeddings.iter().filter_map(|value| unseal(value, 3).ok()) {
+            let (Some(backbone), Some(sample)) = (parts[0].as_string(), parts[1].as_f64()) else { continue };
+            let Ok(row) = parts[2].clone().dyn_into::<Float32Array>() else { continue };
+            by_sample.entry(sample as u64).or_default().push((backbone, row.to_vec()));
         }
         let head = weights.map(|value| head_from(&value)).transpose().unwrap_or_else(|_| {
             unreadable.model = true;
@@ -253,8 +327,7 @@ impl Storage {
         let store = transaction.object_store(EMBEDDINGS).map_err(failed)?;
         let backbone = backbone_id(key);
         for (id, row) in rows {
-            let value =
-                Array::of3(&backbone.as_str().into(), &(*id as f64).into(), &Float32Array::from(row.as_slice()).into());
+            let value = embedding_value(&backbone, *id, row);
             let embedding_key = format!("{}:{backbone}", sample_key(project, *id));
             store.put(&value, Some(&embedding_key.as_str().into())).map_err(failed)?;
         }
@@ -275,7 +348,7 @@ impl Storage {
             image: (sample.image.mime.clone(), sample.image.width, sample.image.height),
             thumbnail: (sample.thumbnail.mime.clone(), sample.thumbnail.width, sample.thumbnail.height),
         };
-        let value = Array::of3(&json(&meta)?, &bytes(&sample.image.bytes), &bytes(&sample.thumbnail.bytes));
+        let value = seal(&[json(&meta)?, bytes(&sample.image.bytes), bytes(&sample.thumbnail.bytes)]);
         let sample_key = sample_key(project, id);
         transaction
             .object_store(SAMPLES)
@@ -283,7 +356,7 @@ impl Storage {
             .put(&value, Some(&sample_key.as_str().into()))
             .map_err(failed)?;
         let backbone = backbone_id(key);
-        let embedding = Array::of3(&backbone.as_str().into(), &(id as f64).into(), &Float32Array::from(row).into());
+        let embedding = embedding_value(&backbone, id, row);
         let embedding_key = format!("{sample_key}:{backbone}");
         transaction
             .object_store(EMBEDDINGS)
@@ -347,34 +420,36 @@ impl Storage {
 fn put_record_in(transaction: &Transaction, record: &ProjectRecord) -> Result<(), String> {
     let bare = ProjectRecord { project: Project { head: None, ..record.project.clone() }, ..record.clone() };
     let store = transaction.object_store(PROJECTS).map_err(failed)?;
-    store.put(&json(&bare)?, Some(&record.id.as_str().into())).map_err(failed)?;
+    store.put(&seal(&[json(&bare)?]), Some(&record.id.as_str().into())).map_err(failed)?;
     Ok(())
 }
 
 fn put_head_in(transaction: &Transaction, project: &str, head: &SavedHead) -> Result<(), String> {
     let meta = SavedHead { safetensors: Vec::new(), ..head.clone() };
-    let value = Array::of2(&json(&meta)?, &bytes(&head.safetensors));
+    let value = seal(&[json(&meta)?, bytes(&head.safetensors)]);
     transaction.object_store(WEIGHTS).map_err(failed)?.put(&value, Some(&project.into())).map_err(failed)?;
     Ok(())
 }
 
 fn head_from(value: &JsValue) -> Result<SavedHead, String> {
-    let parts = Array::from(value);
-    let mut head: SavedHead = from_json(&parts.get(0))?;
-    head.safetensors = Uint8Array::new(&parts.get(1)).to_vec();
+    let parts = unseal(value, 2).map_err(failed)?;
+    let mut head: SavedHead = from_json(&parts[0])?;
+    head.safetensors = parts[1].dyn_ref::<Uint8Array>().ok_or_else(|| failed("weights are not bytes"))?.to_vec();
     Ok(head)
 }
 
+fn embedding_value(backbone: &str, id: u64, row: &[f32]) -> JsValue {
+    seal(&[backbone.into(), (id as f64).into(), Float32Array::from(row).into()])
+}
+
 fn sample_from(value: &JsValue) -> Result<(u64, StoredSample), String> {
-    let parts = Array::from(value);
-    let meta: SampleMeta = from_json(&parts.get(0))?;
-    let image = |(mime, width, height): (String, u32, u32), at: u32| StoredImage {
-        mime,
-        width,
-        height,
-        bytes: Uint8Array::new(&parts.get(at)).to_vec(),
+    let parts = unseal(value, 3).map_err(failed)?;
+    let meta: SampleMeta = from_json(&parts[0])?;
+    let image = |(mime, width, height): (String, u32, u32), at: usize| {
+        let bytes = parts[at].dyn_ref::<Uint8Array>().ok_or_else(|| failed("an image is not bytes"))?.to_vec();
+        Ok::<_, String>(StoredImage { mime, width, height, bytes })
     };
-    Ok((meta.id, StoredSample { image: image(meta.image, 1), thumbnail: image(meta.thumbnail, 2) }))
+    Ok((meta.id, StoredSample { image: image(meta.image, 1)?, thumbnail: image(meta.thumbnail, 2)? }))
 }
 
 /// How much the browser stores for this site, and its quota, in bytes

@@ -1,0 +1,77 @@
+//! A new version of the app: the service worker (`sw.js`) installs it beside the running one
+//! and waits. This hook notices a waiting worker (now, or when one finishes installing) and,
+//! when the person asks, tells it to take over, then reloads the page once it has.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{ServiceWorker, ServiceWorkerRegistration, ServiceWorkerState};
+use yew::prelude::*;
+
+/// The message `sw.js` takes over on.
+const TAKE_OVER: &str = "graft-update";
+
+#[derive(Clone)]
+pub struct UpdateHandle {
+    /// A new version is installed and waits.
+    pub ready: bool,
+    /// Switches to it (the page reloads once it has taken over).
+    pub apply: Callback<()>,
+}
+
+/// Calls `found` with the registration's waiting worker now and whenever a new one has
+/// installed while this page is controlled by an older one.
+fn watch(registration: ServiceWorkerRegistration, found: Callback<ServiceWorker>) {
+    if let Some(waiting) = registration.waiting() {
+        found.emit(waiting);
+    }
+    let on_update = Closure::<dyn FnMut()>::new({
+        let registration = registration.clone();
+        move || {
+            let Some(installing) = registration.installing() else { return };
+            let (found, watched) = (found.clone(), installing.clone());
+            let on_state = Closure::<dyn FnMut()>::new(move || {
+                let controlled = gloo::utils::window().navigator().service_worker().controller().is_some();
+                if watched.state() == ServiceWorkerState::Installed && controlled {
+                    found.emit(watched.clone());
+                }
+            });
+            installing.set_onstatechange(Some(on_state.as_ref().unchecked_ref()));
+            on_state.forget();
+        }
+    });
+    registration.set_onupdatefound(Some(on_update.as_ref().unchecked_ref()));
+    on_update.forget();
+}
+
+#[hook]
+pub fn use_update() -> UpdateHandle {
+    let waiting = use_state(|| None::<ServiceWorker>);
+    {
+        let waiting = waiting.clone();
+        use_effect_with((), move |_| {
+            let container = gloo::utils::window().navigator().service_worker();
+            let found = Callback::from(move |worker: ServiceWorker| waiting.set(Some(worker)));
+            if let Ok(ready) = container.ready() {
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Ok(registration) = wasm_bindgen_futures::JsFuture::from(ready).await {
+                        watch(registration.unchecked_into(), found);
+                    }
+                });
+            }
+        });
+    }
+    let apply = {
+        let waiting = waiting.clone();
+        Callback::from(move |()| {
+            let Some(worker) = (*waiting).clone() else { return };
+            let container = gloo::utils::window().navigator().service_worker();
+            let reload = Closure::<dyn FnMut()>::new(|| {
+                let _ = gloo::utils::window().location().reload();
+            });
+            container.set_oncontrollerchange(Some(reload.as_ref().unchecked_ref()));
+            reload.forget();
+            let _ = worker.post_message(&TAKE_OVER.into());
+        })
+    };
+    UpdateHandle { ready: waiting.is_some(), apply }
+}
