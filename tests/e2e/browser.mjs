@@ -1,6 +1,6 @@
 // Shared set-up for the end-to-end tests: Debian's Chromium, headless, on this closed network.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -123,4 +123,39 @@ export function recordRequests(page) {
     if (!/^(blob|data):/.test(r.url())) seen.push(r.url());
   });
   return seen;
+}
+
+/** Chromium on the profile folder `profile`, as a process a test can kill (`child`), driven
+ * over the DevTools protocol, with the page open; its uncaught errors go to `problems`. */
+export async function startChromium(profile) {
+  const args = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+    "--lang=en-US",
+    "--remote-debugging-port=0",
+    `--user-data-dir=${profile}`,
+    "about:blank",
+  ];
+  const child = spawn(process.env.CHROMIUM ?? "/usr/bin/chromium", args, { stdio: ["ignore", "ignore", "pipe"] });
+  const endpoint = await new Promise((found, failed) => {
+    let said = "";
+    child.stderr.on("data", (chunk) => {
+      said += chunk;
+      const match = said.match(/DevTools listening on (ws:\/\/\S+)/);
+      if (match) found(match[1]);
+    });
+    child.on("exit", () => failed(new Error(`Chromium exited: ${said}`)));
+  });
+  const browser = await chromium.connectOverCDP(endpoint);
+  const page = await browser.contexts()[0].newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  await page.goto(BASE_URL);
+  return { child, browser, page, problems };
 }

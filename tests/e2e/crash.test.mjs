@@ -4,12 +4,10 @@
 // there, what was still being saved is named, and the counts agree with the records.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { BASE_URL, fashionMnistFolder, sortedFiles, waitReady } from "./browser.mjs";
+import { fashionMnistFolder, sortedFiles, startChromium, waitReady } from "./browser.mjs";
 
 const BURST = 50;
 let dir;
@@ -19,40 +17,6 @@ before(() => {
   profile = mkdtempSync(join(tmpdir(), "graft-crash-profile-"));
 });
 after(() => rmSync(profile, { recursive: true, force: true }));
-
-/** Chromium on `profile`, as a process this test can kill, driven over the DevTools protocol. */
-async function startChromium() {
-  const args = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-    "--lang=en-US",
-    "--remote-debugging-port=0",
-    `--user-data-dir=${profile}`,
-    "about:blank",
-  ];
-  const child = spawn(process.env.CHROMIUM ?? "/usr/bin/chromium", args, { stdio: ["ignore", "ignore", "pipe"] });
-  const endpoint = await new Promise((found, failed) => {
-    let said = "";
-    child.stderr.on("data", (chunk) => {
-      said += chunk;
-      const match = said.match(/DevTools listening on (ws:\/\/\S+)/);
-      if (match) found(match[1]);
-    });
-    child.on("exit", () => failed(new Error(`Chromium exited: ${said}`)));
-  });
-  const browser = await chromium.connectOverCDP(endpoint);
-  const page = await browser.contexts()[0].newPage();
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  await page.goto(BASE_URL);
-  return { child, browser, page, problems };
-}
 
 /** The first class's samples, and how many of them the page shows as embedded (saved). */
 const counts = (page) =>
@@ -82,7 +46,7 @@ const records = (page) =>
   });
 
 test("a browser killed in the middle of a burst of uploads keeps every acknowledged sample whole", async () => {
-  let run = await startChromium();
+  let run = await startChromium(profile);
   await waitReady(run.page);
   await run.page.locator('[data-testid="class-upload"]').first().setInputFiles(sortedFiles(dir, "T-shirt"));
   await run.page.waitForFunction(
@@ -100,7 +64,7 @@ test("a browser killed in the middle of a burst of uploads keeps every acknowled
   assert.equal(before.samples, BURST);
   assert.ok(before.acknowledged >= 15 && before.acknowledged < BURST, `killed with ${before.acknowledged} saved`);
 
-  run = await startChromium();
+  run = await startChromium(profile);
   await waitReady(run.page);
   await run.page.waitForFunction(() => !document.querySelector(".class-card .pending"), null, { timeout: 120_000 });
   const back = await counts(run.page);

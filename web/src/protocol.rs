@@ -415,6 +415,8 @@ pub enum FromWorker {
     StorageFailed {
         message: Text,
     },
+    /// Saving, paused because the storage was full, went through again (with what waited).
+    StorageResumed,
     /// A request of the `Other` kind failed (exports, imports).
     RequestFailed {
         request_id: u64,
@@ -464,6 +466,7 @@ impl FromWorker {
             | FromWorker::ProjectsListed { .. }
             | FromWorker::StorageUsed { .. }
             | FromWorker::ProjectHeldElsewhere { .. }
+            | FromWorker::StorageResumed
             | FromWorker::StorageFailed { .. } => return None,
         })
     }

@@ -755,6 +755,7 @@ impl AppState {
             FromWorker::FileReady { .. } => self.project_busy = false,
             FromWorker::ProjectsListed { projects } => self.projects = projects,
             FromWorker::ProjectHeldElsewhere { taken_over, .. } => self.held_elsewhere = Some(taken_over),
+            FromWorker::StorageResumed => self.clear(Cause::Storage),
             FromWorker::StorageUsed { usage, quota } => self.storage = Some((usage, quota)),
             FromWorker::StorageFailed { message } => {
                 self.notify(Cause::Storage, Text::new("not-saved").arg("message", message))

@@ -353,6 +353,7 @@ project-held-elsewhere = This project is open in another tab: take it over here 
 update-ready = A new version of Graft is ready. Your projects stay as they are.
 update-reload = Reload to update
 update-after-training = (once training has finished)
+storage-full = The browser's storage for this site is full. What was saved is safe, and what you add now is kept in this tab until there is room: export the project, or delete another one, to make room. Saving resumes by itself.
 storage-samples-unreadable = { $count ->
     [one] 1 sample of '{ $class }' could not be read and was left out
    *[other] { $count } samples of '{ $class }' could not be read and were left out

@@ -322,6 +322,7 @@ project-held-elsewhere = 此项目已在另一个标签页中打开：请先在�
 update-ready = Graft 的新版本已就绪。你的项目保持不变。
 update-reload = 重新加载以更新
 update-after-training = （训练结束后）
+storage-full = 浏览器为本站提供的存储空间已满。已保存的内容是安全的，现在添加的内容会先保留在本标签页中，直到有空间为止：导出项目或删除另一个项目即可腾出空间。保存会自动恢复。
 storage-samples-unreadable = “{ $class }”的 { $count } 个样本无法读取，已略去
 storage-samples-unsaved = “{ $class }”的 { $count } 个样本在页面关闭时尚未保存完，不在这里
 storage-model-unreadable = 已保存的模型无法读取，已略去：重新训练即可找回

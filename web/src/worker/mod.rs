@@ -48,7 +48,12 @@ enum Next {
     Slice,
     /// Another tab took over a project this one held.
     LockLost(locks::LockLost),
+    /// Saving is paused for want of space: time to try again.
+    Retry,
 }
+
+/// How often writes that waited for space are tried again (ms), besides at every change.
+const RETRY_MS: u32 = 5_000;
 
 async fn next(scope: &mut Scope, pool: &mut EmbedPool, persistence: &mut Persistence, training: bool) -> Next {
     use futures::FutureExt;
@@ -59,11 +64,19 @@ async fn next(scope: &mut Scope, pool: &mut EmbedPool, persistence: &mut Persist
             false => futures::future::pending().await,
         }
     };
+    let paused = persistence.is_paused();
+    let retry = async move {
+        match paused {
+            true => gloo::timers::future::TimeoutFuture::new(RETRY_MS).await,
+            false => futures::future::pending().await,
+        }
+    };
     futures::select_biased! {
         message = scope.next().fuse() => Next::Message(message.map(Box::new)),
         () = pool.next_event().fuse() => Next::Pool,
         () = slice.fuse() => Next::Slice,
         lost = persistence.next_lost().fuse() => Next::LockLost(lost),
+        () = retry.fuse() => Next::Retry,
     }
 }
 
@@ -80,6 +93,13 @@ pub async fn graft_worker(mut scope: Scope) {
             Next::Message(None) => break,
             Next::Pool => {
                 if !send_pool_answers(&mut core, &mut pool, &mut persistence, &mut scope).await {
+                    return;
+                }
+                continue;
+            }
+            Next::Retry => {
+                let replies = persistence.retry(&core).await;
+                if !send_all(&mut scope, replies.into_iter()).await {
                     return;
                 }
                 continue;

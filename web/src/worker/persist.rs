@@ -2,17 +2,20 @@
 //! save, delete, import) with [`Storage`], and after every message keeps the storage in step
 //! with what the core did (a sample embedded or removed, a model trained).
 
+use std::collections::BTreeSet;
+
 use futures::channel::mpsc;
 use futures::{Sink, SinkExt, StreamExt};
 use graft::backbone::Architecture;
 use graft::gpu::BackendChoice;
 use graft::project::Project;
+use graft::train::SavedHead;
 
 use super::backbones::{rank, use_backbone};
 use super::core::WorkerCore;
 use super::locks::{self, LockLost, ProjectLock};
 use super::now_millis;
-use super::storage::{backbone_id, estimate, LoadedProject, ProjectRecord, Storage};
+use super::storage::{backbone_id, estimate, is_full, LoadedProject, ProjectRecord, Storage};
 use crate::protocol::{ClassSamples, FreshProject, FromWorker, ProjectSummary, Thumbnail, ToWorker};
 use graft::message::UserMessage;
 
@@ -28,6 +31,10 @@ pub struct Persistence {
     lock: Option<ProjectLock>,
     /// Locks another tab took over.
     lost: (mpsc::UnboundedSender<LockLost>, mpsc::UnboundedReceiver<LockLost>),
+    /// What the open project still has to write, and whether saving is paused because the
+    /// browser's storage is full (it resumes by itself: each change and [`Self::retry`] try).
+    backlog: Backlog,
+    paused: bool,
     /// The first manifest loaded (the others sit beside it) and the backbones the site serves.
     models: Option<(String, Vec<Architecture>)>,
 }
@@ -45,6 +52,8 @@ impl Persistence {
             drafting: true,
             lock: None,
             lost: mpsc::unbounded(),
+            backlog: Backlog::default(),
+            paused: false,
             models: None,
         }
     }
@@ -116,7 +125,7 @@ impl Persistence {
             ToWorker::NewProject { request_id, name, project } => {
                 self.new_project(core, request_id, name, project).await
             }
-            ToWorker::SaveProject { name, project } => self.save(name, project).await,
+            ToWorker::SaveProject { name, project } => self.save(core, name, project).await,
             ToWorker::TakeOver { request_id, fresh } => self.take_over(core, request_id, fresh, progress).await,
             ToWorker::DeleteProject { request_id, fresh } => self.delete(core, request_id, fresh, progress).await,
             ToWorker::ImportProject { request_id, file_name, bytes } => {
@@ -127,24 +136,66 @@ impl Persistence {
         Ok(replies)
     }
 
-    /// After the core answered: saves what changed (a sample, a trained model).
+    /// After the core answered: saves what changed (a sample removed or embedded, a trained
+    /// model).
     pub async fn after(&mut self, core: &WorkerCore, removed: Option<u64>, replies: &[FromWorker]) -> Vec<FromWorker> {
-        let Some((project, storage)) = self.writing() else { return Vec::new() };
-        let mut outcome = Ok(false);
-        if let Some(id) = removed {
-            outcome = storage.delete_sample(project, id).await.map(|()| true);
-        }
+        let before = self.backlog.len();
+        self.backlog.removed.extend(removed);
         for reply in replies {
-            outcome = match reply {
-                FromWorker::SampleEmbedded { sample_id, .. } => save_sample(storage, project, core, *sample_id).await,
-                FromWorker::TrainingDone { head, .. } => storage.put_head(project, head).await.map(|()| true),
-                _ => continue,
-            };
+            match reply {
+                FromWorker::SampleEmbedded { sample_id, .. } => {
+                    self.backlog.samples.insert(*sample_id);
+                }
+                FromWorker::TrainingDone { head, .. } => self.backlog.head = Some(head.clone()),
+                _ => {}
+            }
         }
-        match outcome {
-            Ok(true) => storage_used().await.into_iter().collect(),
-            Ok(false) => Vec::new(),
-            Err(message) => vec![FromWorker::StorageFailed { message: UserMessage::verbatim(message) }],
+        match self.backlog.len() > before {
+            true => self.flush(core).await,
+            false => Vec::new(),
+        }
+    }
+
+    /// Saving is paused for want of space.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Before another project opens: writes what the open one still has to write, once more;
+    /// what still cannot be written (the storage is full) is dropped with the project.
+    async fn settle(&mut self, core: &WorkerCore) {
+        if self.backlog.len() > 0 {
+            self.flush(core).await;
+        }
+        (self.backlog, self.paused) = (Backlog::default(), false);
+    }
+
+    /// Tries the writes that waited for space again.
+    pub async fn retry(&mut self, core: &WorkerCore) -> Vec<FromWorker> {
+        self.flush(core).await
+    }
+
+    /// Writes the backlog. On a full disk what was saved stays, the rest waits, and the page
+    /// is told once; when the writes go through again, it is told that saving resumed.
+    async fn flush(&mut self, core: &WorkerCore) -> Vec<FromWorker> {
+        let mut backlog = std::mem::take(&mut self.backlog);
+        // Another tab edits the project (or there is no storage): nothing to write here.
+        let Some((project, storage)) = self.writing() else { return Vec::new() };
+        let written = backlog.write(storage, project, core).await;
+        self.backlog = backlog;
+        match written {
+            Ok(()) => {
+                let resumed = std::mem::take(&mut self.paused).then_some(FromWorker::StorageResumed);
+                resumed.into_iter().chain(storage_used().await).collect()
+            }
+            Err(message) if is_full(&message) => match std::mem::replace(&mut self.paused, true) {
+                true => Vec::new(),
+                false => vec![FromWorker::StorageFailed { message: UserMessage::new("storage-full") }],
+            },
+            Err(message) => {
+                self.backlog = Backlog::default();
+                vec![FromWorker::StorageFailed { message: UserMessage::verbatim(message) }]
+            }
         }
     }
 
@@ -163,6 +214,7 @@ impl Persistence {
         fresh: FreshProject,
         progress: &mut (impl Sink<FromWorker> + Unpin),
     ) -> Vec<FromWorker> {
+        self.settle(core).await;
         let Ok(storage) = &self.storage else {
             return self.new_project(core, request_id, fresh.name, fresh.project).await;
         };
@@ -340,6 +392,7 @@ impl Persistence {
         name: String,
         project: Project,
     ) -> Vec<FromWorker> {
+        self.settle(core).await;
         let draft = self.take_draft(core);
         let record = ProjectRecord { id: new_project_id(), name, modified: now_millis(), project };
         self.open = Some((record.id.clone(), record.name.clone()));
@@ -377,17 +430,16 @@ impl Persistence {
         Ok(())
     }
 
-    async fn save(&mut self, name: String, project: Project) -> Vec<FromWorker> {
-        let Some((id, storage)) = self.writing() else { return Vec::new() };
-        let record = ProjectRecord { id: id.to_string(), name, modified: now_millis(), project };
-        if let Err(message) = storage.put_project(&record).await {
-            return vec![FromWorker::StorageFailed { message: UserMessage::verbatim(message) }];
+    async fn save(&mut self, core: &WorkerCore, name: String, project: Project) -> Vec<FromWorker> {
+        let Some((id, _)) = self.writing() else { return Vec::new() };
+        self.backlog.project =
+            Some(ProjectRecord { id: id.to_string(), name: name.clone(), modified: now_millis(), project });
+        let mut replies = self.flush(core).await;
+        let Some((_, saved_name)) = &mut self.open else { return replies };
+        if !self.paused && std::mem::replace(saved_name, name.clone()) != name {
+            replies.push(FromWorker::ProjectsListed { projects: self.summaries().await });
         }
-        let Some((_, saved_name)) = &mut self.open else { return Vec::new() };
-        if std::mem::replace(saved_name, record.name.clone()) != record.name {
-            return vec![FromWorker::ProjectsListed { projects: self.summaries().await }];
-        }
-        Vec::new()
+        replies
     }
 
     /// Deletes the open project, then opens the last one saved (or a new one).
@@ -449,6 +501,44 @@ impl Persistence {
         replies.extend(saved.err().map(|message| FromWorker::StorageFailed { message }));
         replies.extend(storage_used().await);
         replies
+    }
+}
+
+/// The open project's writes not done yet: samples removed, samples to save (from the core),
+/// its trained model and its record. Kept while the browser's storage is full.
+#[derive(Default)]
+struct Backlog {
+    removed: Vec<u64>,
+    samples: BTreeSet<u64>,
+    head: Option<SavedHead>,
+    project: Option<ProjectRecord>,
+}
+
+impl Backlog {
+    fn len(&self) -> usize {
+        self.removed.len() + self.samples.len() + usize::from(self.head.is_some()) + usize::from(self.project.is_some())
+    }
+
+    /// Writes everything in order (removals first: they free space), dropping each write once
+    /// done; stops at the first failure.
+    async fn write(&mut self, storage: &Storage, project: &str, core: &WorkerCore) -> Result<(), String> {
+        while let Some(&id) = self.removed.first() {
+            storage.delete_sample(project, id).await?;
+            self.removed.remove(0);
+        }
+        while let Some(&id) = self.samples.first() {
+            save_sample(storage, project, core, id).await?;
+            self.samples.remove(&id);
+        }
+        if let Some(head) = &self.head {
+            storage.put_head(project, head).await?;
+            self.head = None;
+        }
+        if let Some(record) = &self.project {
+            storage.put_project(record).await?;
+            self.project = None;
+        }
+        Ok(())
     }
 }
 

@@ -198,12 +198,18 @@ fn project_from(value: &JsValue) -> Result<ProjectRecord, String> {
 async fn commit(transaction: Transaction) -> Result<(), String> {
     match transaction.await {
         Ok(TransactionResult::Committed) => Ok(()),
-        Ok(TransactionResult::Aborted) => {
-            Err("the browser refused to save (its storage for this site may be full); what was saved before is intact"
-                .into())
-        }
+        Ok(TransactionResult::Aborted) => Err(REFUSED.into()),
         Err(e) => Err(failed(e)),
     }
+}
+
+const REFUSED: &str =
+    "the browser refused to save (its storage for this site may be full); what was saved before is intact";
+
+/// Whether a write failed for want of space (an aborted write, or the quota): worth trying
+/// again once there is room.
+pub fn is_full(message: &str) -> bool {
+    message == REFUSED || message.contains("QuotaExceeded")
 }
 
 impl Storage {
