@@ -1,7 +1,10 @@
 //! Broken and hostile inputs, generated here (no committed binaries): every image in the
 //! corpus below is decoded correctly or refused with its own message, and property tests
 //! feed random and corrupted bytes to every decoder a file from a user reaches (images, the
-//! `.pth` reader, model files), which must answer with a typed error, never a panic.
+//! `.pth` reader, model files), which must answer with a typed error, never a panic. They run
+//! with integer overflow checks on (`cargo xtask test native`, profile `hostile`), and any
+//! input that fails one is written to `hostile_inputs.regressions` beside this file, which
+//! proptest replays first on every later run (commit it with the fix).
 
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -13,6 +16,7 @@ use graft::weights::legacy_pth::read_legacy_pth;
 use graft::GraftError;
 use image::{ImageFormat, Rgb, RgbImage};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 fn encode(image: image::DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut bytes = Vec::new();
@@ -143,7 +147,7 @@ fn edits() -> impl Strategy<Value = Vec<(prop::sample::Index, u8)>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))), ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes_never_panic_a_decoder(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {

@@ -1,5 +1,7 @@
 //! `.graft` project files: a round trip keeps everything, and every kind of broken or hostile
-//! file (made here, none committed) is refused with its own message, never a panic.
+//! file (made here, none committed) is refused with its own message, never a panic. The
+//! property test runs with overflow checks on (profile `hostile`) and replays any failing case
+//! it once found from `project_file.regressions` beside this file.
 
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -14,6 +16,7 @@ use graft::project::Project;
 use graft::train::{SavedHead, TrainConfig, TrainData, Trainer};
 use graft::GraftError;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use zip::write::SimpleFileOptions;
 use zip::CompressionMethod;
 
@@ -251,7 +254,7 @@ fn weights_of_the_wrong_shape_or_dtype_are_refused() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))), ..ProptestConfig::default() })]
 
     /// Any corruption of a valid file is read or refused, never a panic.
     #[test]

@@ -69,7 +69,7 @@ test("a full disk pauses saving with one message, keeps what was saved, and resu
   await run.page.locator('[data-testid="class-upload"]').first().setInputFiles(files(4, IMAGES));
   const error = run.page.locator('[data-testid="error"]');
   await error.waitFor({ timeout: 120_000 });
-  assert.match(await error.textContent(), /storage for this site is full.*export the project, or delete another one/);
+  assert.match(await error.textContent(), /storage for this site is full.*export the project to keep a copy, and free space/);
   await settled(run.page);
   assert.equal(await count(run.page), IMAGES, "what was added is kept in the tab");
   assert.equal(await run.page.locator('[data-testid="error"]').count(), 1, "said once");

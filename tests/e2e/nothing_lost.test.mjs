@@ -144,6 +144,35 @@ test("a broken sample record loses only itself, with a message; a broken embeddi
   await page.context().close();
 });
 
+test("a project whose record is damaged is listed as such and recovered from its samples", async () => {
+  const { page, problems } = await openGraft(browser);
+  await waitReady(page);
+  await page.locator('[data-testid="class-upload"]').first().setInputFiles(sortedFiles(dir, "Trouser").slice(0, 5));
+  await settled(page);
+  await page.waitForTimeout(500);
+  assert.equal(await breakRecord(page, "projects", 0, [7, 7, 7]), 1);
+  await page.reload();
+  await waitReady(page);
+  // The damaged project cannot open as it was: a new one does, and the picker lists it.
+  assert.deepEqual(await cards(page), [
+    ["Class 1", "0"],
+    ["Class 2", "0"],
+  ]);
+  const damaged = page.locator('[data-testid="project-select"] option[data-damaged="true"]');
+  assert.match(await damaged.textContent(), /Damaged project \(5 images\): open to recover/);
+  await page.locator('[data-testid="project-select"]').selectOption(await damaged.getAttribute("value"));
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="class-card"] img').length === 5);
+  await waitReady(page);
+  assert.deepEqual((await cards(page))[0], ["Class 1", "5"]);
+  assert.match(
+    await page.locator('[data-testid="storage-problem"]').textContent(),
+    /This project's record could not be read: its 5 saved images were recovered into 'Class 1'/,
+  );
+  assert.equal(await page.locator('[data-testid="project-select"] option[data-damaged="true"]').count(), 0, "repaired");
+  assert.deepEqual(problems, []);
+  await page.context().close();
+});
+
 test("two tabs on one project: one edits, the other says so and can take it over", async () => {
   const context = await browser.newContext({ locale: "en-US" });
   const a = await openGraft(browser, { context });

@@ -37,6 +37,9 @@ pub struct ProjectSummary {
     /// Milliseconds since the epoch of the last save.
     pub modified: f64,
     pub samples: usize,
+    /// Its record could not be read: opening it makes a new one from its samples.
+    #[serde(default)]
+    pub damaged: bool,
 }
 
 /// A sample's thumbnail, for the page to show after a project is opened.

@@ -1,7 +1,8 @@
 //! `cargo xtask test [lint] [native] [wasm] [e2e]`: every suite by default.
 //! - lint:   `cargo fmt --check`, then clippy with `-D warnings` natively and for wasm32
 //! - native: `cargo test` of the engine (parity with PyTorch included) and of xtask, then the
-//!   parity tests again on gemm's portable kernels
+//!   parity tests again on gemm's portable kernels, and the hostile-input property tests with
+//!   overflow checks on
 //! - wasm:   the engine's wasm tests in headless Chromium (wasm-bindgen-test-runner + chromedriver),
 //!   and the GPU cases on WebGPU (SwiftShader) in a dedicated worker
 //! - e2e:    the built site in headless Chromium driven by Playwright (node's test runner)
@@ -73,12 +74,15 @@ fn lint() -> Result {
 
 /// The tests that compare numbers with PyTorch's.
 const PARITY_TESTS: [&str; 4] = ["finetune_parity", "backbone_parity", "dann_parity", "head_training"];
+/// The property tests of what a hostile file reaches, run again with overflow checks on.
+const HOSTILE_TESTS: [&str; 2] = ["hostile_inputs", "project_file"];
 
 // Tests build in release so they share compiled dependencies with `import-weights` (native)
 // and with the site (wasm): Candle compiles once per target instead of twice. The parity
 // tests run twice: on the product kernels gemm picks for this processor (AVX2 with FMA on
 // x86-64), then on its portable ones (`GRAFT_GEMM_KERNEL`, vendor/gemm-f32/GRAFT.md), which
 // round differently, so that a bound another processor's rounding would break fails here.
+// The hostile-input tests run once more with integer overflow checks on (profile `hostile`).
 fn native() -> Result {
     let tests = ["test", "--release", "--package", "graft", "--package", "graft-web", "--package", "xtask"];
     util::run(with_gpu(&mut Command::new("cargo")).args(tests).env("GRAFT_REQUIRE_FIXTURES", "1"))?;
@@ -87,7 +91,13 @@ fn native() -> Result {
     for test in PARITY_TESTS {
         parity.args(["--test", test]);
     }
-    util::run(parity.env("GRAFT_REQUIRE_FIXTURES", "1").env("GRAFT_GEMM_KERNEL", "portable"))
+    util::run(parity.env("GRAFT_REQUIRE_FIXTURES", "1").env("GRAFT_GEMM_KERNEL", "portable"))?;
+    let mut hostile = Command::new("cargo");
+    hostile.args(["test", "--profile", "hostile", "--package", "graft"]);
+    for test in HOSTILE_TESTS {
+        hostile.args(["--test", test]);
+    }
+    util::run(&mut hostile)
 }
 
 /// The set-up installed an adapter (lavapipe natively; Chromium's SwiftShader with

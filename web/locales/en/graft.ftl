@@ -353,7 +353,10 @@ project-held-elsewhere = This project is open in another tab: take it over here 
 update-ready = A new version of Graft is ready. Your projects stay as they are.
 update-reload = Reload to update
 update-after-training = (once training has finished)
-storage-full = The browser's storage for this site is full. What was saved is safe, and what you add now is kept in this tab until there is room: export the project, or delete another one, to make room. Saving resumes by itself.
+storage-full = The browser's storage for this site is full. What was saved is safe, and what you add now is kept in this tab until there is room: export the project to keep a copy, and free space on this device (other files, or delete this project once exported). Saving resumes by itself.
+storage-full-wait = Saving is paused because the browser's storage is full, and this project has work not saved yet: export the project or free space on this device before opening another one.
+project-option-damaged = Damaged project ({ $samples } images): open to recover
+storage-project-recovered = This project's record could not be read: its { $count } saved images were recovered into '{ $class }'. Sort them into classes again.
 storage-samples-unreadable = { $count ->
     [one] 1 sample of '{ $class }' could not be read and was left out
    *[other] { $count } samples of '{ $class }' could not be read and were left out

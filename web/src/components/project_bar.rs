@@ -71,7 +71,11 @@ pub fn project_bar(props: &ProjectBarProps) -> Html {
                     { for props.projects.iter().map(|p| {
                         let open = Some(&p.id) == props.project_id.as_ref();
                         let (name, samples) = if open { (&props.name, props.samples) } else { (&p.name, p.samples) };
-                        html! { <option value={ p.id.clone() } selected={ open }>{ t!(lang, "project-option", name = name, samples = samples) }</option> }
+                        let text = match p.damaged && !open {
+                            true => t!(lang, "project-option-damaged", samples = samples),
+                            false => t!(lang, "project-option", name = name, samples = samples),
+                        };
+                        html! { <option value={ p.id.clone() } selected={ open } data-damaged={ p.damaged.to_string() }>{ text }</option> }
                     }) }
                 </select>
             </label>

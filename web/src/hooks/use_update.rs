@@ -1,6 +1,7 @@
 //! A new version of the app: the service worker (`sw.js`) installs it beside the running one
 //! and waits. This hook notices a waiting worker (now, or when one finishes installing) and,
-//! when the person asks, tells it to take over, then reloads the page once it has.
+//! when the person asks, tells it to take over, then reloads the page once it has. When another
+//! tab made the new version take over, this page runs old code under it: it offers to reload.
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -43,13 +44,28 @@ fn watch(registration: ServiceWorkerRegistration, found: Callback<ServiceWorker>
     on_update.forget();
 }
 
+fn reload() {
+    let _ = gloo::utils::window().location().reload();
+}
+
 #[hook]
 pub fn use_update() -> UpdateHandle {
     let waiting = use_state(|| None::<ServiceWorker>);
+    // A new version took over without this page asking (another tab did).
+    let taken_over = use_state(|| false);
+    let asked = use_mut_ref(|| false);
     {
-        let waiting = waiting.clone();
+        let (waiting, taken_over, asked) = (waiting.clone(), taken_over.clone(), asked.clone());
         use_effect_with((), move |_| {
             let container = gloo::utils::window().navigator().service_worker();
+            // Only a page already controlled sees a change of version (not the first install).
+            let controlled = container.controller().is_some();
+            let on_change = Closure::<dyn FnMut()>::new(move || match *asked.borrow() {
+                true => reload(),
+                false => taken_over.set(controlled),
+            });
+            container.set_oncontrollerchange(Some(on_change.as_ref().unchecked_ref()));
+            on_change.forget();
             let found = Callback::from(move |worker: ServiceWorker| waiting.set(Some(worker)));
             if let Ok(ready) = container.ready() {
                 wasm_bindgen_futures::spawn_local(async move {
@@ -61,17 +77,14 @@ pub fn use_update() -> UpdateHandle {
         });
     }
     let apply = {
-        let waiting = waiting.clone();
-        Callback::from(move |()| {
-            let Some(worker) = (*waiting).clone() else { return };
-            let container = gloo::utils::window().navigator().service_worker();
-            let reload = Closure::<dyn FnMut()>::new(|| {
-                let _ = gloo::utils::window().location().reload();
-            });
-            container.set_oncontrollerchange(Some(reload.as_ref().unchecked_ref()));
-            reload.forget();
-            let _ = worker.post_message(&TAKE_OVER.into());
+        let (waiting, asked) = (waiting.clone(), asked.clone());
+        Callback::from(move |()| match (*waiting).clone() {
+            Some(worker) => {
+                *asked.borrow_mut() = true;
+                let _ = worker.post_message(&TAKE_OVER.into());
+            }
+            None => reload(),
         })
     };
-    UpdateHandle { ready: waiting.is_some(), apply }
+    UpdateHandle { ready: waiting.is_some() || *taken_over, apply }
 }

@@ -319,9 +319,11 @@ impl EmbedPool {
         for &index in &hung {
             let seconds = (self.schedule.deadline() / 1000.0).round();
             self.lose(index, UserMessage::new("pool-note-hung").arg("seconds", seconds));
-            let index = self.schedule.add_embedder();
+            // The embedders and the schedule's slots grow together: a new index for the new one.
+            let index = self.embedders.len();
             match self.start(&self.script_url, index) {
                 Ok(embedder) => {
+                    self.schedule.add_embedder();
                     self.embedders.push(embedder);
                     if let Some(url) = self.manifest_url.clone() {
                         self.send(index, ToEmbedder::Load { manifest_url: url });
@@ -331,7 +333,7 @@ impl EmbedPool {
                 }
                 // Without a replacement, the others (or the model worker) make its jobs.
                 Err(e) => {
-                    self.status.note = Some(UserMessage::new("pool-note-no-start").arg("detail", format!("{e:?}")))
+                    self.status.note = Some(UserMessage::new("pool-note-no-start").arg("detail", format!("{e:?}")));
                 }
             }
         }
@@ -389,7 +391,9 @@ impl EmbedPool {
                     self.lose(index, message)
                 }
             }
-            self.dispatch();
+            // Busy embedders' answers keep the tick from firing: look for a hung one here too
+            // (this dispatches the waiting jobs).
+            self.replace_hung();
             return;
         }
     }

@@ -12,6 +12,8 @@
 //! - `embedder.rs`  the pool's Web Workers: started and fed here, and their own loop
 //! - `training.rs`  the training scheduler
 //! - `persist.rs`   the open project and its autosave (answers the project messages)
+//! - `locks.rs`     one editor per project across tabs (Web Locks)
+//! - `records.rs`   the stored values' layout: parts and their checksum
 //! - `storage.rs`   IndexedDB: one record per project, sample, embedding and weights file
 
 pub mod backbones;

@@ -66,7 +66,7 @@ impl Persistence {
     /// The open project's id and the storage, where this tab may write it (it holds the lock).
     fn writing(&self) -> Option<(&str, &Storage)> {
         let (id, _) = self.open.as_ref()?;
-        let held = self.lock.as_ref().is_some_and(|lock| lock.project_id() == id);
+        let held = self.lock.as_ref().is_some_and(|lock| lock.project_id() == id && lock.is_held());
         Some((id.as_str(), self.storage.as_ref().ok()?)).filter(|_| held)
     }
 
@@ -95,7 +95,8 @@ impl Persistence {
         if self.lock.as_ref().is_none_or(|lock| lock.project_id() != lost.0) {
             return None;
         }
-        self.lock = None;
+        // What this tab had not written yet is the other tab's to decide now.
+        (self.lock, self.backlog, self.paused) = (None, Backlog::default(), false);
         let (_, name) = self.open.as_ref()?;
         Some(FromWorker::ProjectHeldElsewhere { name: name.clone(), taken_over: true })
     }
@@ -113,18 +114,20 @@ impl Persistence {
         progress: &mut (impl Sink<FromWorker> + Unpin),
     ) -> Result<Vec<FromWorker>, ToWorker> {
         let replies = match message {
-            ToWorker::OpenProject { request_id, project_id, fresh } => {
-                self.open_project(core, request_id, project_id, fresh, progress).await
-            }
+            ToWorker::OpenProject { request_id, project_id, fresh } => match self.refuse_while_paused(request_id) {
+                Some(refused) => refused,
+                None => self.open_project(core, request_id, project_id, fresh, progress).await,
+            },
             ToWorker::SwitchBackbone { request_id, architecture, backend } => {
                 self.switch(core, request_id, (architecture, backend), progress).await
             }
             ToWorker::RankBackbones { request_id, classes, backend } => {
                 self.rank(core, request_id, &classes, backend, progress).await
             }
-            ToWorker::NewProject { request_id, name, project } => {
-                self.new_project(core, request_id, name, project).await
-            }
+            ToWorker::NewProject { request_id, name, project } => match self.refuse_while_paused(request_id) {
+                Some(refused) => refused,
+                None => self.new_project(core, request_id, name, project).await,
+            },
             ToWorker::SaveProject { name, project } => self.save(core, name, project).await,
             ToWorker::TakeOver { request_id, fresh } => self.take_over(core, request_id, fresh, progress).await,
             ToWorker::DeleteProject { request_id, fresh } => self.delete(core, request_id, fresh, progress).await,
@@ -170,6 +173,13 @@ impl Persistence {
         (self.backlog, self.paused) = (Backlog::default(), false);
     }
 
+    /// While saving is paused with work waiting, another project does not open (the work would
+    /// be dropped with the open one): the answer that says so.
+    fn refuse_while_paused(&self, request_id: u64) -> Option<Vec<FromWorker>> {
+        let waiting = self.paused && self.backlog.len() > 0;
+        waiting.then(|| vec![FromWorker::RequestFailed { request_id, message: UserMessage::new("storage-full-wait") }])
+    }
+
     /// Tries the writes that waited for space again.
     pub async fn retry(&mut self, core: &WorkerCore) -> Vec<FromWorker> {
         self.flush(core).await
@@ -180,30 +190,41 @@ impl Persistence {
     async fn flush(&mut self, core: &WorkerCore) -> Vec<FromWorker> {
         let mut backlog = std::mem::take(&mut self.backlog);
         // Another tab edits the project (or there is no storage): nothing to write here.
-        let Some((project, storage)) = self.writing() else { return Vec::new() };
-        let written = backlog.write(storage, project, core).await;
+        let Some((project, storage)) = self.writing() else {
+            self.paused = false;
+            return Vec::new();
+        };
+        let held = || self.lock.as_ref().is_some_and(ProjectLock::is_held);
+        let written = backlog.write(storage, project, core, held).await;
         self.backlog = backlog;
         match written {
             Ok(()) => {
                 let resumed = std::mem::take(&mut self.paused).then_some(FromWorker::StorageResumed);
                 resumed.into_iter().chain(storage_used().await).collect()
             }
+            // The lock went: that tab says so, and the backlog is the other tab's now.
+            Err(message) if message == TAKEN_OVER => Vec::new(),
             Err(message) if is_full(&message) => match std::mem::replace(&mut self.paused, true) {
                 true => Vec::new(),
                 false => vec![FromWorker::StorageFailed { message: UserMessage::new("storage-full") }],
             },
             Err(message) => {
-                self.backlog = Backlog::default();
+                (self.backlog, self.paused) = (Backlog::default(), false);
                 vec![FromWorker::StorageFailed { message: UserMessage::verbatim(message) }]
             }
         }
     }
 
+    /// Every saved project for the picker, the damaged ones (their record is unreadable) last.
     async fn summaries(&self) -> Vec<ProjectSummary> {
-        match self.storage() {
-            Ok(storage) => storage.projects().await.unwrap_or_default().iter().map(ProjectRecord::summary).collect(),
-            Err(_) => Vec::new(),
+        let Ok(storage) = self.storage() else { return Vec::new() };
+        let mut listed: Vec<ProjectSummary> =
+            storage.projects().await.unwrap_or_default().iter().map(ProjectRecord::summary).collect();
+        for id in storage.damaged_projects().await.unwrap_or_default() {
+            let samples = storage.sample_ids(&id).await.map_or(0, |ids| ids.len());
+            listed.push(ProjectSummary { id, name: String::new(), modified: 0.0, samples, damaged: true });
         }
+        listed
     }
 
     async fn open_project(
@@ -228,11 +249,18 @@ impl Persistence {
         // Samples added before the first project opened would be lost in a project another
         // tab holds: they go into a new project instead.
         let draft_has_samples = self.drafting && !core.samples().ids().is_empty();
-        if !self.hold(&id, false).await && draft_has_samples {
+        let held = self.hold(&id, false).await;
+        if !held && draft_has_samples {
             return self.new_project(core, request_id, fresh.name, fresh.project).await;
         }
         let Ok(storage) = &self.storage else { return Vec::new() };
-        match storage.load(&id).await {
+        let loaded = match storage.load(&id).await {
+            Err(_) if held && storage.damaged_projects().await.is_ok_and(|d| d.contains(&id)) => {
+                recover(storage, &id, fresh).await
+            }
+            loaded => loaded,
+        };
+        match loaded {
             Ok(loaded) => {
                 // The project's backbone first, so that its samples' saved features serve.
                 let project = &loaded.record.project;
@@ -251,7 +279,13 @@ impl Persistence {
                 replies.extend(self.open_loaded(core, request_id, loaded, progress).await);
                 replies
             }
-            Err(message) => vec![FromWorker::RequestFailed { request_id, message: UserMessage::verbatim(message) }],
+            Err(message) => {
+                // The open project stays open: it keeps its lock.
+                if let Some((open, _)) = self.open.clone() {
+                    self.hold(&open, false).await;
+                }
+                vec![FromWorker::RequestFailed { request_id, message: UserMessage::verbatim(message) }]
+            }
         }
     }
 
@@ -296,7 +330,12 @@ impl Persistence {
             return vec![FromWorker::RequestFailed { request_id, message: UserMessage::new("switch-needs-storage") }];
         };
         self.hold(&id, true).await;
-        self.open_project(core, request_id, Some(id), fresh, progress).await
+        let reopened = self.open_project(core, request_id, Some(id), fresh.clone(), progress).await;
+        match reopened.iter().any(|r| matches!(r, FromWorker::RequestFailed { .. })) {
+            // The other tab deleted it meanwhile: the last one saved (or a new one) opens.
+            true => self.open_project(core, request_id, None, fresh, progress).await,
+            false => reopened,
+        }
     }
 
     /// Makes `architecture` the backbone and opens the project again with its features.
@@ -422,7 +461,17 @@ impl Persistence {
     }
 
     /// Saves the draft's samples into the project just opened (the page lists them in it).
-    async fn save_draft(&self, core: &WorkerCore, draft: &[u64]) -> Result<(), UserMessage> {
+    /// Draft samples embedded by another backbone (the project opened on its own) are
+    /// embedded again from their stored images first.
+    async fn save_draft(&self, core: &mut WorkerCore, draft: &[u64]) -> Result<(), UserMessage> {
+        let Some(key) = core.backbone_key().cloned() else { return Ok(()) };
+        for &id in draft {
+            let Some(sample) = core.samples().sample(id).filter(|_| core.samples().embedding(&key, id).is_none())
+            else {
+                continue;
+            };
+            core.restore_sample(id, sample.clone(), None).await?;
+        }
         let Some((project, storage)) = self.writing() else { return Ok(()) };
         for &id in draft {
             save_sample(storage, project, core, id).await.map_err(UserMessage::verbatim)?;
@@ -472,6 +521,10 @@ impl Persistence {
         file_name: &str,
         bytes: &[u8],
     ) -> Vec<FromWorker> {
+        if let Some(refused) = self.refuse_while_paused(request_id) {
+            return refused;
+        }
+        self.settle(core).await;
         let archive = match core.import_project(file_name, bytes).await {
             Ok(archive) => archive,
             Err(message) => return vec![FromWorker::RequestFailed { request_id, message }],
@@ -504,6 +557,9 @@ impl Persistence {
     }
 }
 
+/// Why a write stopped half way: another tab took the project over (it says so itself).
+const TAKEN_OVER: &str = "another tab took this project over";
+
 /// The open project's writes not done yet: samples removed, samples to save (from the core),
 /// its trained model and its record. Kept while the browser's storage is full.
 #[derive(Default)]
@@ -520,21 +576,32 @@ impl Backlog {
     }
 
     /// Writes everything in order (removals first: they free space), dropping each write once
-    /// done; stops at the first failure.
-    async fn write(&mut self, storage: &Storage, project: &str, core: &WorkerCore) -> Result<(), String> {
+    /// done; stops at the first failure, and as soon as this tab no longer `held` the lock.
+    async fn write(
+        &mut self,
+        storage: &Storage,
+        project: &str,
+        core: &WorkerCore,
+        held: impl Fn() -> bool,
+    ) -> Result<(), String> {
+        let lost = || if held() { Ok(()) } else { Err(TAKEN_OVER.to_string()) };
         while let Some(&id) = self.removed.first() {
+            lost()?;
             storage.delete_sample(project, id).await?;
             self.removed.remove(0);
         }
         while let Some(&id) = self.samples.first() {
+            lost()?;
             save_sample(storage, project, core, id).await?;
             self.samples.remove(&id);
         }
         if let Some(head) = &self.head {
+            lost()?;
             storage.put_head(project, head).await?;
             self.head = None;
         }
         if let Some(record) = &self.project {
+            lost()?;
             storage.put_project(record).await?;
             self.project = None;
         }
@@ -595,6 +662,11 @@ async fn restore(
     if unreadable.model {
         lost.push(UserMessage::new("storage-model-unreadable"));
     }
+    if let (Some(count), Some(first)) = (unreadable.recovered, project.classes.first()) {
+        let recovered =
+            UserMessage::new("storage-project-recovered").arg("count", count).arg("class", first.name.as_str());
+        lost.insert(0, recovered);
+    }
     project.head = None;
     // A model trained on another backbone stays saved for when that one is used again.
     if let Some(head) = head.filter(|h| Some(&h.backbone) == key.as_ref()) {
@@ -608,6 +680,20 @@ async fn restore(
     }
     let thumbnails = thumbnails_of(core, project);
     Restored { record, thumbnails, problem, computed, lost }
+}
+
+/// A project whose record is damaged, made again from its sample records: `fresh` (the page's
+/// new project) with every sample in its first class, saved in place of the damaged record.
+async fn recover(storage: &Storage, id: &str, fresh: FreshProject) -> Result<LoadedProject, String> {
+    let ids = storage.sample_ids(id).await?;
+    let FreshProject { name, mut project } = fresh;
+    if let Some(first) = project.classes.first_mut() {
+        first.sample_ids = ids.clone();
+    }
+    storage.put_project(&ProjectRecord { id: id.to_string(), name, modified: now_millis(), project }).await?;
+    let mut loaded = storage.load(id).await?;
+    loaded.unreadable.recovered = Some(ids.len());
+    Ok(loaded)
 }
 
 /// What the project lists but could not be restored, per class: samples whose records were

@@ -11,9 +11,9 @@
 //! | `weights` | project id | JSON SavedHead without its bytes, safetensors bytes |
 //!
 //! Version 1 had the same parts without the checksum; opening such a database upgrades every
-//! record in the upgrade transaction (all or nothing: a failure leaves version 1 as it was). A
-//! tab of an older version holding the database open is asked to close it (it then stops
-//! saving and says so); if it cannot, the page says to close it.
+//! record in the upgrade transaction (all or nothing: a failure leaves version 1 as it was).
+//! From version 2 on, a tab holding the database open closes it when a newer version asks
+//! (then stops saving and says so); a version-1 tab cannot, so the newer page says to close it.
 //!
 //! One record per sample and per weights file, so that no single value grows with the project.
 //! Every write is one short transaction issued after the computation is done: nothing but
@@ -60,7 +60,13 @@ pub struct ProjectRecord {
 impl ProjectRecord {
     pub fn summary(&self) -> ProjectSummary {
         let samples = self.project.entries().map(|c| c.sample_ids.len()).sum();
-        ProjectSummary { id: self.id.clone(), name: self.name.clone(), modified: self.modified, samples }
+        ProjectSummary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            modified: self.modified,
+            samples,
+            damaged: false,
+        }
     }
 }
 
@@ -90,6 +96,8 @@ pub struct Unreadable {
     pub samples: Vec<u64>,
     /// The trained model's record did not parse.
     pub model: bool,
+    /// The project's own record did not parse: a new one was made with its samples, this many.
+    pub recovered: Option<usize>,
 }
 
 impl LoadedProject {
@@ -261,6 +269,25 @@ impl Storage {
         let mut records: Vec<ProjectRecord> = values.iter().filter_map(|v| project_from(v).ok()).collect();
         records.sort_by(|a, b| b.modified.total_cmp(&a.modified));
         Ok(records)
+    }
+
+    /// The ids of projects whose record does not parse (their samples may still be whole).
+    pub async fn damaged_projects(&self) -> Result<Vec<String>, String> {
+        let transaction = self.db.transaction(&[PROJECTS], TransactionMode::ReadOnly).map_err(failed)?;
+        let store = transaction.object_store(PROJECTS).map_err(failed)?;
+        let keys = store.get_all_keys(None, None).map_err(failed)?.await.map_err(failed)?;
+        let values = store.get_all(None, None).map_err(failed)?.await.map_err(failed)?;
+        let damaged = keys.iter().zip(&values).filter(|(_, value)| project_from(value).is_err());
+        Ok(damaged.filter_map(|(key, _)| key.as_string()).collect())
+    }
+
+    /// The ids of every sample record of `project`, readable or not.
+    pub async fn sample_ids(&self, project: &str) -> Result<Vec<u64>, String> {
+        let transaction = self.db.transaction(&[SAMPLES], TransactionMode::ReadOnly).map_err(failed)?;
+        let range = prefix_range(&format!("{project}:"))?;
+        let keys = transaction.object_store(SAMPLES).map_err(failed)?.get_all_keys(Some(range), None);
+        let keys = keys.map_err(failed)?.await.map_err(failed)?;
+        Ok(keys.iter().filter_map(|key| key.as_string().as_deref().and_then(sample_id_of)).collect())
     }
 
     pub async fn load(&self, id: &str) -> Result<LoadedProject, String> {
