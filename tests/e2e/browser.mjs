@@ -13,19 +13,24 @@ export const PHOTOS = {
   baboon: "/usr/share/doc/opencv-doc/examples/data/baboon.jpg",
 };
 
+/** Debian's Chromium as root on this closed network. */
+const CHROMIUM_FLAGS = [
+  "--no-sandbox",
+  "--disable-dev-shm-usage",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-quic",
+  "--no-first-run",
+];
+
 /** Chromium, headless; `extraArgs` add flags (a fake-webcam clip, say). */
 export async function launch(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
     args: [
-      "--no-sandbox",
-      "--disable-dev-shm-usage",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--disable-quic",
-      "--no-first-run",
+      ...CHROMIUM_FLAGS,
       // A fake camera that needs no permission prompt.
       "--use-fake-device-for-media-stream",
       "--use-fake-ui-for-media-stream",
@@ -125,24 +130,29 @@ export function recordRequests(page) {
   return seen;
 }
 
-/** Chromium on the profile folder `profile`, as a process a test can kill (`child`), driven
+/** Chromium on the profile folder `profile`, as processes a test can kill (`kill()`), driven
  * over the DevTools protocol, with the page open; its uncaught errors go to `problems`. */
 export async function startChromium(profile) {
   const args = [
     "--headless=new",
-    "--no-sandbox",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
+    ...CHROMIUM_FLAGS,
     "--lang=en-US",
     "--remote-debugging-port=0",
     `--user-data-dir=${profile}`,
     "about:blank",
   ];
-  const child = spawn(process.env.CHROMIUM ?? "/usr/bin/chromium", args, { stdio: ["ignore", "ignore", "pipe"] });
+  // Its own process group, so that `kill` takes every Chromium process down at once, as a
+  // crash would (the main process alone leaves its helpers writing into the profile a while).
+  const child = spawn(process.env.CHROMIUM ?? "/usr/bin/chromium", args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
+  const exited = new Promise((done) => child.once("exit", done));
+  const kill = async () => {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await exited;
+  };
   const endpoint = await new Promise((found, failed) => {
     let said = "";
     child.stderr.on("data", (chunk) => {
@@ -157,5 +167,5 @@ export async function startChromium(profile) {
   const problems = [];
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   await page.goto(BASE_URL);
-  return { child, browser, page, problems };
+  return { child, kill, browser, page, problems };
 }

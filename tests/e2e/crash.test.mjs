@@ -16,7 +16,7 @@ before(() => {
   dir = fashionMnistFolder("train", BURST, 1);
   profile = mkdtempSync(join(tmpdir(), "graft-crash-profile-"));
 });
-after(() => rmSync(profile, { recursive: true, force: true }));
+after(() => rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }));
 
 /** The first class's samples, and how many of them the page shows as embedded (saved). */
 const counts = (page) =>
@@ -59,8 +59,7 @@ test("a browser killed in the middle of a burst of uploads keeps every acknowled
     { timeout: 120_000, polling: 20 },
   );
   const before = await counts(run.page);
-  run.child.kill("SIGKILL");
-  await new Promise((exited) => run.child.once("exit", exited));
+  await run.kill();
   assert.equal(before.samples, BURST);
   assert.ok(before.acknowledged >= 15 && before.acknowledged < BURST, `killed with ${before.acknowledged} saved`);
 
@@ -83,5 +82,5 @@ test("a browser killed in the middle of a burst of uploads keeps every acknowled
   }
   assert.deepEqual(run.problems, []);
   await run.browser.close();
-  run.child.kill("SIGKILL");
+  await run.kill();
 });

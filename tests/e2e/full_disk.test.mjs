@@ -33,7 +33,7 @@ for i in range(int(sys.argv[2])):
 });
 after(() => {
   spawnSync("umount", ["-l", mount]);
-  rmSync(mount, { recursive: true, force: true });
+  rmSync(mount, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   rmSync(images, { recursive: true, force: true });
 });
 
@@ -81,8 +81,7 @@ test("a full disk pauses saving with one message, keeps what was saved, and resu
   rmSync(ballast);
   await error.waitFor({ state: "detached", timeout: 60_000 });
   await run.page.waitForTimeout(1000);
-  run.child.kill("SIGKILL");
-  await new Promise((exited) => run.child.once("exit", exited));
+  await run.kill();
 
   run = await startChromium(profile);
   await waitReady(run.page);
@@ -91,5 +90,5 @@ test("a full disk pauses saving with one message, keeps what was saved, and resu
   assert.equal(await run.page.locator('[data-testid="storage-problem"]').count(), 0);
   assert.deepEqual(run.problems, []);
   await run.browser.close();
-  run.child.kill("SIGKILL");
+  await run.kill();
 });

@@ -86,12 +86,14 @@ const HOSTILE_TESTS: [&str; 2] = ["hostile_inputs", "project_file"];
 fn native() -> Result {
     let tests = ["test", "--release", "--package", "graft", "--package", "graft-web", "--package", "xtask"];
     util::run(with_gpu(&mut Command::new("cargo")).args(tests).env("GRAFT_REQUIRE_FIXTURES", "1"))?;
+    eprintln!("xtask: the parity tests again on gemm's portable kernels (GRAFT_GEMM_KERNEL=portable)");
     let mut parity = Command::new("cargo");
     parity.args(["test", "--release", "--package", "graft"]);
     for test in PARITY_TESTS {
         parity.args(["--test", test]);
     }
     util::run(parity.env("GRAFT_REQUIRE_FIXTURES", "1").env("GRAFT_GEMM_KERNEL", "portable"))?;
+    eprintln!("xtask: the hostile-input property tests with overflow checks on (profile hostile)");
     let mut hostile = Command::new("cargo");
     hostile.args(["test", "--profile", "hostile", "--package", "graft"]);
     for test in HOSTILE_TESTS {
