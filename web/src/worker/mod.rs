@@ -100,7 +100,7 @@ pub async fn graft_worker(mut scope: Scope) {
                 continue;
             }
             Next::Retry => {
-                let replies = persistence.retry(&core).await;
+                let replies = persistence.flush(&core).await;
                 if !send_all(&mut scope, replies.into_iter()).await {
                     return;
                 }

@@ -32,7 +32,7 @@ pub struct Persistence {
     /// Locks another tab took over.
     lost: (mpsc::UnboundedSender<LockLost>, mpsc::UnboundedReceiver<LockLost>),
     /// What the open project still has to write, and whether saving is paused because the
-    /// browser's storage is full (it resumes by itself: each change and [`Self::retry`] try).
+    /// browser's storage is full (it resumes by itself: each change and [`Self::flush`] try).
     backlog: Backlog,
     paused: bool,
     /// The first manifest loaded (the others sit beside it) and the backbones the site serves.
@@ -180,14 +180,10 @@ impl Persistence {
         waiting.then(|| vec![FromWorker::RequestFailed { request_id, message: UserMessage::new("storage-full-wait") }])
     }
 
-    /// Tries the writes that waited for space again.
-    pub async fn retry(&mut self, core: &WorkerCore) -> Vec<FromWorker> {
-        self.flush(core).await
-    }
-
-    /// Writes the backlog. On a full disk what was saved stays, the rest waits, and the page
-    /// is told once; when the writes go through again, it is told that saving resumed.
-    async fn flush(&mut self, core: &WorkerCore) -> Vec<FromWorker> {
+    /// Writes the backlog (also the worker loop's retry while saving is paused). On a full
+    /// disk what was saved stays, the rest waits, and the page is told once; when the writes
+    /// go through again, it is told that saving resumed.
+    pub async fn flush(&mut self, core: &WorkerCore) -> Vec<FromWorker> {
         let mut backlog = std::mem::take(&mut self.backlog);
         // Another tab edits the project (or there is no storage): nothing to write here.
         let Some((project, storage)) = self.writing() else {
@@ -218,9 +214,9 @@ impl Persistence {
     /// Every saved project for the picker, the damaged ones (their record is unreadable) last.
     async fn summaries(&self) -> Vec<ProjectSummary> {
         let Ok(storage) = self.storage() else { return Vec::new() };
-        let mut listed: Vec<ProjectSummary> =
-            storage.projects().await.unwrap_or_default().iter().map(ProjectRecord::summary).collect();
-        for id in storage.damaged_projects().await.unwrap_or_default() {
+        let (records, damaged) = storage.projects().await.unwrap_or_default();
+        let mut listed: Vec<ProjectSummary> = records.iter().map(ProjectRecord::summary).collect();
+        for id in damaged {
             let samples = storage.sample_ids(&id).await.map_or(0, |ids| ids.len());
             listed.push(ProjectSummary { id, name: String::new(), modified: 0.0, samples, damaged: true });
         }
@@ -241,7 +237,7 @@ impl Persistence {
         };
         let id = match id {
             Some(id) => Some(id),
-            None => storage.projects().await.ok().and_then(|r| r.first().map(|r| r.id.clone())),
+            None => storage.projects().await.ok().and_then(|(records, _)| records.first().map(|r| r.id.clone())),
         };
         let Some(id) = id else {
             return self.new_project(core, request_id, fresh.name, fresh.project).await;
@@ -255,7 +251,7 @@ impl Persistence {
         }
         let Ok(storage) = &self.storage else { return Vec::new() };
         let loaded = match storage.load(&id).await {
-            Err(_) if held && storage.damaged_projects().await.is_ok_and(|d| d.contains(&id)) => {
+            Err(_) if held && storage.projects().await.is_ok_and(|(_, damaged)| damaged.contains(&id)) => {
                 recover(storage, &id, fresh).await
             }
             loaded => loaded,

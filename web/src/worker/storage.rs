@@ -256,29 +256,22 @@ impl Storage {
         self.db.transaction(stores, TransactionMode::ReadWrite).map_err(failed)
     }
 
-    /// Every saved project's record, the most recently saved first.
-    pub async fn projects(&self) -> Result<Vec<ProjectRecord>, String> {
-        let transaction = self.db.transaction(&[PROJECTS], TransactionMode::ReadOnly).map_err(failed)?;
-        let values = transaction
-            .object_store(PROJECTS)
-            .map_err(failed)?
-            .get_all(None, None)
-            .map_err(failed)?
-            .await
-            .map_err(failed)?;
-        let mut records: Vec<ProjectRecord> = values.iter().filter_map(|v| project_from(v).ok()).collect();
-        records.sort_by(|a, b| b.modified.total_cmp(&a.modified));
-        Ok(records)
-    }
-
-    /// The ids of projects whose record does not parse (their samples may still be whole).
-    pub async fn damaged_projects(&self) -> Result<Vec<String>, String> {
+    /// Every saved project's record, the most recently saved first, and the ids of those whose
+    /// record does not parse (damaged: their samples may still be whole), in one read.
+    pub async fn projects(&self) -> Result<(Vec<ProjectRecord>, Vec<String>), String> {
         let transaction = self.db.transaction(&[PROJECTS], TransactionMode::ReadOnly).map_err(failed)?;
         let store = transaction.object_store(PROJECTS).map_err(failed)?;
         let keys = store.get_all_keys(None, None).map_err(failed)?.await.map_err(failed)?;
         let values = store.get_all(None, None).map_err(failed)?.await.map_err(failed)?;
-        let damaged = keys.iter().zip(&values).filter(|(_, value)| project_from(value).is_err());
-        Ok(damaged.filter_map(|(key, _)| key.as_string()).collect())
+        let (mut records, mut damaged) = (Vec::new(), Vec::new());
+        for (key, value) in keys.iter().zip(&values) {
+            match project_from(value) {
+                Ok(record) => records.push(record),
+                Err(_) => damaged.extend(key.as_string()),
+            }
+        }
+        records.sort_by(|a, b| b.modified.total_cmp(&a.modified));
+        Ok((records, damaged))
     }
 
     /// The ids of every sample record of `project`, readable or not.
