@@ -23,14 +23,19 @@ use graft::preprocess::{decode_image, images_to_tensor};
 
 /// Runs a shared case on a fresh context, or skips it (see [`cases::gpu`]).
 macro_rules! gpu_cases {
-    ($($name:ident),* $(,)?) => {$(
-        #[test]
-        fn $name() {
-            if let Some(context) = block_on(cases::gpu()) {
-                block_on(cases::$name(context));
-            }
+    ($group:ident: $($name:ident),* $(,)?) => {
+        mod $group {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(context) = block_on(cases::gpu()) {
+                        block_on(cases::$name(context));
+                    }
+                }
+            )*
         }
-    )*};
+    };
 }
 
 every_gpu_case!(gpu_cases);

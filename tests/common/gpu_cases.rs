@@ -6,11 +6,12 @@
 
 #![allow(dead_code)]
 
-/// Calls `$each!(case, case, ...)` with every shared case: the one list the native and the
-/// browser test files both run.
+/// Calls `$each!(group: case, case, ...)` for each group of the shared cases: the one list the
+/// native and the browser test files both run. The browser runs each group in a runner of its
+/// own (`cargo xtask test wasm`), so that no run nears the runner's time limit on SwiftShader.
 macro_rules! every_gpu_case {
     ($each:ident) => {
-        $each!(
+        $each!(kernels:
             pointwise_matches_its_cpu_twin,
             depthwise_matches_its_cpu_twin,
             depthwise_gradients_match_their_cpu_twin,
@@ -18,6 +19,8 @@ macro_rules! every_gpu_case {
             mean_matches_pooled,
             matmul_matches_a_triple_loop_with_every_transpose,
             gradient_reversal_matches_its_cpu_twin,
+        );
+        $each!(executor:
             backbone_features_and_boundary_activations_match_the_cpu_executor,
             a_batch_over_the_buffer_limit_is_cut_into_chunks,
             a_lost_device_hands_the_work_in_flight_to_the_cpu,
@@ -25,13 +28,17 @@ macro_rules! every_gpu_case {
             a_shader_that_does_not_compile_is_a_typed_error,
             a_device_the_adapter_refuses_is_a_typed_error,
             explicit_cpu_and_auto_choices_are_honoured,
+        );
+        $each!(head_training:
             head_training_on_the_gpu_matches_the_cpu_trainer,
-            fine_tuning_on_the_gpu_matches_the_cpu_trainer,
-            efficientnet_lite0_fine_tuning_on_the_gpu_matches_the_cpu_trainer,
             augmented_head_training_on_the_gpu_matches_the_cpu_trainer,
             adapting_head_training_on_the_gpu_matches_the_cpu_trainer,
-            adapting_fine_tuning_on_the_gpu_matches_the_cpu_trainer,
             a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights,
+        );
+        $each!(fine_tuning:
+            fine_tuning_on_the_gpu_matches_the_cpu_trainer,
+            efficientnet_lite0_fine_tuning_on_the_gpu_matches_the_cpu_trainer,
+            adapting_fine_tuning_on_the_gpu_matches_the_cpu_trainer,
         );
     };
 }

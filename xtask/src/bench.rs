@@ -109,11 +109,11 @@ pub fn run_all() -> Result {
 }
 
 fn graft_bench() -> PathBuf {
-    root().join("target/release/graft-bench")
+    crate::cache::target_dir().join("release/graft-bench")
 }
 
 fn prepare_inputs(dir: &Path) -> Result {
-    run(Command::new("cargo").args(["build", "--release", "--package", "graft", "--bin", "graft-bench"]))?;
+    run(crate::cache::cargo().args(["build", "--release", "--package", "graft", "--bin", "graft-bench"]))?;
     let mut photos: Vec<PathBuf> = std::fs::read_dir(PHOTOS_DIR)
         .map_err(|e| format!("could not list {PHOTOS_DIR}: {e}"))?
         .flatten()

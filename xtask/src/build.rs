@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::setup::{wasm_bindgen, wasm_opt};
-use crate::util::{root, run, Result};
+use crate::setup::{joined, wasm_bindgen, wasm_opts};
+use crate::util::{print_step_times, root, run, timed, Result};
 
 /// Each binary with its wasm-bindgen target: the page is an ES module; the worker is loaded by
 /// gloo-worker's `importScripts` shim, which needs the `no-modules` output.
@@ -40,8 +40,8 @@ impl WasmFlavour {
     /// Cargo's target folder: the relaxed build has its own, so that neither rebuilds the other.
     pub fn target_dir(self) -> PathBuf {
         match self {
-            WasmFlavour::Simd128 => root().join("target"),
-            WasmFlavour::Relaxed => root().join("target/relaxed"),
+            WasmFlavour::Simd128 => crate::cache::target_dir(),
+            WasmFlavour::Relaxed => crate::cache::target_dir().join("relaxed"),
         }
     }
 
@@ -64,20 +64,70 @@ impl WasmFlavour {
     }
 }
 
+/// The worker built with relaxed SIMD (for browsers that have it) beside the SIMD128 one.
+const RELAXED: [(&str, &str); 1] = [("graft-worker", "no-modules")];
+
+/// The site into `pkg/`, once [`crate::setup::build_tools`] has run.
 pub fn site() -> Result {
-    let root = root();
-    let pkg = root.join("pkg");
+    let pkg = clear_pkg()?;
+    timed("wasm build (SIMD128)", || cargo_build(&BINARIES, WasmFlavour::Simd128))?;
+    // The SIMD128 binaries go through wasm-bindgen and wasm-opt (mostly one thread) while
+    // cargo builds the relaxed worker beside them.
+    std::thread::scope(|scope| {
+        let finishing = scope.spawn(|| timed("wasm-opt (SIMD128)", || finish(&BINARIES, &pkg, WasmFlavour::Simd128)));
+        let relaxed = timed("wasm build (relaxed SIMD)", || cargo_build(&RELAXED, WasmFlavour::Relaxed))
+            .and_then(|()| timed("wasm-opt (relaxed SIMD)", || finish(&RELAXED, &pkg, WasmFlavour::Relaxed)));
+        joined(finishing)?;
+        relaxed
+    })?;
+    assemble(&pkg)
+}
+
+/// `build` and `serve` from a clean clone: the tools, the weights and the site, independent
+/// steps side by side so that one's single-threaded stretches (linking, the largest crates,
+/// wasm-opt) leave the other core to the next. The relaxed worker builds in its own target
+/// folder from the start; the native build that converts the weights and the SIMD128 build
+/// share `target/` (cargo runs them one after the other); wasm-bindgen installs meanwhile.
+pub fn tools_and_site() -> Result {
+    timed("wasm32 target", crate::setup::wasm_target)?;
+    let pkg = clear_pkg()?;
+    std::thread::scope(|scope| {
+        let tools = scope.spawn(crate::setup::wasm_tools);
+        let weights = scope.spawn(|| timed("weights", crate::setup::weights));
+        let relaxed =
+            scope.spawn(|| timed("wasm build (relaxed SIMD)", || cargo_build(&RELAXED, WasmFlavour::Relaxed)));
+        let simd128 = timed("wasm build (SIMD128)", || cargo_build(&BINARIES, WasmFlavour::Simd128));
+        joined(tools)?;
+        simd128?;
+        let finishing = scope.spawn(|| timed("wasm-opt (SIMD128)", || finish(&BINARIES, &pkg, WasmFlavour::Simd128)));
+        joined(relaxed)?;
+        let outcome = timed("wasm-opt (relaxed SIMD)", || finish(&RELAXED, &pkg, WasmFlavour::Relaxed));
+        joined(finishing)?;
+        joined(weights)?;
+        outcome
+    })?;
+    assemble(&pkg)
+}
+
+fn clear_pkg() -> Result<PathBuf> {
+    let pkg = root().join("pkg");
     if pkg.exists() {
         std::fs::remove_dir_all(&pkg).map_err(|e| format!("could not clear pkg/: {e}"))?;
     }
-    wasm_binaries(&BINARIES, &pkg, WasmFlavour::Simd128)?;
-    wasm_binaries(&[("graft-worker", "no-modules")], &pkg, WasmFlavour::Relaxed)?;
+    std::fs::create_dir_all(&pkg).map_err(|e| format!("could not create pkg/: {e}"))?;
+    Ok(pkg)
+}
+
+/// The page's files, the models and the service worker beside the built binaries.
+fn assemble(pkg: &Path) -> Result {
+    let root = root();
     for file in PAGE_FILES {
         copy(&root.join("web").join(file), &pkg.join(file))?;
     }
-    copy_dir(&root.join("static"), &pkg)?;
-    write_service_worker(&root.join("web/sw.js"), &pkg)?;
+    copy_dir(&root.join("static"), pkg)?;
+    write_service_worker(&root.join("web/sw.js"), pkg)?;
     eprintln!("xtask: site built in {}", pkg.display());
+    print_step_times();
     Ok(())
 }
 
@@ -122,33 +172,87 @@ fn write_service_worker(template: &Path, pkg: &Path) -> Result {
 /// Builds binaries of the graft-web crate for wasm32 (release) as `flavour` and writes each
 /// one's wasm-bindgen output (named `<binary><suffix>`), optimised by wasm-opt, into `out_dir`.
 pub fn wasm_binaries(binaries: &[(&str, &str)], out_dir: &Path, flavour: WasmFlavour) -> Result {
-    let mut cargo = Command::new("cargo");
+    cargo_build(binaries, flavour)?;
+    finish(binaries, out_dir, flavour)
+}
+
+fn cargo_build(binaries: &[(&str, &str)], flavour: WasmFlavour) -> Result {
+    let mut cargo = crate::cache::cargo();
     cargo.args(["build", "--release", "--target", "wasm32-unknown-unknown", "--package", "graft-web"]);
     for (binary, _) in binaries {
         cargo.args(["--bin", binary]);
     }
-    run(flavour.configure(&mut cargo))?;
+    run(flavour.configure(&mut cargo))
+}
+
+/// wasm-bindgen, then wasm-opt, for each built binary. Their output is kept under
+/// the shared cache's `wasm-finished/`, keyed by the sha256 of cargo's binary and of the commands, so
+/// that a rebuild after a change to the page alone reuses the worker's (wasm-opt is most of a
+/// rebuild's time otherwise).
+fn finish(binaries: &[(&str, &str)], out_dir: &Path, flavour: WasmFlavour) -> Result {
     for (binary, target) in binaries {
         let wasm = flavour.target_dir().join(format!("wasm32-unknown-unknown/release/{binary}.wasm"));
         let name = format!("{binary}{}", flavour.suffix());
-        run(Command::new(wasm_bindgen())
-            .args(["--target", target, "--no-typescript", "--out-name", &name, "--out-dir"])
-            .arg(out_dir)
-            .arg(&wasm))?;
-        if std::env::var_os("GRAFT_SKIP_WASM_OPT").is_some() {
-            continue;
+        let bindgen = [
+            vec![
+                "--target".to_string(),
+                target.to_string(),
+                "--no-typescript".into(),
+                "--out-name".into(),
+                name.clone(),
+            ],
+            vec!["--out-dir".into()],
+        ];
+        let optimise = std::env::var_os("GRAFT_SKIP_WASM_OPT").is_none();
+        let wasm_opts = wasm_opts(flavour == WasmFlavour::Relaxed);
+        let mut opt_args: Vec<String> = ["-O2"].into_iter().chain(WASM_FEATURES).map(String::from).collect();
+        if flavour == WasmFlavour::Relaxed {
+            opt_args.push("--enable-relaxed-simd".into());
         }
-        let bindgen_wasm = out_dir.join(format!("{name}_bg.wasm"));
-        let relaxed = (flavour == WasmFlavour::Relaxed).then_some("--enable-relaxed-simd");
-        run(Command::new(wasm_opt())
-            .arg("-O2")
-            .args(WASM_FEATURES)
-            .args(relaxed)
-            .arg(&bindgen_wasm)
-            .arg("-o")
-            .arg(&bindgen_wasm))?;
+        let recipe = format!("{bindgen:?} {optimise} {wasm_opts:?} {opt_args:?}");
+        let cache = crate::cache::dir().join("wasm-finished").join(cache_key(&wasm, &recipe)?);
+        let outputs = [format!("{name}_bg.wasm"), format!("{name}.js")];
+        if cache.is_dir() {
+            eprintln!("xtask: {name}: unchanged, wasm-bindgen and wasm-opt output reused");
+        } else {
+            // Made beside the cache and renamed into it once complete, so that an interrupted
+            // or failed step leaves nothing to reuse.
+            let partial = cache.with_extension("partial");
+            let _ = std::fs::remove_dir_all(&partial);
+            run(Command::new(wasm_bindgen()).args(bindgen.concat()).arg(&partial).arg(&wasm))?;
+            if optimise {
+                optimise_wasm(&wasm_opts, &opt_args, &partial.join(&outputs[0]))?;
+            }
+            std::fs::rename(&partial, &cache).map_err(|e| format!("could not keep {}: {e}", cache.display()))?;
+        }
+        // The whole folder: wasm-bindgen may write `snippets/` beside the two files.
+        copy_dir(&cache, out_dir)?;
     }
     Ok(())
+}
+
+/// wasm-opt on `wasm` in place with the first of `tools` that can read it (a native binaryen too
+/// old for some instruction fails at once, without writing; the next one takes over).
+fn optimise_wasm(tools: &[PathBuf], args: &[String], wasm: &Path) -> Result {
+    let mut failures = Vec::new();
+    for tool in tools {
+        match run(Command::new(tool).args(args).arg(wasm).arg("-o").arg(wasm)) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                eprintln!("xtask: {} could not optimise {}: trying the next wasm-opt", tool.display(), wasm.display());
+                failures.push(e);
+            }
+        }
+    }
+    Err(format!("no wasm-opt could optimise {}: {}", wasm.display(), failures.join("; ")))
+}
+
+/// A folder name from the sha256 of `wasm` and of `recipe` (the tools and their arguments).
+fn cache_key(wasm: &Path, recipe: &str) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(wasm).map_err(|e| format!("could not read {}: {e}", wasm.display()))?;
+    let digest = Sha256::new().chain_update(&bytes).chain_update(recipe.as_bytes()).finalize();
+    Ok(digest.iter().take(12).map(|b| format!("{b:02x}")).collect())
 }
 
 pub fn copy(from: &Path, to: &Path) -> Result {

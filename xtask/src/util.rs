@@ -58,3 +58,24 @@ pub fn verify_sha256(path: &Path, expected: &str) -> Result {
 pub fn has_program(program: &str) -> bool {
     output(Command::new(program).arg("--version")).is_some()
 }
+
+/// The steps timed so far in this process, in the order they ended.
+static STEP_TIMES: std::sync::Mutex<Vec<(String, std::time::Duration)>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `step`, prints how long it took and records it for [`print_step_times`], so that a
+/// slow set-up step shows.
+pub fn timed<T>(name: &str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+    let started = std::time::Instant::now();
+    let outcome = step();
+    let elapsed = started.elapsed();
+    eprintln!("xtask: step {name}: {:.1} s", elapsed.as_secs_f64());
+    STEP_TIMES.lock().unwrap_or_else(|e| e.into_inner()).push((name.to_string(), elapsed));
+    outcome
+}
+
+/// Every step timed so far on one line (steps that ran side by side overlap).
+pub fn print_step_times() {
+    let times = STEP_TIMES.lock().unwrap_or_else(|e| e.into_inner());
+    let parts: Vec<String> = times.iter().map(|(name, time)| format!("{name} {:.0} s", time.as_secs_f64())).collect();
+    eprintln!("xtask: step times: {}", parts.join(", "));
+}

@@ -1,0 +1,217 @@
+//! The caches every clone on this machine shares, outside the work tree: `$XDG_CACHE_HOME/graft`
+//! (else `~/.cache/graft`). Everything in it is keyed by version or checksum, so a fresh clone
+//! finds what another clone already built or fetched; `cargo xtask clean-cache` removes it.
+//!
+//! - `target/`: cargo's target folder for every cargo command xtask runs (unless
+//!   `CARGO_TARGET_DIR` is set), so that compiled dependencies are reused by the next clone.
+//! - `vendor/<crate>-<sha>/`: the vendored crates, copied once per content (see [`cargo`]).
+//! - `tools/`, `weights/`, `npm/`, `wasm-finished/`: pinned tools, fetched and converted
+//!   weights, npm packages by lockfile, wasm-bindgen and wasm-opt output by input.
+//!
+//! Why a shared target folder is safe here: cargo names a workspace crate's outputs by its path
+//! relative to the workspace root and decides freshness by file times, so two clones building
+//! into one folder would take each other's outputs for a file older than the other's build
+//! (measured: a clone with an older, different file ran the other clone's binary). xtask
+//! writes the work tree that last built into the folder, and when another tree builds, it
+//! first marks that tree's files as changed (cargo then rebuilds our own crates, which a fresh
+//! clone does anyway). The vendored crate would otherwise be rebuilt by every clone and take
+//! gemm and Candle with it: it is patched in from a copy named by its checksum instead, whose
+//! files never change.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+use crate::util::{root, run, Result};
+
+/// The vendored crates, patched over crates.io as `Cargo.toml`'s `[patch.crates-io]` says.
+const VENDORED: [&str; 1] = ["gemm-f32"];
+
+/// `$XDG_CACHE_HOME/graft`, else `$HOME/.cache/graft`, else `.cache/` in the work tree.
+pub fn dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|home| PathBuf::from(home).join(".cache")));
+    match base {
+        Some(base) => base.join("graft"),
+        None => root().join(".cache"),
+    }
+}
+
+/// Cargo's target folder: `CARGO_TARGET_DIR` where set, else the shared one.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => dir().join("target"),
+    }
+}
+
+/// A `cargo` command that builds into [`target_dir`] with the vendored crates patched in from
+/// their cached copies. Call [`prepare_target`] once before the first one.
+pub fn cargo() -> Command {
+    let mut cargo = Command::new("cargo");
+    cargo.env("CARGO_TARGET_DIR", target_dir());
+    for name in VENDORED {
+        let copy = vendored_copy_dir(name);
+        // A TOML string: the path is ours (the cache folder), quotes and backslashes escaped.
+        let path = copy.to_string_lossy().replace('\\', "\\\\").replace('"', "\\\"");
+        cargo.arg("--config").arg(format!("patch.crates-io.{name}.path=\"{path}\""));
+    }
+    cargo
+}
+
+/// Makes the shared target folder safe for this work tree (see the module's header) and the
+/// vendored copies current. Cheap when nothing changed (a few thousand file times).
+pub fn prepare_target() -> Result {
+    for name in VENDORED {
+        vendored_copy(name)?;
+    }
+    let target = target_dir();
+    std::fs::create_dir_all(&target).map_err(|e| format!("could not create {}: {e}", target.display()))?;
+    let marker = target.join("graft-work-tree");
+    let here = root().canonicalize().unwrap_or_else(|_| root());
+    let last = std::fs::read_to_string(&marker).ok();
+    if last.as_deref() != Some(here.to_string_lossy().as_ref()) {
+        if last.is_some() {
+            eprintln!(
+                "xtask: {} was last built from another work tree: this tree's files count as changed",
+                target.display()
+            );
+            mark_changed(&here)?;
+        }
+        std::fs::write(&marker, here.to_string_lossy().as_bytes())
+            .map_err(|e| format!("could not write {}: {e}", marker.display()))?;
+    }
+    Ok(())
+}
+
+/// Sets every file's modification time under `tree` to now (not `.git`, build output or
+/// installed packages), so that cargo rebuilds what it compiled from another tree.
+fn mark_changed(tree: &Path) -> Result {
+    const SKIP: [&str; 5] = [".git", "target", "pkg", "node_modules", ".cache"];
+    let now = SystemTime::now();
+    let mut folders = vec![tree.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|e| format!("could not list {}: {e}", folder.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                if !SKIP.iter().any(|skip| entry.file_name() == *skip) {
+                    folders.push(path);
+                }
+            } else if kind.is_file() {
+                let file = std::fs::File::options().append(true).open(&path);
+                if let Err(e) = file.and_then(|f| f.set_modified(now)) {
+                    eprintln!(
+                        "xtask: could not mark {} as changed ({e}): cargo may reuse another tree's build",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn vendored_copy_dir(name: &str) -> PathBuf {
+    let source = root().join("vendor").join(name);
+    let digest = tree_digest(&source).unwrap_or_else(|_| "unreadable".into());
+    dir().join("vendor").join(format!("{name}-{}", &digest[..16.min(digest.len())]))
+}
+
+/// The cached copy of `vendor/<name>`, made once per content: its files keep their times, so
+/// cargo keeps what it compiled from them, in any clone.
+fn vendored_copy(name: &str) -> Result<PathBuf> {
+    let source = root().join("vendor").join(name);
+    let copy = vendored_copy_dir(name);
+    if copy.is_dir() && tree_digest(&copy).ok() == tree_digest(&source).ok() {
+        return Ok(copy);
+    }
+    let partial = copy.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    crate::build::copy_dir(&source, &partial)?;
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::rename(&partial, &copy).map_err(|e| format!("could not keep {}: {e}", copy.display()))?;
+    Ok(copy)
+}
+
+/// The sha256 (hex) of every file's relative path and bytes under `dir`, in a stable order.
+pub fn tree_digest(dir: &Path) -> Result<String> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|e| format!("could not list {}: {e}", folder.display()))?;
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => folders.push(entry.path()),
+                Ok(kind) if kind.is_file() => files.push(entry.path()),
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        let relative = file.strip_prefix(dir).unwrap_or(&file);
+        let bytes = std::fs::read(&file).map_err(|e| format!("could not read {}: {e}", file.display()))?;
+        hasher.update(relative.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The npm packages of `folder`'s `package-lock.json`, installed once per lockfile into the
+/// cache and linked as `folder/node_modules`. A `node_modules` folder that is not such a link
+/// (an older layout, or the user's own) is left as it is.
+pub fn npm_packages(folder: &Path) -> Result {
+    let lock = folder.join("package-lock.json");
+    let digest = crate::util::sha256_file(&lock)?;
+    let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let installed = dir().join("npm").join(format!("{name}-{}", &digest[..16]));
+    if !installed.join("node_modules").is_dir() {
+        let partial = installed.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial).map_err(|e| format!("could not create {}: {e}", partial.display()))?;
+        for file in ["package.json", "package-lock.json"] {
+            crate::build::copy(&folder.join(file), &partial.join(file))?;
+        }
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--prefer-offline", "--prefix"]).arg(&partial))?;
+        let _ = std::fs::remove_dir_all(&installed);
+        std::fs::rename(&partial, &installed).map_err(|e| format!("could not keep {}: {e}", installed.display()))?;
+    }
+    let link = folder.join("node_modules");
+    let wanted = installed.join("node_modules");
+    match std::fs::read_link(&link) {
+        Ok(current) if current == wanted => return Ok(()),
+        Ok(_) => std::fs::remove_file(&link).map_err(|e| format!("could not replace {}: {e}", link.display()))?,
+        Err(_) if link.exists() => return Ok(()),
+        Err(_) => {}
+    }
+    symlink(&wanted, &link)
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, link: &Path) -> Result {
+    std::os::unix::fs::symlink(target, link).map_err(|e| format!("could not link {}: {e}", link.display()))
+}
+
+#[cfg(not(unix))]
+fn symlink(target: &Path, link: &Path) -> Result {
+    crate::build::copy_dir(target, link)
+}
+
+/// `cargo xtask clean-cache`: removes the shared cache (the work tree's own folders stay).
+pub fn clean() -> Result {
+    let dir = dir();
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("could not remove {}: {e}", dir.display()))?;
+    }
+    eprintln!("xtask: removed {}", dir.display());
+    Ok(())
+}
