@@ -35,9 +35,14 @@ macro_rules! every_gpu_case {
             adapting_head_training_on_the_gpu_matches_the_cpu_trainer,
             a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights,
         );
-        $each!(fine_tuning:
+        // The slowest cases on SwiftShader (up to 252 s each on 2 busy cores): a runner each.
+        $each!(fine_tuning_mobilenet:
             fine_tuning_on_the_gpu_matches_the_cpu_trainer,
+        );
+        $each!(fine_tuning_efficientnet:
             efficientnet_lite0_fine_tuning_on_the_gpu_matches_the_cpu_trainer,
+        );
+        $each!(fine_tuning_adapting:
             adapting_fine_tuning_on_the_gpu_matches_the_cpu_trainer,
         );
     };
