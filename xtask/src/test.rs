@@ -112,21 +112,19 @@ const HOSTILE_TESTS: [&str; 2] = ["hostile_inputs", "project_file"];
 // and with the site (wasm): Candle compiles once per target instead of twice. The parity
 // tests run twice: on the product kernels gemm picks for this processor (AVX2 with FMA on
 // x86-64), then on its portable ones (`GRAFT_GEMM_KERNEL`, vendor/gemm-f32/GRAFT.md), which
-// round differently, so that a bound another processor's rounding would break fails here.
+// round differently, so that a bound another processor's rounding would break fails here. The
+// second run starts the first run's executables again: gemm reads the variable when it runs,
+// and a `cargo test` of fewer packages would build the engine again with other features.
 // The hostile-input tests run once more with integer overflow checks on (profile `hostile`).
 fn native(only: &[&str]) -> Result {
-    let tests = ["test", "--release", "--package", "graft", "--package", "graft-web", "--package", "xtask"];
     if !only.is_empty() {
-        return only.iter().try_for_each(|name| native_one(&tests, name));
+        return only.iter().try_for_each(|name| native_one(name));
     }
-    util::run(with_gpu(&mut crate::cache::cargo()).args(tests).env("GRAFT_REQUIRE_FIXTURES", "1"))?;
+    util::run(&mut native_tests())?;
     eprintln!("xtask: the parity tests again on gemm's portable kernels (GRAFT_GEMM_KERNEL=portable)");
-    let mut parity = crate::cache::cargo();
-    parity.args(["test", "--release", "--package", "graft"]);
-    for test in PARITY_TESTS {
-        parity.args(["--test", test]);
+    for executable in test_executables(&PARITY_TESTS)? {
+        util::run(Command::new(executable).env("GRAFT_REQUIRE_FIXTURES", "1").env("GRAFT_GEMM_KERNEL", "portable"))?;
     }
-    util::run(parity.env("GRAFT_REQUIRE_FIXTURES", "1").env("GRAFT_GEMM_KERNEL", "portable"))?;
     eprintln!("xtask: the hostile-input property tests with overflow checks on (profile hostile)");
     let mut hostile = crate::cache::cargo();
     hostile.args(["test", "--profile", "hostile", "--package", "graft"]);
@@ -136,15 +134,42 @@ fn native(only: &[&str]) -> Result {
     util::run(&mut hostile)
 }
 
+/// `cargo test` of the engine, the page's crate and xtask in release, with the GPU required
+/// (which a GPU case reads when it is compiled, too).
+fn native_tests() -> Command {
+    let mut cargo = crate::cache::cargo();
+    with_gpu(&mut cargo)
+        .args(["test", "--release", "--package", "graft", "--package", "graft-web", "--package", "xtask"])
+        .env("GRAFT_REQUIRE_FIXTURES", "1");
+    cargo
+}
+
+/// The executables [`native_tests`] built for the test targets `names`, from cargo's messages.
+fn test_executables(names: &[&str]) -> Result<Vec<std::path::PathBuf>> {
+    let listed = util::output(native_tests().args(["--no-run", "--message-format=json"]))
+        .ok_or("`cargo test --no-run` failed: the test executables could not be listed")?;
+    let executables: Vec<std::path::PathBuf> = listed
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["kind"][0] == "test")
+        .filter(|message| names.contains(&message["target"]["name"].as_str().unwrap_or_default()))
+        .filter_map(|message| message["executable"].as_str().map(std::path::PathBuf::from))
+        .collect();
+    if executables.len() != names.len() {
+        return Err(format!("found {} of the test executables {}", executables.len(), names.join(", ")));
+    }
+    Ok(executables)
+}
+
 /// One test target of the engine (`tests/<name>.rs`), or else the tests of every crate whose
 /// name contains `name`.
-fn native_one(tests: &[&str], name: &str) -> Result {
-    let mut cargo = crate::cache::cargo();
-    with_gpu(&mut cargo).env("GRAFT_REQUIRE_FIXTURES", "1");
+fn native_one(name: &str) -> Result {
     if root().join("tests").join(format!("{name}.rs")).is_file() {
+        let mut cargo = crate::cache::cargo();
+        with_gpu(&mut cargo).env("GRAFT_REQUIRE_FIXTURES", "1");
         util::run(cargo.args(["test", "--release", "--package", "graft", "--test", name]))
     } else {
-        util::run(cargo.args(tests).args(["--", name]))
+        util::run(native_tests().args(["--", name]))
     }
 }
 
