@@ -234,8 +234,8 @@ fn gpu_case_groups() -> Result<Vec<String>> {
     Ok(groups)
 }
 
-/// The runner's limit for one run in Chromium: about 6 times the slowest measured (the adapting
-/// fine-tuning case on SwiftShader, 70 s on 2 cores; ARCHITECTURE.md).
+/// The runner's limit for one run in Chromium: 4.5 times the slowest measured (the EfficientNet
+/// fine-tuning case on SwiftShader, 88.6 s on 2 cores in a whole run; ARCHITECTURE.md).
 const WASM_TEST_TIMEOUT_S: &str = "400";
 
 fn wasm_tests(flavour: WasmFlavour) -> Command {
