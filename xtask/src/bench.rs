@@ -28,7 +28,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::build::{copy, copy_dir, wasm_binaries, WasmFlavour};
+use crate::build::{copy, copy_dir, wasm_binaries, Binary, WasmFlavour};
 use crate::setup::{apt_packages, build_tools, model_dir, test_tools, BENCH_ARCHITECTURE};
 use crate::util::{root, run, Result};
 
@@ -173,7 +173,8 @@ fn browser(dir: &Path) -> Result<Value> {
         std::fs::remove_dir_all(&site).map_err(|e| format!("could not clear {}: {e}", site.display()))?;
     }
     for flavour in [WasmFlavour::Simd128, WasmFlavour::Relaxed] {
-        wasm_binaries(&[("graft-bench-web", "web")], &site, flavour)?;
+        let bench = Binary { name: "graft-bench-web", bindgen_target: "web", page: false };
+        wasm_binaries(&[bench], &site, flavour)?;
     }
     copy_dir(&root().join("tests/bench/page"), &site)?;
     copy_dir(&model_dir(), &site.join("models"))?;

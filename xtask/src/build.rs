@@ -11,9 +11,22 @@ use std::process::Command;
 use crate::setup::{joined, wasm_bindgen, wasm_opts};
 use crate::util::{print_step_times, root, run, timed, Result};
 
-/// Each binary with its wasm-bindgen target: the page is an ES module; the worker is loaded by
-/// gloo-worker's `importScripts` shim, which needs the `no-modules` output.
-const BINARIES: [(&str, &str); 2] = [("graft-app", "web"), ("graft-worker", "no-modules")];
+/// One wasm binary of graft-web: its name, wasm-bindgen's target for it, and whether it is built
+/// with the page's modules (graft-web's `page` feature). The others are built without them, in a
+/// cargo run of their own, so that a change to the page alone rebuilds nothing of theirs and
+/// their cached wasm-opt output is reused (it is most of a rebuild's time otherwise).
+#[derive(Debug, Clone, Copy)]
+pub struct Binary {
+    pub name: &'static str,
+    pub bindgen_target: &'static str,
+    pub page: bool,
+}
+
+/// The page is an ES module; the worker is loaded by gloo-worker's `importScripts` shim, which
+/// needs the `no-modules` output.
+const APP: Binary = Binary { name: "graft-app", bindgen_target: "web", page: true };
+const WORKER: Binary = Binary { name: "graft-worker", bindgen_target: "no-modules", page: false };
+const BINARIES: [Binary; 2] = [APP, WORKER];
 const PAGE_FILES: [&str; 7] =
     ["index.html", "app.js", "styles.css", "favicon.svg", "manifest.webmanifest", "icon-192.png", "icon-512.png"];
 /// The wasm features rustc's wasm32 target enables by default, plus SIMD128.
@@ -65,7 +78,7 @@ impl WasmFlavour {
 }
 
 /// The worker built with relaxed SIMD (for browsers that have it) beside the SIMD128 one.
-const RELAXED: [(&str, &str); 1] = [("graft-worker", "no-modules")];
+const RELAXED: [Binary; 1] = [WORKER];
 
 /// The site into `pkg/`, once [`crate::setup::build_tools`] has run.
 pub fn site() -> Result {
@@ -171,32 +184,37 @@ fn write_service_worker(template: &Path, pkg: &Path) -> Result {
 
 /// Builds binaries of the graft-web crate for wasm32 (release) as `flavour` and writes each
 /// one's wasm-bindgen output (named `<binary><suffix>`), optimised by wasm-opt, into `out_dir`.
-pub fn wasm_binaries(binaries: &[(&str, &str)], out_dir: &Path, flavour: WasmFlavour) -> Result {
+pub fn wasm_binaries(binaries: &[Binary], out_dir: &Path, flavour: WasmFlavour) -> Result {
     cargo_build(binaries, flavour)?;
     finish(binaries, out_dir, flavour)
 }
 
-fn cargo_build(binaries: &[(&str, &str)], flavour: WasmFlavour) -> Result {
-    let mut cargo = crate::cache::cargo();
-    cargo.args(["build", "--release", "--target", "wasm32-unknown-unknown", "--package", "graft-web"]);
-    for (binary, _) in binaries {
-        cargo.args(["--bin", binary]);
+/// One cargo run per binary: cargo unifies the features of the binaries one run builds.
+fn cargo_build(binaries: &[Binary], flavour: WasmFlavour) -> Result {
+    for binary in binaries {
+        let mut cargo = crate::cache::cargo();
+        cargo.args(["build", "--release", "--target", "wasm32-unknown-unknown", "--package", "graft-web"]);
+        cargo.args(["--bin", binary.name]);
+        if !binary.page {
+            cargo.arg("--no-default-features");
+        }
+        run(flavour.configure(&mut cargo))?;
     }
-    run(flavour.configure(&mut cargo))
+    Ok(())
 }
 
 /// wasm-bindgen, then wasm-opt, for each built binary. Their output is kept under
 /// the shared cache's `wasm-finished/`, keyed by the sha256 of cargo's binary and of the commands, so
 /// that a rebuild after a change to the page alone reuses the worker's (wasm-opt is most of a
 /// rebuild's time otherwise).
-fn finish(binaries: &[(&str, &str)], out_dir: &Path, flavour: WasmFlavour) -> Result {
-    for (binary, target) in binaries {
-        let wasm = flavour.target_dir().join(format!("wasm32-unknown-unknown/release/{binary}.wasm"));
-        let name = format!("{binary}{}", flavour.suffix());
+fn finish(binaries: &[Binary], out_dir: &Path, flavour: WasmFlavour) -> Result {
+    for binary in binaries {
+        let wasm = flavour.target_dir().join(format!("wasm32-unknown-unknown/release/{}.wasm", binary.name));
+        let name = format!("{}{}", binary.name, flavour.suffix());
         let bindgen = [
             vec![
                 "--target".to_string(),
-                target.to_string(),
+                binary.bindgen_target.to_string(),
                 "--no-typescript".into(),
                 "--out-name".into(),
                 name.clone(),
