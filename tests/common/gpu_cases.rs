@@ -479,10 +479,10 @@ fn abc() -> Vec<String> {
 /// pixels, which is what a case on SwiftShader or lavapipe spends its time on.
 const SIDE: usize = 5;
 
-/// 21 random boundary activations `(SIDE, SIDE, channels)` from `seed`, whose class (of 3)
+/// 13 random boundary activations `(SIDE, SIDE, channels)` from `seed`, whose class (of 3)
 /// shifts every third channel: batches of 8 end in a partial one of 5.
 fn boundary_activations(channels: usize, seed: u64) -> (Tensor, Vec<usize>) {
-    let n = 21;
+    let n = 13;
     let mut rng = graft::train::rng::SplitMix64::new(seed);
     let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
     let mut data = Vec::with_capacity(n * SIDE * SIDE * channels);
