@@ -169,3 +169,51 @@ export async function startChromium(profile) {
   await page.goto(BASE_URL);
   return { child, kill, browser, page, problems };
 }
+
+/**
+ * Waits until the autosave has written a project record that lists `samples` samples in all
+ * (in a class named `className`, and under the name `projectName`, when given) and the sample
+ * and embedding stores hold at least
+ * that many records. The autosave follows each change after the page shows it; a fixed pause
+ * raced it on a slower machine.
+ */
+export async function savedProject(page, { samples, className, projectName }, timeout = 120_000) {
+  await page.waitForFunction(
+    async ({ samples, className, projectName }) => {
+      const db = await new Promise((ok, fail) => {
+        const open = indexedDB.open("graft");
+        open.onsuccess = () => ok(open.result);
+        open.onerror = () => fail(open.error);
+      });
+      const read = (store, what) =>
+        new Promise((ok) => {
+          const request = db.transaction(store).objectStore(store)[what]();
+          request.onsuccess = () => ok(request.result);
+          request.onerror = () => ok(null);
+        });
+      try {
+        const [records, sampleCount, embeddingCount] = [
+          await read("projects", "getAll"),
+          await read("samples", "count"),
+          await read("embeddings", "count"),
+        ];
+        const lists = (record) => {
+          try {
+            const saved = JSON.parse(record[0]);
+            const classes = saved.project.classes;
+            const listed = classes.reduce((sum, c) => sum + c.sample_ids.length, 0);
+            const named = !projectName || saved.name === projectName;
+            return listed === samples && named && (!className || classes.some((c) => c.name === className));
+          } catch {
+            return false;
+          }
+        };
+        return (records ?? []).some(lists) && sampleCount >= samples && embeddingCount >= samples;
+      } finally {
+        db.close();
+      }
+    },
+    { samples, className, projectName },
+    { timeout, polling: 100 },
+  );
+}

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startChromium, waitPoolLoaded, waitReady } from "./browser.mjs";
+import { savedProject, startChromium, waitPoolLoaded, waitReady } from "./browser.mjs";
 
 const DISK_MB = 160;
 const IMAGES = 24;
@@ -60,7 +60,7 @@ test("a full disk pauses saving with one message, keeps what was saved, and resu
   await waitPoolLoaded(run.page);
   await run.page.locator('[data-testid="class-upload"]').first().setInputFiles(files(0, 4));
   await settled(run.page);
-  await run.page.waitForTimeout(500);
+  await savedProject(run.page, { samples: 4 });
 
   // Leave about 2 MB free on the profile's disk.
   const { bavail, bsize } = statfsSync(mount);
@@ -80,7 +80,7 @@ test("a full disk pauses saving with one message, keeps what was saved, and resu
   // Space returns: saving resumes by itself (within the retry interval) and the message goes.
   rmSync(ballast);
   await error.waitFor({ state: "detached", timeout: 60_000 });
-  await run.page.waitForTimeout(1000);
+  await savedProject(run.page, { samples: IMAGES });
   await run.kill();
 
   run = await startChromium(profile);

@@ -6,7 +6,7 @@
 // take the project over; every sample either tab added is there afterwards.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { fashionMnistFolder, launch, openGraft, sortedFiles, waitReady } from "./browser.mjs";
+import { fashionMnistFolder, launch, openGraft, savedProject, sortedFiles, waitReady } from "./browser.mjs";
 
 let browser;
 let dir;
@@ -118,8 +118,7 @@ test("a broken sample record loses only itself, with a message; a broken embeddi
   await first.locator('[data-testid="class-name"]').fill("fish");
   await first.locator('[data-testid="class-upload"]').setInputFiles(sortedFiles(dir, "Pullover").slice(0, 6));
   await settled(page);
-  // Let the page's autosave write the class list (it follows every change at once).
-  await page.waitForTimeout(500);
+  await savedProject(page, { samples: 6, className: "fish" });
   assert.equal(await breakRecord(page, "samples", 0, [1, 2, 3, 4]), 6);
   assert.equal(await breakRecord(page, "samples", 1, "flip"), 6);
   assert.equal(await breakRecord(page, "embeddings", 3, "garbage"), 6);
@@ -149,7 +148,7 @@ test("a project whose record is damaged is listed as such and recovered from its
   await waitReady(page);
   await page.locator('[data-testid="class-upload"]').first().setInputFiles(sortedFiles(dir, "Trouser").slice(0, 5));
   await settled(page);
-  await page.waitForTimeout(500);
+  await savedProject(page, { samples: 5 });
   assert.equal(await breakRecord(page, "projects", 0, [7, 7, 7]), 1);
   await page.reload();
   await waitReady(page);
@@ -181,6 +180,8 @@ test("two tabs on one project: one edits, the other says so and can take it over
   await a.page.locator('[data-testid="project-name"]').press("Tab");
   await a.page.locator('[data-testid="class-upload"]').first().setInputFiles(sortedFiles(dir, "T-shirt").slice(0, 6));
   await settled(a.page);
+  // The other tab shows what the first saved: the name included, whose save may come last.
+  await savedProject(a.page, { samples: 6, projectName: "Aquarium" });
 
   const b = await openGraft(browser, { context });
   const elsewhere = b.page.locator('[data-testid="project-elsewhere"]');
@@ -198,7 +199,7 @@ test("two tabs on one project: one edits, the other says so and can take it over
   assert.equal(await a.page.locator('[data-testid="class-upload"]').first().isDisabled(), true, "the first tab stopped");
   await b.page.locator('[data-testid="class-upload"]').nth(1).setInputFiles(sortedFiles(dir, "Trouser").slice(0, 3));
   await settled(b.page);
-  await b.page.waitForTimeout(500);
+  await savedProject(b.page, { samples: 9 });
   await a.page.close();
   await b.page.close();
 
