@@ -173,9 +173,8 @@ export async function startChromium(profile) {
 /**
  * Waits until the autosave has written a project record that lists `samples` samples in all
  * (in a class named `className`, and under the name `projectName`, when given) and the sample
- * and embedding stores hold at least
- * that many records. The autosave follows each change after the page shows it; a fixed pause
- * raced it on a slower machine.
+ * and embedding stores hold at least that many records. The autosave follows each change after
+ * the page shows it; a fixed pause raced it on a slower machine.
  */
 export async function savedProject(page, { samples, className, projectName }, timeout = 120_000) {
   await page.waitForFunction(
@@ -192,11 +191,11 @@ export async function savedProject(page, { samples, className, projectName }, ti
           request.onerror = () => ok(null);
         });
       try {
-        const [records, sampleCount, embeddingCount] = [
-          await read("projects", "getAll"),
-          await read("samples", "count"),
-          await read("embeddings", "count"),
-        ];
+        const [records, sampleCount, embeddingCount] = await Promise.all([
+          read("projects", "getAll"),
+          read("samples", "count"),
+          read("embeddings", "count"),
+        ]);
         const lists = (record) => {
           try {
             const saved = JSON.parse(record[0]);

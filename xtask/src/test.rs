@@ -260,9 +260,10 @@ fn e2e(only: &[&str], after_native: bool) -> Result {
         return Err(format!("no e2e test file {missing}"));
     }
     crate::build::site()?;
-    match after_native {
-        true => util::run(native_tests().arg("--no-run"))?,
-        false => util::run(crate::cache::cargo().args(["build", "--release", "--package", "graft", "--bin", "graft"]))?,
+    if after_native {
+        util::run(native_tests().arg("--no-run"))?;
+    } else {
+        util::run(crate::cache::cargo().args(["build", "--release", "--package", "graft", "--bin", "graft"]))?;
     }
     let port = crate::serve::spawn(root().join("pkg"))?;
     let mut node = Command::new("node");
