@@ -177,42 +177,49 @@ export async function startChromium(profile) {
  * the page shows it; a fixed pause raced it on a slower machine.
  */
 export async function savedProject(page, { samples, className, projectName }, timeout = 120_000) {
-  await page.waitForFunction(
-    async ({ samples, className, projectName }) => {
-      const db = await new Promise((ok, fail) => {
-        const open = indexedDB.open("graft");
-        open.onsuccess = () => ok(open.result);
-        open.onerror = () => fail(open.error);
-      });
-      const read = (store, what) =>
-        new Promise((ok) => {
-          const request = db.transaction(store).objectStore(store)[what]();
-          request.onsuccess = () => ok(request.result);
-          request.onerror = () => ok(null);
-        });
+  // Polled from here: `waitForFunction` does not await a predicate's promise (an async
+  // predicate is truthy at once), and IndexedDB answers only asynchronously.
+  const deadline = Date.now() + timeout;
+  while (!(await page.evaluate(isSaved, { samples, className, projectName }))) {
+    assert.ok(Date.now() < deadline, `no saved project lists ${samples} samples ${JSON.stringify({ className, projectName })}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** In the page: whether IndexedDB holds the project `savedProject` waits for. */
+async function isSaved({ samples, className, projectName }) {
+  const db = await new Promise((ok, fail) => {
+    const open = indexedDB.open("graft");
+    open.onsuccess = () => ok(open.result);
+    open.onerror = () => fail(open.error);
+  });
+  // A store the page has not made yet reads as nothing.
+  const read = (store, what) =>
+    new Promise((ok) => {
+      if (!db.objectStoreNames.contains(store)) return ok(null);
+      const request = db.transaction(store).objectStore(store)[what]();
+      request.onsuccess = () => ok(request.result);
+      request.onerror = () => ok(null);
+    });
+  try {
+    const [records, sampleCount, embeddingCount] = await Promise.all([
+      read("projects", "getAll"),
+      read("samples", "count"),
+      read("embeddings", "count"),
+    ]);
+    const lists = (record) => {
       try {
-        const [records, sampleCount, embeddingCount] = await Promise.all([
-          read("projects", "getAll"),
-          read("samples", "count"),
-          read("embeddings", "count"),
-        ]);
-        const lists = (record) => {
-          try {
-            const saved = JSON.parse(record[0]);
-            const classes = saved.project.classes;
-            const listed = classes.reduce((sum, c) => sum + c.sample_ids.length, 0);
-            const named = !projectName || saved.name === projectName;
-            return listed === samples && named && (!className || classes.some((c) => c.name === className));
-          } catch {
-            return false;
-          }
-        };
-        return (records ?? []).some(lists) && sampleCount >= samples && embeddingCount >= samples;
-      } finally {
-        db.close();
+        const saved = JSON.parse(record[0]);
+        const classes = saved.project.classes;
+        const listed = classes.reduce((sum, c) => sum + c.sample_ids.length, 0);
+        const named = !projectName || saved.name === projectName;
+        return listed === samples && named && (!className || classes.some((c) => c.name === className));
+      } catch {
+        return false;
       }
-    },
-    { samples, className, projectName },
-    { timeout, polling: 100 },
-  );
+    };
+    return (records ?? []).some(lists) && sampleCount >= samples && embeddingCount >= samples;
+  } finally {
+    db.close();
+  }
 }

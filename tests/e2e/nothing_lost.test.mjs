@@ -176,10 +176,14 @@ test("two tabs on one project: one edits, the other says so and can take it over
   const context = await browser.newContext({ locale: "en-US" });
   const a = await openGraft(browser, { context });
   await waitReady(a.page);
-  await a.page.locator('[data-testid="project-name"]').fill("Aquarium");
-  await a.page.locator('[data-testid="project-name"]').press("Tab");
+  // Named key by key while the images are embedded: the page re-renders meanwhile, and what
+  // is typed stays (it once went back to 'My project', and the rename was lost).
   await a.page.locator('[data-testid="class-upload"]').first().setInputFiles(sortedFiles(dir, "T-shirt").slice(0, 6));
+  await a.page.locator('[data-testid="project-name"]').fill("");
+  await a.page.locator('[data-testid="project-name"]').pressSequentially("Aquarium", { delay: 40 });
+  await a.page.locator('[data-testid="project-name"]').press("Tab");
   await settled(a.page);
+  assert.equal(await a.page.locator('[data-testid="project-name"]').inputValue(), "Aquarium");
   // The other tab shows what the first saved: the name included, whose save may come last.
   await savedProject(a.page, { samples: 6, projectName: "Aquarium" });
 

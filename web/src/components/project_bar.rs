@@ -45,12 +45,40 @@ fn confirmed(question: &str) -> bool {
     gloo::utils::window().confirm_with_message(question).unwrap_or(false)
 }
 
+#[derive(Properties, PartialEq)]
+struct ProjectNameProps {
+    name: String,
+    on_rename: Callback<String>,
+    disabled: bool,
+}
+
+/// The open project's name, renamed when the field is left. It keeps the text as
+/// typed: rendered from the saved name alone, any re-render while a person types (a sample
+/// embedded, the storage counted) would put the saved name back, and the rename would be lost.
+#[function_component(ProjectName)]
+fn project_name(props: &ProjectNameProps) -> Html {
+    let typed = use_state(|| props.name.clone());
+    {
+        // Another project opened, or the rename landed (trimmed): the field shows its name.
+        let typed = typed.clone();
+        use_effect_with(props.name.clone(), move |name| typed.set(name.clone()));
+    }
+    let on_input = {
+        let typed = typed.clone();
+        Callback::from(move |e: InputEvent| typed.set(e.target_unchecked_into::<HtmlInputElement>().value()))
+    };
+    let on_change = props.on_rename.reform(|e: Event| e.target_unchecked_into::<HtmlInputElement>().value());
+    html! {
+        <input type="text" data-testid="project-name" value={ (*typed).clone() } oninput={ on_input }
+            onchange={ on_change } disabled={ props.disabled } />
+    }
+}
+
 #[function_component(ProjectBar)]
 pub fn project_bar(props: &ProjectBarProps) -> Html {
     let import_input = use_node_ref();
     let lang = use_lang();
     let on_select = props.on_open.reform(|e: Event| e.target_unchecked_into::<HtmlSelectElement>().value());
-    let on_rename = props.on_rename.reform(|e: Event| e.target_unchecked_into::<HtmlInputElement>().value());
     let on_new = props.on_new.reform(|_: MouseEvent| ());
     let on_delete = {
         let (on_delete, name) = (props.on_delete.clone(), props.name.clone());
@@ -80,7 +108,7 @@ pub fn project_bar(props: &ProjectBarProps) -> Html {
                 </select>
             </label>
             <label>{ t!(lang, "project-name") }{ " " }
-                <input type="text" data-testid="project-name" value={ props.name.clone() } onchange={ on_rename } disabled={ !open || !props.editable } />
+                <ProjectName name={ props.name.clone() } on_rename={ props.on_rename.clone() } disabled={ !open || !props.editable } />
             </label>
             <button data-testid="new-project" onclick={ on_new } disabled={ !open }>{ t!(lang, "project-new") }</button>
             <button data-testid="delete-project" onclick={ on_delete } disabled={ !open || !props.editable }>{ t!(lang, "project-delete") }</button>
