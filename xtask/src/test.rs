@@ -235,7 +235,8 @@ fn gpu_case_groups() -> Result<Vec<String>> {
 }
 
 /// The runner's limit for one run in Chromium: 4.5 times the slowest measured (the EfficientNet
-/// fine-tuning case on SwiftShader, 88.6 s on 2 cores in a whole run; ARCHITECTURE.md).
+/// fine-tuning case on SwiftShader, 88.6 s on 2 cores in a whole run at three epochs of 21
+/// samples; 32 s alone now; ARCHITECTURE.md).
 const WASM_TEST_TIMEOUT_S: &str = "400";
 
 fn wasm_tests(flavour: WasmFlavour) -> Command {
