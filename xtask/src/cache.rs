@@ -63,6 +63,18 @@ pub fn cargo() -> Command {
     cargo
 }
 
+/// [`cargo`] for the native release builds the tests use (the tests, the CLI the e2e tests run,
+/// `import-weights`): integer overflow checks on in every crate, so that every test, the
+/// hostile-input property tests among them, panics on an overflow that release would wrap.
+/// One setting for all of them, so that they share one build of the dependencies (a profile
+/// of its own built them all again: 51 s warm, every dependency cold). The site (wasm) and
+/// `graft-bench` build without: their speed is the product's.
+pub fn checked_cargo() -> Command {
+    let mut cargo = cargo();
+    cargo.args(["--config", "profile.release.overflow-checks=true"]);
+    cargo
+}
+
 /// Makes the shared target folder safe for this work tree (see the module's header) and the
 /// vendored copies current. Cheap when nothing changed (a few thousand file times).
 pub fn prepare_target() -> Result {

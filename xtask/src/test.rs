@@ -2,8 +2,7 @@
 //! by default; names after a suite narrow it (README, "Developing").
 //! - lint:   `cargo fmt --check`, then clippy with `-D warnings` natively and for wasm32
 //! - native: `cargo test` of the engine (parity with PyTorch included) and of xtask, then the
-//!   parity tests again on gemm's portable kernels, and the hostile-input property tests with
-//!   overflow checks on
+//!   parity tests again on gemm's portable kernels; integer overflow checks on in every crate
 //! - wasm:   the engine's wasm tests in headless Chromium (wasm-bindgen-test-runner + chromedriver),
 //!   and the GPU cases on WebGPU (SwiftShader) in a dedicated worker
 //! - e2e:    the built site in headless Chromium driven by Playwright (node's test runner)
@@ -105,8 +104,6 @@ fn lint() -> Result {
 
 /// The tests that compare numbers with PyTorch's.
 const PARITY_TESTS: [&str; 4] = ["finetune_parity", "backbone_parity", "dann_parity", "head_training"];
-/// The property tests of what a hostile file reaches, run again with overflow checks on.
-const HOSTILE_TESTS: [&str; 2] = ["hostile_inputs", "project_file"];
 
 // Tests build in release so they share compiled dependencies with `import-weights` (native)
 // and with the site (wasm): Candle compiles once per target instead of twice. The parity
@@ -115,7 +112,7 @@ const HOSTILE_TESTS: [&str; 2] = ["hostile_inputs", "project_file"];
 // round differently, so that a bound another processor's rounding would break fails here. The
 // second run starts the first run's executables again: gemm reads the variable when it runs,
 // and a `cargo test` of fewer packages would build the engine again with other features.
-// The hostile-input tests run once more with integer overflow checks on (profile `hostile`).
+// Every native test runs with integer overflow checks on (`cache::checked_cargo`).
 fn native(only: &[&str]) -> Result {
     if !only.is_empty() {
         return only.iter().try_for_each(|name| native_one(name));
@@ -125,19 +122,13 @@ fn native(only: &[&str]) -> Result {
     for executable in test_executables(&PARITY_TESTS)? {
         util::run(Command::new(executable).env("GRAFT_REQUIRE_FIXTURES", "1").env("GRAFT_GEMM_KERNEL", "portable"))?;
     }
-    eprintln!("xtask: the hostile-input property tests with overflow checks on (profile hostile)");
-    let mut hostile = crate::cache::cargo();
-    hostile.args(["test", "--profile", "hostile", "--package", "graft"]);
-    for test in HOSTILE_TESTS {
-        hostile.args(["--test", test]);
-    }
-    util::run(&mut hostile)
+    Ok(())
 }
 
 /// `cargo test` of the engine, the page's crate and xtask in release, with the GPU required
-/// (which a GPU case reads when it is compiled, too).
+/// (which a GPU case reads when it is compiled, too), overflow checks on.
 fn native_tests() -> Command {
-    let mut cargo = crate::cache::cargo();
+    let mut cargo = crate::cache::checked_cargo();
     with_gpu(&mut cargo)
         .args(["test", "--release", "--package", "graft", "--package", "graft-web", "--package", "xtask"])
         .env("GRAFT_REQUIRE_FIXTURES", "1");
@@ -165,7 +156,7 @@ fn test_executables(names: &[&str]) -> Result<Vec<std::path::PathBuf>> {
 /// name contains `name`.
 fn native_one(name: &str) -> Result {
     if root().join("tests").join(format!("{name}.rs")).is_file() {
-        let mut cargo = crate::cache::cargo();
+        let mut cargo = crate::cache::checked_cargo();
         with_gpu(&mut cargo).env("GRAFT_REQUIRE_FIXTURES", "1");
         util::run(cargo.args(["test", "--release", "--package", "graft", "--test", name]))
     } else {
@@ -264,7 +255,7 @@ fn e2e(only: &[&str], after_native: bool) -> Result {
     if after_native {
         util::run(native_tests().arg("--no-run"))?;
     } else {
-        util::run(crate::cache::cargo().args(["build", "--release", "--package", "graft", "--bin", "graft"]))?;
+        util::run(crate::cache::checked_cargo().args(["build", "--release", "--package", "graft", "--bin", "graft"]))?;
     }
     let port = crate::serve::spawn(root().join("pkg"))?;
     let mut node = Command::new("node");
