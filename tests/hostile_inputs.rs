@@ -2,7 +2,7 @@
 //! corpus below is decoded correctly or refused with its own message, and property tests
 //! feed random and corrupted bytes to every decoder a file from a user reaches (images, the
 //! `.pth` reader, model files), which must answer with a typed error, never a panic. They run
-//! with integer overflow checks on (`cargo xtask test native`, profile `hostile`), and any
+//! with integer overflow checks on in every crate (`cargo xtask test native`, `cache::checked_cargo` in xtask), and any
 //! input that fails one is written to `hostile_inputs.regressions` beside this file, which
 //! proptest replays first on every later run (commit it with the fix).
 

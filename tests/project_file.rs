@@ -1,6 +1,6 @@
 //! `.graft` project files: a round trip keeps everything, and every kind of broken or hostile
 //! file (made here, none committed) is refused with its own message, never a panic. The
-//! property test runs with overflow checks on (profile `hostile`) and replays any failing case
+//! property test runs with overflow checks on (`cargo xtask test native`) and replays any failing case
 //! it once found from `project_file.regressions` beside this file.
 
 #![cfg(not(target_arch = "wasm32"))]

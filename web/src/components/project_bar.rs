@@ -59,7 +59,7 @@ struct ProjectNameProps {
 fn project_name(props: &ProjectNameProps) -> Html {
     let typed = use_state(|| props.name.clone());
     {
-        // Another project opened, or the rename landed (trimmed): the field shows its name.
+        // The rename landed, or another tab's name came: the field shows it.
         let typed = typed.clone();
         use_effect_with(props.name.clone(), move |name| typed.set(name.clone()));
     }
@@ -67,7 +67,15 @@ fn project_name(props: &ProjectNameProps) -> Html {
         let typed = typed.clone();
         Callback::from(move |e: InputEvent| typed.set(e.target_unchecked_into::<HtmlInputElement>().value()))
     };
-    let on_change = props.on_rename.reform(|e: Event| e.target_unchecked_into::<HtmlInputElement>().value());
+    let on_change = {
+        let (typed, on_rename) = (typed.clone(), props.on_rename.clone());
+        Callback::from(move |e: Event| {
+            let name = e.target_unchecked_into::<HtmlInputElement>().value().trim().to_string();
+            // The saved name is trimmed: the field shows it so, also when nothing else changed.
+            typed.set(name.clone());
+            on_rename.emit(name);
+        })
+    };
     html! {
         <input type="text" data-testid="project-name" value={ (*typed).clone() } oninput={ on_input }
             onchange={ on_change } disabled={ props.disabled } />
@@ -108,7 +116,8 @@ pub fn project_bar(props: &ProjectBarProps) -> Html {
                 </select>
             </label>
             <label>{ t!(lang, "project-name") }{ " " }
-                <ProjectName name={ props.name.clone() } on_rename={ props.on_rename.clone() } disabled={ !open || !props.editable } />
+                // Keyed by the project: another project (even of the same name) gets a fresh field.
+                <ProjectName key={ props.project_id.clone().unwrap_or_default() } name={ props.name.clone() } on_rename={ props.on_rename.clone() } disabled={ !open || !props.editable } />
             </label>
             <button data-testid="new-project" onclick={ on_new } disabled={ !open }>{ t!(lang, "project-new") }</button>
             <button data-testid="delete-project" onclick={ on_delete } disabled={ !open || !props.editable }>{ t!(lang, "project-delete") }</button>
