@@ -11,12 +11,15 @@
 //! Why a shared target folder is safe here: cargo names a workspace crate's outputs by its path
 //! relative to the workspace root and decides freshness by file times, so two clones building
 //! into one folder would take each other's outputs for a file older than the other's build
-//! (measured: a clone with an older, different file ran the other clone's binary). xtask
-//! writes the work tree that last built into the folder, and when another tree builds, it
-//! first marks that tree's files as changed (cargo then rebuilds our own crates, which a fresh
-//! clone does anyway). The vendored crate would otherwise be rebuilt by every clone and take
-//! gemm and Candle with it: it is patched in from a copy named by its checksum instead, whose
-//! files never change.
+//! (measured: a clone with an older, different file ran the other clone's binary). So xtask
+//! gives every file of the work tree the time its content was first seen at its path
+//! ([`align_file_times`], a list kept in the target folder): a file whose content the folder's
+//! last build saw gets that build's time back (in a fresh clone of the same commit, cargo finds
+//! every crate of ours fresh: 0 s instead of 4 to 5 min of recompiling), and any other gets
+//! the time now (cargo rebuilds what reads it). Only xtask may build into the shared folder: a
+//! plain `cargo` pointed at it bypasses the list. The vendored crate would otherwise be rebuilt
+//! by every clone and take gemm and Candle with it: it is patched in from a copy named by its
+//! checksum instead, whose files never change.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,57 +79,93 @@ pub fn checked_cargo() -> Command {
 }
 
 /// Makes the shared target folder safe for this work tree (see the module's header) and the
-/// vendored copies current. Cheap when nothing changed (a few thousand file times).
+/// vendored copies current. Cheap when nothing changed: a file whose time is the listed one is
+/// not read again.
 pub fn prepare_target() -> Result {
     for name in VENDORED {
         vendored_copy(name)?;
     }
     let target = target_dir();
     std::fs::create_dir_all(&target).map_err(|e| format!("could not create {}: {e}", target.display()))?;
-    let marker = target.join("graft-work-tree");
     let here = root().canonicalize().unwrap_or_else(|_| root());
-    let last = std::fs::read_to_string(&marker).ok();
-    if last.as_deref() != Some(here.to_string_lossy().as_ref()) {
-        if last.is_some() {
-            eprintln!(
-                "xtask: {} was last built from another work tree: this tree's files count as changed",
-                target.display()
-            );
-            mark_changed(&here)?;
-        }
-        std::fs::write(&marker, here.to_string_lossy().as_bytes())
-            .map_err(|e| format!("could not write {}: {e}", marker.display()))?;
-    }
-    Ok(())
+    align_file_times(&here, &target.join("graft-file-times.json"))
 }
 
-/// Sets every file's modification time under `tree` to now (not `.git`, build output or
-/// installed packages), so that cargo rebuilds what it compiled from another tree.
-fn mark_changed(tree: &Path) -> Result {
+/// For each file under `tree`, its sha256 and the time given to that content.
+type FileTimes = std::collections::BTreeMap<String, (String, u64)>;
+
+/// Gives each file under `tree` (not `.git`, build output or installed packages) the time in
+/// `list` when its content is the listed one, else the time now, and writes the list again
+/// for this tree. Times are whole microseconds since 1970, which every file system here keeps.
+fn align_file_times(tree: &Path, list: &Path) -> Result {
+    let known: FileTimes =
+        std::fs::read(list).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
+    let now = micros(SystemTime::now());
+    let mut seen = FileTimes::new();
+    let mut changed = 0;
+    for file in tree_files(tree)? {
+        let relative = file.strip_prefix(tree).unwrap_or(&file).to_string_lossy().into_owned();
+        let listed = known.get(&relative);
+        let time = std::fs::metadata(&file).and_then(|m| m.modified()).map(micros).ok();
+        let entry = match listed {
+            Some((digest, listed_time)) if time == Some(*listed_time) => (digest.clone(), *listed_time),
+            _ => {
+                let digest = crate::util::sha256_file(&file)?;
+                let time = match listed {
+                    Some((listed_digest, listed_time)) if *listed_digest == digest => *listed_time,
+                    _ => {
+                        changed += 1;
+                        now
+                    }
+                };
+                set_time(&file, time);
+                (digest, time)
+            }
+        };
+        seen.insert(relative, entry);
+    }
+    if changed > 0 && !known.is_empty() {
+        eprintln!(
+            "xtask: {changed} files differ from what {} last built: cargo rebuilds what reads them",
+            list.display()
+        );
+    }
+    let text = serde_json::to_vec(&seen).map_err(|e| format!("could not list the file times: {e}"))?;
+    std::fs::write(list, text).map_err(|e| format!("could not write {}: {e}", list.display()))
+}
+
+/// Every file under `tree`, not in `.git`, build output or installed packages.
+fn tree_files(tree: &Path) -> Result<Vec<PathBuf>> {
     const SKIP: [&str; 5] = [".git", "target", "pkg", "node_modules", ".cache"];
-    let now = SystemTime::now();
+    let mut files = Vec::new();
     let mut folders = vec![tree.to_path_buf()];
     while let Some(folder) = folders.pop() {
         let entries = std::fs::read_dir(&folder).map_err(|e| format!("could not list {}: {e}", folder.display()))?;
         for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
-            if kind.is_dir() {
-                if !SKIP.iter().any(|skip| entry.file_name() == *skip) {
-                    folders.push(path);
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() && !SKIP.iter().any(|skip| entry.file_name() == *skip) => {
+                    folders.push(entry.path())
                 }
-            } else if kind.is_file() {
-                let file = std::fs::File::options().append(true).open(&path);
-                if let Err(e) = file.and_then(|f| f.set_modified(now)) {
-                    eprintln!(
-                        "xtask: could not mark {} as changed ({e}): cargo may reuse another tree's build",
-                        path.display()
-                    );
-                }
+                Ok(kind) if kind.is_file() => files.push(entry.path()),
+                _ => {}
             }
         }
     }
-    Ok(())
+    Ok(files)
+}
+
+fn micros(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// Sets `file`'s modification time; where that fails, says so (cargo may then reuse or
+/// rebuild wrongly for that file).
+fn set_time(file: &Path, micros: u64) {
+    let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(micros);
+    let opened = std::fs::File::options().append(true).open(file);
+    if let Err(e) = opened.and_then(|f| f.set_modified(time)) {
+        eprintln!("xtask: could not set the time of {} ({e}): cargo may reuse another tree's build", file.display());
+    }
 }
 
 fn vendored_copy_dir(name: &str) -> PathBuf {
@@ -226,4 +265,44 @@ pub fn clean() -> Result {
     }
     eprintln!("xtask: removed {}", dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time_of(file: &Path) -> u64 {
+        micros(std::fs::metadata(file).and_then(|m| m.modified()).unwrap())
+    }
+
+    /// Two clones in one target folder: the same content keeps the time of the build that saw
+    /// it, other content gets a later time, so cargo rebuilds exactly what differs.
+    #[test]
+    fn a_file_keeps_its_time_only_while_its_content_is_the_listed_one() {
+        let scratch = std::env::temp_dir().join(format!("graft-file-times-{}", std::process::id()));
+        let (a, b, list) = (scratch.join("a"), scratch.join("b"), scratch.join("times.json"));
+        for tree in [&a, &b] {
+            std::fs::create_dir_all(tree.join("src")).unwrap();
+            std::fs::write(tree.join("src/lib.rs"), "pub fn one() {}").unwrap();
+        }
+        std::fs::write(a.join("src/other.rs"), "a").unwrap();
+        std::fs::write(b.join("src/other.rs"), "b").unwrap();
+        align_file_times(&a, &list).unwrap();
+        let (lib_a, other_a) = (time_of(&a.join("src/lib.rs")), time_of(&a.join("src/other.rs")));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(b.join("src/lib.rs"), "pub fn one() {}").unwrap();
+
+        align_file_times(&b, &list).unwrap();
+        assert_eq!(time_of(&b.join("src/lib.rs")), lib_a, "the same content gets the listed time back");
+        assert!(time_of(&b.join("src/other.rs")) > other_a, "other content counts as changed");
+
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        align_file_times(&a, &list).unwrap();
+        assert_eq!(time_of(&a.join("src/lib.rs")), lib_a);
+        assert!(
+            time_of(&a.join("src/other.rs")) > time_of(&b.join("src/other.rs")),
+            "back in tree a, a's file changed again"
+        );
+        std::fs::remove_dir_all(&scratch).unwrap();
+    }
 }
