@@ -2,6 +2,11 @@
 //! override constants, a bind group per dispatch, every dispatch's parameters in one uniform
 //! buffer read at a dynamic offset (WebGPU has no push constants), and all dispatches of a
 //! [`Recorded`] sequence encoded into one compute pass.
+//!
+//! A kernel's parameters are its WGSL `struct Params` mirrored in Rust ([`kernel_params!`]:
+//! `#[repr(C)]` plain old data, named fields of `u32`/`f32`), so that a driver names what it
+//! writes instead of filling slots of an array; a test parses every shader with naga and
+//! compares names, types, offsets and sizes (`kernels::tests`).
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
@@ -17,18 +22,75 @@ pub enum Access {
     ReadWrite,
 }
 
-/// A WGSL compute shader (entry point `main`) and its storage bindings after the parameter
-/// uniform at binding 0.
+/// A WGSL compute shader (entry point `main`), the layout of its `struct Params` (the uniform
+/// at binding 0) and its storage bindings after it.
 #[derive(Debug)]
 pub struct Kernel {
     pub name: &'static str,
     pub source: &'static str,
+    pub params: ParamsLayout,
     pub bindings: &'static [Access],
 }
 
-/// One dispatch's parameters: each kernel reads the leading fields its `Params` struct has.
-pub type Params = [u32; 8];
+/// A kernel's `struct Params` mirrored in Rust: `#[repr(C)]`, plain old data, fields of four
+/// bytes in the shader's order (declare one with [`kernel_params!`]).
+pub trait KernelParams: bytemuck::Pod {
+    /// Each field's name, type and byte offset, checked against the shader's struct.
+    const FIELDS: &'static [(&'static str, &'static str, usize)];
+}
+
+/// What the layout test compares with a shader's `struct Params`.
+#[derive(Debug)]
+pub struct ParamsLayout {
+    pub fields: &'static [(&'static str, &'static str, usize)],
+    pub size: usize,
+}
+
+impl ParamsLayout {
+    pub const fn of<P: KernelParams>() -> Self {
+        Self { fields: P::FIELDS, size: std::mem::size_of::<P>() }
+    }
+}
+
+/// Declares a kernel's parameters: a `#[repr(C)]` Pod struct of `u32`/`f32` fields named and
+/// ordered as in the kernel's WGSL `struct Params` (padding fields included, so that the
+/// sizes agree), with its [`KernelParams`] layout.
+macro_rules! kernel_params {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty),*
+        }
+
+        impl $crate::gpu::program::KernelParams for $name {
+            const FIELDS: &'static [(&'static str, &'static str, usize)] =
+                &[$((stringify!($field), stringify!($ty), std::mem::offset_of!($name, $field))),*];
+        }
+    };
+}
+pub(crate) use kernel_params;
+
+/// One dispatch's parameters: its kernel's `Params` bytes, zero-padded to the uniform slot
+/// every kernel binds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params([u32; 8]);
 const PARAMS_BYTES: u64 = std::mem::size_of::<Params>() as u64;
+
+impl Params {
+    pub fn of<P: KernelParams>(params: P) -> Self {
+        const { assert!(std::mem::size_of::<P>() <= PARAMS_BYTES as usize, "a kernel's Params exceed the uniform slot") };
+        let mut words = [0u32; 8];
+        let bytes = bytemuck::bytes_of(&params);
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Self(words)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
+    }
+}
 
 /// One dispatch to record.
 pub struct KernelCall<'a> {
@@ -94,7 +156,7 @@ impl Kernels {
             .map(|(index, call)| {
                 let offset = index as u64 * self.uniform_stride;
                 let at = offset as usize;
-                bytes[at..at + PARAMS_BYTES as usize].copy_from_slice(bytemuck::cast_slice(&call.params));
+                bytes[at..at + PARAMS_BYTES as usize].copy_from_slice(call.params.bytes());
                 self.dispatch(call, &uniform, offset as u32)
             })
             .collect();
@@ -243,8 +305,8 @@ impl std::fmt::Debug for Recorded {
 
 impl Recorded {
     /// New parameters for dispatch `index` from the next submit on (AdamW's step count).
-    pub fn write_params(&self, queue: &wgpu::Queue, index: usize, params: &Params) {
-        queue.write_buffer(&self.uniform, index as u64 * self.stride, bytemuck::cast_slice(params));
+    pub fn write_params<P: KernelParams>(&self, queue: &wgpu::Queue, index: usize, params: P) {
+        queue.write_buffer(&self.uniform, index as u64 * self.stride, Params::of(params).bytes());
     }
 
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use super::kernels::matmul::{Epilogue, MatmulShape};
 use super::kernels::{adamw, elementwise, matmul, softmax_xent};
-use super::program::{KernelCall, Kernels, Params, Recorded};
+use super::program::{KernelCall, Kernels, Recorded};
 use super::suffix::{Dims, GpuSuffix, SuffixScratch};
 use super::GpuContext;
 use crate::backbone::TrainableSuffix;
@@ -330,7 +330,7 @@ impl GpuHead {
         self.steps += 1;
         let weight_decay = self.weight_decay;
         let [head_rate, suffix_rate] = self.learning_rates;
-        let mut steps: Vec<Params> =
+        let mut steps: Vec<adamw::AdamwParams> =
             self.params.iter().map(|p| adamw::params(p.len, head_rate, weight_decay, self.steps)).collect();
         if let (Source::Suffix(suffix), true) = (&self.source, self.suffix_learns) {
             self.suffix_steps += 1;
@@ -343,14 +343,14 @@ impl GpuHead {
         }
         let queue = self.context().queue();
         for (index, params) in steps.iter().enumerate() {
-            pass.recorded.write_params(queue, pass.first_adamw + index, params);
+            pass.recorded.write_params(queue, pass.first_adamw + index, *params);
         }
         let (Some(batch), Some(index), Some(scratch)) = (domain, pass.reversal, &pass.domain) else {
             self.kernels.run(&pass.recorded, &[]).await?;
             return Ok(None);
         };
         let lens = (2 * rows.len() * self.spec.hidden, rows.len() * self.spec.hidden);
-        pass.recorded.write_params(queue, index, &elementwise::reversal_params(lens, -batch.lambda as f32));
+        pass.recorded.write_params(queue, index, elementwise::reversal_params(lens, -batch.lambda as f32));
         let per_row = self.kernels.run(&pass.recorded, &[(&scratch.per_row, &scratch.staging, 4 * rows.len())]).await?;
         let predicted = per_row[0].iter().skip(1).step_by(2);
         let hits = predicted.enumerate().filter(|&(r, &p)| (p as usize) == usize::from(r >= rows.len())).count();

@@ -7,50 +7,87 @@
 //! Twins: [`crate::kernels::backward`] and the Candle training path of
 //! [`crate::backbone::TrainableSuffix`].
 
-use super::depthwise::window_constants;
+use super::depthwise::{window_constants, DepthwiseParams};
 use super::flag;
-use crate::gpu::program::{linear_workgroups, Access, Kernel, KernelCall};
+use crate::gpu::program::{kernel_params, linear_workgroups, Access, Kernel, KernelCall, Params, ParamsLayout};
 use crate::kernels::depthwise::DepthwiseShape;
 
 use Access::{Read, ReadWrite};
 
-pub static ADD: Kernel = Kernel { name: "add", source: include_str!("add.wgsl"), bindings: &[Read, ReadWrite] };
+pub static ADD: Kernel = Kernel {
+    name: "add",
+    source: include_str!("add.wgsl"),
+    params: ParamsLayout::of::<LinearParams>(),
+    bindings: &[Read, ReadWrite],
+};
 
-pub static RELU6_GRAD: Kernel =
-    Kernel { name: "relu6_grad", source: include_str!("relu6_grad.wgsl"), bindings: &[Read, ReadWrite] };
+pub static RELU6_GRAD: Kernel = Kernel {
+    name: "relu6_grad",
+    source: include_str!("relu6_grad.wgsl"),
+    params: ParamsLayout::of::<LinearParams>(),
+    bindings: &[Read, ReadWrite],
+};
 
-pub static SPREAD: Kernel =
-    Kernel { name: "spread", source: include_str!("spread.wgsl"), bindings: &[Read, ReadWrite] };
+pub static SPREAD: Kernel = Kernel {
+    name: "spread",
+    source: include_str!("spread.wgsl"),
+    params: ParamsLayout::of::<SpreadParams>(),
+    bindings: &[Read, ReadWrite],
+};
 
 pub static BN_FOLD: Kernel = Kernel {
     name: "bn_fold",
     source: include_str!("bn_fold.wgsl"),
+    params: ParamsLayout::of::<FoldParams>(),
     bindings: &[Read, Read, Read, Read, ReadWrite, ReadWrite],
 };
 
 pub static BN_UNFOLD: Kernel = Kernel {
     name: "bn_unfold",
     source: include_str!("bn_unfold.wgsl"),
+    params: ParamsLayout::of::<FoldParams>(),
     bindings: &[Read, Read, Read, Read, Read, ReadWrite, ReadWrite],
 };
 
 pub static DEPTHWISE_GRAD_INPUT: Kernel = Kernel {
     name: "depthwise_grad_input",
     source: include_str!("depthwise_grad_input.wgsl"),
+    params: ParamsLayout::of::<DepthwiseParams>(),
     bindings: &[Read, Read, ReadWrite],
 };
 
 pub static DEPTHWISE_GRAD_TAPS: Kernel = Kernel {
     name: "depthwise_grad_taps",
     source: include_str!("depthwise_grad_taps.wgsl"),
+    params: ParamsLayout::of::<DepthwiseParams>(),
     bindings: &[Read, Read, ReadWrite],
 };
+
+kernel_params! {
+    /// `len` values, one a thread (`add`, `relu6_grad`, `mask`).
+    pub struct LinearParams { len: u32, pad0: u32, pad1: u32, pad2: u32 }
+}
+
+impl LinearParams {
+    pub fn new(len: usize) -> Self {
+        Self { len: len as u32, ..Self::default() }
+    }
+}
+
+kernel_params! {
+    pub struct SpreadParams { batch: u32, pixels: u32, channels: u32, pad: u32 }
+}
+
+kernel_params! {
+    /// A conv's weight `(channels, per_channel)` and its batch norm's epsilon.
+    pub struct FoldParams { channels: u32, per_channel: u32, eps: f32, pad: u32 }
+}
 
 fn linear<'a>(kernel: &'static Kernel, len: usize, buffers: [&'a wgpu::Buffer; 2], max: u32) -> KernelCall<'a> {
     KernelCall {
         kernel,
         constants: Vec::new(),
-        params: [len as u32, 0, 0, 0, 0, 0, 0, 0],
+        params: Params::of(LinearParams::new(len)),
         buffers: buffers.to_vec(),
         workgroups: linear_workgroups(len as u64, 64, max),
     }
@@ -77,7 +114,12 @@ pub fn spread<'a>(
     KernelCall {
         kernel: &SPREAD,
         constants: Vec::new(),
-        params: [batch as u32, pixels as u32, channels as u32, 0, 0, 0, 0, 0],
+        params: Params::of(SpreadParams {
+            batch: batch as u32,
+            pixels: pixels as u32,
+            channels: channels as u32,
+            pad: 0,
+        }),
         buffers: buffers.to_vec(),
         workgroups: linear_workgroups((batch * pixels * channels) as u64, 64, max_workgroups),
     }
@@ -94,8 +136,13 @@ pub struct FoldShape {
 }
 
 impl FoldShape {
-    fn params(&self) -> [u32; 8] {
-        [self.channels as u32, self.per_channel as u32, self.eps.to_bits(), 0, 0, 0, 0, 0]
+    fn params(&self) -> Params {
+        Params::of(FoldParams {
+            channels: self.channels as u32,
+            per_channel: self.per_channel as u32,
+            eps: self.eps,
+            pad: 0,
+        })
     }
 }
 
@@ -121,19 +168,6 @@ pub fn bn_unfold(shape: FoldShape, buffers: [&wgpu::Buffer; 7]) -> KernelCall<'_
     }
 }
 
-fn depthwise_params(shape: DepthwiseShape, batch: usize) -> [u32; 8] {
-    [
-        batch as u32,
-        shape.height as u32,
-        shape.width as u32,
-        (shape.channels / 4) as u32,
-        shape.out_height() as u32,
-        shape.out_width() as u32,
-        0,
-        0,
-    ]
-}
-
 /// `dx (batch, H, W, C)` from `grad (batch, H', W', C)` and `taps (k*k, C)`; `[grad, taps, dx]`.
 pub fn depthwise_grad_input<'a>(
     shape: DepthwiseShape,
@@ -145,7 +179,7 @@ pub fn depthwise_grad_input<'a>(
     KernelCall {
         kernel: &DEPTHWISE_GRAD_INPUT,
         constants: window_constants(shape.window),
-        params: depthwise_params(shape, batch),
+        params: Params::of(DepthwiseParams::new(shape, batch)),
         buffers: buffers.to_vec(),
         workgroups: linear_workgroups(threads as u64, 64, max_workgroups),
     }
@@ -157,7 +191,7 @@ pub fn depthwise_grad_taps(shape: DepthwiseShape, batch: usize, buffers: [&wgpu:
     KernelCall {
         kernel: &DEPTHWISE_GRAD_TAPS,
         constants: window_constants(shape.window),
-        params: depthwise_params(shape, batch),
+        params: Params::of(DepthwiseParams::new(shape, batch)),
         buffers: buffers.to_vec(),
         workgroups: [(shape.channels / 4) as u32, shape.window.taps() as u32, 1],
     }

@@ -2,14 +2,29 @@
 //! bias and ReLU6 fused. Twin: [`crate::kernels::im2col`] then [`crate::kernels::pointwise`].
 
 use super::{flag, tile_workgroups};
-use crate::gpu::program::{Access, Kernel, KernelCall};
+use crate::gpu::program::{kernel_params, Access, Kernel, KernelCall, Params, ParamsLayout};
 use crate::kernels::depthwise::DepthwiseShape;
 
 pub static KERNEL: Kernel = Kernel {
     name: "conv3x3",
     source: include_str!("conv3x3.wgsl"),
+    params: ParamsLayout::of::<Conv3x3Params>(),
     bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
 };
+
+kernel_params! {
+    /// The implicit product `(rows, k) x (k, n)` and the image it reads.
+    pub struct Conv3x3Params {
+        rows: u32,
+        k: u32,
+        n: u32,
+        in_height: u32,
+        in_width: u32,
+        in_channels: u32,
+        out_height: u32,
+        out_width: u32,
+    }
+}
 
 pub fn supports(shape: DepthwiseShape, out_channels: usize) -> bool {
     out_channels.is_multiple_of(4) && shape.window.kernel == 3 && shape.window.is_supported()
@@ -33,16 +48,16 @@ pub fn call<'a>(
             ("PAD", shape.window.pad as f64),
             ("RELU6", flag(relu6)),
         ],
-        params: [
-            rows as u32,
-            (9 * shape.channels) as u32,
-            out_channels as u32,
-            shape.height as u32,
-            shape.width as u32,
-            shape.channels as u32,
-            out_height as u32,
-            out_width as u32,
-        ],
+        params: Params::of(Conv3x3Params {
+            rows: rows as u32,
+            k: (9 * shape.channels) as u32,
+            n: out_channels as u32,
+            in_height: shape.height as u32,
+            in_width: shape.width as u32,
+            in_channels: shape.channels as u32,
+            out_height: out_height as u32,
+            out_width: out_width as u32,
+        }),
         buffers: vec![input, weight, bias, output],
         workgroups: tile_workgroups(rows, out_channels),
     }

@@ -4,39 +4,62 @@
 //! the label gradient). Twins: Candle's `index_select`, `*` and `sum(0)`, and
 //! [`reversal_reference`].
 
+use super::backward::LinearParams;
 use super::flag;
-use crate::gpu::program::{linear_workgroups, Access, Kernel, KernelCall, Params};
+use crate::gpu::program::{kernel_params, linear_workgroups, Access, Kernel, KernelCall, Params, ParamsLayout};
 
 pub static GATHER: Kernel = Kernel {
     name: "gather",
     source: include_str!("gather.wgsl"),
+    params: ParamsLayout::of::<GatherParams>(),
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
 
 pub static MASK: Kernel = Kernel {
     name: "mask",
     source: include_str!("mask.wgsl"),
+    params: ParamsLayout::of::<LinearParams>(),
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
 
 pub static COLUMN_SUM: Kernel = Kernel {
     name: "column_sum",
     source: include_str!("column_sum.wgsl"),
+    params: ParamsLayout::of::<ColumnSumParams>(),
     bindings: &[Access::Read, Access::ReadWrite],
 };
 
 pub static REVERSAL: Kernel = Kernel {
     name: "reversal",
     source: include_str!("reversal.wgsl"),
+    params: ParamsLayout::of::<ReversalParams>(),
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
+
+kernel_params! {
+    pub struct GatherParams { rows: u32, dim: u32, pad0: u32, pad1: u32 }
+}
+
+kernel_params! {
+    pub struct ColumnSumParams { rows: u32, columns: u32, pad0: u32, pad1: u32 }
+}
+
+kernel_params! {
+    pub struct ReversalParams {
+        len: u32,
+        y_len: u32,
+        /// `-lambda`: written before each step, as lambda follows the schedule.
+        scale: f32,
+        pad: u32,
+    }
+}
 
 /// `output (rows, dim) = x[indices[r], :]`; `[x, indices, output]`.
 pub fn gather<'a>(rows: usize, dim: usize, buffers: [&'a wgpu::Buffer; 3], max_workgroups: u32) -> KernelCall<'a> {
     KernelCall {
         kernel: &GATHER,
         constants: Vec::new(),
-        params: [rows as u32, dim as u32, 0, 0, 0, 0, 0, 0],
+        params: Params::of(GatherParams { rows: rows as u32, dim: dim as u32, pad0: 0, pad1: 0 }),
         buffers: buffers.to_vec(),
         workgroups: linear_workgroups((rows * dim) as u64, 64, max_workgroups),
     }
@@ -48,7 +71,7 @@ pub fn mask<'a>(len: usize, relu_of: bool, buffers: [&'a wgpu::Buffer; 3], max_w
     KernelCall {
         kernel: &MASK,
         constants: vec![("RELU_OF", flag(relu_of))],
-        params: [len as u32, 0, 0, 0, 0, 0, 0, 0],
+        params: Params::of(LinearParams::new(len)),
         buffers: buffers.to_vec(),
         workgroups: linear_workgroups(len as u64, 64, max_workgroups),
     }
@@ -59,7 +82,7 @@ pub fn column_sum<'a>(rows: usize, columns: usize, buffers: [&'a wgpu::Buffer; 2
     KernelCall {
         kernel: &COLUMN_SUM,
         constants: Vec::new(),
-        params: [rows as u32, columns as u32, 0, 0, 0, 0, 0, 0],
+        params: Params::of(ColumnSumParams { rows: rows as u32, columns: columns as u32, pad0: 0, pad1: 0 }),
         buffers: buffers.to_vec(),
         workgroups: [columns.div_ceil(64) as u32, 1, 1],
     }
@@ -76,15 +99,15 @@ pub fn reversal<'a>(
     KernelCall {
         kernel: &REVERSAL,
         constants: Vec::new(),
-        params: reversal_params((len, y_len), scale),
+        params: Params::of(reversal_params((len, y_len), scale)),
         buffers: buffers.to_vec(),
         workgroups: linear_workgroups(len as u64, 64, max_workgroups),
     }
 }
 
 /// The params of [`reversal`], to write again when `scale` changes.
-pub fn reversal_params((len, y_len): (usize, usize), scale: f32) -> Params {
-    [len as u32, y_len as u32, scale.to_bits(), 0, 0, 0, 0, 0]
+pub fn reversal_params((len, y_len): (usize, usize), scale: f32) -> ReversalParams {
+    ReversalParams { len: len as u32, y_len: y_len as u32, scale, pad: 0 }
 }
 
 /// The CPU twin of [`reversal`]: `x` updated in place.

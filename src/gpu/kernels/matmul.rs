@@ -2,13 +2,18 @@
 //! Twin: a triple loop ([`matmul_reference`]) and Candle's matmul (the CPU trainer).
 
 use super::{flag, tile_workgroups};
-use crate::gpu::program::{Access, Kernel, KernelCall};
+use crate::gpu::program::{kernel_params, Access, Kernel, KernelCall, Params, ParamsLayout};
 
 pub static KERNEL: Kernel = Kernel {
     name: "matmul",
     source: include_str!("matmul.wgsl"),
+    params: ParamsLayout::of::<MatmulParams>(),
     bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
 };
+
+kernel_params! {
+    pub struct MatmulParams { m: u32, n: u32, k: u32, pad: u32 }
+}
 
 /// `(M, N, K)` of the product, and how its operands are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +47,7 @@ pub fn call<'a>(shape: MatmulShape, epilogue: Epilogue, buffers: [&'a wgpu::Buff
             ("RELU", flag(epilogue.relu)),
             ("RELU6", flag(epilogue.relu6)),
         ],
-        params: [shape.m as u32, shape.n as u32, shape.k as u32, 0, 0, 0, 0, 0],
+        params: Params::of(MatmulParams { m: shape.m as u32, n: shape.n as u32, k: shape.k as u32, pad: 0 }),
         buffers: buffers.to_vec(),
         workgroups: tile_workgroups(shape.m, shape.n),
     }

@@ -2,14 +2,20 @@
 //! rows, bias, residual and ReLU6 fused. Twin: [`crate::kernels::pointwise`].
 
 use super::{flag, tile_workgroups};
-use crate::gpu::program::{Access, Kernel, KernelCall};
+use crate::gpu::program::{kernel_params, Access, Kernel, KernelCall, Params, ParamsLayout};
 use crate::kernels::pointwise::PointwiseShape;
 
 pub static KERNEL: Kernel = Kernel {
     name: "pointwise",
     source: include_str!("pointwise.wgsl"),
+    params: ParamsLayout::of::<PointwiseParams>(),
     bindings: &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite],
 };
+
+kernel_params! {
+    /// A `(rows, k) x (k, n)` product.
+    pub struct PointwiseParams { rows: u32, k: u32, n: u32, pad: u32 }
+}
 
 /// The buffers of one pointwise call.
 pub struct PointwiseBuffers<'a> {
@@ -32,7 +38,12 @@ pub fn call<'a>(shape: PointwiseShape, relu6: bool, buffers: PointwiseBuffers<'a
     KernelCall {
         kernel: &KERNEL,
         constants: vec![("RELU6", flag(relu6)), ("RESIDUAL", flag(buffers.residual.is_some()))],
-        params: [pixels as u32, in_channels as u32, out_channels as u32, 0, 0, 0, 0, 0],
+        params: Params::of(PointwiseParams {
+            rows: pixels as u32,
+            k: in_channels as u32,
+            n: out_channels as u32,
+            pad: 0,
+        }),
         buffers: vec![
             buffers.input,
             buffers.weight,
