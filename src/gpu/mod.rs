@@ -14,6 +14,7 @@
 
 pub mod executor;
 pub mod kernels;
+pub mod param;
 pub mod program;
 pub mod suffix;
 pub mod train;

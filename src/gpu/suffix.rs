@@ -21,8 +21,8 @@
 use super::kernels::backward::{self, FoldShape};
 use super::kernels::matmul::{Epilogue, MatmulShape};
 use super::kernels::{depthwise, elementwise, matmul, mean};
+use super::param::Param;
 use super::program::KernelCall;
-use super::train::Param;
 use super::GpuContext;
 use crate::backbone::conv_bn::{ConvBn, ConvBnSpec};
 use crate::backbone::TrainableSuffix;

@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use super::kernels::matmul::{Epilogue, MatmulShape};
 use super::kernels::{adamw, elementwise, matmul, softmax_xent};
+use super::param::Param;
 use super::program::{KernelCall, Kernels, Recorded};
 use super::suffix::{Dims, GpuSuffix, SuffixScratch};
 use super::GpuContext;
@@ -40,30 +41,6 @@ use crate::train::dann::DOMAIN_HIDDEN;
 
 /// The domain classifier's tensors, named as in [`crate::train::dann::DomainClassifier`].
 pub const DOMAIN_PARAMS: [&str; 4] = ["hidden.weight", "hidden.bias", "output.weight", "output.bias"];
-
-/// A trainable tensor with its gradient and AdamW moments.
-pub struct Param {
-    pub name: String,
-    pub len: usize,
-    pub value: wgpu::Buffer,
-    pub grad: wgpu::Buffer,
-    pub m: wgpu::Buffer,
-    pub v: wgpu::Buffer,
-}
-
-impl Param {
-    /// Uploads `values`, with zero moments.
-    pub fn new(context: &GpuContext, name: &str, values: &[f32]) -> Self {
-        Self {
-            name: name.to_string(),
-            len: values.len(),
-            value: context.upload(name, values),
-            grad: context.storage("grad", (values.len() * 4) as u64),
-            m: context.upload("adam m", &vec![0.0; values.len()]),
-            v: context.upload("adam v", &vec![0.0; values.len()]),
-        }
-    }
-}
 
 /// What the head learns on.
 pub enum HeadInputs<'a> {
