@@ -139,7 +139,13 @@ fn corrupt(bytes: &[u8], edits: &[(prop::sample::Index, u8)], cut: prop::sample:
 }
 
 fn tiny_pth() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_legacy.pth")).unwrap()
+    std::fs::read(
+        (std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+        .join("tests/fixtures/tiny_legacy.pth"),
+    )
+    .unwrap()
 }
 
 fn edits() -> impl Strategy<Value = Vec<(prop::sample::Index, u8)>> {

@@ -5,8 +5,13 @@
 use graft::transfer::logme;
 
 fn fixture() -> serde_json::Value {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/logme_reference.json")).unwrap();
+    let text = std::fs::read_to_string(
+        (std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+        .join("tests/fixtures/logme_reference.json"),
+    )
+    .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 

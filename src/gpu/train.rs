@@ -36,11 +36,8 @@ use super::suffix::{Dims, GpuSuffix, SuffixScratch};
 use super::GpuContext;
 use crate::backbone::TrainableSuffix;
 use crate::error::{GraftError, Result};
-use crate::model::MlpHeadSpec;
+use crate::model::{names, MlpHeadSpec};
 use crate::train::dann::DOMAIN_HIDDEN;
-
-/// The domain classifier's tensors, named as in [`crate::train::dann::DomainClassifier`].
-pub const DOMAIN_PARAMS: [&str; 4] = ["hidden.weight", "hidden.bias", "output.weight", "output.bias"];
 
 /// What the head learns on.
 pub enum HeadInputs<'a> {
@@ -158,15 +155,6 @@ fn product(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Matmul
 }
 
 /// Names of the head's tensors in order: the hidden layer's, then the output layer's.
-fn param_names(spec: &MlpHeadSpec) -> Vec<&'static str> {
-    let output = ["output.weight", "output.bias"];
-    if spec.hidden == 0 {
-        output.to_vec()
-    } else {
-        [["hidden.weight", "hidden.bias"], output].concat()
-    }
-}
-
 impl GpuHead {
     /// Uploads the inputs and the head's initial tensors (by name).
     pub async fn new(
@@ -179,7 +167,7 @@ impl GpuHead {
         weight_decay: f64,
     ) -> Result<Self> {
         let mut params = Vec::new();
-        for name in param_names(&spec) {
+        for &name in names::head_tensors(spec.hidden > 0) {
             let values =
                 initial.get(name).ok_or_else(|| GraftError::Training(format!("head tensor {name} is missing")))?;
             params.push((name, values));
@@ -224,18 +212,18 @@ impl GpuHead {
     }
 
     /// Adds the domain classifier of domain adaptation from its initial tensors (by the names
-    /// of [`DOMAIN_PARAMS`]), trained by AdamW at `learning_rate`; training steps then take
+    /// of [`names::TWO_LAYERS`]), trained by AdamW at `learning_rate`; training steps then take
     /// target rows too ([`DomainBatch`]). A linear head has no hidden layer to adapt here.
     pub async fn adapt(&mut self, initial: &HashMap<String, Vec<f32>>, learning_rate: f64) -> Result<()> {
         if self.spec.hidden == 0 {
             return Err(GraftError::GpuUnavailable("a linear head has no WebGPU kernels for domain adaptation".into()));
         }
         let mut tensors = Vec::new();
-        for name in DOMAIN_PARAMS {
+        for name in names::TWO_LAYERS {
             let values = initial
                 .get(name)
                 .ok_or_else(|| GraftError::Training(format!("domain classifier tensor {name} is missing")))?;
-            tensors.push((format!("domain.{name}"), values));
+            tensors.push((format!("{}.{name}", names::DOMAIN), values));
         }
         let context = self.context().clone();
         self.domain = context

@@ -1,6 +1,7 @@
 //! The trainable classification head on frozen backbone features (feature extraction):
 //! `x (B, D) -> [Linear(D, H) -> ReLU -> Dropout(p)] -> Linear(H or D, C) -> logits (B, C)`.
-//! With `hidden = 0` it is a linear probe. Names: `hidden.{weight,bias}`, `output.{weight,bias}`.
+//! With `hidden = 0` it is a linear probe. Names: `hidden.{weight,bias}`, `output.{weight,bias}`
+//! ([`super::names`]).
 
 use candle_core::{Result, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
@@ -24,9 +25,9 @@ impl MlpHead {
         let (hidden, out_in) = if spec.hidden == 0 {
             (None, spec.in_dim)
         } else {
-            (Some(candle_nn::linear(spec.in_dim, spec.hidden, vb.pp("hidden"))?), spec.hidden)
+            (Some(candle_nn::linear(spec.in_dim, spec.hidden, vb.pp(super::names::HIDDEN))?), spec.hidden)
         };
-        let output = candle_nn::linear(out_in, spec.classes, vb.pp("output"))?;
+        let output = candle_nn::linear(out_in, spec.classes, vb.pp(super::names::OUTPUT))?;
         Ok(Self { hidden, output })
     }
 

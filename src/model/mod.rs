@@ -4,6 +4,7 @@
 
 pub mod head;
 pub mod mlp_head;
+pub mod names;
 
 pub use head::LinearHead;
 pub use mlp_head::{MlpHead, MlpHeadSpec};

@@ -29,8 +29,8 @@ impl DomainClassifier {
     /// `Linear(in_dim, DOMAIN_HIDDEN) -> ReLU -> Linear(DOMAIN_HIDDEN, 2)` under `vb`
     /// (`hidden.*`, `output.*`).
     pub fn load(in_dim: usize, vb: VarBuilder) -> Result<Self> {
-        let hidden = candle_nn::linear(in_dim, DOMAIN_HIDDEN, vb.pp("hidden"))?;
-        let output = candle_nn::linear(DOMAIN_HIDDEN, 2, vb.pp("output"))?;
+        let hidden = candle_nn::linear(in_dim, DOMAIN_HIDDEN, vb.pp(crate::model::names::HIDDEN))?;
+        let output = candle_nn::linear(DOMAIN_HIDDEN, 2, vb.pp(crate::model::names::OUTPUT))?;
         Ok(Self { hidden, output })
     }
 

@@ -14,7 +14,7 @@ use crate::backbone::{Backbone, BackboneKey, TrainableSuffix};
 use crate::embed::FeatureExtractor;
 use crate::error::{GraftError, Result};
 use crate::exec::CpuExecutor;
-use crate::model::{MlpHead, MlpHeadSpec};
+use crate::model::{names, MlpHead, MlpHeadSpec};
 use crate::preprocess::images_to_tensor;
 
 /// A trained head with everything needed to use it again.
@@ -59,10 +59,10 @@ pub(crate) fn head_from_safetensors(bytes: &[u8], device: &Device) -> Result<(Va
         let tensor = tensors.get(name).ok_or_else(|| bad(format!("{name} is missing")))?;
         tensor.dims2().map_err(|_| bad(format!("{name} is not a matrix")))
     };
-    let (classes, output_in) = dims("output.weight")?;
-    let spec = match tensors.contains_key("hidden.weight") {
+    let (classes, output_in) = dims(names::OUTPUT_WEIGHT)?;
+    let spec = match tensors.contains_key(names::HIDDEN_WEIGHT) {
         true => {
-            let (hidden, in_dim) = dims("hidden.weight")?;
+            let (hidden, in_dim) = dims(names::HIDDEN_WEIGHT)?;
             if hidden != output_in {
                 return Err(bad(format!("hidden.weight has {hidden} rows, output.weight {output_in} columns")));
             }

@@ -31,7 +31,7 @@ use super::head_file::TrainedHead;
 use super::report::TrainReport;
 use crate::backbone::{Architecture, Backbone, BackboneKey};
 use crate::error::{GraftError, Result};
-use crate::model::MlpHeadSpec;
+use crate::model::{names, MlpHeadSpec};
 use crate::preprocess::InputSpec;
 
 pub const MODEL_FILE_VERSION: u32 = 1;
@@ -160,9 +160,9 @@ fn parse_meta(metadata: &HashMap<String, String>) -> std::result::Result<ModelMe
 fn check_tensors(meta: &ModelMeta, tensors: &SafeTensors) -> std::result::Result<(), String> {
     let MlpHeadSpec { in_dim, hidden, classes } = meta.head;
     let output_in = if hidden > 0 { hidden } else { in_dim };
-    let mut expected = vec![("output.weight", vec![classes, output_in]), ("output.bias", vec![classes])];
+    let mut expected = vec![(names::OUTPUT_WEIGHT, vec![classes, output_in]), (names::OUTPUT_BIAS, vec![classes])];
     if hidden > 0 {
-        expected.extend([("hidden.weight", vec![hidden, in_dim]), ("hidden.bias", vec![hidden])]);
+        expected.extend([(names::HIDDEN_WEIGHT, vec![hidden, in_dim]), (names::HIDDEN_BIAS, vec![hidden])]);
     }
     for (name, shape) in &expected {
         let view = tensors.tensor(name).map_err(|_| format!("tensor {name} is missing"))?;

@@ -2,9 +2,16 @@
 
 use std::path::PathBuf;
 
+/// The package's folder in the work tree that runs the tests: the one cargo (or xtask) names
+/// when it starts them, before the one the test was compiled in, since a build in xtask's
+/// shared target folder may come from another clone of the same files.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 /// The served model folder that `cargo xtask setup` fills.
 pub fn model_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static/models")
+    manifest_dir().join("static/models")
 }
 
 /// Returns `path` if it exists. Otherwise the test is skipped with a message, unless

@@ -119,12 +119,19 @@ macro_rules! t {
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
-    use std::path::Path;
 
     use super::*;
 
+    /// The running tree's `web/` (a build in xtask's shared target folder may come from another
+    /// clone of the same files).
+    fn web_dir() -> std::path::PathBuf {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+    }
+
     fn ftl(code: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("locales").join(code).join("graft.ftl");
+        let path = web_dir().join("locales").join(code).join("graft.ftl");
         std::fs::read_to_string(path).unwrap()
     }
 
@@ -172,7 +179,7 @@ mod tests {
     fn every_message_the_code_uses_is_defined() {
         let en = messages("en");
         let mut used = BTreeSet::new();
-        let web = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let web = &web_dir();
         // The page's code, and the engine's, whose errors and problems name their messages.
         let mut dirs = vec![web.join("src"), web.join("../src")];
         while let Some(dir) = dirs.pop() {

@@ -120,7 +120,10 @@ fn native(only: &[&str]) -> Result {
     util::run(&mut native_tests())?;
     eprintln!("xtask: the parity tests again on gemm's portable kernels (GRAFT_GEMM_KERNEL=portable)");
     for executable in test_executables(&PARITY_TESTS)? {
-        util::run(Command::new(executable).env("GRAFT_REQUIRE_FIXTURES", "1").env("GRAFT_GEMM_KERNEL", "portable"))?;
+        let mut rerun = Command::new(executable);
+        // What cargo would name: this tree's package folder (the binary may come from another clone).
+        rerun.env("CARGO_MANIFEST_DIR", root()).env("GRAFT_REQUIRE_FIXTURES", "1").env("GRAFT_GEMM_KERNEL", "portable");
+        util::run(with_gpu(&mut rerun))?;
     }
     Ok(())
 }
@@ -166,9 +169,10 @@ fn native_one(name: &str) -> Result {
 
 /// The set-up installed an adapter (lavapipe natively; Chromium's SwiftShader with
 /// `--enable-unsafe-webgpu`, see webdriver.json), so a GPU test that finds none fails instead of
-/// skipping. Mesa wants a runtime folder, which a CI shell may not have.
+/// skipping. Mesa wants a runtime folder, which a CI shell may not have. The CLI the tests run
+/// reads this tree's models (its default is the folder of the tree that compiled it).
 fn with_gpu(command: &mut Command) -> &mut Command {
-    command.env("GRAFT_REQUIRE_GPU", "1");
+    command.env("GRAFT_REQUIRE_GPU", "1").env("GRAFT_MODEL_DIR", root().join("static/models"));
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         command.env("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
@@ -266,6 +270,7 @@ fn e2e(only: &[&str], after_native: bool) -> Result {
     };
     util::run(
         node.env("GRAFT_URL", format!("http://127.0.0.1:{port}/"))
+            .env("GRAFT_MODEL_DIR", root().join("static/models"))
             .env("GRAFT_BIN", crate::cache::target_dir().join("release/graft")),
     )
 }

@@ -7,9 +7,13 @@ use sha2::{Digest, Sha256};
 
 pub type Result<T = ()> = std::result::Result<T, String>;
 
-/// The workspace root (the folder above `xtask/`).
+/// The workspace root (the folder above `xtask/`): of the tree `cargo xtask` runs in, which
+/// cargo names at run time, before the one this binary was compiled in (a build in the shared
+/// target folder may come from another clone of the same files).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    let xtask =
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    xtask.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Runs `command` in the project root, echoing it; fails unless it exits 0.

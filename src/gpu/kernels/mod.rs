@@ -97,7 +97,11 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ALL.len());
-        let shaders = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/gpu/kernels")).unwrap();
+        // The running tree (a build in the shared target folder may come from another clone).
+        let root = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+        let shaders = std::fs::read_dir(root.join("src/gpu/kernels")).unwrap();
         let on_disk =
             shaders.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "wgsl"))).count();
         assert_eq!(on_disk, ALL.len(), "a .wgsl file beside the drivers is missing from ALL");
