@@ -8,6 +8,8 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use std::io::Cursor;
 
 use graft::preprocess::decode_image;
@@ -139,13 +141,7 @@ fn corrupt(bytes: &[u8], edits: &[(prop::sample::Index, u8)], cut: prop::sample:
 }
 
 fn tiny_pth() -> Vec<u8> {
-    std::fs::read(
-        (std::env::var_os("CARGO_MANIFEST_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("tests/fixtures/tiny_legacy.pth"),
-    )
-    .unwrap()
+    std::fs::read(common::manifest_dir().join("tests/fixtures/tiny_legacy.pth")).unwrap()
 }
 
 fn edits() -> impl Strategy<Value = Vec<(prop::sample::Index, u8)>> {

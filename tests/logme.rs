@@ -2,16 +2,12 @@
 //! `tests/fixtures/logme_reference.json`): fewer samples than dimensions, more, and weakly
 //! separated classes; and the ranking it exists for (separable features score higher).
 
+mod common;
+
 use graft::transfer::logme;
 
 fn fixture() -> serde_json::Value {
-    let text = std::fs::read_to_string(
-        (std::env::var_os("CARGO_MANIFEST_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("tests/fixtures/logme_reference.json"),
-    )
-    .unwrap();
+    let text = std::fs::read_to_string(common::manifest_dir().join("tests/fixtures/logme_reference.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 

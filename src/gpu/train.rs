@@ -154,7 +154,6 @@ fn product(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Matmul
     MatmulShape { m, n, k, trans_a, trans_b }
 }
 
-/// Names of the head's tensors in order: the hidden layer's, then the output layer's.
 impl GpuHead {
     /// Uploads the inputs and the head's initial tensors (by name).
     pub async fn new(

@@ -1,4 +1,6 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests (each test file uses some of them).
+
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 

@@ -136,14 +136,18 @@ fn align_file_times(tree: &Path, list: &Path) -> Result {
 
 /// Every file under `tree`, not in `.git`, build output or installed packages.
 fn tree_files(tree: &Path) -> Result<Vec<PathBuf>> {
-    const SKIP: [&str; 5] = [".git", "target", "pkg", "node_modules", ".cache"];
+    files_under(tree, &[".git", "target", "pkg", "node_modules", ".cache"])
+}
+
+/// Every file under `dir`, not in a folder named in `skip`.
+fn files_under(dir: &Path, skip: &[&str]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    let mut folders = vec![tree.to_path_buf()];
+    let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
         let entries = std::fs::read_dir(&folder).map_err(|e| format!("could not list {}: {e}", folder.display()))?;
         for entry in entries.flatten() {
             match entry.file_type() {
-                Ok(kind) if kind.is_dir() && !SKIP.iter().any(|skip| entry.file_name() == *skip) => {
+                Ok(kind) if kind.is_dir() && !skip.iter().any(|name| entry.file_name() == *name) => {
                     folders.push(entry.path())
                 }
                 Ok(kind) if kind.is_file() => files.push(entry.path()),
@@ -192,18 +196,7 @@ fn vendored_copy(name: &str) -> Result<PathBuf> {
 
 /// The sha256 (hex) of every file's relative path and bytes under `dir`, in a stable order.
 pub fn tree_digest(dir: &Path) -> Result<String> {
-    let mut files = Vec::new();
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        let entries = std::fs::read_dir(&folder).map_err(|e| format!("could not list {}: {e}", folder.display()))?;
-        for entry in entries.flatten() {
-            match entry.file_type() {
-                Ok(kind) if kind.is_dir() => folders.push(entry.path()),
-                Ok(kind) if kind.is_file() => files.push(entry.path()),
-                _ => {}
-            }
-        }
-    }
+    let mut files = files_under(dir, &[])?;
     files.sort();
     let mut hasher = Sha256::new();
     for file in files {
