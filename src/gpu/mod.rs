@@ -177,6 +177,9 @@ impl GpuContext {
     }
 
     /// Destroys the device, as a driver reset would: the test hook for the lost-device path.
+    /// The flag is raised at once because natively wgpu calls the device-lost callback only
+    /// when the device is next polled with an empty queue (gfx-rs/wgpu#9278), and a training
+    /// step submits without polling.
     pub fn lose_device(&self) {
         self.device.destroy();
         if let Ok(mut lost) = self.lost.lock() {

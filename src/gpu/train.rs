@@ -338,11 +338,7 @@ impl GpuHead {
     /// The current weights by name: the head's, and the blocks' with their batch-norm
     /// statistics (read back when an epoch improved on the best).
     pub async fn weights(&self) -> Result<HashMap<String, Vec<f32>>> {
-        let suffix = match &self.source {
-            Source::Suffix(suffix) => Some(suffix),
-            Source::Resident(_) => None,
-        };
-        let params: Vec<&Param> = self.params.iter().chain(suffix.into_iter().flat_map(|s| s.params())).collect();
+        let params: Vec<&Param> = self.params.iter().chain(self.suffix_params()).collect();
         let staging: Vec<_> = params.iter().map(|p| self.context().staging((p.len * 4) as u64)).collect();
         self.context()
             .checked("reading the weights back", || {
@@ -353,12 +349,37 @@ impl GpuHead {
                 self.context().queue().submit([encoder.finish()]);
             })
             .await?;
-        let mut weights: HashMap<String, Vec<f32>> =
-            suffix.map(|s| s.stats().iter().cloned().collect()).unwrap_or_default();
+        let mut weights: HashMap<String, Vec<f32>> = match &self.source {
+            Source::Suffix(suffix) => suffix.stats().iter().cloned().collect(),
+            Source::Resident(_) => HashMap::new(),
+        };
         for (p, s) in params.iter().zip(&staging) {
             weights.insert(p.name.clone(), self.context().read(s, p.len).await?);
         }
         Ok(weights)
+    }
+
+    /// Sets the head's and the blocks' parameters named in `weights` (as [`Self::weights`]
+    /// gave them; the blocks' batch-norm statistics are constants of the pass and stay).
+    pub fn set_weights(&mut self, weights: &HashMap<String, Vec<f32>>) -> Result<()> {
+        let queue = self.context().queue();
+        for p in self.params.iter().chain(self.suffix_params()) {
+            let Some(values) = weights.get(&p.name) else { continue };
+            if values.len() != p.len {
+                return Err(GraftError::Training(format!("{} has {} values, not {}", p.name, values.len(), p.len)));
+            }
+            queue.write_buffer(&p.value, 0, bytemuck::cast_slice(values));
+        }
+        Ok(())
+    }
+
+    /// The unfrozen blocks' parameters, if blocks come first.
+    fn suffix_params(&self) -> impl Iterator<Item = &Param> {
+        let suffix = match &self.source {
+            Source::Suffix(suffix) => Some(suffix),
+            Source::Resident(_) => None,
+        };
+        suffix.into_iter().flat_map(|s| s.params())
     }
 
     /// Width of the output layer's input: the hidden units, or the features of a linear head.

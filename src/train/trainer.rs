@@ -28,57 +28,25 @@
 //! unless `config.keep` says otherwise ([`TrainReport::kept_final`]). On the GPU the target
 //! rows join the same pass ([`crate::gpu::train`]); a linear head adapts on the CPU only.
 
-use std::collections::HashMap;
-
-use candle_core::{DType, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-
+use super::candle_step::{CandleStep, StepSpec};
 use super::config::{Keep, TrainConfig};
-use super::dann::{dann_losses, grl_lambda, DomainClassifier};
+use super::dann::grl_lambda;
+pub use super::data::TrainData;
+use super::fallback::FallbackStep;
 use super::head_file::TrainedHead;
 use super::metrics::Confusion;
 use super::report::{EpochMetrics, Stage, TrainReport};
 use super::rng::SplitMix64;
 use super::split::{stratified_split, Split};
-use super::vars::named_vars;
+use super::step::{Batch, Rates, TargetBatch, TrainStep, Weights};
 use crate::backbone::{Backbone, TrainableSuffix};
 use crate::error::{DivergedAdvice, GraftError, Result};
-use crate::exec::CpuExecutor;
-use crate::gpu::suffix::GpuSuffix;
-use crate::gpu::train::{DomainBatch, GpuHead, HeadInputs};
 use crate::gpu::GpuContext;
 use crate::message::UserMessage;
-use crate::model::{MlpHead, MlpHeadSpec};
-
-/// Samples scored at a time.
-const SCORE_CHUNK: usize = 64;
+use crate::model::MlpHeadSpec;
 
 /// A training loss above this (cross-entropy starts near `ln C`) means the run exploded.
 pub const DIVERGED_LOSS: f32 = 1e3;
-
-/// Labelled training inputs.
-pub struct TrainData {
-    /// `(N, D)` features, or `(N, h, w, C)` activations at the freeze boundary (NHWC).
-    pub inputs: Tensor,
-    /// Augmented views of every sample, each shaped like `inputs` (empty: no augmentation).
-    pub views: Vec<Tensor>,
-    pub labels: Vec<usize>,
-    pub class_names: Vec<String>,
-    /// Unlabelled target-domain inputs, shaped like `inputs` row for row (domain adaptation).
-    pub target: Option<Tensor>,
-}
-
-impl TrainData {
-    /// Plain inputs without augmented views.
-    pub fn new(inputs: Tensor, labels: Vec<usize>, class_names: Vec<String>) -> Self {
-        Self { inputs, views: Vec::new(), labels, class_names, target: None }
-    }
-
-    /// Bytes held by the inputs and their views (the activation cache of fine-tuning).
-    pub fn cache_bytes(&self) -> usize {
-        (1 + self.views.len()) * self.inputs.elem_count() * std::mem::size_of::<f32>()
-    }
-}
 
 /// Whether unfrozen backbone blocks learn in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,79 +57,21 @@ pub enum SuffixMode {
     Trainable,
 }
 
-/// Trainable variables that share a learning rate.
-struct ParamGroup {
-    vars: Vec<(String, Var)>,
-    optimizer: AdamW,
-}
-
-/// The network being trained.
-struct Network {
-    suffix: Option<(TrainableSuffix, SuffixMode)>,
-    head: MlpHead,
-    head_vars: VarMap,
-}
-
-impl Network {
-    /// Logits of `x`; `training` is a training step (dropout, training-mode batch norm).
-    fn logits(&self, x: &Tensor, dropout_mask: Option<&Tensor>, training: bool) -> Result<Tensor> {
-        Ok(self.head.forward_with_mask(&self.features(x, training)?, dropout_mask)?)
-    }
-
-    /// The head's input: `x`, or the unfrozen blocks' pooled output.
-    fn features(&self, x: &Tensor, training: bool) -> Result<Tensor> {
-        Ok(match &self.suffix {
-            Some((suffix, SuffixMode::Trainable)) if training => suffix.forward_features_training(x)?,
-            Some((suffix, SuffixMode::Trainable)) => suffix.forward_features(x)?,
-            // Detached: the backward pass stops at the head instead of running through
-            // blocks whose gradients no optimizer uses.
-            Some((suffix, SuffixMode::Frozen)) => suffix.forward_features(x)?.detach(),
-            None => x.clone(),
-        })
-    }
-}
-
-/// The domain classifier of an adapting run, its optimizer (at the head's rate), the target
-/// rows' shuffled order, and the epoch's domain hits.
-struct Domain {
-    classifier: DomainClassifier,
-    vars: VarMap,
-    optimizer: AdamW,
-    target: Tensor,
+/// The target rows of an adapting run: their shuffled order, how far into it the run is, and
+/// the epoch's domain hits (right, asked).
+struct TargetFeed {
     order: Vec<usize>,
     next: usize,
     hits: (usize, usize),
 }
 
-impl Domain {
-    fn new(in_dim: usize, target: Tensor, config: &TrainConfig, rng: &mut SplitMix64) -> Result<Self> {
-        let vars = VarMap::new();
-        let classifier = DomainClassifier::load(in_dim, VarBuilder::from_varmap(&vars, DType::F32, target.device()))?;
-        init_like_pytorch(&vars, rng)?;
-        let params = ParamsAdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..Default::default() };
-        let optimizer = AdamW::new(vars.all_vars(), params)?;
-        let mut order: Vec<usize> = (0..target.dim(0)?).collect();
-        rng.shuffle(&mut order);
-        Ok(Self { classifier, vars, optimizer, target, order, next: 0, hits: (0, 0) })
-    }
-
+impl TargetFeed {
     /// The indices of the next `n` target rows (cycling through the shuffled order).
     fn next_rows(&mut self, n: usize) -> Vec<usize> {
         let rows = (0..n).map(|i| self.order[(self.next + i) % self.order.len()]).collect();
         self.next = (self.next + n) % self.order.len();
         rows
     }
-
-    /// Rows `rows` of the target.
-    fn rows(&self, rows: &[usize]) -> Result<Tensor> {
-        let rows: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        Ok(self.target.index_select(&Tensor::new(rows.as_slice(), self.target.device())?, 0)?)
-    }
-}
-
-struct Scores {
-    loss: f32,
-    confusion: Confusion,
 }
 
 /// The current epoch's shuffled order and how far into it the run is.
@@ -170,27 +80,32 @@ struct EpochCursor {
     next: usize,
 }
 
+/// The weights kept: the selection loss they scored, their epoch (0: none finished), and them.
+struct Kept {
+    loss: f32,
+    epoch: usize,
+    weights: Weights,
+}
+
+/// The schedule of a run; the step ([`FallbackStep`]) does the arithmetic on its device.
 pub struct Trainer {
-    network: Network,
-    groups: Vec<ParamGroup>,
+    step: FallbackStep,
     data: TrainData,
     split: Split,
     config: TrainConfig,
     rng: SplitMix64,
     epoch: usize,
     cursor: Option<EpochCursor>,
-    best: Option<(f32, usize, HashMap<String, Tensor>)>,
-    /// The head's weights and steps on the GPU ([`Trainer::use_gpu`]); the Candle network
-    /// then receives the best weights at the end, or when the GPU fails.
-    gpu: Option<GpuHead>,
-    /// Why a run that began on the GPU continues on the CPU.
-    gpu_failure: Option<String>,
+    best: Option<Kept>,
+    /// The unfrozen blocks' stage, when the run has some.
+    blocks: Option<SuffixMode>,
     /// The epoch (0-based) at which the unfrozen blocks joined, for their cosine schedule.
     joined_at: Option<usize>,
+    rates: Rates,
     /// Set when the loss exploded: the run cannot continue, its best weights remain.
     diverged: bool,
     /// Domain adaptation, when the run adapts to target rows.
-    domain: Option<Domain>,
+    target: Option<TargetFeed>,
 }
 
 impl Trainer {
@@ -226,57 +141,36 @@ impl Trainer {
     }
 
     fn build(data: TrainData, config: TrainConfig, suffix: Option<(TrainableSuffix, SuffixMode)>) -> Result<Self> {
-        config.validate()?;
-        check_classes(&data.labels, &data.class_names)?;
-        let n = data.inputs.dim(0)?;
-        if n != data.labels.len() {
-            return Err(GraftError::Training(format!("{n} input rows for {} labels", data.labels.len())));
-        }
+        check_data(&data, &config)?;
         let in_dim = match &suffix {
             Some((s, _)) => s.feature_dim(),
             None => data.inputs.dims2()?.1,
         };
-        let spec = MlpHeadSpec { in_dim, hidden: config.hidden, classes: data.class_names.len() };
-        let device = data.inputs.device().clone();
-        let head_vars = VarMap::new();
-        let head = MlpHead::load(spec, VarBuilder::from_varmap(&head_vars, DType::F32, &device))?;
+        let head = MlpHeadSpec { in_dim, hidden: config.hidden, classes: data.class_names.len() };
+        let adapting = config.adapt.enabled && data.target.is_some();
         let mut rng = SplitMix64::new(config.seed);
-        init_like_pytorch(&head_vars, &mut rng)?;
-        let mut groups = vec![param_group(named_vars(&head_vars)?, config.learning_rate, config.weight_decay)?];
-        if let Some((suffix, SuffixMode::Trainable)) = &suffix {
-            groups.push(param_group(suffix.vars().to_vec(), config.backbone_learning_rate, config.weight_decay)?);
+        let blocks = suffix.as_ref().map(|(_, mode)| *mode);
+        let spec = StepSpec { head, suffix: suffix.map(|(s, _)| s), adapting };
+        let mut step = CandleStep::new(spec, &config, data.inputs.device(), &mut rng)?;
+        if blocks == Some(SuffixMode::Trainable) {
+            step.set_blocks_learn(true)?;
         }
-        let split = stratified_split(&data.labels, data.class_names.len(), config.val_fraction, config.seed);
-        if let Some(bad) = data.views.iter().find(|v| v.dims() != data.inputs.dims()) {
-            return Err(GraftError::Training(format!(
-                "a view has shape {:?}, not {:?}",
-                bad.dims(),
-                data.inputs.dims()
-            )));
-        }
-        let joined_at = matches!(suffix, Some((_, SuffixMode::Trainable))).then_some(0);
-        let domain = match &data.target {
-            Some(target) if config.adapt.enabled => {
-                let target_rows = target.dims().get(1..).map(<[usize]>::to_vec);
-                if target.dim(0)? == 0 || target_rows != data.inputs.dims().get(1..).map(<[usize]>::to_vec) {
-                    return Err(GraftError::Training(format!(
-                        "the target inputs have shape {:?}; adapting needs some, shaped like the inputs {:?}",
-                        target.dims(),
-                        data.inputs.dims()
-                    )));
-                }
-                let h = if config.hidden > 0 { config.hidden } else { in_dim };
-                Some(Domain::new(h, target.clone(), &config, &mut rng)?)
+        let target = match (&data.target, adapting) {
+            (Some(target), true) => {
+                let mut order: Vec<usize> = (0..target.dim(0)?).collect();
+                rng.shuffle(&mut order);
+                Some(TargetFeed { order, next: 0, hits: (0, 0) })
             }
             _ => None,
         };
-        let network = Network { suffix, head, head_vars };
+        let split = stratified_split(&data.labels, data.class_names.len(), config.val_fraction, config.seed);
         Ok(Self {
-            domain,
-            joined_at,
+            step: FallbackStep::new(step),
+            joined_at: (blocks == Some(SuffixMode::Trainable)).then_some(0),
+            rates: Rates { head: config.learning_rate, blocks: config.backbone_learning_rate },
+            blocks,
+            target,
             diverged: false,
-            network,
-            groups,
             data,
             split,
             config,
@@ -284,8 +178,6 @@ impl Trainer {
             epoch: 0,
             cursor: None,
             best: None,
-            gpu: None,
-            gpu_failure: None,
         })
     }
 
@@ -295,81 +187,15 @@ impl Trainer {
     /// are written batch by batch. Blocks the GPU kernels do not cover stay on the CPU, and
     /// [`Self::device_description`] says why.
     pub async fn use_gpu(&mut self, context: GpuContext) -> Result<()> {
-        if self.domain.is_some() && self.config.hidden == 0 {
-            let why = "a linear head has no WebGPU kernels for domain adaptation, so it trains on the CPU".to_string();
-            self.gpu_failure = Some(why.clone());
-            return Err(GraftError::GpuUnavailable(why));
-        }
-        if let Some((suffix, _)) = &self.network.suffix {
-            if let Some(why) = GpuSuffix::unsupported(suffix) {
-                let why = format!("{why}, so fine-tuning trains on the CPU");
-                self.gpu_failure = Some(why.clone());
-                return Err(GraftError::GpuUnavailable(why));
-            }
-        }
-        let initial = flat_values(&self.network.head_vars)?;
-        let classes = self.data.class_names.len();
-        let (lr, wd) = (self.config.learning_rate, self.config.weight_decay);
-        let mut head = match &self.network.suffix {
-            Some((suffix, mode)) => {
-                let (_, h, w, c) = self.data.inputs.dims4()?;
-                let spec = MlpHeadSpec { in_dim: suffix.feature_dim(), hidden: self.config.hidden, classes };
-                let inputs = HeadInputs::Suffix { suffix, boundary: (h, w, c) };
-                let mut head = GpuHead::new(context, spec, &initial, inputs, &self.data.labels, lr, wd).await?;
-                head.set_suffix_learns(*mode == SuffixMode::Trainable)?;
-                head
-            }
-            None => {
-                // The plain features, then each view's: view `v` of sample `i` is row
-                // `(v + 1) N + i`; then the target rows of an adapting run.
-                let (_, in_dim) = self.data.inputs.dims2()?;
-                let spec = MlpHeadSpec { in_dim, hidden: self.config.hidden, classes };
-                let all = std::iter::once(&self.data.inputs).chain(&self.data.views).cloned().collect::<Vec<_>>();
-                let labels = self.data.labels.repeat(all.len());
-                let target = self.domain.as_ref().map(|d| d.target.clone());
-                let features = Tensor::cat(&[all, target.into_iter().collect()].concat(), 0)?;
-                let features = features.flatten_all()?.to_vec1::<f32>()?;
-                GpuHead::new(context, spec, &initial, HeadInputs::Features(&features), &labels, lr, wd).await?
-            }
-        };
-        if let Some(domain) = &self.domain {
-            head.adapt(&flat_values(&domain.vars)?, self.config.learning_rate).await?;
-        }
-        head.set_learning_rates(&self.learning_rates());
-        self.gpu = Some(head);
+        self.step.use_gpu(context, &self.data, &self.config).await?;
+        self.step.set_learning_rates(self.rates);
         Ok(())
     }
 
-    /// `"WebGPU · <adapter>"` when the head trains on the GPU, else `"CPU"` (and why, when
-    /// the run left the GPU).
+    /// `"WebGPU · <adapter>"` when the run trains on the GPU, else `"CPU"` (and why, when
+    /// a GPU was wanted).
     pub fn device_description(&self) -> String {
-        match (&self.gpu, &self.gpu_failure) {
-            (Some(gpu), _) => format!("WebGPU · {}", gpu.context().adapter().name),
-            (None, Some(why)) => format!("CPU ({why})"),
-            (None, None) => "CPU".into(),
-        }
-    }
-
-    /// Continues the run on the CPU after a GPU failure: the Candle head takes the best
-    /// weights kept so far (the initial ones before the first epoch), and the batch in
-    /// flight is redone there. An adapting run's domain classifier continues from its initial
-    /// weights: the lost device holds its trained ones, and it learns again within an epoch.
-    fn leave_gpu(&mut self, error: &GraftError) -> Result<()> {
-        self.gpu = None;
-        self.gpu_failure = Some(error.to_string());
-        self.restore_best()
-    }
-
-    /// Sets every trainable variable to its value in the best snapshot, if there is one.
-    fn restore_best(&self) -> Result<()> {
-        if let Some((_, _, saved)) = &self.best {
-            for (name, var) in self.weights() {
-                if let Some(value) = saved.get(&name) {
-                    var.set(value)?;
-                }
-            }
-        }
-        Ok(())
+        self.step.device().to_string()
     }
 
     pub fn split(&self) -> &Split {
@@ -435,201 +261,116 @@ impl Trainer {
     /// The next epoch's order; the blocks join when the head stage ends, and the learning
     /// rates follow the cosine schedule.
     fn new_epoch(&mut self) -> Result<EpochCursor> {
-        if self.suffix_mode() == Some(SuffixMode::Frozen) && self.epoch == self.config.head_epochs {
+        if self.blocks == Some(SuffixMode::Frozen) && self.epoch == self.config.head_epochs {
             self.set_suffix_mode(SuffixMode::Trainable)?;
         }
+        self.rates = Rates { head: self.config.learning_rate, blocks: self.config.backbone_learning_rate };
         if self.config.cosine_decay {
-            let total = self.config.epochs;
-            let rates =
-                [(self.config.learning_rate, 0), (self.config.backbone_learning_rate, self.joined_at.unwrap_or(0))];
-            for (group, (base, start)) in self.groups.iter_mut().zip(rates) {
-                let progress = (self.epoch - start.min(self.epoch)) as f64 / (total - start.min(total)).max(1) as f64;
-                group.optimizer.set_learning_rate(base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
-            }
+            let (epoch, total) = (self.epoch, self.config.epochs);
+            let decay = |start: usize| {
+                let progress = (epoch - start.min(epoch)) as f64 / (total - start.min(total)).max(1) as f64;
+                0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            };
+            self.rates.head *= decay(0);
+            self.rates.blocks *= decay(self.joined_at.unwrap_or(0));
         }
+        self.step.set_learning_rates(self.rates);
         let mut order = self.split.train.clone();
         self.rng.shuffle(&mut order);
-        if let Some(domain) = self.domain.as_mut() {
-            domain.hits = (0, 0);
+        if let Some(target) = self.target.as_mut() {
+            target.hits = (0, 0);
         }
         Ok(EpochCursor { order, next: 0 })
     }
 
-    /// The error of a run whose loss exploded in the current epoch, with what to try.
+    /// The error of a run whose loss exploded in epoch `epoch`, with what to try.
     fn diverged(&mut self, epoch: usize) -> GraftError {
         self.diverged = true;
-        let advice = match self.suffix_mode() {
+        let advice = match self.blocks {
             Some(SuffixMode::Trainable) => DivergedAdvice::SmallerBackboneRate,
             _ => DivergedAdvice::SmallerLearningRate,
         };
         GraftError::Diverged { epoch, advice }
     }
 
-    async fn train_batch(&mut self, batch: &[usize], progress: f64) -> Result<()> {
-        let mask = self.dropout_mask(batch.len());
-        if self.gpu.is_some() {
-            let (rows, mut inputs) = self.gpu_rows(batch, true)?;
-            let target = self.gpu_target_rows(batch.len(), inputs.as_mut())?;
-            let lambda = grl_lambda(progress, f64::from(self.config.adapt.weight));
-            let domain = target.as_deref().map(|target_rows| DomainBatch { target_rows, lambda });
-            let rates = self.learning_rates();
-            if let Some(gpu) = self.gpu.as_mut() {
-                gpu.set_learning_rates(&rates);
-                match gpu.train_batch(&rows, inputs.as_deref(), mask.as_deref(), domain).await {
-                    Err(e) if e.is_gpu() => self.leave_gpu(&e)?,
-                    Err(e) => return Err(e),
-                    Ok(hits) => {
-                        if let (Some(hits), Some(domain)) = (hits, self.domain.as_mut()) {
-                            domain.hits.0 += hits;
-                            domain.hits.1 += 2 * batch.len();
-                        }
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        let inputs = self.epoch_inputs();
-        let (x, y) = self.batch(inputs, batch)?;
-        let mask = match mask {
-            Some(values) => {
-                Some(Tensor::from_vec(values, (batch.len(), self.config.hidden), self.data.inputs.device())?)
-            }
-            None => None,
+    /// One step on `samples`: this epoch's view, the next dropout mask from the run's seeded
+    /// generator, and as many target rows when adapting.
+    async fn train_batch(&mut self, samples: &[usize], progress: f64) -> Result<()> {
+        let mask = self.dropout_mask(samples.len());
+        let target_rows = self.target.as_mut().map(|t| t.next_rows(samples.len()));
+        let lambda = grl_lambda(progress, f64::from(self.config.adapt.weight));
+        let views = self.data.views.len();
+        let batch = Batch {
+            samples,
+            view: (views > 0).then(|| self.epoch % views),
+            dropout_mask: mask.as_deref(),
+            target: target_rows.as_deref().map(|rows| TargetBatch { rows, lambda }),
         };
-        let loss = match self.domain.is_some() {
-            true => self.dann_loss(&x, &y, mask.as_ref(), progress)?,
-            false => candle_nn::loss::cross_entropy(&self.network.logits(&x, mask.as_ref(), true)?, &y)?,
-        };
-        let value = loss.to_scalar::<f32>()?;
-        if !value.is_finite() || value > DIVERGED_LOSS {
-            return Err(self.diverged(self.epoch + 1));
-        }
-        let grads = loss.backward()?;
-        for group in &mut self.groups {
-            group.optimizer.step(&grads)?;
-        }
-        if let Some(domain) = self.domain.as_mut() {
-            domain.optimizer.step(&grads)?;
+        let hits = self.step.train_batch(&self.data, &batch).await?;
+        if let (Some(hits), Some(target)) = (hits, self.target.as_mut()) {
+            target.hits.0 += hits;
+            target.hits.1 += 2 * samples.len();
         }
         Ok(())
     }
 
-    /// The DANN loss of a source batch `(x, y)` paired with as many target rows, at training
-    /// `progress` (0..1); counts the domain classifier's hits.
-    fn dann_loss(&mut self, x: &Tensor, y: &Tensor, mask: Option<&Tensor>, progress: f64) -> Result<Tensor> {
-        let weight = f64::from(self.config.adapt.weight);
-        let Some(domain) = self.domain.as_mut() else {
-            return Err(GraftError::Training("this run does not adapt".into()));
-        };
-        let rows = domain.next_rows(x.dim(0)?);
-        let target = domain.rows(&rows)?;
-        let network = &self.network;
-        let h_source = network.head.features(&network.features(x, true)?)?;
-        let h_target = network.head.features(&network.features(&target, true)?)?;
-        let logits = network.head.classify(&h_source, mask)?;
-        let losses = dann_losses(&logits, y, (&h_source, &h_target), &domain.classifier, grl_lambda(progress, weight))?;
-        domain.hits.0 += losses.domain_correct;
-        domain.hits.1 += 2 * x.dim(0)?;
-        Ok(losses.total)
-    }
-
-    /// What this epoch trains on: the plain inputs, or one of the augmented views.
-    fn epoch_inputs(&self) -> &Tensor {
-        match self.data.views.len() {
-            0 => &self.data.inputs,
-            views => &self.data.views[self.epoch % views],
-        }
-    }
-
-    /// The GPU's rows for samples `batch` (offset into the resident views when a head-only
-    /// run trains on augmented features) and, when blocks come first, their boundary
-    /// activations (plain when scoring, the epoch's view when `training`).
-    fn gpu_rows(&self, batch: &[usize], training: bool) -> Result<(Vec<usize>, Option<Vec<f32>>)> {
-        let inputs = if training { self.epoch_inputs() } else { &self.data.inputs };
-        if self.network.suffix.is_some() {
-            let values = self.batch(inputs, batch)?.0.flatten_all()?.to_vec1::<f32>()?;
-            return Ok((batch.to_vec(), Some(values)));
-        }
-        let views = self.data.views.len();
-        let offset = if training && views > 0 { (self.epoch % views + 1) * self.data.labels.len() } else { 0 };
-        Ok((batch.iter().map(|&i| i + offset).collect(), None))
-    }
-
-    /// An adapting run's next `n` target rows on the GPU: offset past the source rows and
-    /// their views among the resident features, or, when blocks come first, with their
-    /// boundary activations appended to `inputs`. `None` when the run does not adapt.
-    fn gpu_target_rows(&mut self, n: usize, inputs: Option<&mut Vec<f32>>) -> Result<Option<Vec<usize>>> {
-        let Some(domain) = self.domain.as_mut() else { return Ok(None) };
-        let rows = domain.next_rows(n);
-        if let Some(inputs) = inputs {
-            inputs.extend(domain.rows(&rows)?.flatten_all()?.to_vec1::<f32>()?);
-            return Ok(Some(rows));
-        }
-        let offset = (1 + self.data.views.len()) * self.data.labels.len();
-        Ok(Some(rows.into_iter().map(|r| r + offset).collect()))
-    }
-
+    /// Scores both splits; the one divergence rule (for every device: the GPU step reads
+    /// nothing back while it trains) is a non-finite or exploding loss here; keeps the weights
+    /// when they are the best so far (or the final ones are kept).
     async fn end_epoch(&mut self) -> Result<EpochMetrics> {
         self.epoch += 1;
         let train = self.score(&self.split.train.clone()).await?;
         let val = if self.split.val.is_empty() { None } else { Some(self.score(&self.split.val.clone()).await?) };
-        let selection_loss = val.as_ref().map_or(train.loss, |v| v.loss);
-        if !selection_loss.is_finite() || train.loss > DIVERGED_LOSS {
+        let selection_loss = val.as_ref().map_or(train.0, |v| v.0);
+        if !selection_loss.is_finite() || !train.0.is_finite() || train.0 > DIVERGED_LOSS {
             return Err(self.diverged(self.epoch));
         }
-        let keep_final = self.keeps_final();
-        if keep_final || self.best.as_ref().is_none_or(|(best, _, _)| selection_loss < *best) {
-            let snapshot = self.snapshot().await?;
-            self.best = Some((selection_loss, self.epoch, snapshot));
+        if self.keeps_final() || self.best.as_ref().is_none_or(|best| selection_loss < best.loss) {
+            let weights = self.step.snapshot().await?;
+            self.best = Some(Kept { loss: selection_loss, epoch: self.epoch, weights });
         }
         Ok(EpochMetrics {
             epoch: self.epoch,
             stage: self.stage(),
-            train_loss: train.loss,
-            train_accuracy: train.confusion.accuracy(),
-            val_loss: val.as_ref().map(|v| v.loss),
-            val_accuracy: val.as_ref().map(|v| v.confusion.accuracy()),
-            confusion: val.map_or(train.confusion, |v| v.confusion),
-            domain_accuracy: self.domain.as_ref().map(|d| d.hits.0 as f32 / d.hits.1.max(1) as f32),
+            train_loss: train.0,
+            train_accuracy: train.1.accuracy(),
+            val_loss: val.as_ref().map(|v| v.0),
+            val_accuracy: val.as_ref().map(|v| v.1.accuracy()),
+            confusion: val.map_or(train.1, |v| v.1),
+            domain_accuracy: self.target.as_ref().map(|t| t.hits.0 as f32 / t.hits.1.max(1) as f32),
         })
     }
 
-    /// Restores the best weights of every trainable group and scores them.
+    /// Restores the best weights of every trainable group and scores them on the CPU.
     pub async fn finish(mut self) -> Result<TrainedHead> {
-        if self.diverged && self.best.is_none() {
-            return Err(GraftError::Diverged { epoch: self.epoch + 1, advice: DivergedAdvice::NoWeightsKept });
-        }
-        if self.best.is_none() {
+        let kept = match self.best.take() {
+            Some(kept) => kept,
+            None if self.diverged => {
+                return Err(GraftError::Diverged { epoch: self.epoch + 1, advice: DivergedAdvice::NoWeightsKept })
+            }
             // Stopped before the first epoch ended: the current weights are the result.
-            let current = self.snapshot().await?;
-            self.best = Some((f32::INFINITY, 0, current));
-        }
-        self.gpu = None;
-        self.restore_best()?;
+            None => Kept { loss: f32::INFINITY, epoch: 0, weights: self.step.snapshot().await? },
+        };
+        let kept_final = self.keeps_final();
+        let mut cpu = self.step.into_cpu();
+        cpu.restore(&kept.weights)?;
         let scored_on = if self.split.val.is_empty() { &self.split.train } else { &self.split.val };
-        let scores = self.score(&scored_on.clone()).await?;
+        let scored = cpu.score(&self.data, scored_on).await?;
+        let truth: Vec<usize> = scored_on.iter().map(|&i| self.data.labels[i]).collect();
+        let confusion = Confusion::new(self.data.class_names.len(), &truth, &scored.predicted);
         let report = TrainReport {
             epochs_run: self.epoch,
-            best_epoch: self.best.as_ref().map_or(0, |(_, epoch, _)| *epoch),
-            val_accuracy: scores.confusion.accuracy(),
-            val_loss: scores.loss,
-            per_class_accuracy: scores.confusion.per_class_accuracy(),
-            confusion: scores.confusion,
+            best_epoch: kept.epoch,
+            val_accuracy: confusion.accuracy(),
+            val_loss: scored.loss,
+            per_class_accuracy: confusion.per_class_accuracy(),
+            confusion,
             train_samples: self.split.train.len(),
             val_samples: self.split.val.len(),
-            kept_final: self.keeps_final(),
+            kept_final,
         };
-        let Network { suffix, head, head_vars } = self.network;
-        Ok(TrainedHead::new(head_vars, head, suffix.map(|(s, _)| s), report))
-    }
-
-    /// Rows `indices` of `inputs` and their labels.
-    fn batch(&self, inputs: &Tensor, indices: &[usize]) -> Result<(Tensor, Tensor)> {
-        let device = inputs.device();
-        let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
-        let idx = Tensor::new(idx.as_slice(), device)?;
-        let y: Vec<u32> = indices.iter().map(|&i| self.data.labels[i] as u32).collect();
-        Ok((inputs.index_select(&idx, 0)?, Tensor::new(y.as_slice(), device)?))
+        let (head_vars, head, suffix) = cpu.into_parts();
+        Ok(TrainedHead::new(head_vars, head, suffix, report))
     }
 
     /// The dropout mask `(rows, hidden)` of the next batch, from the run's seeded generator:
@@ -643,132 +384,40 @@ impl Trainer {
         Some((0..rows * self.config.hidden).map(|_| if self.rng.next_f32() < p { 0.0 } else { keep }).collect())
     }
 
-    async fn score(&mut self, indices: &[usize]) -> Result<Scores> {
-        let truth: Vec<usize> = indices.iter().map(|&i| self.data.labels[i]).collect();
-        let classes = self.data.class_names.len();
-        if self.gpu.is_some() {
-            match self.score_on_gpu(indices).await {
-                Ok((loss, predicted)) => {
-                    return Ok(Scores { loss, confusion: Confusion::new(classes, &truth, &predicted) })
-                }
-                Err(e) if e.is_gpu() => self.leave_gpu(&e)?,
-                Err(e) => return Err(e),
-            }
-        }
-        // In chunks: a whole split at once would hold every sample's activations in the
-        // unfrozen blocks at the same time (hundreds of MB for a thousand images).
-        let executor = self.suffix_executor();
-        let mut parts = Vec::new();
-        for chunk in indices.chunks(SCORE_CHUNK) {
-            let (x, _) = self.batch(&self.data.inputs, chunk)?;
-            let logits = match &executor {
-                Some(executor) => self.network.head.forward_with_mask(&executor.pooled_nhwc(&x)?, None)?,
-                None => self.network.logits(&x, None, false)?,
-            };
-            parts.push(logits.detach());
-        }
-        let logits = Tensor::cat(&parts, 0)?;
-        let y: Vec<u32> = truth.iter().map(|&l| l as u32).collect();
-        let y = Tensor::new(y.as_slice(), logits.device())?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
-        let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
-        let predicted: Vec<usize> = predicted.into_iter().map(|p| p as usize).collect();
-        Ok(Scores { loss, confusion: Confusion::new(classes, &truth, &predicted) })
-    }
-
-    /// The unfrozen blocks folded with their current weights into the fast executor, which
-    /// scores them in inference mode (frozen statistics) 2-3x faster than the training ops;
-    /// `None` without blocks, or for blocks it has no kernel for.
-    fn suffix_executor(&self) -> Option<CpuExecutor> {
-        let (suffix, _) = self.network.suffix.as_ref()?;
-        CpuExecutor::of_blocks(suffix.blocks())
-    }
-
-    /// The mean loss and predictions of `indices` on the GPU: in one pass over resident
-    /// features, or in chunks whose boundary activations are written one after another.
-    async fn score_on_gpu(&mut self, indices: &[usize]) -> Result<(f32, Vec<usize>)> {
-        let chunk = if self.network.suffix.is_some() { SCORE_CHUNK } else { indices.len().max(1) };
-        let (mut total, mut predicted) = (0f64, Vec::with_capacity(indices.len()));
-        for part in indices.chunks(chunk) {
-            let (rows, inputs) = self.gpu_rows(part, false)?;
-            let Some(gpu) = self.gpu.as_mut() else { break };
-            let (loss, classes) = gpu.score(&rows, inputs.as_deref()).await?;
-            total += loss as f64 * part.len() as f64;
-            predicted.extend(classes);
-        }
-        Ok(((total / indices.len().max(1) as f64) as f32, predicted))
-    }
-
-    /// Copies of every trainable variable, by name (read back from the GPU when it trains).
-    async fn snapshot(&mut self) -> Result<HashMap<String, Tensor>> {
-        if let Some(gpu) = self.gpu.as_ref() {
-            match gpu.weights().await {
-                Ok(weights) => return self.tensors_of(weights),
-                Err(e) if e.is_gpu() => self.leave_gpu(&e)?,
-                Err(e) => return Err(e),
-            }
-        }
-        self.weights().into_iter().map(|(name, var)| Ok((name, var.as_tensor().copy()?))).collect()
-    }
-}
-
-impl Trainer {
-    fn tensors_of(&self, mut weights: HashMap<String, Vec<f32>>) -> Result<HashMap<String, Tensor>> {
-        let mut tensors = HashMap::new();
-        for (name, var) in self.weights() {
-            let values = weights.remove(&name).ok_or_else(|| GraftError::Gpu(format!("{name} was not read back")))?;
-            tensors.insert(name, Tensor::from_vec(values, var.shape(), var.device())?);
-        }
-        Ok(tensors)
-    }
-
-    /// Every variable the run may change: the head's, and the unfrozen blocks' (batch-norm
-    /// statistics included) whether or not they learn yet (a best epoch in the head-only stage
-    /// restores their pretrained values).
-    fn weights(&self) -> Vec<(String, Var)> {
-        let head = self.groups.first().map(|g| g.vars.clone()).unwrap_or_default();
-        let blocks: Vec<_> =
-            self.network.suffix.as_ref().map(|(s, _)| s.tensors().cloned().collect()).unwrap_or_default();
-        head.into_iter().chain(blocks).collect()
+    /// The mean loss of `samples` and their confusion matrix.
+    async fn score(&mut self, samples: &[usize]) -> Result<(f32, Confusion)> {
+        let scored = self.step.score(&self.data, samples).await?;
+        let truth: Vec<usize> = samples.iter().map(|&i| self.data.labels[i]).collect();
+        Ok((scored.loss, Confusion::new(self.data.class_names.len(), &truth, &scored.predicted)))
     }
 
     /// Whether the unfrozen blocks learn from now on (the second stage of fine-tuning), or only
     /// run forward (the first, head-only stage). Their optimizer starts fresh when they join.
     pub fn set_suffix_mode(&mut self, mode: SuffixMode) -> Result<()> {
-        let Some((suffix, current)) = self.network.suffix.as_mut() else {
+        let Some(current) = self.blocks else {
             return Err(GraftError::Training("this run has no unfrozen blocks".into()));
         };
-        if *current == mode {
+        if current == mode {
             return Ok(());
         }
-        *current = mode;
-        if let Some(gpu) = self.gpu.as_mut() {
-            gpu.set_suffix_learns(mode == SuffixMode::Trainable)?;
-        }
-        match mode {
-            SuffixMode::Trainable => {
-                let vars = suffix.vars().to_vec();
-                let group = param_group(vars, self.config.backbone_learning_rate, self.config.weight_decay)?;
-                self.groups.push(group);
-                self.joined_at = Some(self.epoch);
-            }
-            SuffixMode::Frozen => {
-                self.groups.truncate(1);
-                self.joined_at = None;
-            }
-        }
+        self.step.set_blocks_learn(mode == SuffixMode::Trainable)?;
+        self.blocks = Some(mode);
+        self.joined_at = (mode == SuffixMode::Trainable).then_some(self.epoch);
         Ok(())
     }
 
     /// The current learning rate of each parameter group: the head's, then the blocks' once
     /// they train.
     pub fn learning_rates(&self) -> Vec<f64> {
-        self.groups.iter().map(|g| g.optimizer.learning_rate()).collect()
+        match self.blocks {
+            Some(SuffixMode::Trainable) => vec![self.rates.head, self.rates.blocks],
+            _ => vec![self.rates.head],
+        }
     }
 
     /// What learns now: the head, or the head with the unfrozen blocks.
     pub fn stage(&self) -> Stage {
-        match self.suffix_mode() {
+        match self.blocks {
             Some(SuffixMode::Trainable) => Stage::FineTune,
             _ => Stage::Head,
         }
@@ -777,7 +426,7 @@ impl Trainer {
     /// Whether the run keeps its final weights rather than the best validation loss's.
     fn keeps_final(&self) -> bool {
         match self.config.keep {
-            Keep::Auto => self.domain.is_some(),
+            Keep::Auto => self.target.is_some(),
             Keep::BestValidation => false,
             Keep::Final => true,
         }
@@ -785,22 +434,32 @@ impl Trainer {
 
     /// The unfrozen blocks' mode, when the run has some.
     pub fn suffix_mode(&self) -> Option<SuffixMode> {
-        self.network.suffix.as_ref().map(|(_, mode)| *mode)
+        self.blocks
     }
 }
 
-/// Every variable of `vars` by name, flattened: what the GPU uploads.
-fn flat_values(vars: &VarMap) -> Result<HashMap<String, Vec<f32>>> {
-    named_vars(vars)?
-        .into_iter()
-        .map(|(name, var)| Ok((name, var.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
-        .collect()
-}
-
-fn param_group(vars: Vec<(String, Var)>, learning_rate: f64, weight_decay: f64) -> Result<ParamGroup> {
-    let params = ParamsAdamW { lr: learning_rate, weight_decay, ..Default::default() };
-    let optimizer = AdamW::new(vars.iter().map(|(_, v)| v.clone()).collect(), params)?;
-    Ok(ParamGroup { vars, optimizer })
+/// Refuses bad settings, classes that cannot train, inputs that do not match their labels, and
+/// views or target rows shaped unlike the inputs.
+fn check_data(data: &TrainData, config: &TrainConfig) -> Result<()> {
+    config.validate()?;
+    check_classes(&data.labels, &data.class_names)?;
+    let n = data.inputs.dim(0)?;
+    if n != data.labels.len() {
+        return Err(GraftError::Training(format!("{n} input rows for {} labels", data.labels.len())));
+    }
+    if let Some(bad) = data.views.iter().find(|v| v.dims() != data.inputs.dims()) {
+        return Err(GraftError::Training(format!("a view has shape {:?}, not {:?}", bad.dims(), data.inputs.dims())));
+    }
+    if let (Some(target), true) = (&data.target, config.adapt.enabled) {
+        if target.dim(0)? == 0 || target.dims().get(1..) != data.inputs.dims().get(1..) {
+            return Err(GraftError::Training(format!(
+                "the target inputs have shape {:?}; adapting needs some, shaped like the inputs {:?}",
+                target.dims(),
+                data.inputs.dims()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Why classes with these sample counts cannot be trained, naming the class at fault: fewer
@@ -849,22 +508,6 @@ fn check_classes(labels: &[usize], class_names: &[String]) -> Result<()> {
     }
     if let Some(bad) = labels.iter().find(|&&l| l >= class_names.len()) {
         return Err(GraftError::Training(format!("label {bad} is not a class")));
-    }
-    Ok(())
-}
-
-/// PyTorch's `nn.Linear` initialisation, `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weight and
-/// bias, drawn from the seeded generator so that a seed reproduces a run.
-fn init_like_pytorch(varmap: &VarMap, rng: &mut SplitMix64) -> Result<()> {
-    let vars = named_vars(varmap)?;
-    let fan_in_of = |layer: &str| {
-        vars.iter().find(|(n, _)| *n == format!("{layer}.weight")).and_then(|(_, w)| w.dims().get(1).copied())
-    };
-    for (name, var) in &vars {
-        let layer = name.rsplit_once('.').map_or("", |(layer, _)| layer);
-        let bound = 1.0 / (fan_in_of(layer).unwrap_or(1) as f32).sqrt();
-        let values: Vec<f32> = (0..var.elem_count()).map(|_| (rng.next_f32() * 2.0 - 1.0) * bound).collect();
-        var.set(&Tensor::from_vec(values, var.shape(), var.device())?)?;
     }
     Ok(())
 }

@@ -38,10 +38,12 @@ macro_rules! every_gpu_case {
             augmented_head_training_on_the_gpu_matches_the_cpu_trainer,
             adapting_head_training_on_the_gpu_matches_the_cpu_trainer,
             a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights,
+            the_candle_and_gpu_steps_agree_on_every_head_case,
         );
         // The slowest cases on SwiftShader (up to 252 s each on 2 busy cores): a runner each.
         $each!(fine_tuning_mobilenet:
             fine_tuning_on_the_gpu_matches_the_cpu_trainer,
+            the_candle_and_gpu_steps_agree_on_fine_tuning_blocks,
         );
         $each!(fine_tuning_efficientnet:
             efficientnet_lite0_fine_tuning_on_the_gpu_matches_the_cpu_trainer,
@@ -68,7 +70,8 @@ use graft::kernels::depthwise::{depthwise_reference, DepthwiseShape};
 use graft::kernels::im2col::im2col3x3;
 use graft::kernels::pointwise::{pointwise_reference, PointwiseShape};
 use graft::kernels::Window;
-use graft::train::{Adapt, BatchNormMode, TrainConfig, TrainData, Trainer};
+use graft::train::step::{Batch, Rates, Scored, TargetBatch, TrainDevice, TrainStep};
+use graft::train::{Adapt, BatchNormMode, CandleStep, GpuStep, StepSpec, TrainConfig, TrainData, Trainer};
 
 use super::random::{random_backbone, random_backbone_of};
 
@@ -656,8 +659,19 @@ pub async fn a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weigh
     trainer.use_gpu(context.clone()).await.unwrap();
     let first = trainer.run_epoch().await.unwrap();
     trainer.run_epoch().await.unwrap();
-    context.lose_device();
-    let mut rest = Vec::new();
+    // The device is destroyed in the middle of the third epoch, between two of its 8 batches
+    // (the trainer reads the clock after each one).
+    let batches = std::cell::Cell::new(0);
+    let clock = || {
+        batches.set(batches.get() + 1);
+        if batches.get() == 4 {
+            context.lose_device();
+        }
+        0.0
+    };
+    let third = trainer.step_for(&clock, f64::INFINITY).await.unwrap();
+    assert!(batches.get() > 4, "the epoch went on after the loss");
+    let mut rest = vec![third.expect("the third epoch ended")];
     while !trainer.is_done() {
         rest.push(trainer.run_epoch().await.unwrap());
     }
@@ -883,4 +897,123 @@ pub async fn adapting_fine_tuning_on_the_gpu_matches_the_cpu_trainer(context: Gp
 /// A depthwise test case with each window the backbones use.
 fn with_windows<T: Copy>(case: T) -> impl Iterator<Item = (T, Window)> {
     Window::all_used().into_iter().map(move |window| (case, window))
+}
+
+/// One case of the step-level parity test: what the steps train on, their settings, and the
+/// blocks (a fresh copy for each step) when they come first.
+struct StepCase {
+    name: &'static str,
+    data: TrainData,
+    config: TrainConfig,
+    /// The backbone and how many of its last blocks come first.
+    blocks: Option<(Backbone, usize)>,
+}
+
+/// What a step gave over a case's batches: its first snapshot, every sample's score after each
+/// batch, its weights at the end, and the score after restoring the first snapshot.
+struct Driven {
+    first: graft::train::step::Weights,
+    scores: Vec<Scored>,
+    weights: graft::train::step::Weights,
+    restored: Scored,
+}
+
+/// The Candle step of `case`, initialised from the case's seed.
+fn candle_step(case: &StepCase) -> CandleStep {
+    let suffix = case.blocks.as_ref().map(|(b, unfreeze)| b.trainable_suffix(b.num_blocks() - unfreeze).unwrap());
+    let in_dim = suffix.as_ref().map_or_else(|| case.data.inputs.dims2().unwrap().1, |s| s.feature_dim());
+    let head = graft::model::MlpHeadSpec { in_dim, hidden: case.config.hidden, classes: case.data.class_names.len() };
+    let spec = StepSpec { head, suffix, adapting: case.data.target.is_some() };
+    let mut rng = graft::train::rng::SplitMix64::new(case.config.seed);
+    CandleStep::new(spec, &case.config, &Device::Cpu, &mut rng).unwrap()
+}
+
+/// Drives any step through four batches of 8 (the blocks learning from the third on, when the
+/// case has blocks), each with its view, dropout mask and target rows, at changing rates.
+async fn drive(step: &mut impl TrainStep, case: &StepCase) -> Driven {
+    let data = &case.data;
+    let everyone: Vec<usize> = (0..data.labels.len()).collect();
+    let first = step.snapshot().await.unwrap();
+    let mut rng = graft::train::rng::SplitMix64::new(5);
+    let mut scores = vec![step.score(data, &everyone).await.unwrap()];
+    for b in 0..4 {
+        if b == 2 && case.blocks.is_some() {
+            step.set_blocks_learn(true).unwrap();
+        }
+        step.set_learning_rates(Rates { head: 0.02 / (b + 1) as f64, blocks: 2e-3 });
+        let samples: Vec<usize> = (0..8).map(|i| (b * 5 + i * 3) % data.labels.len()).collect();
+        let hidden = case.config.hidden;
+        let mask: Vec<f32> = (0..8 * hidden).map(|_| if rng.next_f32() < 0.2 { 0.0 } else { 1.25 }).collect();
+        let target_rows: Vec<usize> = samples.iter().map(|&s| (s + b) % data.labels.len()).collect();
+        let batch = Batch {
+            samples: &samples,
+            view: (!data.views.is_empty()).then(|| b % data.views.len()),
+            dropout_mask: (hidden > 0).then_some(mask.as_slice()),
+            target: data.target.as_ref().map(|_| TargetBatch { rows: &target_rows, lambda: 0.1 * b as f64 }),
+        };
+        let hits = step.train_batch(data, &batch).await.unwrap();
+        assert_eq!(hits.is_some(), data.target.is_some(), "{}: domain hits only when adapting", case.name);
+        scores.push(step.score(data, &everyone).await.unwrap());
+    }
+    let weights = step.snapshot().await.unwrap();
+    step.restore(&first).unwrap();
+    let restored = step.score(data, &everyone).await.unwrap();
+    Driven { first, scores, weights, restored }
+}
+
+/// The GPU step gives the Candle step's scores after every batch and its weights, and both
+/// restore a snapshot: `near` says how close the losses must be.
+async fn steps_agree(context: &GpuContext, case: StepCase, near: fn(f32, f32) -> bool) {
+    let mut cpu = candle_step(&case);
+    let mut gpu = GpuStep::new(context.clone(), &candle_step(&case), &case.data, &case.config).await.unwrap();
+    assert!(matches!(gpu.device(), TrainDevice::Webgpu { .. }), "{}", gpu.device());
+    let (want, got) = (drive(&mut cpu, &case).await, drive(&mut gpu, &case).await);
+    for (batch, (w, g)) in want.scores.iter().zip(&got.scores).enumerate() {
+        println!("{}: after {batch} batches loss CPU {} GPU {}", case.name, w.loss, g.loss);
+        assert!(near(g.loss, w.loss), "{} after {batch} batches: {} vs {}", case.name, g.loss, w.loss);
+    }
+    assert!(want.scores.first().unwrap().loss > want.scores.last().unwrap().loss, "{}: it learned", case.name);
+    assert_eq!(want.weights.keys().collect::<std::collections::BTreeSet<_>>(), got.weights.keys().collect());
+    // Euclidean distances, as in `assert_blocks_moved_alike`: the GPU's weights differ from
+    // the CPU's by far less than training moved them (a tensor that did not move: by nothing).
+    let values = |w: &Tensor| w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let distance = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
+    for (name, w) in &want.weights {
+        let (w, g, initial) = (values(w), values(&got.weights[name]), values(&want.first[name]));
+        let (moved, error) = (distance(&w, &initial), distance(&g, &w));
+        assert!(error <= moved / 20.0 + 1e-5, "{}: {name} moved {moved}, GPU differs by {error}", case.name);
+    }
+    for driven in [&want, &got] {
+        assert!(close(driven.restored.loss, driven.scores[0].loss), "{}: restored", case.name);
+        assert_eq!(driven.restored.predicted, driven.scores[0].predicted, "{}: restored", case.name);
+    }
+}
+
+/// The head-only cases of the step-level parity test: a hidden layer with dropout, a linear
+/// head, augmented views, and an adapting run.
+pub async fn the_candle_and_gpu_steps_agree_on_every_head_case(context: GpuContext) {
+    let (inputs, labels) = blobs(8);
+    let config = TrainConfig { hidden: 8, ..TrainConfig::default() };
+    let plain = || TrainData::new(inputs.clone(), labels.clone(), abc());
+    let views = (1..3).map(|k| (&inputs * (1.0 + 0.1 * k as f64)).unwrap()).collect();
+    let target = Some((&inputs + 0.7).unwrap());
+    let cases = [
+        StepCase { name: "hidden", data: plain(), config: config.clone(), blocks: None },
+        StepCase { name: "linear", data: plain(), config: TrainConfig { hidden: 0, ..config.clone() }, blocks: None },
+        StepCase { name: "views", data: TrainData { views, ..plain() }, config: config.clone(), blocks: None },
+        StepCase { name: "adapting", data: TrainData { target, ..plain() }, config, blocks: None },
+    ];
+    for case in cases {
+        steps_agree(&context, case, close).await;
+    }
+}
+
+/// The step-level parity test with MobileNetV2's last three blocks before the head, frozen for
+/// two batches, then learning.
+pub async fn the_candle_and_gpu_steps_agree_on_fine_tuning_blocks(context: GpuContext) {
+    let (inputs, labels) = boundary_activations(MOBILENET_SUFFIX.channels, 11);
+    let data = TrainData::new(inputs, labels, abc());
+    let config = TrainConfig { hidden: 8, ..TrainConfig::default() };
+    let blocks = Some((random_backbone(), MOBILENET_SUFFIX.unfreeze));
+    steps_agree(&context, StepCase { name: "blocks", data, config, blocks }, near).await;
 }
