@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use graft::embed::block_on;
+use graft::error::DivergedAdvice;
 use graft::model::{MlpHead, MlpHeadSpec};
 use graft::train::{TrainConfig, TrainData, Trainer};
 use graft::GraftError;
@@ -149,8 +150,14 @@ fn divergence_is_reported_not_hidden() {
     let features = (features * 1e38).unwrap();
     let config = TrainConfig { learning_rate: 1.0, ..Default::default() };
     let mut trainer = trainer(features, labels, &names(2), config).unwrap();
-    let outcome = (0..3).map(|_| block_on(trainer.run_epoch())).find(|r| r.is_err());
-    assert!(matches!(outcome, Some(Err(GraftError::Diverged { .. }))), "{outcome:?}");
+    let outcome = block_on(trainer.run_epoch());
+    assert!(matches!(outcome, Err(GraftError::Diverged { epoch: 1, .. })), "{outcome:?}");
+    // No epoch was kept before it: finishing says so, naming the same epoch.
+    let finished = block_on(trainer.finish()).err();
+    assert!(
+        matches!(finished, Some(GraftError::Diverged { epoch: 1, advice: DivergedAdvice::NoWeightsKept })),
+        "{finished:?}"
+    );
 }
 
 /// Epoch 1 trains on a sane view, epoch 2 on one that overflows: the run stops with advice, and

@@ -88,7 +88,7 @@ impl CandleStep {
             }
             false => None,
         };
-        let rates = Rates { head: config.learning_rate, blocks: config.backbone_learning_rate };
+        let rates = Rates::of(config);
         let hidden = spec.head.hidden;
         Ok(Self {
             suffix: spec.suffix,
@@ -106,6 +106,11 @@ impl CandleStep {
     /// The unfrozen blocks, if the run has some.
     pub fn suffix(&self) -> Option<&TrainableSuffix> {
         self.suffix.as_ref()
+    }
+
+    /// The groups' rates, as last set.
+    pub fn rates(&self) -> Rates {
+        self.rates
     }
 
     pub fn blocks_learn(&self) -> bool {
@@ -154,7 +159,7 @@ impl CandleStep {
 
     /// The loss of `batch` to differentiate, and the domain hits of an adapting one.
     fn loss(&self, data: &TrainData, batch: &Batch<'_>) -> Result<(Tensor, Option<usize>)> {
-        let x = select_rows(data.inputs_of(batch.view), batch.samples)?;
+        let x = select_rows(data.inputs_of(batch.view)?, batch.samples)?;
         let y = labels_of(data, batch.samples, x.device())?;
         let mask = match batch.dropout_mask {
             Some(values) => Some(Tensor::from_slice(values, (batch.samples.len(), self.hidden), x.device())?),

@@ -3,7 +3,7 @@
 
 use candle_core::Tensor;
 
-use crate::error::Result;
+use crate::error::{GraftError, Result};
 
 /// Labelled training inputs.
 pub struct TrainData {
@@ -29,8 +29,14 @@ impl TrainData {
     }
 
     /// The plain inputs (`None`), or augmented view `view`.
-    pub fn inputs_of(&self, view: Option<usize>) -> &Tensor {
-        view.and_then(|v| self.views.get(v)).unwrap_or(&self.inputs)
+    pub fn inputs_of(&self, view: Option<usize>) -> Result<&Tensor> {
+        match view {
+            None => Ok(&self.inputs),
+            Some(v) => self
+                .views
+                .get(v)
+                .ok_or_else(|| GraftError::Training(format!("view {v} of {} does not exist", self.views.len()))),
+        }
     }
 }
 

@@ -33,7 +33,11 @@ impl FallbackStep {
                 Ok(())
             }
             Err(e) => {
-                self.cpu_reason = Some(e.to_string());
+                let why = match &e {
+                    GraftError::GpuUnavailable(why) => why.clone(),
+                    other => other.to_string(),
+                };
+                self.cpu_reason = Some(why);
                 Err(e)
             }
         }
@@ -114,10 +118,12 @@ impl TrainStep for FallbackStep {
     }
 
     fn set_blocks_learn(&mut self, learns: bool) -> Result<()> {
-        self.cpu.set_blocks_learn(learns)?;
         if let Some(gpu) = self.gpu.as_mut() {
-            gpu.set_blocks_learn(learns)?;
+            match gpu.set_blocks_learn(learns) {
+                Err(e) if e.is_gpu() => self.fall_back(&e),
+                done => done?,
+            }
         }
-        Ok(())
+        self.cpu.set_blocks_learn(learns)
     }
 }

@@ -31,8 +31,8 @@ pub struct GpuStep {
 }
 
 impl GpuStep {
-    /// Uploads `cpu`'s current weights (and its domain classifier's), its stage, and the
-    /// inputs a head-only run keeps resident. Errs with [`GraftError::GpuUnavailable`] for what
+    /// Uploads `cpu`'s current weights (and its domain classifier's), its rates and stage, and
+    /// the inputs a head-only run keeps resident. Errs with [`GraftError::GpuUnavailable`] for what
     /// the kernels do not cover: blocks they have no kernel for, a linear head that adapts.
     pub async fn new(context: GpuContext, cpu: &CandleStep, data: &TrainData, config: &TrainConfig) -> Result<Self> {
         if cpu.domain_vars().is_some() && config.hidden == 0 {
@@ -68,6 +68,8 @@ impl GpuStep {
         if let Some(domain) = cpu.domain_vars() {
             head.adapt(&flat_values(domain)?, config.learning_rate).await?;
         }
+        let rates = cpu.rates();
+        head.set_learning_rates(&[rates.head, rates.blocks]);
         let device = data.inputs.device().clone();
         Ok(Self { head, shapes: cpu.weight_shapes(), device })
     }
@@ -75,8 +77,9 @@ impl GpuStep {
     /// The GPU's rows for `samples` (offset into the resident views of a head-only run) and,
     /// when blocks come first, their boundary activations (of `view`, or the plain ones).
     fn rows(&self, data: &TrainData, samples: &[usize], view: Option<usize>) -> Result<(Vec<usize>, Option<Vec<f32>>)> {
+        let inputs = data.inputs_of(view)?;
         if self.head.has_suffix() {
-            let values = select_rows(data.inputs_of(view), samples)?.flatten_all()?.to_vec1::<f32>()?;
+            let values = select_rows(inputs, samples)?.flatten_all()?.to_vec1::<f32>()?;
             return Ok((samples.to_vec(), Some(values)));
         }
         let offset = view.map_or(0, |v| (v + 1) * data.labels.len());

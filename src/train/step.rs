@@ -16,6 +16,7 @@ use std::future::Future;
 
 use candle_core::Tensor;
 
+use super::config::TrainConfig;
 use super::data::TrainData;
 use crate::error::Result;
 
@@ -49,6 +50,13 @@ pub struct TargetBatch<'a> {
 pub struct Rates {
     pub head: f64,
     pub blocks: f64,
+}
+
+impl Rates {
+    /// The configured rates (before any decay).
+    pub fn of(config: &TrainConfig) -> Self {
+        Self { head: config.learning_rate, blocks: config.backbone_learning_rate }
+    }
 }
 
 /// The mean cross-entropy of scored rows and each row's predicted class.
@@ -92,10 +100,12 @@ pub trait TrainStep {
     fn score(&mut self, data: &TrainData, samples: &[usize]) -> impl Future<Output = Result<Scored>>;
 
     /// Copies of every weight the run may change: the head's, and the unfrozen blocks'
-    /// (batch-norm statistics included).
+    /// (batch-norm statistics included). The trainer snapshots exactly the weights it keeps,
+    /// which [`super::FallbackStep`] relies on.
     fn snapshot(&mut self) -> impl Future<Output = Result<Weights>>;
 
-    /// Sets every weight named in `weights` (as [`Self::snapshot`] gave them).
+    /// Sets every weight named in `weights` (as [`Self::snapshot`] gave them). The GPU step keeps
+    /// its blocks' batch-norm statistics, which are constants of its passes (frozen batch norm).
     fn restore(&mut self, weights: &Weights) -> Result<()>;
 
     /// The groups' rates from the next step on.

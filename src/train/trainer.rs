@@ -10,9 +10,11 @@
 //! in time slices ([`Trainer::step_for`]) so that the browser worker can answer a Stop between
 //! any two batches. After each epoch the validation split is scored; the weights of every
 //! trainable group with the lowest validation loss (training loss without a validation split)
-//! are kept and restored at the end, also when the run is stopped early. A non-finite or
-//! exploding loss (above [`DIVERGED_LOSS`]) stops the run with `GraftError::Diverged`;
-//! [`Trainer::finish`] still returns the best weights kept before it.
+//! are kept and restored at the end, also when the run is stopped early. One divergence rule
+//! for every device, checked when an epoch is scored: a non-finite selection or training loss,
+//! or a training loss above [`DIVERGED_LOSS`], stops the run with `GraftError::Diverged`;
+//! [`Trainer::finish`] still returns the best weights kept before it. (The GPU step reads
+//! nothing back while it trains, so a per-batch rule could only hold on the CPU.)
 //!
 //! Fine-tuning ([`Trainer::fine_tuning`]): the last `unfreeze` blocks run forward only for
 //! `head_epochs` epochs, then join with their own AdamW at the backbone learning rate. With
@@ -45,7 +47,7 @@ use crate::gpu::GpuContext;
 use crate::message::UserMessage;
 use crate::model::MlpHeadSpec;
 
-/// A training loss above this (cross-entropy starts near `ln C`) means the run exploded.
+/// A scored training loss above this (cross-entropy starts near `ln C`) means the run exploded.
 pub const DIVERGED_LOSS: f32 = 1e3;
 
 /// Whether unfrozen backbone blocks learn in this run.
@@ -102,8 +104,8 @@ pub struct Trainer {
     /// The epoch (0-based) at which the unfrozen blocks joined, for their cosine schedule.
     joined_at: Option<usize>,
     rates: Rates,
-    /// Set when the loss exploded: the run cannot continue, its best weights remain.
-    diverged: bool,
+    /// The epoch whose loss exploded: the run cannot continue, its best weights remain.
+    diverged: Option<usize>,
     /// Domain adaptation, when the run adapts to target rows.
     target: Option<TargetFeed>,
 }
@@ -167,10 +169,10 @@ impl Trainer {
         Ok(Self {
             step: FallbackStep::new(step),
             joined_at: (blocks == Some(SuffixMode::Trainable)).then_some(0),
-            rates: Rates { head: config.learning_rate, blocks: config.backbone_learning_rate },
+            rates: Rates::of(&config),
             blocks,
             target,
-            diverged: false,
+            diverged: None,
             data,
             split,
             config,
@@ -187,9 +189,7 @@ impl Trainer {
     /// are written batch by batch. Blocks the GPU kernels do not cover stay on the CPU, and
     /// [`Self::device_description`] says why.
     pub async fn use_gpu(&mut self, context: GpuContext) -> Result<()> {
-        self.step.use_gpu(context, &self.data, &self.config).await?;
-        self.step.set_learning_rates(self.rates);
-        Ok(())
+        self.step.use_gpu(context, &self.data, &self.config).await
     }
 
     /// `"WebGPU · <adapter>"` when the run trains on the GPU, else `"CPU"` (and why, when
@@ -222,7 +222,7 @@ impl Trainer {
     /// Trains batch after batch until `budget_ms` have passed on `clock` (milliseconds) or an
     /// epoch ends; returns that epoch's metrics when one ended. At least one batch runs.
     pub async fn step_for(&mut self, clock: &dyn Fn() -> f64, budget_ms: f64) -> Result<Option<EpochMetrics>> {
-        if self.diverged {
+        if self.diverged.is_some() {
             return Err(GraftError::Training("this run diverged; finish it to keep its best weights".into()));
         }
         let started = clock();
@@ -264,7 +264,19 @@ impl Trainer {
         if self.blocks == Some(SuffixMode::Frozen) && self.epoch == self.config.head_epochs {
             self.set_suffix_mode(SuffixMode::Trainable)?;
         }
-        self.rates = Rates { head: self.config.learning_rate, blocks: self.config.backbone_learning_rate };
+        self.set_scheduled_rates();
+        let mut order = self.split.train.clone();
+        self.rng.shuffle(&mut order);
+        if let Some(target) = self.target.as_mut() {
+            target.hits = (0, 0);
+        }
+        Ok(EpochCursor { order, next: 0 })
+    }
+
+    /// The rates of the current epoch: the configured ones, each times the cosine decay
+    /// `(1 + cos(pi t / T)) / 2` when on, `t` the epochs since its group began training.
+    fn set_scheduled_rates(&mut self) {
+        self.rates = Rates::of(&self.config);
         if self.config.cosine_decay {
             let (epoch, total) = (self.epoch, self.config.epochs);
             let decay = |start: usize| {
@@ -275,17 +287,11 @@ impl Trainer {
             self.rates.blocks *= decay(self.joined_at.unwrap_or(0));
         }
         self.step.set_learning_rates(self.rates);
-        let mut order = self.split.train.clone();
-        self.rng.shuffle(&mut order);
-        if let Some(target) = self.target.as_mut() {
-            target.hits = (0, 0);
-        }
-        Ok(EpochCursor { order, next: 0 })
     }
 
     /// The error of a run whose loss exploded in epoch `epoch`, with what to try.
     fn diverged(&mut self, epoch: usize) -> GraftError {
-        self.diverged = true;
+        self.diverged = Some(epoch);
         let advice = match self.blocks {
             Some(SuffixMode::Trainable) => DivergedAdvice::SmallerBackboneRate,
             _ => DivergedAdvice::SmallerLearningRate,
@@ -345,19 +351,20 @@ impl Trainer {
     pub async fn finish(mut self) -> Result<TrainedHead> {
         let kept = match self.best.take() {
             Some(kept) => kept,
-            None if self.diverged => {
-                return Err(GraftError::Diverged { epoch: self.epoch + 1, advice: DivergedAdvice::NoWeightsKept })
+            None => {
+                if let Some(epoch) = self.diverged {
+                    return Err(GraftError::Diverged { epoch, advice: DivergedAdvice::NoWeightsKept });
+                }
+                // Stopped before the first epoch ended: the current weights are the result.
+                Kept { loss: f32::INFINITY, epoch: 0, weights: self.step.snapshot().await? }
             }
-            // Stopped before the first epoch ended: the current weights are the result.
-            None => Kept { loss: f32::INFINITY, epoch: 0, weights: self.step.snapshot().await? },
         };
         let kept_final = self.keeps_final();
         let mut cpu = self.step.into_cpu();
         cpu.restore(&kept.weights)?;
         let scored_on = if self.split.val.is_empty() { &self.split.train } else { &self.split.val };
         let scored = cpu.score(&self.data, scored_on).await?;
-        let truth: Vec<usize> = scored_on.iter().map(|&i| self.data.labels[i]).collect();
-        let confusion = Confusion::new(self.data.class_names.len(), &truth, &scored.predicted);
+        let confusion = confusion_of(&self.data, scored_on, &scored.predicted);
         let report = TrainReport {
             epochs_run: self.epoch,
             best_epoch: kept.epoch,
@@ -387,8 +394,7 @@ impl Trainer {
     /// The mean loss of `samples` and their confusion matrix.
     async fn score(&mut self, samples: &[usize]) -> Result<(f32, Confusion)> {
         let scored = self.step.score(&self.data, samples).await?;
-        let truth: Vec<usize> = samples.iter().map(|&i| self.data.labels[i]).collect();
-        Ok((scored.loss, Confusion::new(self.data.class_names.len(), &truth, &scored.predicted)))
+        Ok((scored.loss, confusion_of(&self.data, samples, &scored.predicted)))
     }
 
     /// Whether the unfrozen blocks learn from now on (the second stage of fine-tuning), or only
@@ -403,6 +409,7 @@ impl Trainer {
         self.step.set_blocks_learn(mode == SuffixMode::Trainable)?;
         self.blocks = Some(mode);
         self.joined_at = (mode == SuffixMode::Trainable).then_some(self.epoch);
+        self.set_scheduled_rates();
         Ok(())
     }
 
@@ -436,6 +443,12 @@ impl Trainer {
     pub fn suffix_mode(&self) -> Option<SuffixMode> {
         self.blocks
     }
+}
+
+/// The confusion matrix of `samples` predicted as `predicted`.
+fn confusion_of(data: &TrainData, samples: &[usize], predicted: &[usize]) -> Confusion {
+    let truth: Vec<usize> = samples.iter().map(|&i| data.labels[i]).collect();
+    Confusion::new(data.class_names.len(), &truth, predicted)
 }
 
 /// Refuses bad settings, classes that cannot train, inputs that do not match their labels, and

@@ -40,7 +40,8 @@ macro_rules! every_gpu_case {
             a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weights,
             the_candle_and_gpu_steps_agree_on_every_head_case,
         );
-        // The slowest cases on SwiftShader (up to 252 s each on 2 busy cores): a runner each.
+        // The slowest cases on SwiftShader (up to 252 s each on 2 busy cores): a runner for
+        // each backbone's, and the MobileNetV2 blocks' step-level case beside its own (+10 s).
         $each!(fine_tuning_mobilenet:
             fine_tuning_on_the_gpu_matches_the_cpu_trainer,
             the_candle_and_gpu_steps_agree_on_fine_tuning_blocks,
@@ -70,7 +71,7 @@ use graft::kernels::depthwise::{depthwise_reference, DepthwiseShape};
 use graft::kernels::im2col::im2col3x3;
 use graft::kernels::pointwise::{pointwise_reference, PointwiseShape};
 use graft::kernels::Window;
-use graft::train::step::{Batch, Rates, Scored, TargetBatch, TrainDevice, TrainStep};
+use graft::train::step::{Batch, Rates, Scored, TargetBatch, TrainStep};
 use graft::train::{Adapt, BatchNormMode, CandleStep, GpuStep, StepSpec, TrainConfig, TrainData, Trainer};
 
 use super::random::{random_backbone, random_backbone_of};
@@ -669,9 +670,11 @@ pub async fn a_device_lost_mid_training_continues_on_the_cpu_from_the_best_weigh
         }
         0.0
     };
-    let third = trainer.step_for(&clock, f64::INFINITY).await.unwrap();
-    assert!(batches.get() > 4, "the epoch went on after the loss");
-    let mut rest = vec![third.expect("the third epoch ended")];
+    let third = trainer.step_for(&clock, f64::INFINITY).await.unwrap().expect("the third epoch ended");
+    let description = trainer.device_description();
+    assert!(description.starts_with("CPU (") && description.contains("lost"), "{description}");
+    assert!(third.train_loss.is_finite() && third.val_loss.is_some_and(f32::is_finite), "{third:?}");
+    let mut rest = vec![third];
     while !trainer.is_done() {
         rest.push(trainer.run_epoch().await.unwrap());
     }
@@ -928,17 +931,17 @@ fn candle_step(case: &StepCase) -> CandleStep {
     CandleStep::new(spec, &case.config, &Device::Cpu, &mut rng).unwrap()
 }
 
-/// Drives any step through four batches of 8 (the blocks learning from the third on, when the
-/// case has blocks), each with its view, dropout mask and target rows, at changing rates.
+/// Drives any step through five batches of 8 (when the case has blocks, they learn in the third
+/// and fourth only), each with its view, dropout mask and target rows, at changing rates.
 async fn drive(step: &mut impl TrainStep, case: &StepCase) -> Driven {
     let data = &case.data;
     let everyone: Vec<usize> = (0..data.labels.len()).collect();
     let first = step.snapshot().await.unwrap();
     let mut rng = graft::train::rng::SplitMix64::new(5);
     let mut scores = vec![step.score(data, &everyone).await.unwrap()];
-    for b in 0..4 {
-        if b == 2 && case.blocks.is_some() {
-            step.set_blocks_learn(true).unwrap();
+    for b in 0..5 {
+        if case.blocks.is_some() && (b == 2 || b == 4) {
+            step.set_blocks_learn(b == 2).unwrap();
         }
         step.set_learning_rates(Rates { head: 0.02 / (b + 1) as f64, blocks: 2e-3 });
         let samples: Vec<usize> = (0..8).map(|i| (b * 5 + i * 3) % data.labels.len()).collect();
@@ -966,14 +969,12 @@ async fn drive(step: &mut impl TrainStep, case: &StepCase) -> Driven {
 async fn steps_agree(context: &GpuContext, case: StepCase, near: fn(f32, f32) -> bool) {
     let mut cpu = candle_step(&case);
     let mut gpu = GpuStep::new(context.clone(), &candle_step(&case), &case.data, &case.config).await.unwrap();
-    assert!(matches!(gpu.device(), TrainDevice::Webgpu { .. }), "{}", gpu.device());
     let (want, got) = (drive(&mut cpu, &case).await, drive(&mut gpu, &case).await);
     for (batch, (w, g)) in want.scores.iter().zip(&got.scores).enumerate() {
         println!("{}: after {batch} batches loss CPU {} GPU {}", case.name, w.loss, g.loss);
         assert!(near(g.loss, w.loss), "{} after {batch} batches: {} vs {}", case.name, g.loss, w.loss);
     }
     assert!(want.scores.first().unwrap().loss > want.scores.last().unwrap().loss, "{}: it learned", case.name);
-    assert_eq!(want.weights.keys().collect::<std::collections::BTreeSet<_>>(), got.weights.keys().collect());
     // Euclidean distances, as in `assert_blocks_moved_alike`: the GPU's weights differ from
     // the CPU's by far less than training moved them (a tensor that did not move: by nothing).
     let values = |w: &Tensor| w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
