@@ -240,7 +240,15 @@ impl GpuHead {
 
     /// Whether unfrozen blocks come before the head.
     pub fn has_suffix(&self) -> bool {
-        matches!(self.source, Source::Suffix(_))
+        self.suffix().is_some()
+    }
+
+    /// The unfrozen blocks, if they come first.
+    fn suffix(&self) -> Option<&GpuSuffix> {
+        match &self.source {
+            Source::Suffix(suffix) => Some(suffix),
+            Source::Resident(_) => None,
+        }
     }
 
     /// The learning rates from the next step on: the head's, then the blocks'.
@@ -349,10 +357,8 @@ impl GpuHead {
                 self.context().queue().submit([encoder.finish()]);
             })
             .await?;
-        let mut weights: HashMap<String, Vec<f32>> = match &self.source {
-            Source::Suffix(suffix) => suffix.stats().iter().cloned().collect(),
-            Source::Resident(_) => HashMap::new(),
-        };
+        let mut weights: HashMap<String, Vec<f32>> =
+            self.suffix().map(|s| s.stats().iter().cloned().collect()).unwrap_or_default();
         for (p, s) in params.iter().zip(&staging) {
             weights.insert(p.name.clone(), self.context().read(s, p.len).await?);
         }
@@ -375,11 +381,7 @@ impl GpuHead {
 
     /// The unfrozen blocks' parameters, if blocks come first.
     fn suffix_params(&self) -> impl Iterator<Item = &Param> {
-        let suffix = match &self.source {
-            Source::Suffix(suffix) => Some(suffix),
-            Source::Resident(_) => None,
-        };
-        suffix.into_iter().flat_map(|s| s.params())
+        self.suffix().into_iter().flat_map(|s| s.params())
     }
 
     /// Width of the output layer's input: the hidden units, or the features of a linear head.

@@ -103,6 +103,11 @@ impl CandleStep {
         })
     }
 
+    /// The head's shape.
+    pub fn head_spec(&self) -> MlpHeadSpec {
+        self.head.spec()
+    }
+
     /// The unfrozen blocks, if the run has some.
     pub fn suffix(&self) -> Option<&TrainableSuffix> {
         self.suffix.as_ref()
@@ -165,15 +170,12 @@ impl CandleStep {
             Some(values) => Some(Tensor::from_slice(values, (batch.samples.len(), self.hidden), x.device())?),
             None => None,
         };
-        let (Some(target), Some(domain)) = (&batch.target, &self.domain) else {
-            if batch.target.is_some() {
-                return Err(GraftError::Training("this run does not adapt".into()));
-            }
+        let Some(target) = &batch.target else {
             let logits = self.head.forward_with_mask(&self.features(&x, true)?, mask.as_ref())?;
             return Ok((candle_nn::loss::cross_entropy(&logits, &y)?, None));
         };
-        let target_inputs = data.target.as_ref().ok_or_else(|| GraftError::Training("no target rows".into()))?;
-        let t = select_rows(target_inputs, target.rows)?;
+        let domain = self.domain.as_ref().ok_or_else(|| GraftError::Training("this run does not adapt".into()))?;
+        let t = data.target_rows(target.rows)?;
         let h_source = self.head.features(&self.features(&x, true)?)?;
         let h_target = self.head.features(&self.features(&t, true)?)?;
         let logits = self.head.classify(&h_source, mask.as_ref())?;

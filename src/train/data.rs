@@ -28,6 +28,12 @@ impl TrainData {
         (1 + self.views.len()) * self.inputs.elem_count() * std::mem::size_of::<f32>()
     }
 
+    /// Rows `rows` of the unlabelled target inputs (an adapting batch's target half).
+    pub fn target_rows(&self, rows: &[usize]) -> Result<Tensor> {
+        let target = self.target.as_ref().ok_or_else(|| GraftError::Training("this run has no target rows".into()))?;
+        select_rows(target, rows)
+    }
+
     /// The plain inputs (`None`), or augmented view `view`.
     pub fn inputs_of(&self, view: Option<usize>) -> Result<&Tensor> {
         match view {

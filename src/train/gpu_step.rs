@@ -20,7 +20,6 @@ use crate::error::{GraftError, Result};
 use crate::gpu::suffix::GpuSuffix;
 use crate::gpu::train::{DomainBatch, GpuHead, HeadInputs};
 use crate::gpu::GpuContext;
-use crate::model::MlpHeadSpec;
 
 /// See the module header.
 pub struct GpuStep {
@@ -43,20 +42,17 @@ impl GpuStep {
             return Err(GraftError::GpuUnavailable(format!("{why}, so fine-tuning trains on the CPU")));
         }
         let initial = flat_values(cpu.head_vars())?;
-        let classes = data.class_names.len();
+        let spec = cpu.head_spec();
         let (lr, wd) = (config.learning_rate, config.weight_decay);
         let mut head = match cpu.suffix() {
             Some(suffix) => {
                 let (_, h, w, c) = data.inputs.dims4()?;
-                let spec = MlpHeadSpec { in_dim: suffix.feature_dim(), hidden: config.hidden, classes };
                 let inputs = HeadInputs::Suffix { suffix, boundary: (h, w, c) };
                 let mut head = GpuHead::new(context, spec, &initial, inputs, &data.labels, lr, wd).await?;
                 head.set_suffix_learns(cpu.blocks_learn())?;
                 head
             }
             None => {
-                let (_, in_dim) = data.inputs.dims2()?;
-                let spec = MlpHeadSpec { in_dim, hidden: config.hidden, classes };
                 let all: Vec<Tensor> = std::iter::once(&data.inputs).chain(&data.views).cloned().collect();
                 let labels = data.labels.repeat(all.len());
                 let target = cpu.domain_vars().and(data.target.clone());
@@ -91,8 +87,7 @@ impl GpuStep {
     /// appended to `inputs`.
     fn target_rows(&self, data: &TrainData, rows: &[usize], inputs: Option<&mut Vec<f32>>) -> Result<Vec<usize>> {
         if let Some(inputs) = inputs {
-            let target = data.target.as_ref().ok_or_else(|| GraftError::Training("no target rows".into()))?;
-            inputs.extend(select_rows(target, rows)?.flatten_all()?.to_vec1::<f32>()?);
+            inputs.extend(data.target_rows(rows)?.flatten_all()?.to_vec1::<f32>()?);
             return Ok(rows.to_vec());
         }
         let offset = (1 + data.views.len()) * data.labels.len();
