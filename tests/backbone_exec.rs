@@ -13,6 +13,7 @@ use graft::train::{SavedHead, SuffixMode, TrainConfig, TrainData, Trainer};
 use graft::GraftError;
 use random::random_backbone;
 
+mod common;
 #[path = "common/backbone.rs"]
 mod random;
 
@@ -209,7 +210,7 @@ fn an_embedding_cache_refuses_features_of_another_backbone() {
 
 #[test]
 fn a_saved_head_restores_the_same_predictions_and_checks_its_backbone() {
-    let features = Tensor::randn(0f32, 1.0, (12, 6), &Device::Cpu).unwrap();
+    let features = Tensor::randn(0f32, 1.0, (12, 1280), &Device::Cpu).unwrap();
     let labels: Vec<usize> = (0..12).map(|i| i % 3).collect();
     let class_names: Vec<String> = ["x", "y", "z"].map(String::from).to_vec();
     let data = TrainData::new(features.clone(), labels, class_names.clone());
@@ -228,6 +229,120 @@ fn a_saved_head_restores_the_same_predictions_and_checks_its_backbone() {
     let mut broken = saved.clone();
     broken.safetensors.truncate(20);
     assert!(matches!(broken.restore(&key("aaaa"), &backbone, &Device::Cpu), Err(GraftError::BadFile { .. })));
+    // A head for features of another width is refused, not run into a shape error later.
+    let narrow = TrainData::new(
+        features.narrow(1, 0, 6).unwrap().contiguous().unwrap(),
+        (0..12).map(|i| i % 3).collect(),
+        saved.class_names.clone(),
+    );
+    let mut trainer = Trainer::new(narrow, TrainConfig { epochs: 1, hidden: 5, ..Default::default() }).unwrap();
+    block_on(trainer.run_epoch()).unwrap();
+    let narrow = SavedHead::new(&block_on(trainer.finish()).unwrap(), key("aaaa"), saved.class_names.clone()).unwrap();
+    let err = narrow.restore(&key("aaaa"), &backbone, &Device::Cpu).err().unwrap();
+    assert!(err.to_string().contains("its head takes 6 features, the backbone gives 1280"), "{err}");
+}
+
+/// A file of `tests/fixtures/saved/` (`tests/reference/make_saved_files.py`: one of each shape
+/// Graft has saved a model in). A `.header` file is a safetensors header alone: the zeros its
+/// offsets cover are appended.
+fn saved_file(name: &str) -> Vec<u8> {
+    let mut bytes = std::fs::read(common::manifest_dir().join("tests/fixtures/saved").join(name)).unwrap();
+    if name.ends_with(".header") {
+        let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + length]).unwrap();
+        let end = header.values().filter_map(|t| t["data_offsets"][1].as_u64()).max().unwrap();
+        bytes.resize(8 + length + end as usize, 0);
+    }
+    bytes
+}
+
+fn saved_head(safetensors: Vec<u8>, classes: usize) -> SavedHead {
+    let report: graft::train::TrainReport = serde_json::from_value(serde_json::json!({
+        "epochs_run": 1, "best_epoch": 1, "val_accuracy": 1.0, "per_class_accuracy": vec![1.0; classes],
+        "confusion": {"counts": vec![vec![0; classes]; classes]}, "train_samples": 2, "val_samples": 2
+    }))
+    .unwrap();
+    let class_names = (0..classes).map(|i| format!("class {i}")).collect();
+    SavedHead { backbone: key("aaaa"), class_names, report, safetensors }
+}
+
+/// Every shape a model was saved in so far is read by today's readers, through one validator.
+#[test]
+fn every_older_saved_model_shape_is_still_read() {
+    let backbone = random_backbone();
+    let features = Tensor::randn(0f32, 1.0, (2, 1280), &Device::Cpu).unwrap();
+    // A bare head, as `graft train --save` wrote it before model files and a project keeps it.
+    let bare = saved_head(saved_file("head-bare-hidden.safetensors"), 3);
+    let head = bare.restore(&key("aaaa"), &backbone, &Device::Cpu).unwrap();
+    assert_eq!(head.head().spec(), graft::model::MlpHeadSpec { in_dim: 1280, hidden: 4, classes: 3 });
+    assert_eq!(head.to_safetensors().unwrap(), bare.safetensors, "the values come back as saved");
+    let probabilities = values(&head.predict(&features).unwrap());
+    assert!(probabilities.iter().all(|p| p.is_finite() && *p > 0.0));
+    // Fine-tuned blocks saved before their batch-norm statistics were: the pretrained ones.
+    let old = saved_head(saved_file("finetuned-no-stats.header"), 2);
+    let head = old.restore(&key("aaaa"), &backbone, &Device::Cpu).unwrap();
+    let tuned = head.suffix().expect("the fine-tuned block comes back");
+    assert_eq!(tuned.first_block(), 18);
+    let pretrained = backbone.trainable_suffix(18).unwrap();
+    for ((name, var), (_, original)) in tuned.tensors().zip(pretrained.tensors()) {
+        let expected =
+            if name.contains("running_") { values(original.as_tensor()) } else { vec![0.0; var.elem_count()] };
+        assert_eq!(values(var.as_tensor()), expected, "{name}");
+    }
+    // A model file of version 1 (its report has no `kept_final`), fine-tuned.
+    let file = graft::train::ModelFile::parse("v1.safetensors", saved_file("model-v1-finetuned.header")).unwrap();
+    assert_eq!(file.meta.classes, ["cat", "dog"]);
+    assert!(!file.meta.report.kept_final);
+    let head = file.restore(&key("aaaa"), &backbone, &Device::Cpu).unwrap();
+    assert_eq!(head.suffix().map(|s| s.first_block()), Some(18));
+    // A .graft file as the first project files were (no adaptation, checks or target bin).
+    let bytes = saved_file("project-v1.graft");
+    let archive = graft::project::archive::read_archive("old.graft", &bytes, &Default::default()).unwrap();
+    assert_eq!(archive.name, "Old lesson");
+    assert_eq!(archive.images.len(), 2);
+    assert!(!archive.project.settings.adapt.enabled && archive.project.target.is_none());
+    let saved = archive.project.head.as_ref().unwrap();
+    let head = saved.restore(&key("aaaa"), &backbone, &Device::Cpu).unwrap();
+    assert_eq!(head.head().spec().classes, 2);
+}
+
+/// A tensor of a safetensors file, to edit: dtype, shape, bytes.
+type OwnedTensor = (safetensors::Dtype, Vec<usize>, Vec<u8>);
+
+/// The one validator refuses what no Graft ever wrote, in every reader, with the same words.
+#[test]
+fn a_weights_file_that_graft_never_wrote_is_refused_by_every_reader() {
+    let backbone = random_backbone();
+    let bare = saved_file("head-bare-hidden.safetensors");
+    let tensors = safetensors::SafeTensors::deserialize(&bare).unwrap();
+    let rewritten = |edit: &dyn Fn(&str, &mut OwnedTensor)| {
+        let mut owned: Vec<(String, OwnedTensor)> = tensors
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| (n, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
+            .collect();
+        owned.iter_mut().for_each(|(name, tensor)| edit(name, tensor));
+        let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+            .iter()
+            .map(|(n, (d, s, b))| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        safetensors::serialize(views, None).unwrap()
+    };
+    let half = rewritten(&|name, tensor| {
+        if name == "output.bias" {
+            *tensor = (safetensors::Dtype::F16, vec![3], tensor.2[..6].to_vec());
+        }
+    });
+    let wide = rewritten(&|name, tensor| {
+        if name == "hidden.bias" {
+            *tensor = (safetensors::Dtype::F32, vec![5], [tensor.2.clone(), vec![0; 4]].concat());
+        }
+    });
+    for (bytes, expected) in [(half, "tensor output.bias is F16, not F32"), (wide, "tensor hidden.bias has shape [5]")]
+    {
+        let err = saved_head(bytes, 3).restore(&key("aaaa"), &backbone, &Device::Cpu).err().unwrap();
+        assert!(err.to_string().contains(expected), "{err}");
+    }
 }
 
 #[test]

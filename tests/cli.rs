@@ -301,7 +301,7 @@ fn refuse_broken_models(dir: &std::path::Path, model: &[u8]) {
             with_metadata(model, |m| {
                 m.insert("graft.head".into(), r#"{"in_dim":1280,"hidden":50,"classes":2}"#.into());
             }),
-            "tensor output.weight has shape [2, 100], its metadata says [2, 50]",
+            "tensor hidden.weight has shape [100, 1280], its metadata says [50, 1280]",
         ),
         ("no-metadata", with_metadata(model, |m| m.clear()), "does not say it is a Graft model"),
     ];

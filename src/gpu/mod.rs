@@ -113,10 +113,8 @@ impl GpuContext {
             power_preference: wgpu::PowerPreference::HighPerformance,
             ..Default::default()
         };
-        let adapter = instance
-            .request_adapter(&options)
-            .await
-            .map_err(|e| GraftError::GpuUnavailable(format!("no WebGPU adapter ({e})")))?;
+        let adapter =
+            instance.request_adapter(&options).await.map_err(|e| GraftError::GpuUnavailable(adapter_missing(&e)))?;
         let summary = AdapterSummary::from_info(&adapter.get_info());
         if summary.software && !allow_software {
             return Err(GraftError::GpuUnavailable(format!(
@@ -260,5 +258,14 @@ impl GpuContext {
             return Err(GraftError::Gpu(format!("{what} failed on the GPU ({error})")));
         }
         Ok(value)
+    }
+}
+
+/// Why no adapter came, for the page's badge: wgpu's `NotFound` lists every backend it was
+/// built with and what each found (a long line in a browser), which tells a person no more.
+fn adapter_missing(error: &wgpu::RequestAdapterError) -> String {
+    match error {
+        wgpu::RequestAdapterError::NotFound { .. } => "no GPU adapter was found".into(),
+        other => format!("no WebGPU adapter ({other})"),
     }
 }

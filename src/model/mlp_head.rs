@@ -14,6 +14,20 @@ pub struct MlpHeadSpec {
     pub classes: usize,
 }
 
+impl MlpHeadSpec {
+    /// Its tensors' names and shapes, hidden layer first: what a weights file holds for it.
+    pub fn tensor_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        use super::names::{HIDDEN_BIAS, HIDDEN_WEIGHT, OUTPUT_BIAS, OUTPUT_WEIGHT};
+        let output_in = if self.hidden > 0 { self.hidden } else { self.in_dim };
+        let mut shapes = Vec::with_capacity(4);
+        if self.hidden > 0 {
+            shapes.extend([(HIDDEN_WEIGHT, vec![self.hidden, self.in_dim]), (HIDDEN_BIAS, vec![self.hidden])]);
+        }
+        shapes.extend([(OUTPUT_WEIGHT, vec![self.classes, output_in]), (OUTPUT_BIAS, vec![self.classes])]);
+        shapes
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MlpHead {
     hidden: Option<Linear>,

@@ -18,7 +18,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Cursor, Read, Write};
 
-use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use zip::write::SimpleFileOptions;
 use zip::CompressionMethod;
@@ -26,7 +25,7 @@ use zip::CompressionMethod;
 use super::{Project, PROJECT_VERSION};
 use crate::error::{GraftError, Result};
 use crate::preprocess::StoredImage;
-use crate::train::head_file::head_from_safetensors;
+use crate::train::head_file::WeightsLayout;
 
 /// Bumped when the file layout changes incompatibly (the project inside has its own version).
 pub const ARCHIVE_VERSION: u32 = 1;
@@ -211,19 +210,14 @@ pub fn read_archive(file: &str, bytes: &[u8], limits: &ArchiveLimits) -> Result<
     Ok(ProjectArchive { name: manifest.name, project, images })
 }
 
-/// The weights hold a head whose outputs are the class names (the fine-tuned blocks are
-/// checked against the backbone when the head is restored).
+/// The weights hold a head whose outputs are the class names ([`WeightsLayout`]; fine-tuned
+/// blocks are matched against the backbone when the head is restored).
 fn check_weights(weights: &[u8], class_names: &[String]) -> std::result::Result<(), String> {
-    let tensors =
-        safetensors::SafeTensors::deserialize(weights).map_err(|e| format!("model.safetensors is invalid ({e})"))?;
-    if let Some((name, view)) = tensors.tensors().into_iter().find(|(_, v)| v.dtype() != safetensors::Dtype::F32) {
-        return Err(format!("model.safetensors: tensor {name} is {:?}, not F32", view.dtype()));
-    }
-    let (_, head) = head_from_safetensors(weights, &Device::Cpu).map_err(|e| format!("model.safetensors: {e}"))?;
-    if head.classes() != class_names.len() {
+    let layout = WeightsLayout::of_bytes(weights).map_err(|e| format!("model.safetensors: {e}"))?;
+    if layout.head.classes != class_names.len() {
         return Err(format!(
             "the model has {} outputs, but the manifest names {} classes",
-            head.classes(),
+            layout.head.classes,
             class_names.len()
         ));
     }

@@ -23,15 +23,15 @@
 use std::collections::HashMap;
 
 use candle_core::Device;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::head_file::TrainedHead;
+use super::head_file::{TrainedHead, WeightsLayout};
 use super::report::TrainReport;
 use crate::backbone::{Architecture, Backbone, BackboneKey};
 use crate::error::{GraftError, Result};
-use crate::model::{names, MlpHeadSpec};
+use crate::model::MlpHeadSpec;
 use crate::preprocess::InputSpec;
 
 pub const MODEL_FILE_VERSION: u32 = 1;
@@ -105,15 +105,10 @@ impl ModelFile {
                 self.meta.backbone
             )));
         }
-        if self.meta.head.in_dim != backbone.feature_dim() {
-            return Err(bad(format!(
-                "its head takes {} features, the backbone gives {}",
-                self.meta.head.in_dim,
-                backbone.feature_dim()
-            )));
-        }
-        TrainedHead::from_safetensors(&self.bytes, self.meta.report.clone(), backbone, device)
-            .map_err(|e| bad(e.to_string()))
+        TrainedHead::from_safetensors(&self.bytes, self.meta.report.clone(), backbone, device).map_err(|e| match e {
+            GraftError::BadFile { reason, .. } => bad(reason),
+            other => bad(other.to_string()),
+        })
     }
 }
 
@@ -155,29 +150,17 @@ fn parse_meta(metadata: &HashMap<String, String>) -> std::result::Result<ModelMe
     Ok(meta)
 }
 
-/// Every tensor is F32; the head's are exactly those of `meta.head` with its shapes; the rest
-/// (fine-tuned blocks) are checked against the backbone when restored.
+/// The tensors hold the head the metadata describes (shapes, names, F32: [`WeightsLayout`]),
+/// and fine-tuned blocks exactly when it lists some (they are matched against the backbone
+/// when restored).
 fn check_tensors(meta: &ModelMeta, tensors: &SafeTensors) -> std::result::Result<(), String> {
-    let MlpHeadSpec { in_dim, hidden, classes } = meta.head;
-    let output_in = if hidden > 0 { hidden } else { in_dim };
-    let mut expected = vec![(names::OUTPUT_WEIGHT, vec![classes, output_in]), (names::OUTPUT_BIAS, vec![classes])];
-    if hidden > 0 {
-        expected.extend([(names::HIDDEN_WEIGHT, vec![hidden, in_dim]), (names::HIDDEN_BIAS, vec![hidden])]);
-    }
-    for (name, shape) in &expected {
-        let view = tensors.tensor(name).map_err(|_| format!("tensor {name} is missing"))?;
-        if view.shape() != shape.as_slice() {
-            return Err(format!("tensor {name} has shape {:?}, its metadata says {shape:?}", view.shape()));
+    let layout = WeightsLayout::read(tensors)?;
+    layout.check_head(&meta.head, "its metadata")?;
+    match (layout.block_tensors.first(), meta.fine_tuned_blocks.is_empty()) {
+        (Some(name), true) => {
+            Err(format!("tensor {name} is not part of the head, and no fine-tuned blocks are listed"))
         }
+        (None, false) => Err("its metadata lists fine-tuned blocks, but it holds none of their tensors".into()),
+        _ => Ok(()),
     }
-    for (name, view) in tensors.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(format!("tensor {name} is {:?}, not F32", view.dtype()));
-        }
-        let is_head = expected.iter().any(|(n, _)| *n == name);
-        if !is_head && meta.fine_tuned_blocks.is_empty() {
-            return Err(format!("tensor {name} is not part of the head, and no fine-tuned blocks are listed"));
-        }
-    }
-    Ok(())
 }

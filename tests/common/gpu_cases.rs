@@ -71,8 +71,10 @@ use graft::kernels::depthwise::{depthwise_reference, DepthwiseShape};
 use graft::kernels::im2col::im2col3x3;
 use graft::kernels::pointwise::{pointwise_reference, PointwiseShape};
 use graft::kernels::Window;
-use graft::train::step::{Batch, Rates, Scored, TargetBatch, TrainStep};
-use graft::train::{Adapt, BatchNormMode, CandleStep, GpuStep, StepSpec, TrainConfig, TrainData, Trainer};
+use graft::train::step::{Batch, Rates, Scored, TargetBatch, TrainDevice, TrainStep};
+use graft::train::{
+    Adapt, BatchNormMode, CandleStep, FallbackStep, GpuStep, StepSpec, TrainConfig, TrainData, Trainer,
+};
 
 use super::random::{random_backbone, random_backbone_of};
 
@@ -990,6 +992,22 @@ async fn steps_agree(context: &GpuContext, case: StepCase, near: fn(f32, f32) ->
     }
 }
 
+/// The fallback step with a GPU attached trains there (the GPU step's scores, a WebGPU badge),
+/// and its Candle step holds the weights of the last restore, from which a lost GPU's run goes on.
+async fn the_fallback_step_follows_its_gpu(context: &GpuContext, case: &StepCase) {
+    let mut gpu = GpuStep::new(context.clone(), &candle_step(case), &case.data, &case.config).await.unwrap();
+    let mut fallback = FallbackStep::new(candle_step(case));
+    fallback.use_gpu(context.clone(), &case.data, &case.config).await.unwrap();
+    assert!(matches!(fallback.device(), TrainDevice::Webgpu { .. }), "{}", fallback.device());
+    let (want, got) = (drive(&mut gpu, case).await, drive(&mut fallback, case).await);
+    for (batch, (w, g)) in want.scores.iter().zip(&got.scores).enumerate() {
+        assert!(close(g.loss, w.loss), "{} fallback after {batch} batches: {} vs {}", case.name, g.loss, w.loss);
+    }
+    let everyone: Vec<usize> = (0..case.data.labels.len()).collect();
+    let kept = fallback.into_cpu().score(&case.data, &everyone).await.unwrap();
+    assert!(close(kept.loss, got.restored.loss), "{}: the Candle step kept the restored weights", case.name);
+}
+
 /// The head-only cases of the step-level parity test: a hidden layer with dropout, a linear
 /// head, augmented views, and an adapting run.
 pub async fn the_candle_and_gpu_steps_agree_on_every_head_case(context: GpuContext) {
@@ -1004,6 +1022,7 @@ pub async fn the_candle_and_gpu_steps_agree_on_every_head_case(context: GpuConte
         StepCase { name: "views", data: TrainData { views, ..plain() }, config: config.clone(), blocks: None },
         StepCase { name: "adapting", data: TrainData { target, ..plain() }, config, blocks: None },
     ];
+    the_fallback_step_follows_its_gpu(&context, &cases[0]).await;
     for case in cases {
         steps_agree(&context, case, close).await;
     }

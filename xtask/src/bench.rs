@@ -62,7 +62,7 @@ const PYTHON: &str = "/usr/bin/python3";
 const LABEL: usize = 50;
 
 pub fn run_all() -> Result {
-    build_tools()?;
+    build_tools(crate::setup::CliBuild::Alone)?;
     test_tools()?;
     apt_packages(&BENCH_APT_PACKAGES)?;
     let bench_js = root().join("tests/bench");

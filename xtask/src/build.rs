@@ -106,7 +106,7 @@ pub fn tools_and_site() -> Result {
     let pkg = clear_pkg()?;
     std::thread::scope(|scope| {
         let tools = scope.spawn(crate::setup::wasm_tools);
-        let weights = scope.spawn(|| timed("weights", crate::setup::weights));
+        let weights = scope.spawn(|| timed("weights", || crate::setup::weights(crate::setup::CliBuild::Alone)));
         let relaxed =
             scope.spawn(|| timed("wasm build (relaxed SIMD)", || cargo_build(&RELAXED, WasmFlavour::Relaxed)));
         let simd128 = timed("wasm build (SIMD128)", || cargo_build(&BINARIES, WasmFlavour::Simd128));

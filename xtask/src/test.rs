@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::build::WasmFlavour;
-use crate::setup::{build_tools, test_tools, wasm_bindgen_test_runner};
+use crate::setup::{build_tools, test_tools, wasm_bindgen_test_runner, CliBuild};
 use crate::util::{self, root, Result};
 
 /// The suites, in the order they run by default.
@@ -31,7 +31,7 @@ fn run_suites(suites: &[Suite]) -> Result {
     // The test tools (apt, npm, rustup) mostly wait on the network and the disk: beside the build.
     std::thread::scope(|scope| {
         let tools = scope.spawn(|| util::timed("test tools", test_tools));
-        let built = build_tools();
+        let built = build_tools(CliBuild::WithTests);
         crate::setup::joined(tools)?;
         built
     })?;
@@ -84,22 +84,18 @@ fn parse_suites(args: &[String]) -> Result<Vec<Suite<'_>>> {
 
 /// Formatting and lints: every crate and target natively, and the crates that ship as wasm32
 /// (the engine and the web app) for wasm32, where other code is compiled (SIMD128 kernels).
+/// Clippy runs in the release profile with the settings of the builds that follow (natively
+/// the tests' overflow checks, for wasm32 the site's), so that the proc macros and build
+/// scripts it compiles are theirs: in the dev profile every proc macro was compiled at
+/// opt-level 3 (`[profile.dev.package."*"]`), twice (natively and beside wasm32), which was
+/// most of a cold lint's 465 s on 2 cores.
 fn lint() -> Result {
     util::run(Command::new("cargo").args(["fmt", "--all", "--check"]))?;
-    util::run(crate::cache::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    util::run(crate::cache::cargo().args([
-        "clippy",
-        "--package",
-        "graft",
-        "--package",
-        "graft-web",
-        "--all-targets",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--",
-        "-D",
-        "warnings",
-    ]))
+    let clippy = ["clippy", "--release", "--all-targets"];
+    let deny = ["--", "-D", "warnings"];
+    util::run(crate::cache::checked_cargo().args(clippy).arg("--workspace").args(deny))?;
+    let wasm32 = ["--package", "graft", "--package", "graft-web", "--target", "wasm32-unknown-unknown"];
+    util::run(crate::cache::cargo().args(clippy).args(wasm32).args(deny))
 }
 
 /// The tests that compare numbers with PyTorch's.
@@ -130,7 +126,7 @@ fn native(only: &[&str]) -> Result {
 
 /// `cargo test` of the engine, the page's crate and xtask in release, with the GPU required
 /// (which a GPU case reads when it is compiled, too), overflow checks on.
-fn native_tests() -> Command {
+pub(crate) fn native_tests() -> Command {
     let mut cargo = crate::cache::checked_cargo();
     with_gpu(&mut cargo)
         .args(["test", "--release", "--package", "graft", "--package", "graft-web", "--package", "xtask"])
@@ -234,10 +230,17 @@ fn gpu_case_groups() -> Result<Vec<String>> {
 /// samples; 32 s alone now; ARCHITECTURE.md).
 const WASM_TEST_TIMEOUT_S: &str = "400";
 
+/// `cargo test` of the engine for wasm32. The page's crate is selected too, though it has no
+/// wasm test: cargo then resolves every shared dependency with the features the site's build
+/// gives it (checked with `cargo tree -e features`), so that the site reuses the tests' build of
+/// Candle, wgpu, web-sys and the rest instead of compiling them again for each flavour
+/// (wasm-bindgen's `default` feature alone, which the page's dependencies ask for, differed).
 fn wasm_tests(flavour: WasmFlavour) -> Command {
     let mut cargo = crate::cache::cargo();
+    let packages = ["--package", "graft", "--package", "graft-web"];
     with_gpu(flavour.configure(&mut cargo))
-        .args(["test", "--release", "--package", "graft", "--target", "wasm32-unknown-unknown"])
+        .args(["test", "--release", "--target", "wasm32-unknown-unknown"])
+        .args(packages)
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", wasm_bindgen_test_runner())
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
         .env("WASM_BINDGEN_TEST_TIMEOUT", WASM_TEST_TIMEOUT_S);
